@@ -1,0 +1,1 @@
+"""Cortex-M: cross-compilation with arm-none-eabi-gcc, flash/RAM sizes, emulated runs in unicorn."""

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the Debian packages elman's demo and tests need, where missing.
+#   fortunes                                  built-in text data (text:fortunes)
+#   gcc-arm-none-eabi libnewlib-arm-none-eabi Cortex-M builds (elman mcu)
+#   qemu-system-arm                           whole-image smoke test (optional)
+#   chromium                                  renders report.html in a test (optional)
+# As root this runs apt-get; otherwise it prints the exact line to run and fails.
+set -euo pipefail
+
+required=()
+[ -f /usr/share/games/fortunes/fortunes ] || required+=(fortunes)
+command -v arm-none-eabi-gcc >/dev/null 2>&1 || required+=(gcc-arm-none-eabi)
+[ -d /usr/lib/arm-none-eabi/newlib ] || [ -f /usr/lib/arm-none-eabi/lib/libc.a ] || required+=(libnewlib-arm-none-eabi)
+optional=()
+if [ "${1:-}" = "--with-optional" ]; then
+  command -v qemu-system-arm >/dev/null 2>&1 || optional+=(qemu-system-arm)
+  command -v chromium >/dev/null 2>&1 || optional+=(chromium)
+fi
+missing=("${required[@]}" "${optional[@]}")
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo apt-get update -q && sudo $line
+    exit 0
+  fi
+  echo "elman needs system packages that are missing: ${missing[*]}" >&2
+  echo "run this as root, then try again:" >&2
+  echo "  sudo apt-get update && sudo $line" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+$line >/dev/null

@@ -1,0 +1,1 @@
+"""Stage 1, ``elman train``: data -> model.keras (truncated BPTT, global-norm clipping)."""
