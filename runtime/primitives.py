@@ -1,15 +1,43 @@
-"""Fixed-point primitives shared by the IR, the simulator and the C generator.
+"""Fixed-point primitives of the integer program, written once, vectorized in numpy.
 
-Only the multiplier derivation lives here for now; the runtime stage adds the
-requantize / add / tanh primitives of each arithmetic profile beside it.
+Every function here reproduces one routine of the TFLite / TFLite Micro kernels
+to the bit, with int32 values carried in numpy ``int64`` arrays (so products of
+two int32 values never overflow) and ``wrap_int32`` where C wraps.
+
+Two arithmetic profiles (see ``PROFILES``):
+
+``tflm``
+    TFLite Micro: ``MultiplyByQuantizedMultiplier`` is the gemmlowp "double
+    rounding" (``SaturatingRoundingDoublingHighMul`` then
+    ``RoundingDivideByPOT``); TANH runs gemmlowp's fixed-point ``tanh``.
+``tflite``
+    LiteRT ``BUILTIN_REF`` kernels, built with ``TFLITE_SINGLE_ROUNDING``: one
+    64-bit multiply, add half, arithmetic shift (ties toward +infinity); the
+    TANH is a 256-entry table filled from float ``tanhf`` and ``std::round``.
+
+Sources: ``tensorflow/lite/kernels/internal/common.{h,cc}``,
+``quantization_util.cc``, ``reference/integer_ops/{fully_connected,add,tanh}.h``,
+``kernels/activations.cc`` (``PopulateLookupTable``), ``micro/kernels/tanh_common.cc``
+and gemmlowp ``fixedpoint/fixedpoint.h``.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+INT8_MIN = -128
+INT8_MAX = 127
+PROFILES = ("tflm", "tflite")
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown arithmetic profile {profile!r}; choose one of {PROFILES}")
+    return profile
 
 
 def round_half_away(x: float) -> int:
@@ -40,3 +68,295 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
         shift = 0
         q_fixed = 0
     return int(q_fixed), int(shift)
+
+
+def quantize_multiplier_for(real_multiplier: float, profile: str) -> tuple[int, int]:
+    """``QuantizeMultiplier`` as built for ``profile``: the single-rounding build
+    (``tflite``) saturates a shift above 30 to ``(2**31 - 1, 30)``."""
+    m, s = quantize_multiplier(real_multiplier)
+    if check_profile(profile) == "tflite" and s > 30:
+        m, s = INT32_MAX, 30
+    return m, s
+
+
+# ---- integer helpers -------------------------------------------------------------------
+
+
+def wrap_int32(x: np.ndarray | int) -> np.ndarray:
+    """Two's-complement wrap of int64 values to int32 range (what the C int32 does)."""
+    x = np.asarray(x, dtype=np.int64)
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def saturate_int8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def _trunc_div_pow2(x: np.ndarray, bits: int) -> np.ndarray:
+    """C integer division by ``2**bits`` (rounds toward zero)."""
+    return np.where(x >= 0, x >> bits, -((-x) >> bits))
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingDoublingHighMul`` (ARM ``VQRDMULH``) on int32 values."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    overflow = (a == b) & (a == INT32_MIN)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = _trunc_div_pow2(ab + nudge, 31)
+    return np.where(overflow, INT32_MAX, high).astype(np.int64)
+
+
+def rounding_divide_by_pot(x: np.ndarray | int, exponent: np.ndarray | int) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT``: round to nearest, ties away from zero."""
+    x = np.asarray(x, dtype=np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    if np.any((exponent < 0) | (exponent > 31)):
+        raise ValueError("RoundingDivideByPOT exponent must be in [0, 31]")
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier_double(
+    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
+) -> np.ndarray:
+    """TFLM / gemmlowp double rounding: ``RoundingDivideByPOT(SRDHM(x << left, m), right)``."""
+    x = np.asarray(x, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = wrap_int32(x * (np.int64(1) << left))
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+def multiply_by_quantized_multiplier_single(
+    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
+) -> np.ndarray:
+    """TFLite ``TFLITE_SINGLE_ROUNDING``: ``(x * m + 2**(30 - shift)) >> (31 - shift)``.
+
+    Ties round toward +infinity (an arithmetic shift of the nudged product).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    if np.any((shift < -31) | (shift > 30)):
+        raise ValueError("single-rounding shift must be in [-31, 30]")
+    total_shift = 31 - shift
+    nudge = np.int64(1) << (total_shift - 1)
+    return wrap_int32((x * np.asarray(multiplier, dtype=np.int64) + nudge) >> total_shift)
+
+
+def multiply_by_quantized_multiplier(
+    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int, profile: str
+) -> np.ndarray:
+    """``MultiplyByQuantizedMultiplier`` of the profile (int32 in, int32 out)."""
+    if check_profile(profile) == "tflm":
+        return multiply_by_quantized_multiplier_double(x, multiplier, shift)
+    return multiply_by_quantized_multiplier_single(x, multiplier, shift)
+
+
+def multiply_by_quantized_multiplier_smaller_than_one(
+    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int, profile: str
+) -> np.ndarray:
+    """``MultiplyByQuantizedMultiplierSmallerThanOneExp`` (``shift <= 0``), used by ADD."""
+    if check_profile(profile) == "tflm":
+        shift = np.asarray(shift, dtype=np.int64)
+        return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -shift)
+    return multiply_by_quantized_multiplier_single(x, multiplier, shift)
+
+
+# ---- the three operators ----------------------------------------------------------------
+
+
+def requantize(
+    acc: np.ndarray,
+    multipliers: np.ndarray,
+    shifts: np.ndarray,
+    output_zero_point: int,
+    profile: str,
+) -> np.ndarray:
+    """int32 accumulators (``(..., channels)``) to int8: scale per channel, add the
+    output zero point, saturate (FULLY_CONNECTED's epilogue)."""
+    scaled = multiply_by_quantized_multiplier(wrap_int32(acc), multipliers, shifts, profile)
+    return saturate_int8(scaled + output_zero_point)
+
+
+def add_rescale(
+    a: np.ndarray,
+    r: np.ndarray,
+    *,
+    a_zero_point: int,
+    r_zero_point: int,
+    output_zero_point: int,
+    left_shift: int,
+    a_multiplier: tuple[int, int],
+    r_multiplier: tuple[int, int],
+    output_multiplier: tuple[int, int],
+    profile: str,
+) -> np.ndarray:
+    """int8 ADD, TFLite's two-stage rescale (``reference_integer_ops::Add``).
+
+    Each input, offset by its zero point and shifted left by ``left_shift``, is
+    scaled to the common scale ``2 * max(s_a, s_r)``; the sum is scaled to the
+    output, offset and saturated. The multipliers are ``(multiplier, shift)``.
+    """
+    a32 = wrap_int32((np.asarray(a, np.int64) - a_zero_point) << left_shift)
+    r32 = wrap_int32((np.asarray(r, np.int64) - r_zero_point) << left_shift)
+    sa = multiply_by_quantized_multiplier_smaller_than_one(a32, *a_multiplier, profile)
+    sr = multiply_by_quantized_multiplier_smaller_than_one(r32, *r_multiplier, profile)
+    raw_sum = wrap_int32(sa + sr)
+    out = multiply_by_quantized_multiplier_smaller_than_one(raw_sum, *output_multiplier, profile)
+    return saturate_int8(out + output_zero_point)
+
+
+def tanh_table(input_scale: float, input_zero_point: int, profile: str) -> np.ndarray:
+    """The TANH of the profile as a 256-entry int8 table, indexed by ``q + 128``
+    for the int8 input ``q`` (output scale 1/128, zero point 0)."""
+    if check_profile(profile) == "tflm":
+        return tanh_table_tflm(input_scale, input_zero_point)
+    return tanh_table_tflite(input_scale, input_zero_point)
+
+
+def tanh_table_tflite(input_scale: float, input_zero_point: int) -> np.ndarray:
+    """LiteRT ``PopulateLookupTable``: float32 ``tanhf(s * (q - zp)) * 128``, ``std::round``."""
+    q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
+    dequantized = np.float32(input_scale) * (q - input_zero_point).astype(np.float32)
+    # tanh in double, rounded once to float32: the correctly rounded tanhf.
+    transformed = np.tanh(dequantized.astype(np.float64)).astype(np.float32)
+    scaled = (transformed * np.float32(128.0)).astype(np.float64)
+    rescaled = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+    return saturate_int8(rescaled.astype(np.int64))
+
+
+# gemmlowp fixed-point tanh (FixedPoint<int32_t, 4> in, FixedPoint<int32_t, 0> out).
+_TANH_INPUT_INTEGER_BITS = 4
+
+
+def tflm_tanh_input_params(input_scale: float) -> tuple[int, int, int]:
+    """TFLM ``CalculateArithmeticOpDataTanh``: ``(input_multiplier, input_left_shift,
+    input_range_radius)`` for an int8 input of scale ``input_scale``."""
+    real = float(input_scale) * float(1 << (31 - _TANH_INPUT_INTEGER_BITS))
+    q, left_shift = math.frexp(real)
+    multiplier = round_half_away(q * (1 << 31))
+    multiplier = int(wrap_int32(multiplier))  # static_cast<int32_t>, no carry handling
+    max_input_rescaled = (
+        1.0 * ((1 << _TANH_INPUT_INTEGER_BITS) - 1)
+        * float(1 << (31 - _TANH_INPUT_INTEGER_BITS)) / float(2.0**left_shift)
+    )
+    radius = math.floor(max_input_rescaled)
+    return multiplier, left_shift, radius
+
+
+def _srdhm(a: int, b: int) -> int:
+    return int(saturating_rounding_doubling_high_mul(a, b))
+
+
+def _rdbpot(x: int, e: int) -> int:
+    return int(rounding_divide_by_pot(x, e))
+
+
+def _w(x: int) -> int:
+    return int(wrap_int32(x))
+
+
+def _sat_mul_pot(x: int, exponent: int) -> int:
+    """gemmlowp ``SaturatingRoundingMultiplyByPOT<exponent>`` on int32."""
+    if exponent == 0:
+        return x
+    if exponent < 0:
+        return _rdbpot(x, -exponent)
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return INT32_MAX
+    if x < -threshold:
+        return INT32_MIN
+    return _w(x << exponent)
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: int) -> int:
+    """Q0.31 in and out."""
+    constant_term = 1895147668
+    constant_1_over_3 = 715827883
+    x = _w(a + (1 << 28))
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    x4_over_4 = _sat_mul_pot(x4, -2)
+    poly = _sat_mul_pot(_w(_srdhm(_w(x4_over_4 + x3), constant_1_over_3) + x2), -1)
+    return _w(constant_term + _srdhm(constant_term, _w(x + poly)))
+
+
+def _exp_on_negative_values(a: int, integer_bits: int) -> int:
+    """gemmlowp ``exp_on_negative_values`` for a Q``integer_bits`` input, Q0.31 out."""
+    fractional_bits = 31 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
+    mask = one_quarter - 1
+    a_mod_quarter_minus_one_quarter = _w((a & mask) - one_quarter)
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
+        _sat_mul_pot(a_mod_quarter_minus_one_quarter, integer_bits))  # Rescale<0>
+    remainder = _w(a_mod_quarter_minus_one_quarter - a)
+    barrel = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+              (2, 39332535), (3, 720401), (4, 242))
+    for exponent, multiplier in barrel:
+        if integer_bits > exponent:
+            shift_amount = fractional_bits + exponent
+            if remainder & (1 << shift_amount):
+                result = _srdhm(result, multiplier)
+    if integer_bits > 5:
+        clamp = -(1 << (36 - integer_bits))
+        if a < clamp:
+            result = 0
+    if a == 0:
+        result = INT32_MAX
+    return result
+
+
+def _rounding_half_sum(a: int, b: int) -> int:
+    """gemmlowp ``RoundingHalfSum``: ``(a + b + sign) / 2`` with C truncation."""
+    s = a + b
+    return (s + 1) // 2 if s >= 0 else -((1 - s) // 2)
+
+
+def _one_minus_x_over_one_plus_x_for_x_in_0_1(a: int) -> int:
+    """Q0.31 in and out; Newton-Raphson division in Q2.29."""
+    one_q0 = INT32_MAX
+    half_denominator = _rounding_half_sum(a, one_q0)
+    constant_48_over_17 = 1515870810
+    constant_neg_32_over_17 = -1010580540
+    one_q2 = 1 << 29
+    x = _w(constant_48_over_17 + _srdhm(half_denominator, constant_neg_32_over_17))
+    for _ in range(3):
+        half_denominator_times_x = _srdhm(half_denominator, x)
+        one_minus = _w(one_q2 - half_denominator_times_x)
+        x = _w(x + _sat_mul_pot(_srdhm(x, one_minus), 2))
+    return _sat_mul_pot(_w(x - one_q2), 2)
+
+
+def gemmlowp_tanh(a: int, integer_bits: int = _TANH_INPUT_INTEGER_BITS) -> int:
+    """gemmlowp ``tanh(FixedPoint<int32_t, integer_bits>)``: raw Q0.31 result."""
+    if a == 0:
+        return 0
+    n = a if a < 0 else _w(-a)
+    # neg_tanh_on_negative_values: ExactMulByPot<1> only relabels the format.
+    t = _one_minus_x_over_one_plus_x_for_x_in_0_1(_exp_on_negative_values(n, integer_bits + 1))
+    return _w(-t) if a < 0 else t
+
+
+def tanh_table_tflm(input_scale: float, input_zero_point: int) -> np.ndarray:
+    """TFLM ``reference_integer_ops::Tanh`` evaluated for every int8 input."""
+    multiplier, left_shift, radius = tflm_tanh_input_params(input_scale)
+    table = np.empty(256, dtype=np.int8)
+    for i, q in enumerate(range(INT8_MIN, INT8_MAX + 1)):
+        v = q - input_zero_point
+        if v <= -radius:
+            out = INT8_MIN
+        elif v >= radius:
+            out = INT8_MAX
+        else:
+            input_in_q4 = int(multiply_by_quantized_multiplier_double(v, multiplier, left_shift))
+            out = _rdbpot(gemmlowp_tanh(input_in_q4), 31 - 7)
+            out = min(max(out, INT8_MIN), INT8_MAX)
+        table[i] = out
+    return table

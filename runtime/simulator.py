@@ -1,0 +1,165 @@
+"""The integer program of a ``QuantizedRNN``, bit-exact, vectorized over a batch.
+
+``Simulator(ir, profile)`` computes, per step and for every sequence of a batch,
+exactly the int8 values the chosen interpreter computes (see
+``elman.runtime.primitives`` for the two arithmetic profiles)::
+
+    a  = FC(x; W_x, b)   r = FC(h; W_h)   z = ADD(a, r)   h' = TANH(z)   y = FC(h'; W_y, b_y)
+
+The matrix products run in float64 BLAS: every product and partial sum is an
+integer far below 2**53, so the float result is the exact integer sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from elman.quantize.ir import FullyConnected, QuantizedRNN
+from elman.runtime.primitives import (
+    add_rescale,
+    check_profile,
+    quantize_multiplier_for,
+    requantize,
+    tanh_table,
+)
+
+
+@dataclass(frozen=True)
+class StepOutputs:
+    """int8 results of every step: ``h`` (B, T, H) and ``y`` (B, T, O) or None."""
+
+    h: np.ndarray
+    y: np.ndarray | None
+
+    @property
+    def batch(self) -> int:
+        return int(self.h.shape[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.h.shape[1])
+
+
+class _Dense:
+    """One int8 FULLY_CONNECTED, prepared for a profile."""
+
+    def __init__(self, fc: FullyConnected, profile: str):
+        self.weights_t = fc.weights.astype(np.float64).T.copy()  # (in, out)
+        self.bias = fc.bias.astype(np.int64)
+        self.input_zero_point = int(fc.input.zero_point)
+        self.output_zero_point = int(fc.output.zero_point)
+        pairs = [quantize_multiplier_for(float(s), profile) for s in fc.effective_scales]
+        self.multipliers = np.array([m for m, _ in pairs], dtype=np.int64)
+        self.shifts = np.array([s for _, s in pairs], dtype=np.int64)
+        self.profile = profile
+
+    def accumulate(self, q: np.ndarray) -> np.ndarray:
+        """int32 accumulators ``sum_d w[c, d] * (q[d] - zp_in) + bias[c]`` as int64."""
+        centered = q.astype(np.float64) - self.input_zero_point
+        return (centered @ self.weights_t).astype(np.int64) + self.bias
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        return requantize(self.accumulate(q), self.multipliers, self.shifts,
+                          self.output_zero_point, self.profile)
+
+
+class Simulator:
+    """Bit-exact int8 simulator of a ``QuantizedRNN`` step model."""
+
+    def __init__(self, ir: QuantizedRNN, profile: str = "tflm"):
+        self.ir = ir
+        self.profile = check_profile(profile)
+        self._input_fc = _Dense(ir.input_fc, profile)
+        self._recurrent_fc = _Dense(ir.recurrent_fc, profile)
+        self._head = None if ir.head is None else _Dense(ir.head, profile)
+        add = ir.add
+        twice_max = add.twice_max_input_scale
+        self._add_params = dict(
+            a_zero_point=int(add.input1.zero_point),
+            r_zero_point=int(add.input2.zero_point),
+            output_zero_point=int(add.output.zero_point),
+            left_shift=int(add.left_shift),
+            a_multiplier=quantize_multiplier_for(float(add.input1.scale) / twice_max, profile),
+            r_multiplier=quantize_multiplier_for(float(add.input2.scale) / twice_max, profile),
+            output_multiplier=quantize_multiplier_for(
+                twice_max / ((1 << add.left_shift) * float(add.output.scale)), profile),
+            profile=profile,
+        )
+        self.tanh_table = tanh_table(ir.tanh.input.scale, ir.tanh.input.zero_point, profile)
+        self._h = np.zeros((1, ir.units), dtype=np.int8)
+
+    # ---- one step ------------------------------------------------------------------------
+    def _cell(self, x_q: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        a = self._input_fc(x_q)
+        r = self._recurrent_fc(h)
+        z = add_rescale(a, r, **self._add_params)
+        h_new = self.tanh_table[z.astype(np.int64) + 128]
+        y = None if self._head is None else self._head(h_new)
+        return h_new, y
+
+    # ---- streaming API -------------------------------------------------------------------
+    def reset(self, batch: int = 1) -> None:
+        """Start ``batch`` new sequences from the zero state."""
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        self._h = np.zeros((batch, self.ir.units), dtype=np.int8)
+
+    @property
+    def state(self) -> np.ndarray:
+        """The current int8 hidden state, (B, H) (a copy)."""
+        return self._h.copy()
+
+    def step(self, x_q: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Advance every sequence by one int8 input ``x_q`` (B, D); returns ``(h, y)``."""
+        x_q = self._check_inputs(np.asarray(x_q), ndim=2)
+        if x_q.shape[0] != self._h.shape[0]:
+            raise ValueError(f"step got a batch of {x_q.shape[0]} after reset({self._h.shape[0]})")
+        self._h, y = self._cell(x_q, self._h)
+        return self._h.copy(), y
+
+    # ---- whole sequences -----------------------------------------------------------------
+    def run(self, x_q: np.ndarray) -> StepOutputs:
+        """Run int8 inputs (B, T, D) from the zero state; outputs of every step.
+
+        Does not touch the streaming state of ``reset`` / ``step``.
+        """
+        x_q = self._check_inputs(np.asarray(x_q), ndim=3)
+        batch, steps, _ = x_q.shape
+        hs = np.empty((batch, steps, self.ir.units), dtype=np.int8)
+        ys = None if self._head is None else np.empty(
+            (batch, steps, self.ir.output_dim), dtype=np.int8)
+        h = np.zeros((batch, self.ir.units), dtype=np.int8)
+        for t in range(steps):
+            h, y = self._cell(x_q[:, t, :], h)
+            hs[:, t, :] = h
+            if ys is not None:
+                ys[:, t, :] = y
+        return StepOutputs(h=hs, y=ys)
+
+    def run_tokens(self, ids: np.ndarray) -> StepOutputs:
+        """Run token ids (B, T) of a text model through its int8 embedding table."""
+        return self.run(embed_tokens(self.ir, ids))
+
+    def _check_inputs(self, x_q: np.ndarray, ndim: int) -> np.ndarray:
+        if x_q.dtype != np.int8:
+            raise ValueError(
+                f"inputs must be int8 (quantized with ir.input_quant), got {x_q.dtype}")
+        if x_q.ndim != ndim or x_q.shape[-1] != self.ir.input_dim:
+            want = "(B, T, D)" if ndim == 3 else "(B, D)"
+            raise ValueError(f"inputs must have shape {want} with D = {self.ir.input_dim}, "
+                             f"got {x_q.shape}")
+        return x_q
+
+
+def embed_tokens(ir: QuantizedRNN, ids: np.ndarray) -> np.ndarray:
+    """int8 embedding rows (B, T, D) of token ids (B, T) of a text model."""
+    if ir.embedding is None:
+        raise ValueError("this model has no embedding table (not a text model)")
+    ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 2:
+        raise ValueError(f"token ids must be an integer array (B, T), got {ids.dtype} {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= ir.vocab_size):
+        raise ValueError(f"token ids must be in [0, {ir.vocab_size}), "
+                         f"got [{ids.min()}, {ids.max()}]")
+    return ir.embedding[ids]
