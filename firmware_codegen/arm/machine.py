@@ -1,0 +1,154 @@
+"""A Cortex-M core in ``unicorn`` that calls functions of an :class:`ArmImage`.
+
+The core is selected explicitly (``UC_MODE_THUMB`` with
+``UC_CPU_ARM_CORTEX_M0`` / ``_M4`` / ``_M7``); ``UC_MODE_MCLASS`` is never
+used because it silently emulates a Cortex-M33. The image's ``PT_LOAD``
+segments are loaded at their run addresses (what a startup routine would have
+copied), a function is called by the AAPCS (arguments in r0-r3, the return
+address a sentinel), and every executed instruction is counted, exactly and
+deterministically, per function of the symbol table: a block hook adds the
+number of Thumb instructions in each translated block (decoded once from the
+halfwords: a 32-bit Thumb-2 instruction starts with 0b11101, 0b11110 or 0b11111).
+Before each call the stack is painted, so the call's deepest stack use is
+measured, not estimated.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from elftools.elf.elffile import ELFFile
+from elman.firmware_codegen.arm.build import (
+    FLASH_LENGTH,
+    FLASH_ORIGIN,
+    RAM_LENGTH,
+    RAM_ORIGIN,
+    ArmImage,
+)
+from unicorn import UC_ARCH_ARM, UC_HOOK_BLOCK, UC_MODE_THUMB, Uc, UcError
+from unicorn import arm_const as arm
+
+from elman.errors import ToolchainError
+
+UNICORN_CPU = {
+    "cortex-m0plus": arm.UC_CPU_ARM_CORTEX_M0,  # unicorn has no M0+ model; same ISA (ARMv6-M)
+    "cortex-m4": arm.UC_CPU_ARM_CORTEX_M4,
+    "cortex-m7": arm.UC_CPU_ARM_CORTEX_M7,
+}
+SENTINEL = 0x3000_0000  # return address of every call: a page of its own
+STACK_PAINT = 0xA5
+MAX_INSTRUCTIONS_PER_CALL = 50_000_000
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """One function call: return value, instructions executed, deepest stack use."""
+
+    r0: int
+    instructions: int
+    by_function: dict[str, int]  # instructions executed inside each function symbol
+    stack_bytes: int
+
+
+class Machine:
+    """One emulated core with one image loaded; state persists between calls."""
+
+    def __init__(self, image: ArmImage):
+        self.image = image
+        if image.cpu not in UNICORN_CPU:
+            raise ToolchainError(f"no emulated core for {image.cpu!r}")
+        self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB, cpu=UNICORN_CPU[image.cpu])
+        self.uc.mem_map(FLASH_ORIGIN, FLASH_LENGTH)
+        self.uc.mem_map(RAM_ORIGIN, RAM_LENGTH)
+        self.uc.mem_map(SENTINEL, 0x1000)
+        with open(image.elf, "rb") as f:
+            for seg in ELFFile(f).iter_segments():
+                if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                    self.uc.mem_write(seg["p_vaddr"], seg.data())
+        funcs = sorted((s.address, s.address + max(s.size, 1), s.name)
+                       for s in image.symbols.values() if s.is_function)
+        self._func_starts = [f[0] for f in funcs]
+        self._funcs = funcs
+        self._block_cache: dict[tuple[int, int], tuple[int, str]] = {}
+        self._counts: dict[str, int] = {}
+        self.uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+
+    # ---- memory -----------------------------------------------------------------
+    def address(self, symbol: str) -> int:
+        try:
+            return self.image.symbols[symbol].address
+        except KeyError:
+            raise ToolchainError(f"symbol {symbol!r} is not in {self.image.elf}") from None
+
+    def write(self, symbol_or_address: str | int, data: bytes) -> None:
+        self.uc.mem_write(self._addr(symbol_or_address), bytes(data))
+
+    def read(self, symbol_or_address: str | int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(self._addr(symbol_or_address), size))
+
+    def _addr(self, s: str | int) -> int:
+        return self.address(s) if isinstance(s, str) else s
+
+    # ---- calls ------------------------------------------------------------------
+    def call(self, function: str, *args: int) -> CallResult:
+        """Call ``function(args...)`` (word arguments: r0-r3, then the stack) until it returns."""
+        sym = self.image.symbols.get(function)
+        if sym is None or not sym.is_function:
+            raise ToolchainError(f"function {function!r} is not in {self.image.elf}")
+        lo, hi = self.image.stack_limit, self.image.stack_top
+        self.uc.mem_write(lo, bytes([STACK_PAINT]) * (hi - lo))
+        for i, a in enumerate(args[:4]):
+            self.uc.reg_write(arm.UC_ARM_REG_R0 + i, a & 0xFFFF_FFFF)
+        stacked = [a & 0xFFFF_FFFF for a in args[4:]]
+        sp = hi - 8 * ((len(stacked) + 1) // 2)  # AAPCS: 8-byte aligned at the call
+        if stacked:
+            self.uc.mem_write(sp, b"".join(a.to_bytes(4, "little") for a in stacked))
+        self.uc.reg_write(arm.UC_ARM_REG_SP, sp)
+        self.uc.reg_write(arm.UC_ARM_REG_LR, SENTINEL | 1)
+        self._counts = {}
+        try:
+            self.uc.emu_start(sym.address | 1, SENTINEL, count=MAX_INSTRUCTIONS_PER_CALL)
+        except UcError as exc:
+            pc = self.uc.reg_read(arm.UC_ARM_REG_PC)
+            raise ToolchainError(f"emulated {self.image.cpu} faulted in {function} at "
+                                 f"pc=0x{pc:08x} ({self._function_at(pc)}): {exc}") from None
+        pc = self.uc.reg_read(arm.UC_ARM_REG_PC)
+        if pc != SENTINEL:
+            raise ToolchainError(f"{function} did not return within "
+                                 f"{MAX_INSTRUCTIONS_PER_CALL} instructions (pc=0x{pc:08x})")
+        stack = bytes(self.uc.mem_read(lo, hi - lo))
+        untouched = len(stack) - len(stack.lstrip(bytes([STACK_PAINT])))
+        if untouched == 0:
+            raise ToolchainError(f"{function} overflowed the {hi - lo}-byte emulator stack")
+        counts = dict(sorted(self._counts.items()))
+        return CallResult(r0=self.uc.reg_read(arm.UC_ARM_REG_R0),
+                          instructions=sum(counts.values()), by_function=counts,
+                          stack_bytes=(sp - lo) - untouched)
+
+    # ---- instruction counting ---------------------------------------------------
+    def _on_block(self, uc: Uc, address: int, size: int, _user: object) -> None:
+        key = (address, size)
+        hit = self._block_cache.get(key)
+        if hit is None:
+            hit = (_thumb_instruction_count(bytes(uc.mem_read(address, size))),
+                   self._function_at(address))
+            self._block_cache[key] = hit
+        n, name = hit
+        self._counts[name] = self._counts.get(name, 0) + n
+
+    def _function_at(self, address: int) -> str:
+        i = bisect.bisect_right(self._func_starts, address) - 1
+        if i >= 0 and address < self._funcs[i][1]:
+            return self._funcs[i][2]
+        return "?"
+
+
+def _thumb_instruction_count(code: bytes) -> int:
+    """Number of Thumb instructions in ``code`` (16- and 32-bit encodings)."""
+    n = i = 0
+    while i + 1 < len(code):
+        first = code[i] | (code[i + 1] << 8)
+        i += 4 if (first >> 11) in (0b11101, 0b11110, 0b11111) else 2
+        n += 1
+    return n
