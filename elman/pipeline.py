@@ -1,12 +1,15 @@
 """`elman run`: train → quantize → codegen → verify → mcu → report.html, in one command.
 
 :func:`run_pipeline` calls each stage's public function in order on one run
-directory. A stage that fails raises its own :class:`~elman.errors.ElmanError`
-(the CLI prints it as ``error: ...``, exit 1); the stages before it have
-already committed their files (each stage writes atomically), so they stay for
-inspection or for re-running the remaining stages by hand. Each stage prints a
-line when it starts and one with its elapsed time when it ends (stderr); the
-run ends with one summary (:mod:`elman.pipeline_summary`).
+directory. Before the first stage it checks what would otherwise fail late
+(the C prefix, the profiles, the cpus and optimization levels, the Arm
+toolchain), so a typo does not cost a training run. A stage that fails raises
+its own :class:`~elman.errors.ElmanError` (the CLI prints it as
+``error: ...``, exit 1); the stages before it have already committed their
+files (each stage writes atomically), so they stay for inspection, and
+``--from STAGE`` re-runs the chain from that stage on the same directory.
+Each stage prints a line when it starts and one with its elapsed time when it
+ends (stderr); the run ends with one summary (:mod:`elman.pipeline_summary`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ DEFAULT_DATA = "sensor:basicmotions"
 DEFAULT_CPUS = ("cortex-m0plus", "cortex-m4")
 DEFAULT_OPTS = ("O2",)
 PROFILES = ("tflm", "tflite")
+STAGES = ("train", "quantize", "codegen", "verify", "mcu", "report")
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,27 @@ class _Progress:
             print(line, file=self.stream, flush=True)
 
 
+def preflight(*, prefix: str, profiles: Sequence[str], cpus: Sequence[str],
+              opts: Sequence[str], start: str) -> None:
+    """Raise the stage's own error now for what would only fail after training."""
+    from elman.firmware_codegen.arm.toolchain import check_cpu_opt, find_toolchain
+    from elman.firmware_codegen.identifiers import validate_prefix
+
+    if start not in STAGES:
+        raise ElmanError(f"unknown stage {start!r}; choose one of {', '.join(STAGES)}")
+    if not profiles or any(p not in PROFILES for p in profiles):
+        raise ElmanError(f"profiles must be among {', '.join(PROFILES)}, got {list(profiles)}")
+    if not cpus or not opts:
+        raise ElmanError("give at least one cpu and one optimization level")
+    validate_prefix(prefix)
+    for cpu in cpus:
+        for opt in opts:
+            check_cpu_opt(cpu, opt)
+    find_toolchain()
+
+
 def run_pipeline(
-    data: str,
+    data: str | None,
     run_dir: Path | str,
     *,
     config: Any = None,
@@ -74,10 +97,13 @@ def run_pipeline(
     cpus: Sequence[str] = DEFAULT_CPUS,
     opts: Sequence[str] = DEFAULT_OPTS,
     verify_limit: int | None = None,
+    start: str = "train",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run every stage on ``run_dir``; return what each produced and how long it took.
+    """Run the stages from ``start`` on ``run_dir``; return each stage's report and timings.
 
+    ``data`` is the dataset spec (None: ``sensor:basicmotions``; ignored unless
+    ``start`` is ``train``, later stages read the run's ``data_spec.json``).
     ``config`` is the :class:`elman.train.api.TrainConfig` (None: its defaults).
     The C is generated for ``profiles[0]``; ``verify`` checks every profile in
     ``profiles``; ``mcu`` builds for every cpu × opt.
@@ -90,40 +116,65 @@ def run_pipeline(
     from elman.train.api import train_run
 
     run_dir = Path(run_dir)
-    profiles = tuple(profiles)
-    if not profiles or any(p not in PROFILES for p in profiles):
-        raise ElmanError(f"profiles must be among {', '.join(PROFILES)}, got {list(profiles)}")
-    if not cpus:
-        raise ElmanError("give at least one --cpu")
-    steps = _Progress(total=6, enabled=progress)
-    start = time.perf_counter()
-    results: dict[str, Any] = {"run_dir": str(run_dir), "data": data}
-    results["train"] = steps.run(
-        "train", f"{data} → {rundir.MODEL_KERAS}",
-        lambda: train_run(data, run_dir, config, progress=progress))
-    results["quantize"] = steps.run(
-        "quantize", f"int8 step model → {rundir.MODEL_TFLITE}",
-        lambda: quantize_run(run_dir, progress=progress))
-    results["codegen"] = [str(p) for p in steps.run(
-        "codegen", f"C99 ({profiles[0]} profile, prefix {prefix}) → {rundir.CODE_DIR}/",
-        lambda: codegen_run(run_dir, prefix=prefix, profile=profiles[0]))]
-    results["verify"] = steps.run(
-        "verify", f"bit-exactness, profiles {', '.join(profiles)} → {rundir.VERIFY_REPORT}",
-        lambda: verify_run(run_dir, profiles=profiles, limit=verify_limit, progress=progress))
-    results["mcu"] = steps.run(
-        "mcu", f"Cortex-M builds ({', '.join(cpus)}) → {rundir.MCU_REPORT}",
-        lambda: mcu_run(run_dir, cpus=tuple(cpus), opts=tuple(opts)))
-    results["report"] = str(steps.run(
-        "report", f"plots and tables → {rundir.REPORT_HTML}", lambda: build_report(run_dir)))
+    profiles, cpus, opts = tuple(profiles), tuple(cpus), tuple(opts)
+    preflight(prefix=prefix, profiles=profiles, cpus=cpus, opts=opts, start=start)
+    if start != "train" and not run_dir.is_dir():
+        raise ElmanError(f"run directory {run_dir} does not exist: start from train")
+    data = data or DEFAULT_DATA
+    stages: list[tuple[str, str, Callable[[], Any]]] = [
+        ("train", f"{data} → {rundir.MODEL_KERAS}",
+         lambda: train_run(data, run_dir, config, progress=progress)),
+        ("quantize", f"int8 step model → {rundir.MODEL_TFLITE}",
+         lambda: quantize_run(run_dir, progress=progress)),
+        ("codegen", f"C99, profile {profiles[0]}, prefix {prefix} → {rundir.CODE_DIR}/",
+         lambda: [str(p) for p in codegen_run(run_dir, prefix=prefix, profile=profiles[0])]),
+        ("verify", f"bit-exactness, profiles {', '.join(profiles)} → {rundir.VERIFY_REPORT}",
+         lambda: verify_run(run_dir, profiles=profiles, limit=verify_limit,
+                            progress=progress)),
+        ("mcu", f"{', '.join(cpus)} builds, emulated → {rundir.MCU_REPORT}",
+         lambda: mcu_run(run_dir, cpus=cpus, opts=opts)),
+        ("report", f"plots and tables → {rundir.REPORT_HTML}",
+         lambda: str(build_report(run_dir))),
+    ]
+    stages = stages[STAGES.index(start):]
+    steps = _Progress(total=len(stages), enabled=progress)
+    began = time.perf_counter()
+    results: dict[str, Any] = {"run_dir": str(run_dir), "data": data if start == "train"
+                               else _recorded_data(run_dir)}
+    for name, what, fn in stages:
+        results[name] = steps.run(name, what, fn)
+    for name in STAGES[:STAGES.index(start)]:
+        results[name] = _earlier_report(run_dir, name)
     results["timings"] = {t.name: round(t.seconds, 1) for t in steps.timings}
-    results["seconds"] = round(time.perf_counter() - start, 1)
+    results["seconds"] = round(time.perf_counter() - began, 1)
     return results
+
+
+_REPORT_OF = {"train": rundir.TRAIN_REPORT, "quantize": rundir.QUANT_REPORT,
+              "verify": rundir.VERIFY_REPORT, "mcu": rundir.MCU_REPORT}
+
+
+def _earlier_report(run_dir: Path, stage: str) -> Any:
+    from elman.report_html import load_report
+
+    name = _REPORT_OF.get(stage)
+    return None if name is None else load_report(run_dir, name)
+
+
+def _recorded_data(run_dir: Path) -> str:
+    import json
+
+    try:
+        return str(json.loads((run_dir / rundir.DATA_SPEC).read_text("utf-8"))["source"])
+    except (OSError, ValueError, KeyError):
+        return "?"
 
 
 def run(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (created if missing).")],
-    data: Annotated[str, typer.Option(help="sensor:NAME, text:fortunes, npz:PATH or text:PATH.")]
-    = DEFAULT_DATA,
+    data: Annotated[str | None, typer.Option(
+        help="sensor:NAME, text:fortunes, npz:PATH or text:PATH [default: sensor:basicmotions]."
+    )] = None,
     units: Annotated[int | None, typer.Option(help="Hidden units (default: train's).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default: train's).")]
     = None,
@@ -131,30 +182,39 @@ def run(
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(
-        help="Arithmetic profile: tflm, tflite, or both (C is generated for the first).")]
+        help="Arithmetic profile: tflm, tflite, or both (the C is generated for the first).")]
     = "both",
     cpu: Annotated[list[str] | None, typer.Option(
-        help="Cortex-M cpu to build for; repeat for several.")] = None,
+        help="Cortex-M cpu to build for; repeat for several [default: cortex-m0plus, "
+             "cortex-m4].")] = None,
     opt: Annotated[list[str] | None, typer.Option(
-        help="Optimization level (O2, Os); repeat for several.")] = None,
+        help="Optimization level, O2 or Os; repeat for several [default: O2].")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="Verify on at most this many held-out sequences (default: all).")] = None,
+        help="Verify on at most this many held-out sequences [default: all].")] = None,
+    start: Annotated[str, typer.Option(
+        "--from", help=f"Start at this stage of an existing run: {', '.join(STAGES)}.")]
+    = "train",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
-    """Run every stage on DATA: train, quantize, codegen, verify, mcu, and write report.html."""
+    """Run every stage: train, quantize, codegen, verify, mcu; then write report.html."""
     from elman.pipeline_summary import format_summary
 
+    if profile not in (*PROFILES, "both"):
+        raise ElmanError(f"unknown profile {profile!r}; choose tflm, tflite or both")
     profiles = PROFILES if profile == "both" else (profile,)
+    config = _train_config(units=units, epochs=epochs, seed=seed) if start == "train" else None
     result = run_pipeline(
-        data, run_dir, config=_train_config(units=units, epochs=epochs, seed=seed),
-        prefix=prefix, profiles=profiles, cpus=tuple(cpu or DEFAULT_CPUS),
-        opts=tuple(opt or DEFAULT_OPTS), verify_limit=limit, progress=not quiet)
+        data, run_dir, config=config, prefix=prefix, profiles=profiles,
+        cpus=tuple(cpu or DEFAULT_CPUS), opts=tuple(opt or DEFAULT_OPTS), verify_limit=limit,
+        start=start, progress=not quiet)
     typer.echo(format_summary(result))
 
 
 def _train_config(**overrides: Any) -> Any:
     """TrainConfig with the options the user gave; train's own defaults for the rest."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return None
     from elman.train.api import TrainConfig
 
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig(**given) if given else None
+    return TrainConfig(**given)
