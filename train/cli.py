@@ -1,8 +1,127 @@
-"""`elman train` (being built: see the issue tracker)."""
+"""``elman train``: a thin wrapper over :func:`elman.train.api.train_run`."""
 
-from elman.errors import ElmanError
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from elman.train.config import TASK_DEFAULTS, TrainConfig
+
+_C, _T = TASK_DEFAULTS["classification"], TASK_DEFAULTS["language_model"]
 
 
-def train() -> None:
-    """Not built yet."""
-    raise ElmanError("`elman train` is not built yet")
+def _d(key: str) -> str:
+    return f"Default: {_C[key]} (sensor/npz), {_T[key]} (text)."
+
+
+def train(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (created if missing).")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="sensor:basicmotions | sensor:gunpoint | sensor:pickupgesturewiimotez | "
+            "text:fortunes | npz:PATH (x (N,T,C), y (N,), optional x_test/y_test) | "
+            "text:PATH (UTF-8)."
+        ),
+    ] = "sensor:basicmotions",
+    units: Annotated[int | None, typer.Option(help=f"Hidden units. {_d('units')}")] = None,
+    embedding: Annotated[
+        int | None, typer.Option(help=f"Embedding size (text). Default: {_T['embedding']}.")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help=f"Peak learning rate (Adam). {_d('lr')}")] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(help=f"Sequences per update / parallel text streams. {_d('batch')}"),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help=f"Epochs. {_d('epochs')}")] = None,
+    bptt: Annotated[
+        int | None,
+        typer.Option(
+            help="Truncated-BPTT window in steps; state is carried between windows. "
+            f"Default: full sequence (sensor/npz), {_T['bptt']} (text)."
+        ),
+    ] = None,
+    clip: Annotated[
+        float, typer.Option(help="Global gradient-norm clipping threshold; 0 disables.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed (weights, shuffling).")] = 0,
+    minutes: Annotated[
+        float | None,
+        typer.Option(help="Stop training after this many minutes (the LR schedule follows)."),
+    ] = None,
+    max_chars: Annotated[
+        int | None, typer.Option(help="Text: train on the first N characters only (quick runs).")
+    ] = None,
+    schedule: Annotated[
+        str, typer.Option(help="Learning rate: cosine (linear warmup, cosine decay) | constant.")
+    ] = "cosine",
+    recurrent_init: Annotated[
+        str, typer.Option(help="Recurrent matrix init: orthogonal | identity | glorot.")
+    ] = "orthogonal",
+    recurrent_scale: Annotated[
+        float, typer.Option(help="Gain of the orthogonal / identity recurrent init.")
+    ] = 1.0,
+    diagnostics: Annotated[
+        bool, typer.Option(help="Record per-update gradient norms and the distance curve.")
+    ] = True,
+    baseline: Annotated[
+        bool, typer.Option(help="Text: fit Kneser-Ney n-gram baselines (orders 3, 5, 7).")
+    ] = True,
+    progress: Annotated[bool, typer.Option(help="Progress bars on stderr.")] = True,
+) -> None:
+    """Train an Elman RNN on DATA; write model.keras, data_spec.json, train_report.json, plots.
+
+    Sensor/npz: classification, loss at the last step, full BPTT unless --bptt.
+    Text: next-character prediction; the text is cut into --batch parallel streams
+    read in --bptt windows, hidden state carried between windows (gradient stopped)
+    and reset every epoch.
+    """
+    from elman.train.api import train_run
+
+    config = TrainConfig(
+        units=units,
+        embedding=embedding,
+        lr=lr,
+        batch=batch,
+        epochs=epochs,
+        bptt=bptt,
+        clip=clip,
+        seed=seed,
+        minutes=minutes,
+        max_chars=max_chars,
+        schedule=schedule,
+        recurrent_init=recurrent_init,
+        recurrent_scale=recurrent_scale,
+        diagnostics=diagnostics,
+        baseline=baseline,
+    )
+    report = train_run(data, run_dir, config, progress=progress)
+    typer.echo(summary(report, run_dir))
+
+
+def summary(report: dict, run_dir: Path) -> str:
+    m, t = report["metrics"], report["throughput"]
+    lines = [
+        f"trained {report['data']} -> {run_dir}/model.keras "
+        f"({report['model']['parameters']} parameters, {t['train_seconds']:.1f} s, "
+        f"{t['steps_per_second']:.0f} {t['unit']}/s)"
+    ]
+    if report["task"] == "classification":
+        lines.append(f"test accuracy {m['test_accuracy']:.3f}")
+    else:
+        lines.append(
+            f"validation perplexity {m['val_perplexity']:.3f} ({m['val_bits_per_char']:.3f} bpc)"
+        )
+        for name, b in sorted(report.get("baseline", {}).items()):
+            lines.append(
+                f"  {name}: perplexity {b['val_perplexity']:.3f}, {b['entries']} n-grams, "
+                f"{b['bytes']} bytes (RNN int8 ~{report['model']['int8_bytes']} bytes)"
+            )
+    c = report["clipping"]
+    if c["fraction_clipped"] is not None:
+        lines.append(
+            f"clipped {c['clipped_updates']}/{c['updates']} updates "
+            f"(threshold {c['threshold']:g}, median grad norm {c['grad_norm']['median']:.3g})"
+        )
+    return "\n".join(lines)

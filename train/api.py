@@ -1,0 +1,191 @@
+"""``train_run``: data spec -> trained model.keras, data_spec.json, train_report.json, plots."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from elman.train.config import TrainConfig
+from elman.train.data import ClassificationData, RunData, TextData, load_dataset
+
+from elman import __version__, rundir
+from elman.errors import DataError
+from elman.files import staged_outputs
+
+REPORT_FORMAT = "elman-train-report/1"
+
+__all__ = ["TrainConfig", "train_run"]
+
+
+def train_run(
+    data: str, run_dir: Path | str, config: TrainConfig | None = None, progress: bool = True
+) -> dict:
+    """Train on ``data`` (a spec such as ``sensor:basicmotions``) and write the run directory.
+
+    Returns the train report (also written as ``train_report.json``). Bad data or
+    options raise :class:`~elman.errors.ElmanError` before anything is written.
+    """
+    config = config or TrainConfig()
+    dataset = load_dataset(data, max_chars=config.max_chars)
+    cfg = config.resolved(dataset.task)
+    _check_trainable(dataset, cfg)
+    started = time.perf_counter()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    from elman.train import fit
+    from elman.train.diagnostics import CellWeights, classification_curve, text_curve
+    from elman.train.loop import Trainer, predict_classes
+    from elman.train.model import build_model, parameter_count
+
+    keras.utils.set_random_seed(cfg.seed)
+    text = isinstance(dataset, TextData)
+    input_dim = dataset.vocab_size if text else dataset.channels
+    output_dim = dataset.vocab_size if text else len(dataset.classes)
+    model = build_model(
+        dataset.task,
+        units=cfg.units,
+        input_dim=input_dim,
+        output_dim=output_dim,
+        embedding=cfg.embedding,
+        recurrent_init=cfg.recurrent_init,
+        recurrent_scale=cfg.recurrent_scale,
+    )
+    trainer = Trainer(model, dataset.task, lr=cfg.lr, clip=cfg.clip, record_norms=cfg.diagnostics)
+    if text:
+        result = fit.fit_text(trainer, dataset, cfg, progress)
+    else:
+        result = fit.fit_classification(trainer, dataset, cfg, progress)
+
+    report: dict = {
+        "format": REPORT_FORMAT,
+        "task": dataset.task,
+        "data": dataset.source,
+        "config": cfg.as_dict(),
+        "versions": _versions(),
+        "model": _model_summary(model, parameter_count(model), cfg, input_dim, output_dim),
+        "epochs": result.epochs,
+        "stop_reason": result.stop_reason,
+    }
+    weights = CellWeights.from_model(model)
+    if text:
+        last = result.epochs[-1]
+        report["metrics"] = {
+            k: last[k] for k in ("val_loss", "val_perplexity", "val_bits_per_char")
+        }
+        report["metrics"]["train_loss"] = last["train_loss"]
+        if cfg.baseline:
+            from elman.train.kneser_ney import baseline_report
+
+            report["baseline"] = baseline_report(
+                dataset.train_ids, dataset.val_ids, dataset.vocab_size
+            )
+        curve = text_curve(weights, dataset.val_ids) if cfg.diagnostics else {}
+    else:
+        logits = predict_classes(trainer, dataset.x_test)
+        predicted = logits.argmax(axis=1)
+        last = result.epochs[-1]
+        report["metrics"] = {
+            "test_accuracy": float((predicted == dataset.y_test).mean()),
+            "test_loss": last["test_loss"],
+            "train_accuracy": last["train_accuracy"],
+            "classes": list(dataset.classes),
+            "confusion_matrix": fit.confusion_matrix(
+                dataset.y_test, predicted, len(dataset.classes)
+            ),
+            "confusion_matrix_layout": "rows: true class, columns: predicted class",
+        }
+        curve = (
+            classification_curve(weights, dataset.x_test, dataset.y_test) if cfg.diagnostics else {}
+        )
+    norms = np.array(result.grad_norms, dtype=np.float64)
+    report["clipping"] = _clipping(norms, cfg.clip, cfg.diagnostics)
+    report["grad_norm_vs_distance"] = curve
+    report["throughput"] = {
+        "unit": "characters" if text else "sequence steps",
+        "steps": result.steps,
+        "updates": result.updates,
+        "train_seconds": result.train_seconds,
+        "steps_per_second": result.steps / result.train_seconds if result.train_seconds else 0.0,
+        "total_seconds": time.perf_counter() - started,
+    }
+
+    from elman.train.plots import plot_grad_vs_distance, plot_training_curves
+
+    with staged_outputs(run_dir) as stage:
+        model.save(stage.path(rundir.MODEL_KERAS))
+        stage.write_json(rundir.DATA_SPEC, dataset.spec())
+        stage.write_json(rundir.TRAIN_REPORT, report)
+        plot_training_curves(
+            report, norms if cfg.diagnostics else np.array([]), stage.path(rundir.TRAIN_CURVES_PNG)
+        )
+        plot_grad_vs_distance(curve, stage.path(rundir.GRAD_DISTANCE_PNG))
+    return report
+
+
+def _check_trainable(data: RunData, cfg: TrainConfig) -> None:
+    if isinstance(data, TextData):
+        need = cfg.batch * cfg.bptt + cfg.bptt + 1
+        if len(data.train_ids) < need:
+            raise DataError(
+                f"{data.source}: {len(data.train_ids)} training characters are too few for "
+                f"--batch {cfg.batch} streams of --bptt {cfg.bptt} steps (need {need})"
+            )
+        if len(data.val_ids) < 2:
+            raise DataError(f"{data.source}: validation text is too short")
+    elif isinstance(data, ClassificationData) and cfg.bptt > data.timesteps:
+        pass  # a window longer than the sequence is full BPTT
+
+
+def _clipping(norms: np.ndarray, threshold: float, recorded: bool) -> dict:
+    out: dict = {"threshold": threshold, "updates": int(len(norms))}
+    if not recorded or len(norms) == 0 or norms[0] < 0:
+        out.update(fraction_clipped=None, clipped_updates=None, grad_norm=None)
+        return out
+    clipped = int((norms > threshold).sum()) if threshold > 0 else 0
+    out.update(
+        clipped_updates=clipped,
+        fraction_clipped=clipped / len(norms),
+        grad_norm={
+            "min": float(norms.min()),
+            "median": float(np.median(norms)),
+            "mean": float(norms.mean()),
+            "p90": float(np.percentile(norms, 90)),
+            "max": float(norms.max()),
+            "first": float(norms[0]),
+            "last": float(norms[-1]),
+        },
+    )
+    return out
+
+
+def _model_summary(model, params: int, cfg: TrainConfig, input_dim: int, output_dim: int) -> dict:
+    weights = {w.path: int(math.prod(w.shape)) for w in model.trainable_weights}
+    biases = sum(n for path, n in weights.items() if path.endswith("bias"))
+    return {
+        "units": cfg.units,
+        "input_dim": input_dim,
+        "output_dim": output_dim,
+        "embedding": cfg.embedding,
+        "parameters": params,
+        "float32_bytes": 4 * params,
+        "int8_bytes": (params - biases) + 4 * biases,
+        "int8_bytes_note": "int8 weights and embedding, int32 biases (estimate)",
+    }
+
+
+def _versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "elman": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }

@@ -1,0 +1,91 @@
+"""Training options and their per-task defaults.
+
+Any option left ``None`` takes the default of the task (chosen by measurement,
+see the README): classification trains a small model with full BPTT; the
+character language model trains in 35-step windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from elman.train.model import RECURRENT_INITS
+
+from elman.errors import ElmanError
+
+SCHEDULES = ("cosine", "constant")
+
+TASK_DEFAULTS = {
+    "classification": {
+        "units": 32,
+        "embedding": 0,
+        "lr": 3e-3,
+        "batch": 8,
+        "epochs": 60,
+        "bptt": 0,
+    },
+    "language_model": {
+        "units": 256,
+        "embedding": 32,
+        "lr": 2e-3,
+        "batch": 64,
+        "epochs": 12,
+        "bptt": 35,
+    },
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of ``elman train``; ``None`` means "the task's default"."""
+
+    units: int | None = None
+    embedding: int | None = None  # text only
+    lr: float | None = None  # peak learning rate (Adam)
+    batch: int | None = None  # sequences per update, or parallel text streams
+    epochs: int | None = None
+    bptt: int | None = None  # window length; 0 = full sequence (classification)
+    clip: float = 1.0  # global-norm threshold; 0 disables clipping
+    seed: int = 0
+    minutes: float | None = None  # stop training after this long (the schedule follows)
+    max_chars: int | None = None  # text: use only the first characters (quick runs)
+    schedule: str = "cosine"  # learning rate: linear warmup then cosine decay, or constant
+    warmup: float = 0.02  # fraction of the updates spent warming up
+    recurrent_init: str = "orthogonal"
+    recurrent_scale: float = 1.0
+    diagnostics: bool = True  # record gradient norms every update (and the distance curve)
+    baseline: bool = True  # text: fit Kneser-Ney n-gram baselines
+
+    def resolved(self, task: str) -> TrainConfig:
+        """A copy with every ``None`` replaced by the task default, validated."""
+        defaults = TASK_DEFAULTS[task]
+        filled = {k: (v if v is not None else defaults.get(k)) for k, v in self.as_dict().items()}
+        cfg = TrainConfig(**filled)
+        cfg.validate(task)
+        return cfg
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self, task: str) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ElmanError(message)
+
+        need(self.units >= 1, f"--units must be >= 1, got {self.units}")
+        need(self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        need(self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
+        need(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        need(self.bptt >= 0, f"--bptt must be >= 0, got {self.bptt}")
+        need(self.clip >= 0, f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
+        need(self.minutes is None or self.minutes > 0, "--minutes must be > 0")
+        need(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}")
+        need(0 <= self.warmup < 1, f"--warmup must be in [0, 1), got {self.warmup}")
+        need(
+            self.recurrent_init in RECURRENT_INITS,
+            f"--recurrent-init must be one of {', '.join(RECURRENT_INITS)}",
+        )
+        if task == "language_model":
+            need(self.embedding >= 1, f"--embedding must be >= 1, got {self.embedding}")
+            need(self.bptt >= 1, "--bptt must be >= 1 for text (window length)")

@@ -1,0 +1,191 @@
+"""Epoch loops for both tasks, the learning-rate schedule, and per-epoch metrics.
+
+Imports TensorFlow (through :mod:`elman.train.loop`): import lazily.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from elman.train.config import TrainConfig
+from elman.train.data import ClassificationData, TextData
+from elman.train.loop import (
+    Trainer,
+    classification_windows,
+    evaluate_stream,
+    predict_classes,
+    stream_windows,
+    window_count,
+)
+from tqdm import tqdm
+
+
+@dataclass
+class FitResult:
+    epochs: list[dict] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+    steps: int = 0  # time steps (characters) processed by training updates
+    updates: int = 0
+    train_seconds: float = 0.0
+    stop_reason: str = "epochs"
+
+
+class Schedule:
+    """Linear warmup, then cosine decay to zero (or constant), by update count or time."""
+
+    def __init__(self, cfg: TrainConfig, total_updates: int):
+        self.peak, self.kind, self.warmup = cfg.lr, cfg.schedule, cfg.warmup
+        self.total = max(total_updates, 1)
+        self.budget = cfg.minutes * 60 if cfg.minutes else None
+        self.start = time.perf_counter()
+
+    def progress(self, update: int) -> float:
+        p = update / self.total
+        if self.budget:
+            p = max(p, (time.perf_counter() - self.start) / self.budget)
+        return min(p, 1.0)
+
+    def lr(self, update: int) -> float:
+        if self.kind == "constant":
+            return self.peak
+        p = self.progress(update)
+        if self.warmup > 0 and p < self.warmup:
+            return self.peak * max(p / self.warmup, 1.0 / self.total)
+        q = (p - self.warmup) / (1.0 - self.warmup)
+        return self.peak * 0.5 * (1.0 + math.cos(math.pi * min(q, 1.0)))
+
+    def out_of_time(self) -> bool:
+        return self.budget is not None and time.perf_counter() - self.start >= self.budget
+
+
+def _train_update(trainer, schedule, result, x, y, h):
+    trainer.set_lr(schedule.lr(result.updates))
+    loss, norm, h = trainer.train_step(x, y, h)
+    result.updates += 1
+    result.grad_norms.append(norm)
+    return float(loss), h
+
+
+def _epoch_norm_stats(result: FitResult, first: int, clip: float) -> dict:
+    norms = np.array([float(n) for n in result.grad_norms[first:]])
+    result.grad_norms[first:] = norms.tolist()
+    if len(norms) == 0 or norms[0] < 0:
+        return {}
+    return {
+        "grad_norm_mean": float(norms.mean()),
+        "fraction_clipped": float((norms > clip).mean()) if clip > 0 else 0.0,
+    }
+
+
+def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool) -> FitResult:
+    per_epoch = window_count(len(data.train_ids) - cfg.bptt, cfg.batch, cfg.bptt)
+    schedule = Schedule(cfg, per_epoch * cfg.epochs)
+    rng = np.random.default_rng(cfg.seed)
+    result = FitResult()
+    for epoch in range(1, cfg.epochs + 1):
+        offset = int(rng.integers(cfg.bptt))
+        h = trainer.zero_state(cfg.batch)
+        losses, first = [], len(result.grad_norms)
+        t0 = time.perf_counter()
+        windows = stream_windows(data.train_ids, cfg.batch, cfg.bptt, offset)
+        bar = tqdm(
+            windows,
+            total=per_epoch,
+            disable=not progress,
+            leave=False,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            unit="win",
+        )
+        for x, y in bar:
+            loss, h = _train_update(trainer, schedule, result, x, y, h)
+            losses.append(loss)
+            result.steps += x.size
+            if len(losses) % 50 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            if schedule.out_of_time():
+                result.stop_reason = f"time budget of {cfg.minutes} minutes"
+                break
+        result.train_seconds += time.perf_counter() - t0
+        total, count = evaluate_stream(trainer, data.val_ids)
+        val_loss = total / count
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": val_loss,
+            "val_perplexity": math.exp(val_loss),
+            "val_bits_per_char": val_loss / math.log(2),
+            "lr_end": schedule.lr(result.updates),
+            "updates": len(losses),
+            "seconds": time.perf_counter() - t0,
+            **_epoch_norm_stats(result, first, cfg.clip),
+        }
+        result.epochs.append(row)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch}: train loss {row['train_loss']:.4f}, "
+                f"val perplexity {row['val_perplexity']:.3f} ({row['val_bits_per_char']:.3f} bpc)"
+            )
+        if result.stop_reason != "epochs":
+            break
+    return result
+
+
+def fit_classification(
+    trainer: Trainer, data: ClassificationData, cfg: TrainConfig, progress: bool
+) -> FitResult:
+    n = len(data.y_train)
+    batch = min(cfg.batch, n)
+    per_epoch = -(-n // batch)
+    schedule = Schedule(cfg, per_epoch * cfg.epochs)
+    rng = np.random.default_rng(cfg.seed)
+    result = FitResult()
+    bar = tqdm(range(1, cfg.epochs + 1), disable=not progress, leave=False, unit="epoch")
+    for epoch in bar:
+        order = rng.permutation(n)
+        losses, first = [], len(result.grad_norms)
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            idx = order[i : i + batch]
+            windows = classification_windows(data.x_train[idx], cfg.bptt)
+            h = trainer.zero_state(len(idx))
+            for w in windows[:-1]:
+                _, h = trainer.forward(w, h)
+            loss, _ = _train_update(trainer, schedule, result, windows[-1], data.y_train[idx], h)
+            losses.append(loss)
+            result.steps += len(idx) * data.timesteps
+        result.train_seconds += time.perf_counter() - t0
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            **_split_metrics(trainer, data.x_train, data.y_train, "train"),
+            **_split_metrics(trainer, data.x_test, data.y_test, "test"),
+            "lr_end": schedule.lr(result.updates),
+            "seconds": time.perf_counter() - t0,
+            **_epoch_norm_stats(result, first, cfg.clip),
+        }
+        result.epochs.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_accuracy']:.3f}")
+        if schedule.out_of_time():
+            result.stop_reason = f"time budget of {cfg.minutes} minutes"
+            break
+    return result
+
+
+def _split_metrics(trainer: Trainer, x: np.ndarray, y: np.ndarray, name: str) -> dict:
+    logits = predict_classes(trainer, x)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    return {
+        f"{name}_loss": float(tf.reduce_mean(nll)),
+        f"{name}_accuracy": float((logits.argmax(axis=1) == y).mean()),
+    }
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> list[list[int]]:
+    """Rows: true class; columns: predicted class."""
+    m = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m.tolist()

@@ -1,0 +1,132 @@
+"""The training loop: truncated BPTT with carried state and global-norm clipping.
+
+What each task does (also in the README):
+
+- **Language model** (text): the training stream is cut into ``batch`` contiguous
+  parallel streams (each epoch starts at a random offset in ``[0, bptt)``), read
+  in windows of ``bptt`` steps. The hidden state at the end of one window is the
+  initial state of the next (``tf.stop_gradient``: gradients stop at window
+  boundaries), and is reset to zero at the start of every epoch. One update per
+  window; the loss is the mean cross-entropy of every next-character prediction
+  in the window.
+- **Classification**: by default full BPTT over the whole sequence, the loss at
+  the last step. With ``bptt=k`` the sequence is run in windows of ``k`` steps
+  (the first window takes the remainder, so the last one is full); the state is
+  carried (no gradient) through all windows but the last, and the update
+  back-propagates through the last window only.
+
+Every update computes the global gradient norm before clipping (recorded), and
+scales the gradients by ``min(1, clip / norm)`` when ``clip > 0`` (Pascanu et
+al., 2013). This module imports TensorFlow at the top: import it lazily.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+class Trainer:
+    """Holds the model's layers and the compiled train / eval steps."""
+
+    def __init__(self, model, task: str, *, lr: float, clip: float, record_norms: bool = True):
+        import keras
+
+        self.model = model
+        self.task = task
+        self.units = model.get_layer("rnn").units
+        self.embedding = model.get_layer("embedding") if task == "language_model" else None
+        self.rnn = model.get_layer("rnn")
+        self.head = model.get_layer("head")
+        self.clip = float(clip)
+        self.record_norms = record_norms or self.clip > 0
+        self.optimizer = keras.optimizers.Adam(learning_rate=lr)
+        self.optimizer.build(model.trainable_variables)
+        self.train_step = tf.function(self._train_step, reduce_retracing=True)
+        self.forward = tf.function(self._forward, reduce_retracing=True)
+
+    def zero_state(self, batch: int):
+        return tf.zeros((batch, self.units), tf.float32)
+
+    def set_lr(self, lr: float) -> None:
+        self.optimizer.learning_rate.assign(lr)
+
+    def _forward(self, x, h0):
+        """(logits, last hidden state). Text: logits per step; classification: last step."""
+        if self.embedding is not None:
+            h = self.rnn(self.embedding(x), initial_state=h0)
+            return self.head(h), h[:, -1]
+        h_last = self.rnn(x, initial_state=h0)
+        return self.head(h_last), h_last
+
+    def window_loss(self, x, y, h0):
+        """Mean cross-entropy of one window and its last hidden state (training mode)."""
+        logits, h_last = self._forward(x, h0)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        return tf.reduce_mean(nll), h_last
+
+    def _train_step(self, x, y, h0):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, h_last = self.window_loss(x, y, h0)
+        grads = tape.gradient(loss, variables)
+        norm = tf.linalg.global_norm(grads) if self.record_norms else tf.constant(-1.0)
+        if self.clip > 0:
+            scale = tf.minimum(1.0, self.clip / tf.maximum(norm, 1e-30))
+            grads = [g * scale for g in grads]
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return loss, norm, tf.stop_gradient(h_last)
+
+
+# --- data iteration -------------------------------------------------------------------
+
+
+def stream_windows(ids: np.ndarray, batch: int, bptt: int, offset: int = 0):
+    """Yield (inputs, targets) windows of ``batch`` parallel streams over ``ids``."""
+    ids = ids[offset:]
+    length = (len(ids) - 1) // batch
+    if length < 1:
+        return
+    streams = ids[: batch * length + 1]
+    inputs = streams[:-1][: batch * length].reshape(batch, length)
+    targets = streams[1:][: batch * length].reshape(batch, length)
+    for start in range(0, length, bptt):
+        yield inputs[:, start : start + bptt], targets[:, start : start + bptt]
+
+
+def window_count(n_ids: int, batch: int, bptt: int) -> int:
+    length = (n_ids - 1) // batch
+    return -(-length // bptt) if length > 0 else 0
+
+
+def classification_windows(x: np.ndarray, bptt: int | None) -> list[np.ndarray]:
+    """Split (B, T, C) into windows along time; the first takes the remainder."""
+    steps = x.shape[1]
+    if not bptt or bptt >= steps:
+        return [x]
+    first = steps % bptt or bptt
+    cuts = list(range(first, steps, bptt))
+    return np.split(x, cuts, axis=1)
+
+
+def evaluate_stream(trainer: Trainer, ids: np.ndarray, batch: int = 64, window: int = 100):
+    """(total negative log-likelihood in nats, count) over a held-out stream, state carried."""
+    batch = max(1, min(batch, (len(ids) - 1) // window))
+    total, count = 0.0, 0
+    h = trainer.zero_state(batch)
+    for x, y in stream_windows(ids, batch, window):
+        logits, h = trainer.forward(x, h)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        total += float(tf.reduce_sum(nll))
+        count += int(np.prod(y.shape))
+    return total, count
+
+
+def predict_classes(trainer: Trainer, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Logits (N, classes) of the saved (non-stateful) model, run window by window."""
+    out = []
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        logits, _ = trainer.forward(xb, trainer.zero_state(len(xb)))
+        out.append(logits.numpy())
+    return np.concatenate(out)
