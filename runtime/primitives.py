@@ -11,9 +11,10 @@ Two arithmetic profiles (see ``PROFILES``):
     rounding" (``SaturatingRoundingDoublingHighMul`` then
     ``RoundingDivideByPOT``); TANH runs gemmlowp's fixed-point ``tanh``.
 ``tflite``
-    LiteRT ``BUILTIN_REF`` kernels, built with ``TFLITE_SINGLE_ROUNDING``: one
-    64-bit multiply, add half, arithmetic shift (ties toward +infinity); the
-    TANH is a 256-entry table filled from float ``tanhf`` and ``std::round``.
+    LiteRT ``BUILTIN_REF`` kernels: the requantization rounds once,
+    ``round(x * m / 2**(31 - shift))`` with ties away from zero (measured; see
+    ``multiply_by_quantized_multiplier_single``); the TANH is a 256-entry table
+    filled from float ``tanhf`` and ``std::round``.
 
 Sources: ``tensorflow/lite/kernels/internal/common.{h,cc}``,
 ``quantization_util.cc``, ``reference/integer_ops/{fully_connected,add,tanh}.h``,
@@ -135,9 +136,14 @@ def multiply_by_quantized_multiplier_double(
 def multiply_by_quantized_multiplier_single(
     x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
 ) -> np.ndarray:
-    """TFLite ``TFLITE_SINGLE_ROUNDING``: ``(x * m + 2**(30 - shift)) >> (31 - shift)``.
+    """LiteRT reference requantization: ``round(x * m / 2**(31 - shift))`` in one
+    step, ties away from zero, computed exactly in 64-bit integers.
 
-    Ties round toward +infinity (an arithmetic shift of the nudged product).
+    Measured against LiteRT 2.3 ``BUILTIN_REF`` with models whose multipliers are
+    powers of two (so exact ties are frequent): ties go away from zero, as with
+    ``std::round`` of the product in double precision, not toward +infinity as
+    the ``TFLITE_SINGLE_ROUNDING`` shift ``(x * m + 2**(30 - shift)) >> (31 - shift)``
+    would give.
     """
     x = np.asarray(x, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
@@ -145,7 +151,8 @@ def multiply_by_quantized_multiplier_single(
         raise ValueError("single-rounding shift must be in [-31, 30]")
     total_shift = 31 - shift
     nudge = np.int64(1) << (total_shift - 1)
-    return wrap_int32((x * np.asarray(multiplier, dtype=np.int64) + nudge) >> total_shift)
+    magnitude = (np.abs(x) * np.asarray(multiplier, dtype=np.int64) + nudge) >> total_shift
+    return wrap_int32(np.where(x < 0, -magnitude, magnitude))
 
 
 def multiply_by_quantized_multiplier(

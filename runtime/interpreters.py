@@ -1,0 +1,150 @@
+"""Run a step model in the real interpreters, one invoke per time step.
+
+``run_litert`` uses LiteRT's reference kernels (``BUILTIN_REF``, what profile
+``tflite`` reproduces); ``run_tflm`` the TFLite Micro interpreter from the
+``tflite-micro`` package (profile ``tflm``). Both feed each step's int8 ``h``
+output back as the next step's ``h`` input, starting from zeros, in the tensor
+positions of the IR's ``StepSignature``. Neither needs TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from elman.quantize.ir import QuantizedRNN
+from elman.runtime.simulator import StepOutputs, embed_tokens
+
+from elman.errors import ToolchainError
+
+ModelSource = Path | str | bytes
+
+
+def _model_bytes(model: ModelSource) -> bytes:
+    if isinstance(model, bytes | bytearray):
+        return bytes(model)
+    return Path(model).read_bytes()
+
+
+def _check_x(ir: QuantizedRNN, x_q: np.ndarray) -> np.ndarray:
+    x_q = np.asarray(x_q)
+    if x_q.dtype != np.int8 or x_q.ndim != 3 or x_q.shape[2] != ir.input_dim:
+        raise ValueError(f"x_q must be int8 (B, T, {ir.input_dim}), got {x_q.dtype} {x_q.shape}")
+    return x_q
+
+
+def _loop(ir: QuantizedRNN, x_q: np.ndarray,
+          invoke: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+          progress: Callable[[int], None] | None = None) -> StepOutputs:
+    """Drive ``invoke(x (1, D), h (1, H)) -> (h, y)`` over every step of every sequence."""
+    x_q = _check_x(ir, x_q)
+    batch, steps, _ = x_q.shape
+    hs = np.empty((batch, steps, ir.units), dtype=np.int8)
+    ys = None if ir.head is None else np.empty((batch, steps, ir.output_dim), dtype=np.int8)
+    for b in range(batch):
+        h = np.zeros((1, ir.units), dtype=np.int8)
+        for t in range(steps):
+            h, y = invoke(x_q[b, t][None, :], h)
+            hs[b, t] = h[0]
+            if ys is not None:
+                ys[b, t] = y[0]
+        if progress is not None:
+            progress(steps)
+    return StepOutputs(h=hs, y=ys)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the C++ interpreters' banner lines (XNNPACK etc.) on file descriptor 2."""
+    try:
+        fd = os.dup(2)
+    except OSError:  # pragma: no cover - no stderr
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(io.StringIO()):
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+def litert_step(model: ModelSource, ir: QuantizedRNN):
+    """A ``step(x, h) -> (h, y)`` function on a LiteRT ``BUILTIN_REF`` interpreter."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError as exc:  # pragma: no cover - dependency of elman
+        raise ToolchainError(
+            f"LiteRT is not installed (pip install ai-edge-litert): {exc}") from exc
+    with _quiet_stderr():
+        interp = Interpreter(model_content=_model_bytes(model),
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        interp.allocate_tensors()
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    sig = ir.signature
+    x_idx, h_idx = ins[sig.x_input]["index"], ins[sig.h_input]["index"]
+    h_out = outs[sig.h_output]["index"]
+    y_out = None if sig.y_output is None else outs[sig.y_output]["index"]
+
+    def step(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        interp.set_tensor(x_idx, x)
+        interp.set_tensor(h_idx, h)
+        interp.invoke()
+        y = None if y_out is None else interp.get_tensor(y_out)
+        return interp.get_tensor(h_out), y
+
+    return step
+
+
+def tflm_step(model: ModelSource, ir: QuantizedRNN):
+    """A ``step(x, h) -> (h, y)`` function on the TFLite Micro Python interpreter."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime as tflm_runtime
+    except ImportError as exc:  # pragma: no cover - dependency of elman
+        raise ToolchainError(f"tflite-micro is not installed (pip install tflite-micro): {exc}"
+                             ) from exc
+    data = _model_bytes(model)
+    try:
+        interp = tflm_runtime.Interpreter.from_bytes(
+            data, arena_size=max(64 * 1024, 16 * len(data)))
+    except RuntimeError as exc:
+        raise ToolchainError(f"the TFLite Micro interpreter cannot load this model: {exc}") from exc
+    sig = ir.signature
+
+    def step(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        interp.set_input(x, sig.x_input)
+        interp.set_input(h, sig.h_input)
+        interp.invoke()
+        y = None if sig.y_output is None else interp.get_output(sig.y_output)
+        return interp.get_output(sig.h_output), y
+
+    return step
+
+
+def run_litert(model: ModelSource, ir: QuantizedRNN, x_q: np.ndarray,
+               progress: Callable[[int], None] | None = None) -> StepOutputs:
+    """LiteRT reference kernels over int8 inputs (B, T, D), one invoke per step."""
+    return _loop(ir, x_q, litert_step(model, ir), progress)
+
+
+def run_tflm(model: ModelSource, ir: QuantizedRNN, x_q: np.ndarray,
+             progress: Callable[[int], None] | None = None) -> StepOutputs:
+    """TFLite Micro over int8 inputs (B, T, D), one invoke per step."""
+    return _loop(ir, x_q, tflm_step(model, ir), progress)
+
+
+def run_litert_tokens(model: ModelSource, ir: QuantizedRNN, ids: np.ndarray,
+                      progress: Callable[[int], None] | None = None) -> StepOutputs:
+    """``run_litert`` from token ids (B, T) through the IR's int8 embedding table."""
+    return run_litert(model, ir, embed_tokens(ir, ids), progress)
+
+
+def run_tflm_tokens(model: ModelSource, ir: QuantizedRNN, ids: np.ndarray,
+                    progress: Callable[[int], None] | None = None) -> StepOutputs:
+    """``run_tflm`` from token ids (B, T) through the IR's int8 embedding table."""
+    return run_tflm(model, ir, embed_tokens(ir, ids), progress)
