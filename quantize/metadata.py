@@ -1,0 +1,155 @@
+"""What elman stores beside the graph in a ``.tflite`` file's metadata.
+
+A TFLite ``Model`` has a list of metadata entries (a name and a buffer) that
+interpreters ignore. elman writes two:
+
+``elman``
+    UTF-8 JSON, keys sorted::
+
+        {"format_version": 1,
+         "task": "classification" | "language_model",
+         "labels": [...],                 # class names, or the vocabulary (one string per token)
+         "norm_mean": [...] | null,       # float32 per input channel (sensor models)
+         "norm_std": [...] | null,
+         "embedding": {"entry": "elman.embedding", "shape": [V, D], "dtype": "int8"} | null}
+
+``elman.embedding`` (text models only)
+    The int8 embedding table, ``V * D`` bytes, row-major, quantized with the
+    step model's ``x`` input parameters (``QuantParams.quantize``: round half
+    away from zero, saturate), so that row ``t`` is exactly the int8 ``x_t`` of
+    token ``t``.
+
+Reading uses only the ``tflite`` package; writing (:func:`add_metadata`) uses
+TensorFlow's flatbuffer object API and runs in the converter's child process.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from elman.quantize.ir import TASKS
+
+from elman.errors import ModelError
+
+METADATA_NAME = "elman"
+EMBEDDING_METADATA_NAME = "elman.embedding"
+METADATA_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class StepMetadata:
+    task: str
+    labels: tuple[str, ...] = ()
+    norm_mean: np.ndarray | None = None
+    norm_std: np.ndarray | None = None
+    embedding: np.ndarray | None = None  # int8 (vocab, input_dim)
+
+    def to_entries(self) -> dict[str, bytes]:
+        """Metadata entries (name -> bytes) for this model."""
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        doc = {
+            "format_version": METADATA_FORMAT_VERSION,
+            "task": self.task,
+            "labels": list(self.labels),
+            "norm_mean": _floats(self.norm_mean),
+            "norm_std": _floats(self.norm_std),
+            "embedding": None,
+        }
+        entries = {}
+        if self.embedding is not None:
+            emb = np.asarray(self.embedding)
+            if emb.dtype != np.int8 or emb.ndim != 2:
+                raise ValueError("the embedding table must be a 2-D int8 array")
+            doc["embedding"] = {"entry": EMBEDDING_METADATA_NAME, "shape": list(emb.shape),
+                                "dtype": "int8"}
+            entries[EMBEDDING_METADATA_NAME] = np.ascontiguousarray(emb).tobytes()
+        entries[METADATA_NAME] = json.dumps(doc, sort_keys=True).encode("utf-8")
+        return entries
+
+    @classmethod
+    def from_entries(cls, entries: dict[str, bytes], what: str = "the model") -> StepMetadata:
+        raw = entries.get(METADATA_NAME)
+        if raw is None:
+            raise ModelError(
+                f"{what} has no '{METADATA_NAME}' metadata entry, so it was not written by "
+                "`elman quantize` (task, labels and normalization are missing)"
+            )
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise ModelError(f"{what}: the '{METADATA_NAME}' metadata is not valid JSON: {exc}"
+                             ) from None
+        version = doc.get("format_version")
+        if version != METADATA_FORMAT_VERSION:
+            raise ModelError(f"{what}: elman metadata format {version!r} is not supported "
+                             f"(this elman reads format {METADATA_FORMAT_VERSION})")
+        task = doc.get("task")
+        if task not in TASKS:
+            raise ModelError(f"{what}: metadata task {task!r} is not one of {TASKS}")
+        labels = doc.get("labels") or []
+        if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+            raise ModelError(f"{what}: metadata labels must be a list of strings")
+        embedding = None
+        emb_doc = doc.get("embedding")
+        if emb_doc is not None:
+            name = emb_doc.get("entry", EMBEDDING_METADATA_NAME)
+            shape = emb_doc.get("shape")
+            blob = entries.get(name)
+            if blob is None:
+                raise ModelError(f"{what}: the embedding table entry {name!r} is missing")
+            if (not isinstance(shape, list) or len(shape) != 2
+                    or len(blob) != int(shape[0]) * int(shape[1])
+                    or emb_doc.get("dtype") != "int8"):
+                raise ModelError(f"{what}: the embedding table entry has {len(blob)} bytes, "
+                                 f"which does not match its int8 shape {shape}")
+            embedding = np.frombuffer(blob, np.int8).reshape(int(shape[0]), int(shape[1]))
+        return cls(
+            task=task, labels=tuple(labels),
+            norm_mean=_array_or_none(doc.get("norm_mean"), what, "norm_mean"),
+            norm_std=_array_or_none(doc.get("norm_std"), what, "norm_std"),
+            embedding=embedding,
+        )
+
+
+def _floats(v: np.ndarray | None) -> list[float] | None:
+    if v is None:
+        return None
+    return [float(x) for x in np.asarray(v, dtype=np.float32)]
+
+
+def _array_or_none(v: object, what: str, key: str) -> np.ndarray | None:
+    if v is None:
+        return None
+    try:
+        return np.array(v, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise ModelError(f"{what}: metadata {key} is not a list of numbers") from None
+
+
+def add_metadata(model: bytes, entries: dict[str, bytes]) -> bytes:
+    """Return ``model`` with ``entries`` added (replacing entries of the same name).
+
+    Uses TensorFlow's flatbuffer object API; imports TF, so the quantize stage
+    calls it in the converter's child process.
+    """
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    obj = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    obj.metadata = [m for m in (obj.metadata or [])
+                    if m.name.decode("utf-8") not in entries]
+    for name, blob in sorted(entries.items()):
+        buf = schema.BufferT()
+        buf.data = np.frombuffer(blob, dtype=np.uint8).copy()
+        obj.buffers.append(buf)
+        meta = schema.MetadataT()
+        meta.name = name.encode("utf-8")
+        meta.buffer = len(obj.buffers) - 1
+        obj.metadata.append(meta)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))

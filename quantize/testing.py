@@ -1,0 +1,105 @@
+"""Random-weight step models for tests of every stage (real TF conversion, real pinned state).
+
+``random_step_tflite`` builds an Elman cell with random weights, runs it in
+float over random input sequences to get its own hidden states, and converts it
+with :func:`~elman.quantize.step_model.convert_step_model`. The calibration
+inputs span exactly ``[-x_range, x_range]`` (one sample reaches both ends), so
+tests can choose extreme input scales; ``weight_scale`` multiplies the
+Glorot-like weight spread (large values saturate the state, small ones keep it
+near zero). Results are cached per process: the same arguments give the same
+bytes without a second conversion.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from elman.quantize.step_model import StepWeights, convert_step_model
+
+CALIBRATION_SEQUENCES = 8
+CALIBRATION_STEPS = 32
+
+
+def random_step_weights(input_dim: int, units: int, output_dim: int, *, seed: int = 0,
+                        weight_scale: float = 1.0) -> StepWeights:
+    """Random float weights: N(0, weight_scale^2 / fan_in), biases N(0, (0.1 weight_scale)^2)."""
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape: int, fan_in: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * weight_scale / np.sqrt(fan_in)).astype(np.float32)
+
+    return StepWeights(
+        kernel=normal(input_dim, units, fan_in=input_dim),
+        recurrent_kernel=normal(units, units, fan_in=units),
+        bias=(rng.standard_normal(units) * 0.1 * weight_scale).astype(np.float32),
+        head_kernel=normal(units, output_dim, fan_in=units) if output_dim else None,
+        head_bias=(rng.standard_normal(output_dim) * 0.1 * weight_scale).astype(np.float32)
+        if output_dim else None,
+    )
+
+
+def random_step_tflite(
+    input_dim: int,
+    units: int,
+    output_dim: int,
+    *,
+    seed: int = 0,
+    task: str = "classification",
+    vocab_size: int = 0,
+    x_range: float = 1.0,
+    weight_scale: float = 1.0,
+) -> bytes:
+    """A converted int8 step model with random weights (see the module docstring).
+
+    ``task="language_model"`` needs ``vocab_size > 0`` and ``output_dim == vocab_size``;
+    its embedding table is uniform in ``[-x_range, x_range]`` (stored int8 in the
+    file) and its labels are the vocabulary ``"t0", "t1", ...``. Classification
+    models get labels ``"class0", ...``, ``norm_mean`` 0 and ``norm_std`` 1.
+    """
+    return _random_step_tflite(input_dim, units, output_dim, seed, task, vocab_size,
+                               float(x_range), float(weight_scale))
+
+
+@functools.lru_cache(maxsize=64)
+def _random_step_tflite(input_dim: int, units: int, output_dim: int, seed: int, task: str,
+                        vocab_size: int, x_range: float, weight_scale: float) -> bytes:
+    if input_dim < 1 or units < 1 or output_dim < 0:
+        raise ValueError("need input_dim >= 1, units >= 1, output_dim >= 0")
+    if x_range <= 0:
+        raise ValueError("x_range must be positive")
+    weights = random_step_weights(input_dim, units, output_dim, seed=seed,
+                                  weight_scale=weight_scale)
+    rng = np.random.default_rng(seed + 1)
+    n, t = CALIBRATION_SEQUENCES, CALIBRATION_STEPS
+    embedding = None
+    if task == "language_model":
+        if vocab_size < 2 or output_dim != vocab_size:
+            raise ValueError("a language model needs vocab_size >= 2 and output_dim == vocab_size")
+        embedding = rng.uniform(-x_range, x_range, (vocab_size, input_dim)).astype(np.float32)
+        embedding[0, 0], embedding[-1, -1] = -x_range, x_range
+        xs = embedding[rng.integers(0, vocab_size, (n, t))]
+        labels = tuple(f"t{i}" for i in range(vocab_size))
+    elif task == "classification":
+        xs = rng.uniform(-x_range, x_range, (n, t, input_dim)).astype(np.float32)
+        xs[0, 0, 0], xs[0, 1, 0] = -x_range, x_range
+        labels = tuple(f"class{i}" for i in range(output_dim))
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    hs = np.zeros((n, t, units), np.float32)
+    h = np.zeros((n, units), np.float32)
+    for step in range(t):
+        hs[:, step] = h
+        h, _ = weights.step(xs[:, step], h)
+    cal_x = xs.reshape(-1, input_dim)
+    cal_h = hs.reshape(-1, units)
+    if embedding is not None:  # every row of the table is a possible input
+        cal_x = np.concatenate([cal_x, embedding])
+        cal_h = np.concatenate([cal_h, cal_h[rng.integers(0, len(cal_h), vocab_size)]])
+    is_lm = task == "language_model"
+    return convert_step_model(
+        weights, cal_x, cal_h, task=task, labels=labels,
+        norm_mean=None if is_lm else np.zeros(input_dim, np.float32),
+        norm_std=None if is_lm else np.ones(input_dim, np.float32),
+        embedding=embedding,
+    )
