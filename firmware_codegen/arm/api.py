@@ -1,0 +1,160 @@
+"""``mcu_run``: build the model's C for Cortex-M cores, measure it, run it, prove it.
+
+For every profile × cpu × optimization level: a bare-metal image (sizes split
+into code, weights/tables and state), then the step executed in unicorn over
+held-out real sequences of the run's own data, compared bit for bit with the
+simulator, with exact instruction counts per step and per multiply-accumulate
+and the stack the step used. The TFLite Micro comparison (``.tflite`` size,
+measured arena, published framework size) goes in the same report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from elman.firmware_codegen.arm.emulate import EmulatedRun, run_emulated, run_emulated_tokens
+from elman.firmware_codegen.arm.tflm_footprint import tflm_footprint
+from elman.firmware_codegen.arm.toolchain import check_cpu_opt, find_toolchain
+from elman.quantize.ir import QuantizedRNN
+from tqdm import tqdm
+
+from elman import rundir
+from elman.errors import VerificationError
+from elman.files import staged_outputs
+
+DEFAULT_CPUS = ("cortex-m0plus", "cortex-m4")
+DEFAULT_OPTS = ("O2", "Os")
+DEFAULT_PROFILES = ("tflm", "tflite")
+DEFAULT_SEQUENCES = 8
+TEXT_WINDOW = 64
+
+
+def held_out_inputs(run_dir: Path | str, ir: QuantizedRNN,
+                    limit: int | None = DEFAULT_SEQUENCES) -> tuple[np.ndarray, bool, str]:
+    """Real held-out inputs: int8 (N, T, D) test sequences, or (N, T) validation token
+    windows of a text model. Returns (inputs, are_tokens, description)."""
+    from elman.train.data import load_run_data
+
+    data = load_run_data(run_dir)
+    if data.task == "classification":
+        x = np.asarray(data.x_test if limit is None else data.x_test[:limit], np.float32)
+        return ir.input_quant.quantize(x), False, f"{len(x)} test sequences of {data.source}"
+    ids = np.asarray(data.val_ids, np.int64)
+    n = max(1, len(ids) // TEXT_WINDOW)
+    n = n if limit is None else min(n, limit)
+    windows = ids[: n * TEXT_WINDOW].reshape(n, TEXT_WINDOW)
+    return windows, True, f"{n} validation windows of {TEXT_WINDOW} tokens of {data.source}"
+
+
+def emulate_and_compare(ir: QuantizedRNN, inputs: np.ndarray, *, tokens: bool, profile: str,
+                        cpu: str, opt: str, prefix: str = "elman") -> tuple[EmulatedRun, Any]:
+    """Run the C on the emulated core and compare every step with the simulator."""
+    from elman.runtime.compare import compare_outputs
+    from elman.runtime.simulator import Simulator
+
+    sim = Simulator(ir, profile)
+    if tokens:
+        run = run_emulated_tokens(ir, inputs, profile=profile, cpu=cpu, opt=opt, prefix=prefix)
+        expected = sim.run_tokens(inputs)
+    else:
+        run = run_emulated(ir, inputs, profile=profile, cpu=cpu, opt=opt, prefix=prefix)
+        expected = sim.run(inputs)
+    pair = compare_outputs(f"emulated {cpu} -{opt}", f"simulator ({profile})", run.outputs,
+                           expected)
+    return run, pair
+
+
+def build_row(ir: QuantizedRNN, run: EmulatedRun, pair: Any) -> dict[str, Any]:
+    """One row of the report: sizes, stack, instruction counts, bit-exactness."""
+    s = run.sizes
+    row: dict[str, Any] = {
+        "profile": run.profile, "cpu": run.cpu, "opt": run.opt,
+        "flash": s["flash"], "ram": s["ram"], "stack_bytes": run.stack_bytes,
+        "ram_with_stack": s["ram"] + run.stack_bytes,
+        "code": s["code"], "weights_tables": s["weights_tables"], "data": s["data"],
+        "bss": s["bss"], "other_flash": s["other_flash"],
+        "instructions_per_step": round(run.instructions_per_step, 1),
+        "instructions_per_mac": round(run.instructions_per_mac, 3),
+        "instructions_per_step_min": run.instructions_min,
+        "instructions_per_step_max": run.instructions_max,
+        "matvec_instructions_per_mac": None if run.matvec_instructions_per_mac is None
+        else round(run.matvec_instructions_per_mac, 3),
+        "requantize_instructions_per_unit": None if run.matvec_instructions_per_step is None
+        else round((run.instructions_per_step - run.matvec_instructions_per_step) / ir.units, 1),
+        "bit_exact": bool(pair.ok),
+        "comparison": pair.to_dict(),
+    }
+    return row
+
+
+def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
+            opts: Sequence[str] = DEFAULT_OPTS, profiles: Sequence[str] = DEFAULT_PROFILES,
+            limit: int | None = DEFAULT_SEQUENCES, prefix: str = "elman",
+            progress: bool = True) -> dict[str, Any]:
+    """Build, size, emulate and verify the run's model on every cpu × opt × profile;
+    writes ``mcu_report.json`` and returns it. A bit-exactness failure is written to the
+    report, then raised as a VerificationError."""
+    from elman.quantize.reader import read_ir
+
+    run_dir = Path(run_dir)
+    model_path = rundir.require(run_dir, rundir.MODEL_TFLITE)
+    cpus, opts, profiles = tuple(cpus), tuple(opts), tuple(profiles)
+    for cpu in cpus:
+        for opt in opts:
+            check_cpu_opt(cpu, opt)
+    toolchain = find_toolchain()
+    ir = read_ir(model_path)
+    inputs, tokens, described = held_out_inputs(run_dir, ir, limit)
+    combos = [(p, c, o) for p in profiles for c in cpus for o in opts]
+    rows = []
+    for profile, cpu, opt in tqdm(combos, desc="mcu builds", unit="build", disable=not progress):
+        run, pair = emulate_and_compare(ir, inputs, tokens=tokens, profile=profile, cpu=cpu,
+                                        opt=opt, prefix=prefix)
+        rows.append(build_row(ir, run, pair))
+    report = {
+        "model": {"input_dim": ir.input_dim, "units": ir.units, "output_dim": ir.output_dim,
+                  "vocab_size": ir.vocab_size, "macs_per_step": ir.macs_per_step,
+                  "task": ir.task, "tflite_sha256": ir.source_sha256},
+        "data": {"description": described, "sequences": int(inputs.shape[0]),
+                 "steps_per_sequence": int(inputs.shape[1])},
+        "toolchain": toolchain.version(),
+        "emulator": "unicorn (UC_MODE_THUMB, Cortex-M0 / M4 / M7 cpu models); instruction "
+                    "counts are exact executed Thumb instructions, not cycles",
+        "builds": rows,
+        "all_bit_exact": all(r["bit_exact"] for r in rows),
+        "tflm": tflm_footprint(model_path),
+    }
+    with staged_outputs(run_dir) as stage:
+        stage.write_json(rundir.MCU_REPORT, report)
+    bad = [r for r in rows if not r["bit_exact"]]
+    if bad:
+        first = bad[0]
+        raise VerificationError(
+            f"emulated {first['cpu']} -{first['opt']} ({first['profile']}) differs from the "
+            f"simulator: {first['comparison'].get('first_mismatch')}; "
+            f"(see {run_dir / rundir.MCU_REPORT})")
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The builds of a report as a fixed-width text table."""
+    head = (f"{'profile':<7} {'cpu':<13} {'opt':<3} {'flash':>7} {'code':>6} {'weights':>7} "
+            f"{'RAM':>5} {'stack':>5} {'instr/step':>10} {'instr/MAC':>9} {'matvec/MAC':>10} "
+            f"{'bit-exact':>9}")
+    lines = [head, "-" * len(head)]
+    for r in report["builds"]:
+        mv = r["matvec_instructions_per_mac"]
+        lines.append(
+            f"{r['profile']:<7} {r['cpu']:<13} {r['opt']:<3} {r['flash']:>7} {r['code']:>6} "
+            f"{r['weights_tables']:>7} {r['ram']:>5} {r['stack_bytes']:>5} "
+            f"{r['instructions_per_step']:>10.1f} {r['instructions_per_mac']:>9.3f} "
+            f"{'-' if mv is None else f'{mv:.3f}':>10} {'yes' if r['bit_exact'] else 'NO':>9}")
+    t = report.get("tflm") or {}
+    lines.append("")
+    lines.append(f"TFLite Micro, same model: .tflite {t.get('tflite_bytes')} B (measured), "
+                 f"arena {t.get('arena_bytes')} B (measured, 64-bit host interpreter), "
+                 f"framework code {t.get('framework_code_bytes')} B (published, Cortex-M3)")
+    return "\n".join(lines)

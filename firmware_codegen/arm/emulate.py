@@ -1,0 +1,173 @@
+"""Run the generated C of a model on an emulated Cortex-M, step by step.
+
+``run_emulated(ir, x_q, cpu=..., opt=...)`` generates the model's C, builds a
+bare-metal image for the core (``build.py``), and calls ``<prefix>_step`` once
+per time step in unicorn (``machine.py``), exactly as firmware would: the state
+struct, the input and the output live in the core's RAM, written and read
+between calls. The outputs are the same :class:`StepOutputs` the simulator
+returns, so the two compare bit for bit; the instruction counts are exact.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from elman.firmware_codegen.arm.build import ArmImage, build_image
+from elman.firmware_codegen.arm.machine import Machine
+from elman.quantize.ir import QuantizedRNN
+from elman.runtime.simulator import StepOutputs
+
+# Functions whose instructions are the matrix-vector products (when not inlined).
+KERNEL_SUFFIXES = ("_dot_s8", "_matvec_s8", "_matvec4_s8", "_mac_s8")
+
+
+@dataclass(frozen=True)
+class EmulatedRun:
+    """Outputs and exact costs of running a model's C on an emulated core."""
+
+    outputs: StepOutputs
+    cpu: str
+    opt: str
+    profile: str
+    macs_per_step: int
+    instructions_per_step: float  # mean over all steps (head included every step)
+    instructions_min: int
+    instructions_max: int
+    matvec_instructions_per_step: float | None  # in kernel functions, when they are separate
+    stack_bytes: int  # deepest stack use of any step call
+    sizes: dict[str, int]
+    by_function: dict[str, float] = field(default_factory=dict)  # mean per step
+
+    @property
+    def instructions_per_mac(self) -> float:
+        return self.instructions_per_step / self.macs_per_step
+
+    @property
+    def matvec_instructions_per_mac(self) -> float | None:
+        if self.matvec_instructions_per_step is None:
+            return None
+        return self.matvec_instructions_per_step / self.macs_per_step
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cpu": self.cpu, "opt": self.opt, "profile": self.profile,
+            "steps": int(self.outputs.batch * self.outputs.steps),
+            "macs_per_step": self.macs_per_step,
+            "instructions_per_step": round(self.instructions_per_step, 2),
+            "instructions_per_step_min": self.instructions_min,
+            "instructions_per_step_max": self.instructions_max,
+            "instructions_per_mac": round(self.instructions_per_mac, 4),
+            "matvec_instructions_per_step": None if self.matvec_instructions_per_step is None
+            else round(self.matvec_instructions_per_step, 2),
+            "matvec_instructions_per_mac": None if self.matvec_instructions_per_mac is None
+            else round(self.matvec_instructions_per_mac, 4),
+            "stack_bytes": self.stack_bytes,
+            "sizes": dict(self.sizes),
+            "by_function": {k: round(v, 2) for k, v in self.by_function.items()},
+        }
+
+
+def harness_c(ir: QuantizedRNN, prefix: str) -> str:
+    """Buffers the emulator writes and reads: the state, one input, one output."""
+    return (
+        f'#include "{prefix}_model.h"\n'
+        f"{prefix}_state_t armharness_state __attribute__((aligned(8)));\n"
+        f"int8_t armharness_x[{max(ir.input_dim, 1)}] __attribute__((aligned(8)));\n"
+        f"int8_t armharness_y[{max(ir.output_dim, 1)}] __attribute__((aligned(8)));\n"
+    )
+
+
+def entry_points(ir: QuantizedRNN, prefix: str) -> tuple[str, ...]:
+    names = [f"{prefix}_reset", f"{prefix}_step"]
+    if ir.embedding is not None:
+        names.append(f"{prefix}_step_token")
+    return tuple(names)
+
+
+def build_model_image(ir: QuantizedRNN, out_dir: Path | str, *, profile: str = "tflm",
+                      cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
+                      defines: tuple[str, ...] = ()) -> ArmImage:
+    """Generate the model's C and link it with the emulator harness for ``cpu``."""
+    from elman.firmware_codegen.generate import generate_c
+
+    sources = generate_c(ir, prefix=prefix, profile=profile, source_sha256=ir.source_sha256)
+    return build_image(sources, out_dir, cpu=cpu, opt=opt, harness=harness_c(ir, prefix),
+                       entry_points=entry_points(ir, prefix), defines=defines)
+
+
+def run_emulated(ir: QuantizedRNN, x_q: np.ndarray, *, profile: str = "tflm",
+                 cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
+                 work_dir: Path | str | None = None) -> EmulatedRun:
+    """Run int8 inputs ``x_q`` (B, T, D) through the model's C on an emulated ``cpu``."""
+    x_q = np.asarray(x_q)
+    if x_q.ndim != 3 or x_q.shape[2] != ir.input_dim:
+        raise ValueError(f"x_q must be (batch, steps, {ir.input_dim}), got {x_q.shape}")
+    return _run(ir, x_q.astype(np.int8), tokens=False, profile=profile, cpu=cpu, opt=opt,
+                prefix=prefix, work_dir=work_dir)
+
+
+def run_emulated_tokens(ir: QuantizedRNN, ids: np.ndarray, *, profile: str = "tflm",
+                        cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
+                        work_dir: Path | str | None = None) -> EmulatedRun:
+    """Run token ids (B, T) of a text model through ``<prefix>_step_token``."""
+    ids = np.asarray(ids)
+    if ir.embedding is None or ids.ndim != 2:
+        raise ValueError("token ids (batch, steps) need a text model with an embedding")
+    return _run(ir, ids.astype(np.int64), tokens=True, profile=profile, cpu=cpu, opt=opt,
+                prefix=prefix, work_dir=work_dir)
+
+
+def _run(ir: QuantizedRNN, inputs: np.ndarray, *, tokens: bool, profile: str, cpu: str,
+         opt: str, prefix: str, work_dir: Path | str | None) -> EmulatedRun:
+    with tempfile.TemporaryDirectory(prefix="elman-arm-") as tmp:
+        out = Path(work_dir) if work_dir is not None else Path(tmp)
+        image = build_model_image(ir, out, profile=profile, cpu=cpu, opt=opt, prefix=prefix)
+        return _execute(ir, Machine(image), inputs, tokens=tokens, profile=profile,
+                        prefix=prefix)
+
+
+def _execute(ir: QuantizedRNN, m: Machine, inputs: np.ndarray, *, tokens: bool, profile: str,
+             prefix: str) -> EmulatedRun:
+    batch, steps = inputs.shape[:2]
+    units, out_dim = ir.units, ir.output_dim
+    h = np.zeros((batch, steps, units), np.int8)
+    y = np.zeros((batch, steps, out_dim), np.int8) if out_dim else None
+    state, x_addr = m.address("armharness_state"), m.address("armharness_x")
+    y_addr = m.address("armharness_y") if out_dim else 0
+    step_fn = f"{prefix}_step_token" if tokens else f"{prefix}_step"
+    counts: list[int] = []
+    totals: dict[str, int] = {}
+    stack = 0
+    for b in range(batch):
+        m.call(f"{prefix}_reset", state)
+        for t in range(steps):
+            if tokens:
+                res = m.call(step_fn, state, int(inputs[b, t]), y_addr)
+                if res.r0 != 0:
+                    raise ValueError(f"token {int(inputs[b, t])} rejected by {step_fn}")
+            else:
+                m.write(x_addr, inputs[b, t].tobytes())
+                res = m.call(step_fn, state, x_addr, y_addr)
+            h[b, t] = np.frombuffer(m.read(state, units), np.int8)
+            if y is not None:
+                y[b, t] = np.frombuffer(m.read(y_addr, out_dim), np.int8)
+            counts.append(res.instructions)
+            stack = max(stack, res.stack_bytes)
+            for name, n in res.by_function.items():
+                totals[name] = totals.get(name, 0) + n
+    n_steps = max(len(counts), 1)
+    kernel = [n for name, n in totals.items() if name.endswith(KERNEL_SUFFIXES)]
+    return EmulatedRun(
+        outputs=StepOutputs(h=h, y=y), cpu=m.image.cpu, opt=m.image.opt, profile=profile,
+        macs_per_step=ir.macs_per_step,
+        instructions_per_step=sum(counts) / n_steps,
+        instructions_min=min(counts, default=0), instructions_max=max(counts, default=0),
+        matvec_instructions_per_step=sum(kernel) / n_steps if kernel else None,
+        stack_bytes=stack, sizes=m.image.sizes.to_dict(),
+        by_function={k: v / n_steps for k, v in sorted(totals.items())},
+    )
+

@@ -1,0 +1,143 @@
+"""The example firmware: a whole image for QEMU's ``mps2-an386`` (Cortex-M4).
+
+``example_files`` renders ``main.c`` (the model over a few real held-out
+samples embedded as int8, results printed over semihosting; its own vector
+table and startup, no C library), ``example.ld`` and a ``Makefile``.
+``codegen_run(..., example=True)`` writes them to ``<out_dir>/example/``.
+``run_example`` builds and runs the image under ``qemu-system-arm``, and
+``parse_example_output`` reads the printed values back for comparison with
+the simulator.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from elman.firmware_codegen.arm.toolchain import find_toolchain
+from elman.quantize.ir import QuantizedRNN
+
+from elman.errors import ToolchainError
+
+EXAMPLE_DIR = "example"
+DEFAULT_SAMPLES = 4
+QEMU_HINT = "apt-get install -y --no-install-recommends qemu-system-arm"
+
+
+@dataclass(frozen=True)
+class ExampleSamples:
+    """Real held-out inputs to embed: int8 (N, T, D), or token ids (N, T) for text."""
+
+    inputs: np.ndarray
+    labels: np.ndarray  # true class (classification) or the token after the window (text)
+    tokens: bool
+
+
+def example_samples(run_dir: Path | str, ir: QuantizedRNN,
+                    count: int = DEFAULT_SAMPLES, max_steps: int = 64) -> ExampleSamples:
+    """The first ``count`` held-out samples of the run's own data, quantized as the model sees
+    them (classification: the test split; text: windows of ``max_steps`` validation tokens)."""
+    from elman.train.data import load_run_data
+
+    data = load_run_data(run_dir)
+    if data.task == "classification":
+        x = np.asarray(data.x_test[:count], dtype=np.float32)
+        return ExampleSamples(inputs=ir.input_quant.quantize(x),
+                              labels=np.asarray(data.y_test[:count], np.int64), tokens=False)
+    ids = np.asarray(data.val_ids, dtype=np.int64)
+    n = min(count, max(1, (len(ids) - 1) // max_steps))
+    windows = np.stack([ids[i * max_steps:(i + 1) * max_steps] for i in range(n)])
+    nexts = np.array([ids[min((i + 1) * max_steps, len(ids) - 1)] for i in range(n)])
+    return ExampleSamples(inputs=windows, labels=nexts, tokens=True)
+
+
+def example_files(ir: QuantizedRNN, samples: ExampleSamples, model_sources: list[str], *,
+                  prefix: str = "elman", profile: str = "tflm",
+                  model_dir: str = "..") -> dict[str, str]:
+    """``main.c``, ``example.ld`` and ``Makefile`` (file name -> text; deterministic)."""
+    import jinja2
+
+    from elman import __version__
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("elman.firmware_codegen", "templates/example"),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    inputs = np.asarray(samples.inputs)
+    context = {
+        "p": prefix, "P": prefix.upper(), "profile": profile, "elman_version": __version__,
+        "source_sha256": ir.source_sha256 or "unknown", "tokens": samples.tokens,
+        "has_head": ir.head is not None, "steps": int(inputs.shape[1]),
+        "samples": inputs.tolist(), "labels": [int(v) for v in samples.labels],
+        "model_dir": model_dir, "model_sources": sorted(model_sources),
+    }
+    return {name: env.get_template(f"{name}.j2").render(context)
+            for name in ("main.c", "example.ld", "Makefile")}
+
+
+def build_example(example_dir: Path | str) -> Path:
+    """``make`` the example in ``example_dir``; returns the ELF."""
+    find_toolchain()
+    make = shutil.which("make")
+    if make is None:
+        raise ToolchainError("make was not found on PATH (apt-get install -y make)")
+    proc = subprocess.run([make, "-s", "-C", str(example_dir)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise ToolchainError(f"building the example firmware failed:\n{proc.stderr.strip()}")
+    return Path(example_dir) / "example.elf"
+
+
+def run_example(elf: Path | str, timeout_s: float = 60.0) -> str:
+    """Run the image under ``qemu-system-arm -M mps2-an386``; returns what it printed."""
+    qemu = shutil.which("qemu-system-arm")
+    if qemu is None:
+        raise ToolchainError(f"qemu-system-arm was not found on PATH; install it with: "
+                             f"{QEMU_HINT}")
+    cmd = [qemu, "-M", "mps2-an386", "-cpu", "cortex-m4", "-semihosting", "-nographic",
+           "-monitor", "none", "-serial", "none", "-kernel", str(elf)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"the example firmware did not finish within {timeout_s:g} s "
+                             "under QEMU") from None
+    if proc.returncode != 0 or "done" not in proc.stdout:
+        raise ToolchainError(f"the example firmware failed under QEMU (exit {proc.returncode}):"
+                             f"\n{proc.stdout}{proc.stderr}".strip())
+    return proc.stdout
+
+
+@dataclass(frozen=True)
+class PrintedSample:
+    label: int
+    argmax: int | None
+    y: np.ndarray | None  # int8 outputs after the last step
+    h: np.ndarray  # int8 state after the last step
+
+
+_LINE = re.compile(r"^sample (\d+) (label|h)((?: -?\d+)*)(?: argmax (-?\d+) y((?: -?\d+)*))?$")
+
+
+def parse_example_output(text: str) -> list[PrintedSample]:
+    """The per-sample values the example printed, in sample order."""
+    found: dict[int, dict[str, object]] = {}
+    for raw in text.splitlines():
+        m = _LINE.match(raw.strip())
+        if not m:
+            continue
+        entry = found.setdefault(int(m.group(1)), {})
+        values = [int(v) for v in m.group(3).split()]
+        if m.group(2) == "h":
+            entry["h"] = np.array(values, np.int8)
+        else:
+            entry["label"] = values[0]
+            if m.group(4) is not None:
+                entry["argmax"] = int(m.group(4))
+                entry["y"] = np.array([int(v) for v in m.group(5).split()], np.int8)
+    return [PrintedSample(label=int(e["label"]), argmax=e.get("argmax"),  # type: ignore[arg-type]
+                          y=e.get("y"), h=e["h"])  # type: ignore[arg-type]
+            for _, e in sorted(found.items())]
