@@ -1,0 +1,258 @@
+"""`elman verify`: every implementation of the int8 program against the simulator.
+
+On the run's held-out data (every test sequence of a classifier; the validation
+stream of a text model as one long sequence), the simulator of each profile is
+compared, int8 value by int8 value, with each implementation that claims to be
+bit-exact with that profile: LiteRT's reference kernels (``tflite``) and the
+TFLite Micro interpreter (``tflm``); later stages add their own (generated C,
+emulated Cortex-M) to ``IMPLEMENTATIONS``. The float Keras model is compared by
+task metrics only. Results go to ``verify_report.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from elman.quantize.ir import QuantizedRNN
+from elman.runtime.compare import PairResult, compare_outputs
+from elman.runtime.float_reference import float_metrics
+from elman.runtime.interpreters import run_litert, run_tflm
+from elman.runtime.primitives import PROFILES, check_profile
+from elman.runtime.simulator import Simulator, StepOutputs
+
+from elman import rundir
+from elman.errors import ElmanError, VerificationError
+from elman.files import staged_outputs
+
+REPORT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class VerifyInputs:
+    """The held-out data, ready for every implementation."""
+
+    x_q: np.ndarray  # int8 (B, T, D): quantized inputs (text: embedding rows of ids)
+    ids: np.ndarray | None  # int (B, T) token ids of a text model, else None
+    labels: np.ndarray | None  # int (B,) class labels of a classifier, else None
+    x_float: np.ndarray | None  # float (B, T, D) normalized inputs of a classifier, else None
+    description: str  # e.g. "test split, 40 sequences x 100 steps"
+
+    @property
+    def sequences(self) -> int:
+        return int(self.x_q.shape[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.x_q.shape[1])
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    """What an implementation factory gets to build its runners."""
+
+    run_dir: Path
+    ir: QuantizedRNN
+    model: bytes  # the .tflite step model
+    profiles: tuple[str, ...]
+    progress: bool
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One implementation that must equal the simulator of ``profile`` bit for bit."""
+
+    name: str
+    profile: str
+    run: Callable[[VerifyInputs], StepOutputs]
+
+
+ImplementationFactory = Callable[[VerifyContext], list[Implementation]]
+
+
+def _progress_bar(ctx: VerifyContext, total: int, name: str):
+    if not ctx.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="step", leave=False)
+
+
+def _interpreter_run(ctx: VerifyContext, runner, name: str) -> Callable[[VerifyInputs],
+                                                                          StepOutputs]:
+    def run(inputs: VerifyInputs) -> StepOutputs:
+        bar = _progress_bar(ctx, inputs.sequences * inputs.steps, name)
+        try:
+            return runner(ctx.model, ctx.ir, inputs.x_q,
+                          progress=None if bar is None else bar.update)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    return run
+
+
+def interpreter_implementations(ctx: VerifyContext) -> list[Implementation]:
+    """LiteRT ``BUILTIN_REF`` (profile ``tflite``) and TFLite Micro (profile ``tflm``)."""
+    out = []
+    if "tflite" in ctx.profiles:
+        name = "LiteRT BUILTIN_REF"
+        out.append(Implementation(name, "tflite", _interpreter_run(ctx, run_litert, name)))
+    if "tflm" in ctx.profiles:
+        name = "TFLite Micro"
+        out.append(Implementation(name, "tflm", _interpreter_run(ctx, run_tflm, name)))
+    return out
+
+
+# Every factory here is asked for its implementations; the generated C and the emulated
+# Cortex-M stages append theirs (one line each).
+IMPLEMENTATIONS: list[ImplementationFactory] = [interpreter_implementations]
+
+
+def load_verify_inputs(run_dir: Path, ir: QuantizedRNN, limit: int | None = None
+                       ) -> VerifyInputs:
+    """The run's held-out data, quantized with the IR's input parameters.
+
+    ``limit``: at most that many sequences (classification) or steps (text).
+    """
+    from elman.train.data import load_run_data
+
+    data = load_run_data(run_dir)
+    if limit is not None and limit < 1:
+        raise ElmanError(f"--limit must be at least 1, got {limit}")
+    if data.task != ir.task:
+        raise ElmanError(f"{run_dir}: the data is for {data.task} but the model is {ir.task}")
+    if data.task == "language_model":
+        ids = np.asarray(data.val_ids, dtype=np.int64)
+        if limit is not None:
+            ids = ids[:limit]
+        if ids.size == 0:
+            raise ElmanError(f"{run_dir}: the validation stream is empty")
+        if ids.max() >= ir.vocab_size:
+            raise ElmanError(f"{run_dir}: token id {ids.max()} outside the model's vocabulary "
+                             f"of {ir.vocab_size}")
+        ids = ids[None, :]
+        from elman.runtime.simulator import embed_tokens
+
+        return VerifyInputs(embed_tokens(ir, ids), ids, None, None,
+                            f"validation stream, 1 sequence x {ids.shape[1]} steps")
+    x = np.asarray(data.x_test)
+    y = np.asarray(data.y_test)
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    if x.shape[0] == 0:
+        raise ElmanError(f"{run_dir}: the test split is empty")
+    if x.shape[2] != ir.input_dim:
+        raise ElmanError(f"{run_dir}: the data has {x.shape[2]} channels, the model "
+                         f"{ir.input_dim}")
+    return VerifyInputs(ir.input_quant.quantize(x), None, y, x,
+                        f"test split, {x.shape[0]} sequences x {x.shape[1]} steps")
+
+
+def _simulate(ir: QuantizedRNN, profile: str, inputs: VerifyInputs) -> StepOutputs:
+    return Simulator(ir, profile).run(inputs.x_q)
+
+
+def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tflm", "tflite"),
+               limit: int | None = None, progress: bool = True, *,
+               float_model: bool = True, raise_on_mismatch: bool = True) -> dict[str, Any]:
+    """Compare every implementation with the simulator on the run's held-out data.
+
+    Writes ``verify_report.json`` (also when something disagrees), then raises
+    :class:`VerificationError` on any mismatch unless ``raise_on_mismatch`` is False.
+    """
+    from elman.quantize.reader import read_ir
+
+    run_dir = Path(run_dir)
+    profiles = tuple(dict.fromkeys(profiles))
+    if not profiles:
+        raise ElmanError(f"choose at least one profile of {PROFILES}")
+    for p in profiles:
+        try:
+            check_profile(p)
+        except ValueError as exc:
+            raise ElmanError(str(exc)) from None
+    model_path = rundir.require(run_dir, rundir.MODEL_TFLITE)
+    model = model_path.read_bytes()
+    ir = read_ir(model)
+    inputs = load_verify_inputs(run_dir, ir, limit)
+    ctx = VerifyContext(run_dir, ir, model, profiles, progress)
+
+    simulated = {p: _simulate(ir, p, inputs) for p in profiles}
+    pairs: list[dict[str, Any]] = []
+    results: list[PairResult] = []
+    for factory in IMPLEMENTATIONS:
+        for impl in factory(ctx):
+            if impl.profile not in simulated:
+                continue
+            start = time.perf_counter()
+            outputs = impl.run(inputs)
+            seconds = time.perf_counter() - start
+            result = compare_outputs(f"simulator ({impl.profile})", impl.name,
+                                     simulated[impl.profile], outputs)
+            results.append(result)
+            pairs.append({**result.to_dict(), "profile": impl.profile, "exact": True,
+                          "seconds": round(seconds, 3)})
+
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT,
+        "model": {"file": rundir.MODEL_TFLITE, "sha256": ir.source_sha256, "task": ir.task,
+                  "input_dim": ir.input_dim, "units": ir.units, "output_dim": ir.output_dim},
+        "data": {"description": inputs.description, "sequences": inputs.sequences,
+                 "steps": inputs.steps, "limit": limit},
+        "profiles": list(profiles),
+        "pairs": pairs,
+        "ok": all(r.ok for r in results),
+    }
+    keras_path = run_dir / rundir.MODEL_KERAS
+    if float_model and keras_path.exists():
+        report["float_vs_int8"] = float_metrics(keras_path, ir, inputs,
+                                                simulated[profiles[0]], profiles[0])
+    with staged_outputs(run_dir) as stage:
+        stage.write_json(rundir.VERIFY_REPORT, report)
+    if raise_on_mismatch and not report["ok"]:
+        raise VerificationError(mismatch_message(report))
+    return report
+
+
+def mismatch_message(report: dict[str, Any]) -> str:
+    bad = [p for p in report["pairs"] if not p["ok"]]
+    parts = []
+    for p in bad:
+        f = p["first_mismatch"]
+        parts.append(f"{p['a']} vs {p['b']}: {p['mismatches']} of {p['compared']} int8 values "
+                     f"differ (max {p['max_abs_diff_lsb']} LSB), first at sequence "
+                     f"{f['sequence']}, step {f['step']}, {f['kind']}[{f['unit']}]: "
+                     f"{f['a']} vs {f['b']}")
+    return "not bit-exact: " + "; ".join(parts) + f" (see {rundir.VERIFY_REPORT})"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as a plain-text table (one line per pair, then the float metrics)."""
+    head = ("pair", "values", "mismatches", "max |diff| LSB", "first mismatch")
+    rows = []
+    for p in report["pairs"]:
+        f = p["first_mismatch"]
+        first = "-" if f is None else (f"seq {f['sequence']} step {f['step']} "
+                                       f"{f['kind']}[{f['unit']}]: {f['a']} vs {f['b']}")
+        rows.append((f"{p['a']} vs {p['b']}", f"{p['compared']:,}", f"{p['mismatches']:,}",
+                     str(p["max_abs_diff_lsb"]), first))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(head)]
+    lines = [f"data: {report['data']['description']}",
+             "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    fl = report.get("float_vs_int8")
+    if fl:
+        lines.append("")
+        lines.append(f"float Keras vs int8 simulator ({fl['profile']}), metrics only:")
+        for k in sorted(fl["metrics"]):
+            lines.append(f"  {k}: {fl['metrics'][k]}")
+    lines.append("")
+    lines.append("bit-exact: " + ("yes, every pair" if report["ok"] else "NO"))
+    return "\n".join(lines)
