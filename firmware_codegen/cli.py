@@ -1,8 +1,30 @@
-"""`elman codegen` (being built: see the issue tracker)."""
+"""`elman codegen RUN_DIR`: the run's int8 model as dependency-free C99 sources."""
 
-from elman.errors import ElmanError
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 
-def codegen() -> None:
-    """Not built yet."""
-    raise ElmanError("`elman codegen` is not built yet")
+def codegen(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory with model_int8.tflite.")],
+    prefix: Annotated[str, typer.Option(
+        help="C identifier that starts every generated name (files, functions, macros); "
+             "give each model of one firmware its own.")] = "elman",
+    profile: Annotated[str, typer.Option(
+        help="Arithmetic profile: tflm (bit-exact with TFLite Micro / CMSIS-NN rounding) or "
+             "tflite (bit-exact with LiteRT's reference kernels).")] = "tflm",
+    out: Annotated[Path | None, typer.Option(
+        help="Output directory (default: RUN_DIR/c).")] = None,
+    example: Annotated[bool, typer.Option(
+        "--example/--no-example",
+        help="Also write <prefix>_example.c, a main() that runs the model once.")] = False,
+) -> None:
+    """Generate <prefix>_model.h/.c, <prefix>_weights.h and <prefix>_io.c from the int8 model."""
+    from elman.firmware_codegen.api import codegen_run
+
+    paths = codegen_run(run_dir, prefix=prefix, profile=profile, out_dir=out, example=example)
+    for path in paths:
+        typer.echo(str(path))

@@ -1,0 +1,180 @@
+"""Compile the generated C for this machine and run it: the "generated C" of verification.
+
+``run_host_c(ir, x_q)`` generates the C of ``ir``, compiles it with a small
+harness (``templates/host_harness.c.j2``) under the strict warning set
+``-std=c99 -Wall -Wextra -Wpedantic -Wconversion -Wshadow -Werror`` (or with
+``-fsanitize=undefined,address``), pipes the int8 inputs through stdin and
+reads every step's ``h`` and ``y`` back from stdout. Compiled harnesses are
+cached by the SHA-256 of their sources and flags, so one model compiles once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from elman.firmware_codegen.generate import CModel, _environment, generate_c
+from elman.quantize.ir import QuantizedRNN
+
+from elman.errors import DataError, ToolchainError
+
+STRICT_FLAGS = (
+    "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow", "-Werror",
+    "-Wdouble-promotion", "-Wpointer-arith", "-Wstrict-prototypes", "-Wmissing-prototypes",
+    "-Wcast-qual",
+)
+SANITIZE_FLAGS = ("-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=undefined,address",
+                  "-fno-sanitize-recover=all")
+MODE_TOKENS = 1
+MODE_HEAD_ON_LAST_STEP = 2
+CACHE_ENV = "ELMAN_HOST_CACHE"
+
+
+@dataclass(frozen=True)
+class HostBuild:
+    """A compiled harness: the executable and the generated sources it was built from."""
+
+    executable: Path
+    sources: dict[str, str]
+
+
+def compiler() -> str:
+    """The C compiler: ``$CC`` or ``cc``; a clear ToolchainError when there is none."""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        raise ToolchainError(f"C compiler {cc!r} not found: install gcc (or set CC)")
+    return cc
+
+
+def build_host_harness(
+    ir: QuantizedRNN,
+    *,
+    profile: str = "tflm",
+    prefix: str = "elman",
+    sanitize: bool = False,
+    opt: str = "-O2",
+) -> HostBuild:
+    """Generate and compile the C of ``ir`` plus the host harness (cached by content)."""
+    sources = generate_c(ir, prefix=prefix, profile=profile)
+    model = CModel(ir, prefix, profile, ir.source_sha256 or "unknown")
+    harness = _environment().get_template("host_harness.c.j2").render(m=model)
+    files = dict(sources, **{"harness.c": harness})
+    cc = compiler()
+    flags = [*STRICT_FLAGS, *(SANITIZE_FLAGS if sanitize else (opt,))]
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    digest.update(" ".join([cc, *flags]).encode())
+    exe = _cache_dir() / digest.hexdigest()[:32] / "harness"
+    if not exe.exists():
+        _compile(cc, flags, files, prefix, exe)
+    return HostBuild(exe, sources)
+
+
+def run_host_c(
+    ir: QuantizedRNN,
+    x_q: np.ndarray,
+    *,
+    profile: str = "tflm",
+    prefix: str = "elman",
+    sanitize: bool = False,
+    head_on_last_step: bool = False,
+):
+    """Run the generated C over int8 inputs ``x_q`` (B, T, input_dim) -> StepOutputs.
+
+    With ``head_on_last_step`` the C is called with ``y = NULL`` except on each
+    sequence's last step (``y`` of the other steps comes back as zeros).
+    """
+    x_q = np.asarray(x_q)
+    if x_q.ndim != 3 or x_q.shape[2] != ir.input_dim or x_q.dtype != np.int8:
+        raise DataError(f"x_q must be int8 (batch, steps, {ir.input_dim}), got "
+                        f"{x_q.dtype} {x_q.shape}")
+    mode = MODE_HEAD_ON_LAST_STEP if head_on_last_step else 0
+    return _run(ir, x_q.shape[:2], mode, x_q.tobytes(), profile, prefix, sanitize)
+
+
+def run_host_c_tokens(
+    ir: QuantizedRNN,
+    ids: np.ndarray,
+    *,
+    profile: str = "tflm",
+    prefix: str = "elman",
+    sanitize: bool = False,
+):
+    """Run the generated C's token step over token ids (B, T) -> StepOutputs (text models)."""
+    ids = np.asarray(ids)
+    if ir.embedding is None:
+        raise DataError("token inputs need a text model (this model has no embedding)")
+    if ids.ndim != 2 or ids.size and (ids.min() < 0 or ids.max() >= ir.vocab_size):
+        raise DataError(f"ids must be (batch, steps) token ids in [0, {ir.vocab_size})")
+    data = ids.astype(np.uint16).tobytes()
+    return _run(ir, ids.shape, MODE_TOKENS, data, profile, prefix, sanitize)
+
+
+def bench_host_c(ir: QuantizedRNN, x_q: np.ndarray, repeats: int, *, profile: str = "tflm",
+                 prefix: str = "elman", opt: str = "-O2") -> float:
+    """Nanoseconds per step of the compiled C (inputs preloaded, batch 1 streams)."""
+    build = build_host_harness(ir, profile=profile, prefix=prefix, opt=opt)
+    stdin = _header(0, x_q.shape[:2]) + np.asarray(x_q, np.int8).tobytes()
+    proc = _execute(build.executable, stdin, ["bench", str(int(repeats))])
+    return float(proc.stdout.split()[0])
+
+
+# ---- internals -------------------------------------------------------------------------------
+def _run(ir, batch_steps, mode, data, profile, prefix, sanitize):
+    from elman.runtime.simulator import StepOutputs
+
+    b, t = (int(v) for v in batch_steps)
+    build = build_host_harness(ir, profile=profile, prefix=prefix, sanitize=sanitize)
+    proc = _execute(build.executable, _header(mode, (b, t)) + data, [])
+    width = ir.units + ir.output_dim
+    out = np.frombuffer(proc.stdout, dtype=np.int8)
+    if out.size != b * t * width:
+        raise ToolchainError(f"host harness returned {out.size} bytes, expected {b * t * width}")
+    out = out.reshape(b, t, width)
+    h = out[:, :, : ir.units].copy()
+    y = out[:, :, ir.units:].copy() if ir.head is not None else None
+    return StepOutputs(h=h, y=y)
+
+
+def _header(mode: int, batch_steps) -> bytes:
+    return np.array([mode, *batch_steps], dtype=np.int32).tobytes()
+
+
+def _execute(exe: Path, stdin: bytes, args: list[str]) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(exe), *args], input=stdin, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise ToolchainError(
+            f"the compiled model failed (exit {proc.returncode}):\n"
+            + proc.stderr.decode(errors="replace")[-4000:]
+        )
+    return proc
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root)
+    return Path(tempfile.gettempdir()) / f"elman-host-c-{os.getuid()}"
+
+
+def _compile(cc: str, flags: list[str], files: dict[str, str], prefix: str, exe: Path) -> None:
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=exe.parent) as tmp:
+        src = Path(tmp)
+        for name, text in files.items():
+            (src / name).write_text(text, encoding="utf-8")
+        units = ["harness.c", f"{prefix}_model.c", f"{prefix}_io.c"]
+        out = src / "harness"
+        cmd = [cc, *flags, "-I", str(src), *(str(src / u) for u in units), "-o", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise ToolchainError(f"compiling the generated C failed:\n{' '.join(cmd)}\n"
+                                 f"{proc.stderr[-6000:]}")
+        os.replace(out, exe)  # atomic: parallel test workers may race to the same cache entry
