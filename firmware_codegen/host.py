@@ -178,3 +178,24 @@ def _compile(cc: str, flags: list[str], files: dict[str, str], prefix: str, exe:
             raise ToolchainError(f"compiling the generated C failed:\n{' '.join(cmd)}\n"
                                  f"{proc.stderr[-6000:]}")
         os.replace(out, exe)  # atomic: parallel test workers may race to the same cache entry
+
+
+def host_c_implementations(ctx) -> list:
+    """``elman verify``'s "generated C" pair: the host-compiled C of each profile.
+
+    ``ctx`` is an ``elman.runtime.verify.VerifyContext``; text models run the
+    token step (``<prefix>_step_token``) over the token ids.
+    """
+    from elman.runtime.verify import Implementation
+
+    name = f"generated C ({Path(compiler()).name} -O2)"
+
+    def runner(profile: str):
+        def run(inputs) -> object:
+            if inputs.ids is not None:
+                return run_host_c_tokens(ctx.ir, inputs.ids, profile=profile)
+            return run_host_c(ctx.ir, inputs.x_q, profile=profile)
+
+        return run
+
+    return [Implementation(name, profile, runner(profile)) for profile in ctx.profiles]
