@@ -132,7 +132,8 @@ def run_pipeline(
          lambda: verify_run(run_dir, profiles=profiles, limit=verify_limit,
                             progress=progress)),
         ("mcu", f"{', '.join(cpus)} builds, emulated → {rundir.MCU_REPORT}",
-         lambda: mcu_run(run_dir, cpus=cpus, opts=opts)),
+         lambda: mcu_run(run_dir, cpus=cpus, opts=opts, profiles=profiles, prefix=prefix,
+                         progress=progress)),
         ("report", f"plots and tables → {rundir.REPORT_HTML}",
          lambda: str(build_report(run_dir))),
     ]

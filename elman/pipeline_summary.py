@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from elman import report_sections, rundir
+from elman import rundir
 from elman.report_page import fmt
+from elman.report_sections import bit_exact_pairs, mcu_rows, task_metric_rows
 
 
-def _table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
-    cells = [[fmt(c) if not isinstance(c, str) else c for c in row] for row in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
-    lines = [indent + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    for r in cells:
-        lines.append(indent + "  ".join(
-            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths,
-                                                                           strict=True))))
-    return lines
+def text_table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
+    """Aligned plain-text table: first column left, the others right."""
+    cells = [[c if isinstance(c, str) else fmt(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+
+    def line(row: list[str]) -> str:
+        return indent + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                  for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+
+    return [line(header)] + [line(r) for r in cells]
 
 
 def format_summary(result: dict[str, Any]) -> str:
@@ -25,36 +27,45 @@ def format_summary(result: dict[str, Any]) -> str:
     run_dir = Path(result["run_dir"])
     train, quant = result.get("train"), result.get("quantize")
     verify, mcu = result.get("verify"), result.get("mcu")
-    lines = [f"elman run {run_dir}: {result.get('data', '')}, done in "
-             f"{result.get('seconds', 0):.0f} s "
-             f"({', '.join(f'{k} {v:.0f} s' for k, v in result.get('timings', {}).items())})",
-             ""]
-    metrics = report_sections.task_metrics(train, quant, verify)
-    if metrics:
-        lines.append("task metric (held-out split)")
-        lines += _table(["", "value"], [[label, value] for label, value in metrics])
-        lines.append("")
-    if verify:
-        pairs = report_sections.verify_pairs(verify)
-        lines.append("bit-exactness (int8 values of every step)")
-        lines += _table(
-            ["pair", "compared", "mismatches", "max |diff|", "status"],
-            [[f"{p['a']} vs {p['b']}", p.get("compared"), p.get("mismatches"),
-              p.get("max_abs_diff_lsb"), "bit-exact" if p["ok"] else "MISMATCH"]
-             for p in pairs])
-        lines.append("")
-    rows = report_sections.mcu_rows(mcu)
+    timings = ", ".join(f"{k} {v:.0f} s" for k, v in result.get("timings", {}).items())
+    lines = [f"elman run {run_dir}: {result.get('data', '')}, "
+             f"{result.get('seconds', 0):.0f} s ({timings})", ""]
+
+    header, rows = task_metric_rows(train, quant, verify)
     if rows:
-        lines.append("microcontroller")
-        lines += _table(["cpu", "opt", "flash B", "RAM B", "instr/step", "instr/MAC"],
-                        [[b["cpu"], b["opt"], b.get("flash"), b.get("ram"),
-                          b.get("instructions_per_step"), b.get("instructions_per_mac")]
-                         for b in rows])
+        lines.append("task metric")
+        lines += text_table(header[:-1], [r[:-1] for r in rows])
+        lines += [f"    {i + 1}. {r[-1]}" for i, r in enumerate(rows)]
         lines.append("")
+
+    pairs = bit_exact_pairs(verify, mcu)
+    if pairs:
+        bad = sum(not p["ok"] for p in pairs)
+        lines.append(f"bit-exactness: {len(pairs) - bad} of {len(pairs)} pairs bit-exact "
+                     "(int8 h and y of every step)")
+        lines += text_table(
+            ["pair", "values", "mismatches", "max |diff|", "status"],
+            [[f"{p['a']} vs {p['b']}", p["compared"], p["mismatches"], p["max_abs_diff_lsb"],
+              "bit-exact" if p["ok"] else "MISMATCH"] for p in pairs])
+        lines.append("")
+
+    builds = mcu_rows(mcu)
+    if builds:
+        lines.append("microcontroller (bytes; instructions counted in the emulator)")
+        lines += text_table(
+            ["profile / cpu / opt", "flash", "code", "weights", "RAM", "stack", "instr/step",
+             "instr/MAC"],
+            [[f"{b['profile']} {b['cpu']} -{b['opt']}", b["flash"], b["code"],
+              b["weights_tables"], b["ram"], b.get("stack_bytes"), b["instructions_per_step"],
+              b["instructions_per_mac"]] for b in builds])
+        lines.append("")
+
     lines.append("files")
+    code = sorted(p.name for p in (run_dir / rundir.CODE_DIR).glob("*")) \
+        if (run_dir / rundir.CODE_DIR).is_dir() else []
     for name, what in [(rundir.MODEL_KERAS, "float Keras model"),
                        (rundir.MODEL_TFLITE, "int8 step model"),
-                       (rundir.CODE_DIR, "generated C"),
-                       (rundir.REPORT_HTML, "report: plots and tables")]:
-        lines.append(f"  {run_dir / name}{'/' if name == rundir.CODE_DIR else ''}  ({what})")
+                       (rundir.CODE_DIR + "/", "C99: " + ", ".join(code) if code else "C99"),
+                       (rundir.REPORT_HTML, "plots and tables, open in a browser")]:
+        lines.append(f"  {run_dir / name}  ({what})")
     return "\n".join(lines)

@@ -43,11 +43,14 @@ def training_curves(
     series: dict[str, dict[str, Sequence[float]]],
 ) -> str:
     """One panel per quantity (``{"loss": {"train": [...], "validation": [...]}, ...}``)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = _figure(width=3.6 * len(series), height=2.8, ncols=len(series))
     for ax, (quantity, curves) in zip(axes, series.items(), strict=True):
         for name, values in curves.items():
             ax.plot(epochs[: len(values)], values, marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(quantity)
         ax.legend(fontsize=8)
     return _data_uri(fig)
@@ -83,6 +86,30 @@ def clipping(norms: Sequence[float], threshold: float | None) -> str:
     ax.set_xlabel("update")
     ax.set_ylabel("pre-clip ‖g‖")
     ax.legend(fontsize=8, markerscale=3)
+    return _data_uri(fig)
+
+
+def clipping_by_epoch(epochs: Sequence[int], mean_norm: Sequence[float],
+                      fraction_clipped: Sequence[float], threshold: float | None) -> str:
+    """Mean pre-clip gradient norm per epoch against the threshold, and the share clipped."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax_norm, ax_frac) = _figure(width=7.2, height=2.6, ncols=2)
+    ax_norm.plot(epochs, mean_norm, marker="o", markersize=3, color=FLOAT_COLOR,
+                 label="mean pre-clip ‖g‖")
+    if threshold:
+        ax_norm.axhline(threshold, color="black", linestyle="--", linewidth=1,
+                        label=f"threshold {threshold:g}")
+    ax_norm.set_xlabel("epoch")
+    ax_norm.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_frac.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_norm.set_title("gradient norm")
+    ax_norm.legend(fontsize=8)
+    ax_frac.plot(epochs, [100 * f for f in fraction_clipped], marker="o", markersize=3,
+                 color=INT8_COLOR)
+    ax_frac.set_ylim(-3, 103)
+    ax_frac.set_xlabel("epoch")
+    ax_frac.set_title("updates clipped (%)")
     return _data_uri(fig)
 
 

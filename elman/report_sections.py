@@ -2,7 +2,9 @@
 
 Each function takes the stage's JSON report (or None when the stage has not
 run) and returns a :class:`~elman.report_page.Section`; a missing report or a
-missing field becomes a visible note, never an exception.
+missing field becomes a visible note, never an exception. The helpers
+``task_metric_rows``, ``bit_exact_pairs`` and ``mcu_rows`` are shared with the
+text summary of ``elman run``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from elman.errors import ElmanError
 from elman.report_page import Card, Cell, Section, fmt, status_cell
 
 Report = dict[str, Any] | None
+EPOCH_BOOKKEEPING = ("epoch", "seconds", "lr_end", "updates", "grad_norm_mean",
+                     "fraction_clipped")
 
 
 def _missing(name: str, run_dir: Path) -> str:
@@ -30,19 +34,18 @@ def build_page(run_dir: Path, reports: dict[str, Report]) -> dict[str, Any]:
     quant = reports.get(rundir.QUANT_REPORT)
     verify = reports.get(rundir.VERIFY_REPORT)
     mcu = reports.get(rundir.MCU_REPORT)
-    sections = [
-        training_section(run_dir, train),
-        quantization_section(run_dir, quant),
-        task_section(run_dir, train, quant),
-        verification_section(run_dir, verify),
-        mcu_section(run_dir, mcu),
-        files_section(run_dir),
-    ]
     return {
         "title": run_dir.resolve().name,
         "subtitle": _subtitle(train),
         "cards": summary_cards(train, quant, verify, mcu),
-        "sections": sections,
+        "sections": [
+            training_section(run_dir, train),
+            quantization_section(run_dir, quant),
+            task_section(run_dir, train, quant, verify),
+            verification_section(run_dir, verify, mcu),
+            mcu_section(run_dir, mcu),
+            files_section(run_dir),
+        ],
     }
 
 
@@ -50,8 +53,9 @@ def _subtitle(train: Report) -> str:
     if not train:
         return "no training report in this run directory"
     cfg = train.get("config", {})
-    parts = [str(train.get("data", "")), str(train.get("task", ""))]
-    parts += [f"{k} {cfg[k]}" for k in ("units", "epochs", "bptt", "clip", "seed") if k in cfg]
+    parts = [str(train.get("data", "")), str(train.get("task", "")).replace("_", " ")]
+    parts += [f"{k} {cfg[k]}" for k in ("units", "embedding", "epochs", "batch", "bptt", "clip",
+                                        "seed") if cfg.get(k) not in (None, 0) or k == "clip"]
     return " · ".join(p for p in parts if p)
 
 
@@ -60,36 +64,91 @@ def _subtitle(train: Report) -> str:
 
 def summary_cards(train: Report, quant: Report, verify: Report, mcu: Report) -> list[Card]:
     cards: list[Card] = []
-    for label, value in task_metrics(train, quant, verify):
-        cards.append(Card(label, fmt(value)))
-    if verify:
-        pairs = verify_pairs(verify)
-        bad = [p for p in pairs if not p["ok"]]
-        cards.append(Card("bit-exact pairs", f"{len(pairs) - len(bad)} / {len(pairs)}",
+    header, rows = task_metric_rows(train, quant, verify)
+    if rows:
+        metric, *values = rows[0][: len(header) - 1]
+        for column, value in zip(header[1:], values, strict=False):
+            if value is not None and not isinstance(value, str):
+                cards.append(Card(f"{metric}, {column}", fmt(value)))
+    pairs = bit_exact_pairs(verify, mcu)
+    if pairs:
+        bad = sum(not p["ok"] for p in pairs)
+        cards.append(Card("pairs bit-exact", f"{len(pairs) - bad} / {len(pairs)}",
                           "bad" if bad else "ok"))
-    for row in mcu_rows(mcu)[:2]:
-        cards.append(Card(f"flash / RAM on {row['cpu']} -{row['opt']}",
-                          f"{fmt(row['flash'])} / {fmt(row['ram'])} B"))
-        if row.get("instructions_per_step") is not None:
-            cards.append(Card(f"instructions per step on {row['cpu']}",
-                              fmt(row["instructions_per_step"])))
+    seen = set()
+    for b in mcu_rows(mcu):
+        if b["cpu"] in seen:
+            continue
+        seen.add(b["cpu"])
+        cards.append(Card(f"{b['cpu']} -{b['opt']}: flash / RAM+stack",
+                          f"{fmt(b['flash'])} / {fmt(b.get('ram_with_stack', b['ram']))} B"))
+        cards.append(Card(f"{b['cpu']} -{b['opt']}: instructions / step",
+                          fmt(b["instructions_per_step"])))
     return cards
 
 
-def task_metrics(train: Report, quant: Report, verify: Report) -> list[tuple[str, Any]]:
-    """(label, value) of the task metric for float, int8 and C, where known."""
-    out: list[tuple[str, Any]] = []
-    metrics = (quant or {}).get("metrics", {})
-    for key, label in (("float", "float"), ("int8", "int8")):
-        m = metrics.get(key, {})
-        for name in ("accuracy", "perplexity", "bits_per_char"):
-            if name in m:
-                out.append((f"{label} {name.replace('_', ' ')}", m[name]))
-    if not out and train:
-        for name, value in train.get("metrics", {}).items():
-            if isinstance(value, int | float):
-                out.append((f"float {name.replace('_', ' ')}", value))
-    return out
+def _task_metric_names(task: str | None) -> tuple[str, ...]:
+    return ("perplexity", "bits_per_char") if task == "language_model" else ("accuracy",)
+
+
+def task_metric_rows(train: Report, quant: Report, verify: Report
+                     ) -> tuple[list[str], list[list[Any]]]:
+    """The task metric of float, int8 and C, each row on one stated set of held-out data.
+
+    The C's metric is the simulator's wherever the pair "simulator vs generated C"
+    of that profile is bit-exact on the same data (it then computes the same logits).
+    """
+    header = ["metric", "float", "int8", "C", "measured on"]
+    rows: list[list[Any]] = []
+    task = (train or quant or (verify or {}).get("model") or {}).get("task")
+    fl = (verify or {}).get("float_vs_int8")
+    if fl:
+        profile = fl["profile"]
+        c_pairs = [p for p in verify.get("pairs", [])
+                   if p.get("profile") == profile and "generated C" in p["b"]]
+        c_ok = bool(c_pairs) and all(p["ok"] for p in c_pairs)
+        for m in _task_metric_names(task):
+            f, q = fl["metrics"].get(f"float_{m}"), fl["metrics"].get(f"int8_{m}")
+            if f is None:
+                continue
+            c = q if c_ok else ("not bit-exact" if c_pairs else "not verified")
+            rows.append([m.replace("_", " "), f, q, c,
+                         f"verify: {verify['data']['description']}; int8 = simulator "
+                         f"({profile}), C = its bit-exact generated C"])
+    ev = (quant or {}).get("evaluation")
+    if ev:
+        where = (f"{ev.get('sequences', '?')} {ev.get('split', '')} sequences"
+                 if "sequences" in ev else f"{fmt(ev.get('stream_steps'))} {ev.get('split', '')} "
+                 "characters")
+        for m in _task_metric_names(task):
+            f = ev["metrics"].get("float", {}).get(m)
+            q = ev["metrics"].get("int8", {}).get(m)
+            if f is not None:
+                rows.append([m.replace("_", " "), f, q, None,
+                             f"quantize: {where}; int8 = LiteRT BUILTIN_REF (tflite)"])
+    if not rows and train:
+        metrics = train.get("metrics", {})
+        for key in ("test_accuracy", "val_perplexity", "val_bits_per_char"):
+            if key in metrics:
+                name = key.split("_", 1)[1].replace("_", " ")
+                rows.append([name, metrics[key], None, None, "train: held-out split"])
+    return header, rows
+
+
+def bit_exact_pairs(verify: Report, mcu: Report) -> list[dict[str, Any]]:
+    """Every pair claimed bit-exact: verify's pairs, then each emulated Cortex-M build."""
+    pairs = []
+    for p in (verify or {}).get("pairs", []):
+        pairs.append({**p, "data": verify["data"]["description"]})
+    for b in mcu_rows(mcu):
+        if "comparison" in b:
+            pairs.append({**b["comparison"], "profile": b.get("profile"),
+                          "data": mcu.get("data", {}).get("description", "")})
+    return pairs
+
+
+def mcu_rows(mcu: Report) -> list[dict[str, Any]]:
+    return list((mcu or {}).get("builds", []))
 
 
 # ---- training ----------------------------------------------------------------------
@@ -100,38 +159,62 @@ def training_section(run_dir: Path, train: Report) -> Section:
     if train is None:
         s.missing = _missing(rundir.TRAIN_REPORT, run_dir)
         return s
-    history = train.get("history") or train.get("epochs") or []
+    history = train.get("epochs") or []
     if history:
-        epochs = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
-        series: dict[str, dict[str, list[float]]] = {}
-        for key in history[0]:
-            if key in ("epoch", "seconds", "time_s") or not isinstance(history[0][key],
-                                                                        int | float):
-                continue
-            quantity = key.removeprefix("val_").removeprefix("train_")
-            split = "validation" if key.startswith("val_") else "train"
-            series.setdefault(quantity, {})[split] = [float(h[key]) for h in history]
-        if series:
-            s.figure(report_plots.training_curves(epochs, series),
-                     "Training curves, per epoch.")
+        s.figure(report_plots.training_curves(*_epoch_series(history)),
+                 f"Per epoch; stopped by {train.get('stop_reason', 'the epoch count')}.")
     else:
         s.note_missing("train_report.json has no per-epoch history.")
-    curve = train.get("grad_norm_vs_distance")
-    if curve:
-        s.heading("Vanishing gradient")
-        s.figure(report_plots.gradient_vs_distance(curve["distance"], curve["norm"]),
-                 "‖∂L_T/∂h_k‖ against the distance T − k, on held-out sequences: how far back "
-                 "the loss still reaches the hidden state.")
-    clip = train.get("clipping")
-    if clip:
-        s.heading("Gradient clipping")
-        norms = clip.get("grad_norms") or clip.get("grad_norm", {}).get("per_update")
-        if norms:
-            s.figure(report_plots.clipping(norms, clip.get("threshold")),
-                     "Pre-clip global gradient norm of every update.")
-        s.table(["threshold", "updates clipped"],
-                [[clip.get("threshold"), _percent(clip.get("fraction_clipped"))]])
+    _clipping(s, train.get("clipping") or {}, history)
+    curve = train.get("grad_norm_vs_distance") or {}
+    s.heading("Vanishing gradient")
+    if curve.get("distance"):
+        decay = curve.get("decay_per_step")
+        s.figure(report_plots.gradient_vs_distance(curve["distance"], curve["mean_norm"]),
+                 f"Mean ‖∂L_T/∂h_k‖ against the distance T − k over {curve.get('sequences')} "
+                 "held-out sequences: how far back the loss still reaches the hidden state"
+                 + (f" (about ×{decay:.3f} per step)." if decay else "."))
+    else:
+        s.note_missing("no gradient-vs-distance curve (trained with diagnostics off).")
     return s
+
+
+def _epoch_series(history: list[dict[str, Any]]) -> tuple[list[int], dict]:
+    epochs = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
+    series: dict[str, dict[str, list[float]]] = {}
+    for key, value in history[0].items():
+        if key in EPOCH_BOOKKEEPING or not isinstance(value, int | float):
+            continue
+        split, _, quantity = key.partition("_")
+        if split not in ("train", "val", "test"):
+            split, quantity = "", key
+        label = {"val": "validation"}.get(split, split) or quantity
+        series.setdefault(quantity.replace("_", " "), {})[label] = [
+            float(h[key]) for h in history if key in h]
+    return epochs, series
+
+
+def _clipping(s: Section, clip: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    s.heading("Gradient clipping")
+    threshold = clip.get("threshold")
+    norms = clip.get("grad_norms")
+    if norms:
+        s.figure(report_plots.clipping(norms, threshold),
+                 "Pre-clip global gradient norm of every update.")
+    elif history and "grad_norm_mean" in history[0]:
+        s.figure(report_plots.clipping_by_epoch(
+            [h["epoch"] for h in history], [h["grad_norm_mean"] for h in history],
+            [h["fraction_clipped"] for h in history], threshold),
+            "Mean pre-clip global gradient norm per epoch, and the share of updates clipped.")
+    stats = clip.get("grad_norm")
+    if stats is None:
+        s.note_missing("gradient norms were not recorded (trained with diagnostics off).")
+        return
+    s.table(["threshold", "updates", "clipped", "min ‖g‖", "median", "p90", "max", "first",
+             "last"],
+            [[threshold or "off", clip.get("updates"),
+              _percent(clip.get("fraction_clipped")),
+              *(stats.get(k) for k in ("min", "median", "p90", "max", "first", "last"))]])
 
 
 def _percent(v: float | None) -> str:
@@ -146,116 +229,149 @@ def quantization_section(run_dir: Path, quant: Report) -> Section:
     if quant is None:
         s.missing = _missing(rundir.QUANT_REPORT, run_dir)
         return s
-    _traces(s, run_dir)
-    err = quant.get("hidden_error_by_step") or quant.get("state_error")
-    if err:
-        steps = np.arange(1, len(err["mean"]) + 1)
+    ev = quant.get("evaluation", {})
+    traces = _traces(s, run_dir)
+    err = ev.get("hidden_error", {})
+    if err.get("by_step"):
+        by = err["by_step"]
         s.heading("Hidden-state error at each step position")
-        s.figure(report_plots.error_by_step(steps, {"mean": err["mean"], "max": err["max"]},
-                                            "step"),
-                 "Mean and max |h_float − h_int8| (float units) over the held-out sequences.")
-    drift = quant.get("drift")
-    if drift:
-        s.heading("Drift over a long stream")
-        s.figure(report_plots.error_by_step(drift["steps"], {"mean": drift["mean"],
-                                                             "max": drift["max"]},
-                                            "step", log_x=True),
-                 f"|h_float − h_int8| along one stream of {fmt(drift['steps'][-1])} steps.")
-    facts = []
-    for key in ("model_bytes", "state_scale", "state_zero_point"):
-        if key in quant:
-            facts.append([key.replace("_", " "), quant[key]])
-    if facts:
-        s.table(["", "value"], facts)
+        s.figure(report_plots.error_by_step(np.arange(1, len(by["mean"]) + 1),
+                                            {"mean": by["mean"], "max": by["max"]}, "step"),
+                 "Mean and max |h_float − h_int8| (float units; 1 LSB = 1/128) at each step, "
+                 f"LiteRT int8 vs float, {by.get('note', 'over the held-out sequences')}.")
+    _drift(s, ev.get("drift"), traces)
+    q = quant.get("quantization", {})
+    model = quant.get("model", {})
+    rows = []
+    for name in ("input", "state", "fc_x_output", "fc_h_output", "add_output", "output"):
+        if name in q:
+            rows.append([name.replace("_", " "), f"{q[name]['scale']:.8g}", q[name]["zero_point"]])
+    if rows:
+        s.heading("Quantization parameters (as stored in the .tflite)")
+        s.table(["tensor", "scale", "zero point"], rows)
+    if model:
+        pb = model.get("parameter_bytes", {})
+        s.table(["units", "MACs / step", ".tflite bytes", "int8 weights", "int32 biases",
+                 "int8 embedding"],
+                [[model.get("units"), model.get("macs_per_step"), model.get("tflite_bytes"),
+                  pb.get("int8_weights"), pb.get("int32_biases"), pb.get("int8_embedding")]])
+    acc = ev.get("acceptance")
+    if acc:
+        s.text(f"Acceptance: {acc['criterion']}: {'met' if acc['met'] else 'NOT met'}.")
     return s
 
 
-def _traces(s: Section, run_dir: Path) -> None:
+def _traces(s: Section, run_dir: Path) -> Any:
     from elman.report_traces import hidden_traces
 
     s.heading("Hidden state along one held-out sequence")
     try:
         traces = hidden_traces(run_dir)
-    except (ElmanError, ImportError, OSError, ValueError) as exc:
+    except (ElmanError, OSError, ValueError) as exc:
         s.note_missing(f"hidden-state traces unavailable: {exc}")
-        return
+        return None
     units = traces.units_to_show()
     diff = np.abs(traces.float_h - traces.int8_h)
     s.figure(report_plots.hidden_traces(traces.float_h, traces.int8_h, units),
-             f"Float (Keras) and int8 (simulator, dequantized) hidden state of the "
-             f"{len(units)} most active units along {traces.description}. "
-             f"|difference| over all units: mean {fmt(float(diff.mean()))}, "
+             f"Float (Keras weights) and int8 (simulator, tflm, dequantized) hidden state of "
+             f"the {len(units)} most active units along {traces.description}. "
+             f"|difference| over all units and steps: mean {fmt(float(diff.mean()))}, "
              f"max {fmt(float(diff.max()))}.")
+    return traces
+
+
+def _drift(s: Section, drift: dict[str, Any] | None, traces: Any) -> None:
+    s.heading("Drift over a long stream")
+    if drift and drift.get("windows"):
+        w = drift["windows"]
+        ends = [x["start"] + x["steps"] for x in w]
+        s.figure(report_plots.error_by_step(
+            ends, {"mean |error|": [x["hidden_mean_abs_error"] for x in w],
+                   "max |error|": [x["hidden_max_abs_error"] for x in w]},
+            f"step (windows of {drift.get('window')})"),
+            f"Hidden-state error of LiteRT int8 against float in consecutive windows of one "
+            f"validation stream of {fmt(ends[-1])} steps: an int8 state that drifted would "
+            "grow here.")
+        s.table(["window", "steps", "mean |error|", "max |error|", "float bits/char",
+                 "int8 bits/char"],
+                [[x["start"], x["steps"], x["hidden_mean_abs_error"], x["hidden_max_abs_error"],
+                  x["float_bits_per_char"], x["int8_bits_per_char"]] for x in w])
+    elif traces is not None and traces.stream_error is not None:
+        err = traces.stream_error
+        window = max(1, len(err) // 40)
+        n = len(err) // window
+        means = err[: n * window].reshape(n, window).mean(axis=1)
+        ends = np.arange(1, n + 1) * window
+        s.figure(report_plots.error_by_step(ends, {f"mean over {window} steps": means},
+                                            "step"),
+                 f"Mean |h_float − h_int8| (simulator, tflm) along {traces.stream_description}: "
+                 f"first {fmt(float(means[0]))}, last {fmt(float(means[-1]))}.")
+    else:
+        s.note_missing("no long-stream measurement in quant_report.json.")
 
 
 # ---- the task metric ---------------------------------------------------------------
 
 
-def task_section(run_dir: Path, train: Report, quant: Report) -> Section:
+def task_section(run_dir: Path, train: Report, quant: Report, verify: Report) -> Section:
     s = Section("task", "Task metric")
-    if train is None and quant is None:
+    header, rows = task_metric_rows(train, quant, verify)
+    if not rows:
         s.missing = _missing(rundir.TRAIN_REPORT, run_dir)
         return s
-    rows = [[label, value] for label, value in task_metrics(train, quant, None)]
-    if rows:
-        s.table(["", "value"], rows)
+    s.table(header, rows)
     metrics = (train or {}).get("metrics", {})
     cm = metrics.get("confusion_matrix")
     if cm:
-        labels = metrics.get("classes") or [str(i) for i in range(len(cm))]
         s.heading("Confusion matrix (float model, test split)")
-        s.figure(report_plots.confusion_matrix(np.asarray(cm), labels),
+        s.figure(report_plots.confusion_matrix(np.asarray(cm), metrics.get("classes") or
+                                               [str(i) for i in range(len(cm))]),
                  "Rows: true class; columns: predicted class.")
     baseline = (train or {}).get("baseline")
     if baseline:
-        s.heading("Against Kneser–Ney character n-grams")
-        rows = []
-        for name, b in sorted(baseline.items()):
-            rows.append([name, b.get("val_perplexity"), b.get("val_bits_per_char"),
-                         b.get("bytes")])
-        s.table(["model", "perplexity", "bits/char", "bytes"], rows)
+        s.heading("Against Kneser–Ney character n-grams (validation split)")
+        model = train.get("model", {})
+        rows = [[f"RNN, {model.get('units')} units", metrics.get("val_perplexity"),
+                 metrics.get("val_bits_per_char"), model.get("int8_bytes"),
+                 "int8 parameters"]]
+        for _, b in sorted(baseline.items(), key=lambda kv: kv[1].get("order", 0)):
+            rows.append([f"Kneser–Ney order {b.get('order')}", b.get("val_perplexity"),
+                         b.get("val_bits_per_char"), b.get("bytes"),
+                         f"{fmt(b.get('entries'))} n-gram entries"])
+        s.table(["model", "perplexity", "bits/char", "bytes", "size of"], rows)
     return s
 
 
 # ---- verification ------------------------------------------------------------------
 
 
-def verify_pairs(verify: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(verify.get("pairs", []))
-
-
-def verification_section(run_dir: Path, verify: Report) -> Section:
+def verification_section(run_dir: Path, verify: Report, mcu: Report) -> Section:
     s = Section("verification", "Bit-exactness")
-    if verify is None:
+    if verify is None and mcu is None:
         s.missing = _missing(rundir.VERIFY_REPORT, run_dir)
         return s
+    if verify is None:
+        s.note_missing(_missing(rundir.VERIFY_REPORT, run_dir))
     rows, statuses = [], []
-    for p in verify_pairs(verify):
+    for p in bit_exact_pairs(verify, mcu):
         first = p.get("first_mismatch")
-        rows.append([f"{p['a']} vs {p['b']}", p.get("compared"), p.get("mismatches"),
-                     p.get("max_abs_diff_lsb"), status_cell(bool(p["ok"])),
-                     "" if not first else _first_mismatch(first)])
+        rows.append([p["a"], p["b"], p.get("profile") or "", p["compared"], p["mismatches"],
+                     p["max_abs_diff_lsb"], status_cell(bool(p["ok"])),
+                     "—" if not first else first_mismatch_text(first), p["data"]])
         statuses.append("ok" if p["ok"] else "bad")
-    s.text("Every step of every held-out sequence, every hidden unit and output, compared "
-           "as int8 values.")
-    s.table(["pair", "values compared", "mismatches", "max |diff| (LSB)", "status",
-             "first mismatch"], rows, statuses)
+    s.text("Every hidden unit and every output of every step, compared as int8 values; "
+           "the first mismatch names (sequence, step, unit) and both values.")
+    s.table(["", "against", "profile", "values", "mismatches", "max |diff| LSB", "status",
+             "first mismatch", "data"], rows, statuses)
     return s
 
 
-def _first_mismatch(first: dict[str, Any]) -> str:
-    try:
-        return (f"sequence {first['sequence']}, step {first['step']}, "
-                f"{first['kind']}[{first['unit']}]: {first['a']} vs {first['b']}")
-    except KeyError:
-        return ", ".join(f"{k} {v}" for k, v in sorted(first.items()))
+def first_mismatch_text(first: dict[str, Any]) -> str:
+    return (f"sequence {first['sequence']}, step {first['step']}, "
+            f"{first['kind']}[{first['unit']}]: {first['a']} vs {first['b']}")
 
 
 # ---- microcontroller ---------------------------------------------------------------
-
-
-def mcu_rows(mcu: Report) -> list[dict[str, Any]]:
-    return list((mcu or {}).get("builds", []))
 
 
 def mcu_section(run_dir: Path, mcu: Report) -> Section:
@@ -263,12 +379,24 @@ def mcu_section(run_dir: Path, mcu: Report) -> Section:
     if mcu is None:
         s.missing = _missing(rundir.MCU_REPORT, run_dir)
         return s
-    rows = []
-    for b in mcu_rows(mcu):
-        rows.append([b["cpu"], b["opt"], b.get("flash"), b.get("ram"),
-                     b.get("instructions_per_step"), b.get("instructions_per_mac")])
-    s.table(["cpu", "opt", "flash (B)", "RAM (B)", "instructions / step",
-             "instructions / MAC"], rows)
+    s.text(f"Built with {mcu.get('toolchain', 'arm-none-eabi-gcc')}; executed in "
+           f"{mcu.get('emulator', 'unicorn')}.")
+    rows = [[b["profile"], b["cpu"], f"-{b['opt']}", b["flash"], b["code"], b["weights_tables"],
+             b["ram"], b.get("stack_bytes"), b["instructions_per_step"],
+             b["instructions_per_mac"], status_cell(bool(b.get("bit_exact")))]
+            for b in mcu_rows(mcu)]
+    s.table(["profile", "cpu", "opt", "flash B", "code", "weights + tables", "static RAM",
+             "stack", "instructions / step", "instructions / MAC", "vs simulator"], rows,
+            ["ok" if b.get("bit_exact") else "bad" for b in mcu_rows(mcu)])
+    tflm = mcu.get("tflm")
+    if tflm:
+        s.heading("The same model under TensorFlow Lite Micro")
+        s.table(["", "bytes", "source"], [
+            [".tflite (flash)", tflm.get("tflite_bytes"), tflm.get("tflite_bytes_source")],
+            ["tensor arena (RAM)", tflm.get("arena_bytes"), tflm.get("arena_source")],
+            ["interpreter framework code (flash)", tflm.get("framework_code_bytes"),
+             tflm.get("framework_code_source")],
+        ])
     return s
 
 
@@ -282,5 +410,6 @@ def files_section(run_dir: Path) -> Section:
         rel = path.relative_to(run_dir)
         if path.is_file() and not any(part.startswith(".") for part in rel.parts):
             rows.append([Cell(str(rel)), path.stat().st_size])
+    s.text(f"In {run_dir.resolve()}:")
     s.table(["file", "bytes"], rows)
     return s
