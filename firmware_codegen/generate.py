@@ -90,6 +90,39 @@ class CLayer:
     def weights(self) -> np.ndarray:
         return self.fc.weights.reshape(-1)
 
+    # ---- the layout the matrix-vector kernel reads (kernels/matvec_s8.c.j2) ---------------
+    @property
+    def row_groups(self) -> int:
+        return -(-self.out_features // 4)
+
+    @property
+    def col_words(self) -> int:
+        return -(-self.in_features // 4)
+
+    @property
+    def rows_padded(self) -> int:
+        return 4 * self.row_groups
+
+    @property
+    def cols_padded(self) -> int:
+        return 4 * self.col_words
+
+    @property
+    def blocked_weights(self) -> np.ndarray:
+        """int8 weights, zero-padded to multiples of 4, in 4x4 blocks: for each group of 4
+        rows, for each 4 columns, 4 bytes of each of the 4 rows."""
+        w = np.zeros((self.rows_padded, self.cols_padded), np.int8)
+        w[: self.out_features, : self.in_features] = self.fc.weights
+        blocks = w.reshape(self.row_groups, 4, self.col_words, 4).transpose(0, 2, 1, 3)
+        return blocks.reshape(-1)
+
+    @property
+    def padded_bias(self) -> np.ndarray:
+        """The folded bias, zero-padded to a multiple of 4 rows (the accumulators' start)."""
+        out = np.zeros(self.rows_padded, np.int64)
+        out[: self.out_features] = self.bias
+        return out
+
     @functools.cached_property
     def bias(self) -> np.ndarray:
         """int32 bias - zp_in * sum(row), checked so that no accumulator can overflow int32."""
@@ -201,6 +234,23 @@ class CModel:
     @functools.cached_property
     def tanh_table(self) -> np.ndarray:
         return tables.tanh_table(self.ir, self.profile)
+
+    @functools.cached_property
+    def add_input_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """ADD's first-stage rescale of every int8 ``a`` and ``r`` (index value + 128)."""
+        a = self.add
+        return (tables.add_input_table(a.input1_zero_point, a.left_shift, a.input1_multiplier,
+                                       a.input1_shift, self.profile),
+                tables.add_input_table(a.input2_zero_point, a.left_shift, a.input2_multiplier,
+                                       a.input2_shift, self.profile))
+
+    @property
+    def units_padded(self) -> int:
+        return 4 * (-(-self.units // 4))
+
+    @property
+    def max_col_words(self) -> int:
+        return max(layer.col_words for layer in self.layers)
 
     @functools.cached_property
     def token_input(self) -> np.ndarray:
