@@ -1,0 +1,125 @@
+"""`elman verify` on runs trained and quantized on REAL data (BasicMotions, fortunes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from elman.quantize.reader import read_ir
+from elman.runtime import verify as V
+from elman.runtime.interpreters import run_litert, run_tflm
+from elman.runtime.simulator import Simulator
+from typer.testing import CliRunner
+
+from elman.cli import app
+from elman.errors import ElmanError, VerificationError
+
+
+@pytest.fixture
+def bm_copy(bm_run, tmp_path):
+    return shutil.copytree(bm_run, tmp_path / "bm")
+
+
+@pytest.fixture
+def text_copy(text_run, tmp_path):
+    return shutil.copytree(text_run, tmp_path / "text")
+
+
+def test_simulator_is_bit_exact_on_real_basicmotions(bm_run):
+    model = (bm_run / "model_int8.tflite").read_bytes()
+    ir = read_ir(model)
+    inputs = V.load_verify_inputs(bm_run, ir)
+    assert inputs.x_q.shape == (40, 100, 6)
+    for profile, run in (("tflite", run_litert), ("tflm", run_tflm)):
+        sim = Simulator(ir, profile).run(inputs.x_q)
+        ref = run(model, ir, inputs.x_q)
+        np.testing.assert_array_equal(sim.h, ref.h)
+        np.testing.assert_array_equal(sim.y, ref.y)
+
+
+def test_simulator_is_bit_exact_on_a_real_text_stream(text_run):
+    model = (text_run / "model_int8.tflite").read_bytes()
+    ir = read_ir(model)
+    inputs = V.load_verify_inputs(text_run, ir)
+    assert inputs.ids.shape == (1, 2222)
+    for profile, run in (("tflite", run_litert), ("tflm", run_tflm)):
+        sim = Simulator(ir, profile).run_tokens(inputs.ids)
+        ref = run(model, ir, inputs.x_q)
+        np.testing.assert_array_equal(sim.h, ref.h)
+        np.testing.assert_array_equal(sim.y, ref.y)
+
+
+def test_verify_run_writes_a_clean_report(bm_copy):
+    report = V.verify_run(bm_copy, progress=False)
+    on_disk = json.loads((bm_copy / "verify_report.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    assert report["ok"] is True
+    pairs = {(p["a"], p["b"]): p for p in report["pairs"]}
+    for a, b in (("simulator (tflm)", "TFLite Micro"),
+                 ("simulator (tflite)", "LiteRT BUILTIN_REF")):
+        p = pairs[(a, b)]
+        assert p["compared"] == 40 * 100 * (16 + 4)
+        assert p["compared_hidden"] == 40 * 100 * 16
+        assert (p["mismatches"], p["max_abs_diff_lsb"], p["first_mismatch"]) == (0, 0, None)
+    m = report["float_vs_int8"]["metrics"]
+    assert 0.0 <= m["int8_accuracy"] <= 1.0 and 0.0 <= m["float_accuracy"] <= 1.0
+    assert m["hidden_abs_error_mean"] < 0.1  # int8 tracks the float recurrence
+
+
+def test_verify_run_on_text_reports_perplexity(text_copy):
+    report = V.verify_run(text_copy, profiles=("tflm",), limit=500, progress=False)
+    assert report["ok"] and report["data"]["steps"] == 500
+    assert {p["profile"] for p in report["pairs"]} == {"tflm"}
+    m = report["float_vs_int8"]["metrics"]
+    assert 1.0 < m["float_perplexity"] < 150 and 1.0 < m["int8_perplexity"] < 150
+
+
+def test_a_mismatch_is_reported_and_raises(bm_copy, monkeypatch):
+    # TFLite Micro checked against the *tflite* profile: a real disagreement
+    def tflm_as_tflite(ctx):
+        return [V.Implementation("TFLite Micro", "tflite",
+                                 lambda inputs: run_tflm(ctx.model, ctx.ir, inputs.x_q))]
+
+    monkeypatch.setattr(V, "IMPLEMENTATIONS", [tflm_as_tflite])
+    with pytest.raises(VerificationError, match="first at sequence"):
+        V.verify_run(bm_copy, profiles=("tflite",), progress=False, float_model=False)
+    report = json.loads((bm_copy / "verify_report.json").read_text())
+    assert report["ok"] is False
+    (pair,) = report["pairs"]
+    model = (bm_copy / "model_int8.tflite").read_bytes()
+    ir = read_ir(model)
+    x = V.load_verify_inputs(bm_copy, ir).x_q
+    sim, tflm = Simulator(ir, "tflite").run(x), run_tflm(model, ir, x)
+    assert pair["mismatches"] == int(np.count_nonzero(sim.h != tflm.h)
+                                     + np.count_nonzero(sim.y != tflm.y))
+    first = pair["first_mismatch"]
+    seq, step, unit = first["sequence"], first["step"], first["unit"]
+    got = (sim.h if first["kind"] == "h" else sim.y)[seq, step, unit]
+    want = (tflm.h if first["kind"] == "h" else tflm.y)[seq, step, unit]
+    assert (first["a"], first["b"]) == (got, want) and got != want
+    assert not (sim.h[:, :step] != tflm.h[:, :step]).any()  # nothing earlier differs
+    assert not (sim.y[:, :step] != tflm.y[:, :step]).any()
+
+
+def test_cli_prints_the_table(bm_copy):
+    result = CliRunner().invoke(app, ["verify", str(bm_copy), "--profile", "tflm",
+                                      "--limit", "3", "--no-float", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "simulator (tflm) vs TFLite Micro" in result.output
+    assert "3 sequences x 100 steps" in result.output
+    assert "bit-exact: yes" in result.output
+    assert "LiteRT" not in result.output
+
+
+def test_cli_refuses_bad_input(tmp_path, bm_copy):
+    runner = CliRunner()
+    result = runner.invoke(app, ["verify", str(bm_copy), "--profile", "cmsis"])
+    assert result.exit_code == 1 and "--profile must be one of" in result.output
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["verify", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "elman quantize" in result.output
+    assert not (tmp_path / "empty" / "verify_report.json").exists()
+    with pytest.raises(ElmanError, match="limit"):
+        V.verify_run(bm_copy, limit=0, progress=False)
