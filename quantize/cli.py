@@ -1,13 +1,53 @@
-"""`elman quantize` (being built: see the issue tracker)."""
+"""``elman quantize`` and ``elman inspect``: thin wrappers over the quantize stage."""
 
-from elman.errors import ElmanError
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from elman import rundir
+from elman.errors import ElmanError, ModelError
 
 
-def quantize() -> None:
-    """Not built yet."""
-    raise ElmanError("`elman quantize` is not built yet")
+def quantize(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory with model.keras (elman train).")],
+    eval_chars: Annotated[int, typer.Option(
+        help="Text models: validation characters run through LiteRT for the report "
+             "(one stream, state carried).")] = 20_000,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Convert model.keras to an int8 one-step TFLite model and report float vs int8."""
+    from elman.quantize.api import quantize_run, summary_table
+
+    if eval_chars < 1:
+        raise ElmanError(f"--eval-chars must be >= 1, got {eval_chars}")
+    report = quantize_run(run_dir, progress=progress, eval_chars=eval_chars)
+    typer.echo(summary_table(report))
+    typer.echo(f"wrote {Path(run_dir) / rundir.MODEL_TFLITE} and "
+               f"{Path(run_dir) / rundir.QUANT_REPORT}")
 
 
-def inspect() -> None:
-    """Not built yet."""
-    raise ElmanError("`elman inspect` is not built yet")
+def inspect(
+    target: Annotated[Path, typer.Argument(
+        help="A run directory, a .tflite step model, or an IR .json (from --json).")],
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print the IR as JSON (QuantizedRNN.to_json) instead of text.")] = False,
+) -> None:
+    """Print the IR read from a step model: dimensions, scales, zero points, multipliers."""
+    from elman.quantize.describe import describe_ir
+    from elman.quantize.ir import QuantizedRNN
+    from elman.quantize.reader import read_ir
+
+    path = rundir.require(target, rundir.MODEL_TFLITE) if target.is_dir() else target
+    if not path.is_file():
+        raise ElmanError(f"{path} does not exist")
+    if path.suffix == ".json":
+        try:
+            ir = QuantizedRNN.from_json(path.read_text(encoding="utf-8"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{path} is not an elman IR JSON file: {exc}") from None
+    else:
+        ir = read_ir(path)
+    typer.echo(ir.to_json() if json_out else describe_ir(ir, str(path)), nl=not json_out)

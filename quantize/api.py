@@ -1,0 +1,180 @@
+"""``quantize_run``: RUN_DIR/model.keras -> model_int8.tflite + quant_report.json.
+
+1. Load the Keras model and refuse anything but [Embedding] -> SimpleRNN(tanh)
+   -> Dense, listing every problem, before any conversion.
+2. Calibrate on the run's real training data (inputs and the float model's own
+   hidden states) and convert the one-step cell to int8 in a child process.
+3. Read the result back with the TF-free reader (validating the graph and the
+   pinned state) and compare float vs int8 on the held-out split in LiteRT.
+4. Write both files at once (``staged_outputs``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from elman.quantize import calibration, evaluate
+from elman.quantize.ir import QuantizedRNN
+from elman.quantize.keras_model import keras_cell, load_keras_model
+from elman.quantize.reader import read_ir
+from elman.quantize.step_model import MAX_CALIBRATION_SAMPLES, convert_step_model
+from tqdm import tqdm
+
+from elman import __version__, rundir
+from elman.errors import ModelError
+from elman.files import staged_outputs
+
+REPORT_FORMAT = "elman-quant-report/1"
+EVAL_CHARS = 20_000
+
+
+def quantize_run(run_dir: Path | str, progress: bool = True, *,
+                 eval_chars: int = EVAL_CHARS,
+                 calibration_samples: int = MAX_CALIBRATION_SAMPLES) -> dict:
+    """Quantize a trained run; returns the report (also written as ``quant_report.json``)."""
+    from elman.train.data import load_run_data
+
+    run_dir = Path(run_dir)
+    model_path = rundir.require(run_dir, rundir.MODEL_KERAS)
+    rundir.require(run_dir, rundir.DATA_SPEC)
+    task = _spec_task(run_dir / rundir.DATA_SPEC)
+    model = load_keras_model(model_path)
+    # refuse an unsupported model before loading data or converting anything
+    cell = keras_cell(model, task, what=str(model_path))
+    data = load_run_data(run_dir)
+    if task == "language_model":
+        labels = list(data.vocab)
+        cell = keras_cell(model, task, len(labels), len(labels), what=str(model_path))
+        cal_x, cal_h = calibration.text_calibration(cell.weights, cell.embedding,
+                                                    data.train_ids, calibration_samples)
+        extra = {"embedding": cell.embedding}
+    else:
+        labels = list(data.classes)
+        cell = keras_cell(model, task, data.x_train.shape[2], len(labels), what=str(model_path))
+        cal_x, cal_h = calibration.classification_calibration(cell.weights, data.x_train,
+                                                              calibration_samples)
+        norm = json.loads((run_dir / rundir.DATA_SPEC).read_text())["input"]["normalization"]
+        extra = {"norm_mean": np.array(norm["mean"], np.float32),
+                 "norm_std": np.array(norm["std"], np.float32)}
+    if progress:
+        tqdm.write(f"converting the step model ({len(cal_x)} calibration pairs)...")
+    tflite_bytes = convert_step_model(cell.weights, cal_x, cal_h, task=task, labels=labels,
+                                      **extra)
+    ir = read_ir(tflite_bytes)
+
+    if task == "language_model":
+        steps = min(eval_chars, len(data.val_ids) - 1)
+        with tqdm(total=steps, disable=not progress, desc="int8 in LiteRT", unit="step",
+                  leave=False) as bar:
+            result = evaluate.evaluate_text(cell.weights, cell.embedding, ir, tflite_bytes,
+                                            data.val_ids, steps, bar.update)
+    else:
+        total = data.x_test.shape[0] * data.x_test.shape[1]
+        with tqdm(total=total, disable=not progress, desc="int8 in LiteRT", unit="step",
+                  leave=False) as bar:
+            result = evaluate.evaluate_classification(cell.weights, ir, tflite_bytes,
+                                                      data.x_test, data.y_test, bar.update)
+    report = {
+        "format": REPORT_FORMAT,
+        "elman_version": __version__,
+        "task": task,
+        "data": data.source,
+        "model": model_summary(ir),
+        "quantization": quantization_summary(ir, len(cal_x) + 2),
+        "evaluation": {
+            "interpreter": "LiteRT (ai_edge_litert) BUILTIN_REF kernels, one invoke per step, "
+                           "int8 h_t fed back as h_(t-1)",
+            "float_reference": "the Keras model's weights in float32 numpy",
+            **result,
+        },
+    }
+    with staged_outputs(run_dir) as stage:
+        stage.write_bytes(rundir.MODEL_TFLITE, tflite_bytes)
+        stage.write_json(rundir.QUANT_REPORT, report)
+    return report
+
+
+def _spec_task(path: Path) -> str:
+    try:
+        task = json.loads(path.read_text(encoding="utf-8")).get("task")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise ModelError(f"{path}: not a valid data spec ({exc})") from None
+    if task not in ("classification", "language_model"):
+        raise ModelError(f"{path}: unknown task {task!r}")
+    return task
+
+
+def model_summary(ir: QuantizedRNN) -> dict:
+    fcs = [ir.input_fc, ir.recurrent_fc] + ([ir.head] if ir.head is not None else [])
+    weight_bytes = sum(fc.weights.size for fc in fcs)
+    bias_bytes = 4 * sum(fc.out_features for fc in fcs if fc.has_bias)
+    emb = 0 if ir.embedding is None else int(ir.embedding.size)
+    return {
+        "tflite_bytes": ir.model_bytes,
+        "sha256": ir.source_sha256,
+        "input_dim": ir.input_dim,
+        "units": ir.units,
+        "output_dim": ir.output_dim,
+        "vocab_size": ir.vocab_size,
+        "macs_per_step": ir.macs_per_step,
+        "parameter_bytes": {"int8_weights": int(weight_bytes), "int32_biases": int(bias_bytes),
+                            "int8_embedding": emb,
+                            "total": int(weight_bytes + bias_bytes + emb)},
+    }
+
+
+def _qp(q) -> dict:
+    return {"scale": float(q.scale), "zero_point": int(q.zero_point)}
+
+
+def quantization_summary(ir: QuantizedRNN, calibration_pairs: int) -> dict:
+    return {
+        "scheme": "full integer: int8 activations (per tensor, asymmetric), int8 weights "
+                  "(per output channel, symmetric), int32 biases",
+        "input": _qp(ir.input_quant),
+        "state": {**_qp(ir.state_quant), "pinned": True,
+                  "note": "h input == TANH output (1/128, 0): h_t feeds back unchanged"},
+        "fc_x_output": _qp(ir.input_fc.output),
+        "fc_h_output": _qp(ir.recurrent_fc.output),
+        "add_output": _qp(ir.add.output),
+        "output": None if ir.output_quant is None else _qp(ir.output_quant),
+        "calibration": {
+            "pairs": calibration_pairs,
+            "source": "training split: real inputs and the float model's own hidden states "
+                      "(text: long streams with the state carried, plus every embedding row)",
+            "state_clip": [-1.0, 127 / 128],
+        },
+    }
+
+
+def summary_table(report: dict) -> str:
+    """The printed table of ``elman quantize``."""
+    ev = report["evaluation"]
+    m = ev["metrics"]
+    q = report["quantization"]
+    lines = [f"quantized {report['data']} ({report['task']}): "
+             f"{report['model']['tflite_bytes']:,} bytes, units {report['model']['units']}",
+             f"{'metric':<28}{'float':>12}{'int8':>12}"]
+    if report["task"] == "classification":
+        lines.append(f"{'accuracy (' + str(ev['sequences']) + ' test seqs)':<28}"
+                     f"{m['float']['accuracy']:>12.4f}{m['int8']['accuracy']:>12.4f}")
+        lines.append(f"{'prediction agreement':<28}{m['prediction_agreement']:>24.4f}")
+    else:
+        lines.append(f"{'bits/char (' + str(ev['stream_steps']) + ' chars)':<28}"
+                     f"{m['float']['bits_per_char']:>12.4f}{m['int8']['bits_per_char']:>12.4f}")
+        lines.append(f"{'perplexity':<28}"
+                     f"{m['float']['perplexity']:>12.4f}{m['int8']['perplexity']:>12.4f}")
+        d = ev["drift"]
+        lines.append(f"{'hidden error first/last 1k':<28}"
+                     f"{d['first_window_mean_abs_error']:>12.5f}"
+                     f"{d['last_window_mean_abs_error']:>12.5f}")
+    he = ev["hidden_error"]
+    lines.append(f"{'hidden |error| mean / max':<28}{he['mean']:>12.5f}{he['max']:>12.5f}")
+    lines.append(f"state quantization: scale {q['state']['scale']} zero point "
+                 f"{q['state']['zero_point']} (pinned); input scale {q['input']['scale']:.6g} "
+                 f"zero point {q['input']['zero_point']}")
+    acc = ev["acceptance"]
+    lines.append(f"acceptance ({acc['criterion']}): {'met' if acc['met'] else 'NOT met'}")
+    return "\n".join(lines)

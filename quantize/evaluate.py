@@ -1,0 +1,137 @@
+"""Float vs int8 on the held-out split, the int8 model run in LiteRT one step at a time.
+
+The float reference is the Keras model's cell in float32 numpy (the same
+weights, the same recurrence); the int8 side is the converted ``.tflite`` in
+LiteRT's reference kernels (``elman.runtime.interpreters.run_litert``), each
+step's int8 ``h_t`` fed back as ``h_(t-1)``. Hidden-state errors are in float
+units (the int8 state dequantized with scale 1/128).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from elman.quantize.calibration import run_float
+from elman.quantize.ir import QuantizedRNN
+from elman.quantize.step_model import StepWeights
+
+DRIFT_WINDOW = 1000
+FIRST_STEPS = 100
+ACCURACY_TOLERANCE = 0.01  # int8 accuracy within 1 point of float
+BPC_TOLERANCE = 0.03  # int8 bits per character within 0.03 of float
+
+Progress = Callable[[int], None] | None
+
+
+def _run_litert(model: bytes, ir: QuantizedRNN, x_q: np.ndarray, progress: Progress):
+    from elman.runtime.interpreters import run_litert
+
+    return run_litert(model, ir, x_q, progress)
+
+
+def _hidden_error(ir: QuantizedRNN, h_q: np.ndarray, h_float: np.ndarray) -> np.ndarray:
+    """|dequantized int8 state - float state|, (B, T, H)."""
+    return np.abs(ir.state_quant.dequantize(h_q) - h_float.astype(np.float64))
+
+
+def evaluate_classification(weights: StepWeights, ir: QuantizedRNN, model: bytes,
+                            x_test: np.ndarray, y_test: np.ndarray,
+                            progress: Progress = None) -> dict:
+    x_q = ir.input_quant.quantize(x_test)
+    out = _run_litert(model, ir, x_q, progress)
+    h_f, y_f = run_float(weights, x_test)
+    float_pred = y_f[:, -1].argmax(axis=1)
+    int8_logits = ir.output_quant.dequantize(out.y[:, -1])
+    int8_pred = int8_logits.argmax(axis=1)
+    err = _hidden_error(ir, out.h, h_f)
+    acc_f = float((float_pred == y_test).mean())
+    acc_q = float((int8_pred == y_test).mean())
+    return {
+        "split": "test",
+        "sequences": int(len(y_test)),
+        "steps_per_sequence": int(x_test.shape[1]),
+        "metrics": {
+            "float": {"accuracy": acc_f},
+            "int8": {"accuracy": acc_q},
+            "accuracy_drop": acc_f - acc_q,
+            "prediction_agreement": float((float_pred == int8_pred).mean()),
+            "logit_mean_abs_error": float(np.abs(int8_logits - y_f[:, -1]).mean()),
+        },
+        "hidden_error": {
+            "unit": "float units (state scale 1/128 = 0.0078125 per LSB)",
+            "mean": float(err.mean()),
+            "max": float(err.max()),
+            "by_step": {"mean": err.mean(axis=(0, 2)).tolist(),
+                        "max": err.max(axis=(0, 2)).tolist()},
+        },
+        "acceptance": {
+            "criterion": f"int8 accuracy within {ACCURACY_TOLERANCE:g} of float",
+            "met": bool(acc_f - acc_q <= ACCURACY_TOLERANCE + 1e-12),
+        },
+    }
+
+
+def _nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood (nats) of ``targets`` under ``logits`` (T, V), float64."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(len(targets)), targets]
+
+
+def _lm_metrics(nll: np.ndarray) -> dict:
+    mean = float(nll.mean())
+    return {"nll": mean, "perplexity": math.exp(mean), "bits_per_char": mean / math.log(2)}
+
+
+def evaluate_text(weights: StepWeights, embedding: np.ndarray, ir: QuantizedRNN, model: bytes,
+                  val_ids: np.ndarray, eval_chars: int, progress: Progress = None) -> dict:
+    ids = np.asarray(val_ids[: eval_chars + 1], np.int64)
+    inputs, targets = ids[:-1], ids[1:]
+    out = _run_litert(model, ir, ir.embedding[inputs][None], progress)
+    h_f, y_f = run_float(weights, embedding[inputs][None])
+    nll_f = _nll(y_f[0], targets)
+    nll_q = _nll(ir.output_quant.dequantize(out.y[0]), targets)
+    err = _hidden_error(ir, out.h, h_f)[0]  # (T, H)
+    per_step_mean, per_step_max = err.mean(axis=1), err.max(axis=1)
+    windows = []
+    for start in range(0, len(inputs), DRIFT_WINDOW):
+        sl = slice(start, min(start + DRIFT_WINDOW, len(inputs)))
+        windows.append({
+            "start": start, "steps": sl.stop - sl.start,
+            "hidden_mean_abs_error": float(per_step_mean[sl].mean()),
+            "hidden_max_abs_error": float(per_step_max[sl].max()),
+            "float_bits_per_char": float(nll_f[sl].mean() / math.log(2)),
+            "int8_bits_per_char": float(nll_q[sl].mean() / math.log(2)),
+        })
+    m_f, m_q = _lm_metrics(nll_f), _lm_metrics(nll_q)
+    return {
+        "split": "validation",
+        "stream_steps": int(len(inputs)),
+        "metrics": {
+            "float": m_f,
+            "int8": m_q,
+            "bits_per_char_increase": m_q["bits_per_char"] - m_f["bits_per_char"],
+            "next_char_agreement": float((y_f[0].argmax(1) == out.y[0].argmax(1)).mean()),
+        },
+        "hidden_error": {
+            "unit": "float units (state scale 1/128 = 0.0078125 per LSB)",
+            "mean": float(err.mean()),
+            "max": float(err.max()),
+            "by_step": {"mean": per_step_mean[:FIRST_STEPS].tolist(),
+                        "max": per_step_max[:FIRST_STEPS].tolist(),
+                        "note": f"first {FIRST_STEPS} steps of the stream"},
+        },
+        "drift": {
+            "window": DRIFT_WINDOW,
+            "windows": windows,
+            "first_window_mean_abs_error": windows[0]["hidden_mean_abs_error"],
+            "last_window_mean_abs_error": windows[-1]["hidden_mean_abs_error"],
+        },
+        "acceptance": {
+            "criterion": f"int8 bits/char within {BPC_TOLERANCE:g} of float",
+            "met": bool(m_q["bits_per_char"] - m_f["bits_per_char"] <= BPC_TOLERANCE),
+        },
+    }
