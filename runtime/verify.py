@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from elman.firmware_codegen.arm.emulate import emulated_implementations
 from elman.firmware_codegen.host import host_c_implementations
 from elman.quantize.ir import QuantizedRNN
 from elman.runtime.compare import PairResult, compare_outputs
@@ -113,6 +114,7 @@ def interpreter_implementations(ctx: VerifyContext) -> list[Implementation]:
 # Cortex-M stages append theirs (one line each).
 IMPLEMENTATIONS: list[ImplementationFactory] = [interpreter_implementations]
 IMPLEMENTATIONS.append(host_c_implementations)  # generated C vs simulator (firmware_codegen)
+IMPLEMENTATIONS.append(emulated_implementations)  # emulated Cortex-M vs simulator (arm)
 
 
 def load_verify_inputs(run_dir: Path, ir: QuantizedRNN, limit: int | None = None
