@@ -55,10 +55,10 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def float_metrics(keras_path: Path, ir: QuantizedRNN, inputs: Any, simulated: StepOutputs,
-                  profile: str) -> dict[str, Any]:
-    """Task metrics of the float model and of the int8 simulator on ``inputs``."""
-    weights = keras_weights(keras_path)
+def float_metrics(weights: dict[str, np.ndarray], ir: QuantizedRNN, inputs: Any,
+                  simulated: StepOutputs, profile: str) -> dict[str, Any]:
+    """Task metrics of the float model (``keras_weights``) and of the int8 simulator
+    of ``profile`` on ``inputs``, and the per-step hidden-state error between them."""
     if inputs.ids is not None:
         x = weights["embedding"][inputs.ids]
     elif inputs.x_float is not None:

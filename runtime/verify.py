@@ -22,7 +22,7 @@ from elman.firmware_codegen.arm.emulate import emulated_implementations
 from elman.firmware_codegen.host import host_c_implementations
 from elman.quantize.ir import QuantizedRNN
 from elman.runtime.compare import PairResult, compare_outputs
-from elman.runtime.float_reference import float_metrics
+from elman.runtime.float_reference import float_metrics, keras_weights
 from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.primitives import PROFILES, check_profile
 from elman.runtime.simulator import Simulator, StepOutputs
@@ -214,8 +214,9 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
     }
     keras_path = run_dir / rundir.MODEL_KERAS
     if float_model and keras_path.exists():
-        report["float_vs_int8"] = float_metrics(keras_path, ir, inputs,
-                                                simulated[profiles[0]], profiles[0])
+        weights = keras_weights(keras_path)
+        report["float_vs_int8"] = [float_metrics(weights, ir, inputs, simulated[p], p)
+                                   for p in profiles]
     with staged_outputs(run_dir) as stage:
         stage.write_json(rundir.VERIFY_REPORT, report)
     if raise_on_mismatch and not report["ok"]:
@@ -237,13 +238,14 @@ def mismatch_message(report: dict[str, Any]) -> str:
 
 def format_table(report: dict[str, Any]) -> str:
     """The report as a plain-text table (one line per pair, then the float metrics)."""
-    head = ("pair", "values", "mismatches", "max |diff| LSB", "first mismatch")
+    head = ("pair", "values", "hidden", "mismatches", "max |diff| LSB", "first mismatch")
     rows = []
     for p in report["pairs"]:
         f = p["first_mismatch"]
         first = "-" if f is None else (f"seq {f['sequence']} step {f['step']} "
                                        f"{f['kind']}[{f['unit']}]: {f['a']} vs {f['b']}")
-        rows.append((f"{p['a']} vs {p['b']}", f"{p['compared']:,}", f"{p['mismatches']:,}",
+        rows.append((f"{p['a']} vs {p['b']}", f"{p['compared']:,}",
+                     f"{p['compared_hidden']:,}", f"{p['mismatches']:,}",
                      str(p["max_abs_diff_lsb"]), first))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(head)]
@@ -251,12 +253,16 @@ def format_table(report: dict[str, Any]) -> str:
              "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    fl = report.get("float_vs_int8")
-    if fl:
+    floats = report.get("float_vs_int8") or []
+    if floats:
+        names = sorted({k for f in floats for k in f["metrics"]})
         lines.append("")
-        lines.append(f"float Keras vs int8 simulator ({fl['profile']}), metrics only:")
-        for k in sorted(fl["metrics"]):
-            lines.append(f"  {k}: {fl['metrics'][k]}")
+        lines.append("float Keras vs int8 simulator (task metrics, not bit-exact):")
+        width = max(len(n) for n in names)
+        lines.append("  " + "".ljust(width) + "".join(f"  {f['profile']:>10}" for f in floats))
+        for n in names:
+            cells = "".join(f"  {f['metrics'].get(n, float('nan')):>10.4g}" for f in floats)
+            lines.append("  " + n.ljust(width) + cells)
     lines.append("")
     lines.append("bit-exact: " + ("yes, every pair" if report["ok"] else "NO"))
     return "\n".join(lines)

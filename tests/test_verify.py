@@ -63,16 +63,24 @@ def test_verify_run_writes_a_clean_report(bm_copy):
         assert p["compared"] == 40 * 100 * (16 + 4)
         assert p["compared_hidden"] == 40 * 100 * 16
         assert (p["mismatches"], p["max_abs_diff_lsb"], p["first_mismatch"]) == (0, 0, None)
-    m = report["float_vs_int8"]["metrics"]
-    assert 0.0 <= m["int8_accuracy"] <= 1.0 and 0.0 <= m["float_accuracy"] <= 1.0
-    assert m["hidden_abs_error_mean"] < 0.1  # int8 tracks the float recurrence
+    floats = {f["profile"]: f["metrics"] for f in report["float_vs_int8"]}
+    model = (bm_copy / "model_int8.tflite").read_bytes()
+    ir = read_ir(model)
+    inputs = V.load_verify_inputs(bm_copy, ir)
+    for profile, m in floats.items():
+        assert 0.0 <= m["float_accuracy"] <= 1.0
+        y = Simulator(ir, profile).run(inputs.x_q).y
+        assert m["int8_accuracy"] == np.mean(y[:, -1].argmax(-1) == inputs.labels)
+        assert m["hidden_abs_error_mean"] < 0.1  # int8 tracks the float recurrence
+    assert floats["tflm"]["float_accuracy"] == floats["tflite"]["float_accuracy"]
 
 
 def test_verify_run_on_text_reports_perplexity(text_copy):
     report = V.verify_run(text_copy, profiles=("tflm",), limit=500, progress=False)
     assert report["ok"] and report["data"]["steps"] == 500
     assert {p["profile"] for p in report["pairs"]} == {"tflm"}
-    m = report["float_vs_int8"]["metrics"]
+    (f,) = report["float_vs_int8"]
+    m = f["metrics"]
     assert 1.0 < m["float_perplexity"] < 150 and 1.0 < m["int8_perplexity"] < 150
 
 
