@@ -22,7 +22,9 @@ from elman.quantize.ir import QuantizedRNN
 from elman.runtime.simulator import StepOutputs
 
 # Functions whose instructions are the matrix-vector products (when not inlined).
-KERNEL_SUFFIXES = ("_dot_s8", "_matvec_s8", "_matvec4_s8", "_mac_s8")
+KERNEL_SUFFIXES = ("_matvec_s8", "_mac_4x4")
+VERIFY_CPUS = ("cortex-m0plus", "cortex-m4")  # the cores `elman verify` runs the C on
+CPU_TITLES = {"cortex-m0plus": "Cortex-M0+", "cortex-m4": "Cortex-M4", "cortex-m7": "Cortex-M7"}
 
 
 @dataclass(frozen=True)
@@ -171,3 +173,23 @@ def _execute(ir: QuantizedRNN, m: Machine, inputs: np.ndarray, *, tokens: bool, 
         by_function={k: v / n_steps for k, v in sorted(totals.items())},
     )
 
+
+
+def emulated_implementations(ctx: Any) -> list:
+    """``elman verify``'s "emulated Cortex-M" pairs: the C of each profile cross-compiled at
+    -O2 and stepped on an emulated Cortex-M0+ (portable path) and Cortex-M4 (DSP path).
+
+    ``ctx`` is an ``elman.runtime.verify.VerifyContext``; text models run the token step.
+    """
+    from elman.runtime.verify import Implementation
+
+    def runner(profile: str, cpu: str):
+        def run(inputs: Any) -> StepOutputs:
+            if inputs.ids is not None and ctx.ir.embedding is not None:
+                return run_emulated_tokens(ctx.ir, inputs.ids, profile=profile, cpu=cpu).outputs
+            return run_emulated(ctx.ir, inputs.x_q, profile=profile, cpu=cpu).outputs
+        return run
+
+    return [Implementation(f"emulated {CPU_TITLES[cpu]} (arm-none-eabi-gcc -O2)", profile,
+                           runner(profile, cpu))
+            for profile in ctx.profiles for cpu in VERIFY_CPUS]
