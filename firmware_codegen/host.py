@@ -65,15 +65,8 @@ def build_host_harness(
     model = CModel(ir, prefix, profile, ir.source_sha256 or "unknown")
     harness = _environment().get_template("host_harness.c.j2").render(m=model)
     files = dict(sources, **{"harness.c": harness})
-    cc = compiler()
-    flags = [*STRICT_FLAGS, *(SANITIZE_FLAGS if sanitize else (opt,))]
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
-    digest.update(" ".join([cc, *flags]).encode())
-    exe = _cache_dir() / digest.hexdigest()[:32] / "harness"
-    if not exe.exists():
-        _compile(cc, flags, files, prefix, exe)
+    units = ["harness.c", f"{prefix}_model.c", f"{prefix}_io.c"]
+    exe = compile_program(files, units, sanitize=sanitize, opt=opt)
     return HostBuild(exe, sources)
 
 
@@ -122,7 +115,7 @@ def bench_host_c(ir: QuantizedRNN, x_q: np.ndarray, repeats: int, *, profile: st
     """Nanoseconds per step of the compiled C (inputs preloaded, batch 1 streams)."""
     build = build_host_harness(ir, profile=profile, prefix=prefix, opt=opt)
     stdin = _header(0, x_q.shape[:2]) + np.asarray(x_q, np.int8).tobytes()
-    proc = _execute(build.executable, stdin, ["bench", str(int(repeats))])
+    proc = run_program(build.executable, stdin, ["bench", str(int(repeats))])
     return float(proc.stdout.split()[0])
 
 
@@ -132,7 +125,7 @@ def _run(ir, batch_steps, mode, data, profile, prefix, sanitize):
 
     b, t = (int(v) for v in batch_steps)
     build = build_host_harness(ir, profile=profile, prefix=prefix, sanitize=sanitize)
-    proc = _execute(build.executable, _header(mode, (b, t)) + data, [])
+    proc = run_program(build.executable, _header(mode, (b, t)) + data, [])
     width = ir.units + ir.output_dim
     out = np.frombuffer(proc.stdout, dtype=np.int8)
     if out.size != b * t * width:
@@ -147,7 +140,7 @@ def _header(mode: int, batch_steps) -> bytes:
     return np.array([mode, *batch_steps], dtype=np.int32).tobytes()
 
 
-def _execute(exe: Path, stdin: bytes, args: list[str]) -> subprocess.CompletedProcess:
+def run_program(exe: Path, stdin: bytes, args: list[str]) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(exe), *args], input=stdin, capture_output=True, check=False)
     if proc.returncode != 0:
         raise ToolchainError(
@@ -164,14 +157,30 @@ def _cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"elman-host-c-{os.getuid()}"
 
 
-def _compile(cc: str, flags: list[str], files: dict[str, str], prefix: str, exe: Path) -> None:
+def compile_program(files: dict[str, str], units: list[str], *, sanitize: bool = False,
+                    opt: str = "-O2", extra_flags: tuple[str, ...] = ()) -> Path:
+    """Compile C ``files`` (name -> text; ``units`` are the translation units) into an
+    executable with the strict flags; cached by the SHA-256 of sources, flags and compiler."""
+    cc = compiler()
+    flags = [*STRICT_FLAGS, *(SANITIZE_FLAGS if sanitize else (opt,)), *extra_flags]
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    digest.update("\0".join([cc, *flags, *units]).encode())
+    exe = _cache_dir() / digest.hexdigest()[:32] / "program"
+    if not exe.exists():
+        _compile(cc, flags, files, units, exe)
+    return exe
+
+
+def _compile(cc: str, flags: list[str], files: dict[str, str], units: list[str],
+             exe: Path) -> None:
     exe.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=exe.parent) as tmp:
         src = Path(tmp)
         for name, text in files.items():
             (src / name).write_text(text, encoding="utf-8")
-        units = ["harness.c", f"{prefix}_model.c", f"{prefix}_io.c"]
-        out = src / "harness"
+        out = src / "program"
         cmd = [cc, *flags, "-I", str(src), *(str(src / u) for u in units), "-o", str(out)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
