@@ -101,8 +101,10 @@ def task_metric_rows(train: Report, quant: Report, verify: Report
     header = ["metric", "float", "int8", "C", "measured on"]
     rows: list[list[Any]] = []
     task = (train or quant or (verify or {}).get("model") or {}).get("task")
-    fl = (verify or {}).get("float_vs_int8")
-    if fl:
+    float_vs_int8 = (verify or {}).get("float_vs_int8") or []
+    if isinstance(float_vs_int8, dict):  # one profile (format 1) or a list, one per profile
+        float_vs_int8 = [float_vs_int8]
+    for fl in float_vs_int8:
         profile = fl["profile"]
         c_pairs = [p for p in verify.get("pairs", [])
                    if p.get("profile") == profile and "generated C" in p["b"]]
@@ -112,7 +114,7 @@ def task_metric_rows(train: Report, quant: Report, verify: Report
             if f is None:
                 continue
             c = q if c_ok else ("not bit-exact" if c_pairs else "not verified")
-            rows.append([m.replace("_", " "), f, q, c,
+            rows.append([f"{m.replace('_', ' ')} [{profile}]", f, q, c,
                          f"verify: {verify['data']['description']}; int8 = simulator "
                          f"({profile}), C = its bit-exact generated C"])
     ev = (quant or {}).get("evaluation")
@@ -124,7 +126,7 @@ def task_metric_rows(train: Report, quant: Report, verify: Report
             f = ev["metrics"].get("float", {}).get(m)
             q = ev["metrics"].get("int8", {}).get(m)
             if f is not None:
-                rows.append([m.replace("_", " "), f, q, None,
+                rows.append([f"{m.replace('_', ' ')} [LiteRT]", f, q, None,
                              f"quantize: {where}; int8 = LiteRT BUILTIN_REF (tflite)"])
     if not rows and train:
         metrics = train.get("metrics", {})
@@ -161,8 +163,10 @@ def training_section(run_dir: Path, train: Report) -> Section:
         return s
     history = train.get("epochs") or []
     if history:
-        s.figure(report_plots.training_curves(*_epoch_series(history)),
-                 f"Per epoch; stopped by {train.get('stop_reason', 'the epoch count')}.")
+        epochs, series = _epoch_series(history)
+        s.figure(report_plots.training_curves(epochs, series),
+                 f"Training curves per epoch ({', '.join(series)}); training stopped by "
+                 f"{train.get('stop_reason', 'the epoch count')}.")
     else:
         s.note_missing("train_report.json has no per-epoch history.")
     _clipping(s, train.get("clipping") or {}, history)
@@ -171,8 +175,9 @@ def training_section(run_dir: Path, train: Report) -> Section:
     if curve.get("distance"):
         decay = curve.get("decay_per_step")
         s.figure(report_plots.gradient_vs_distance(curve["distance"], curve["mean_norm"]),
-                 f"Mean ‖∂L_T/∂h_k‖ against the distance T − k over {curve.get('sequences')} "
-                 "held-out sequences: how far back the loss still reaches the hidden state"
+                 "The vanishing-gradient curve: mean ‖∂L_T/∂h_k‖ against the distance T − k "
+                 f"over {curve.get('sequences')} held-out sequences: how far back the loss "
+                 "still reaches the hidden state"
                  + (f" (about ×{decay:.3f} per step)." if decay else "."))
     else:
         s.note_missing("no gradient-vs-distance curve (trained with diagnostics off).")

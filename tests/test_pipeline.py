@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 
 import pytest
+from browser import (
+    chromium_dom,
+    chromium_screenshot,
+    external_references,
+    needs_chromium,
+    sections_of,
+)
 from typer.testing import CliRunner
 
 from elman.cli import app
@@ -57,3 +66,88 @@ def test_a_failing_middle_stage_stops_the_run_and_keeps_earlier_files(bm_run, tm
         assert (run / name).read_bytes() == before[name]
     for name in ("c", "verify_report.json", "mcu_report.json", "report.html"):
         assert not (run / name).exists()
+
+
+# ---- the whole chain, end to end, on a tiny model of real data -------------------------
+
+TINY = ["--data", "sensor:basicmotions", "--units", "8", "--epochs", "2", "--limit", "8",
+        "--cpu", "cortex-m4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """`elman run` on BasicMotions with 8 units and 2 epochs (every stage real)."""
+    run = tmp_path_factory.mktemp("pipeline") / "run"
+    result = invoke(*TINY, str(run))
+    return run, result
+
+
+def test_run_chains_every_stage_and_prints_one_summary(tiny_run):
+    run, result = tiny_run
+    assert result.exit_code == 0, result.output
+    for name in ("model.keras", "data_spec.json", "train_report.json", "model_int8.tflite",
+                 "quant_report.json", "c/elman_model.c", "c/elman_model.h",
+                 "verify_report.json", "mcu_report.json", "report.html"):
+        assert (run / name).is_file(), name
+    out = result.output
+    verify = json.loads((run / "verify_report.json").read_text())
+    mcu = json.loads((run / "mcu_report.json").read_text())
+    # every pair, verify's and the emulator's, is in the summary with its status
+    pairs = verify["pairs"] + [b["comparison"] for b in mcu["builds"]]
+    assert {p["b"] for p in verify["pairs"]} >= {"LiteRT BUILTIN_REF", "TFLite Micro"}
+    assert any("generated C" in p["b"] for p in verify["pairs"])
+    assert f"bit-exactness: {len(pairs)} of {len(pairs)} pairs bit-exact" in out
+    for p in pairs:
+        assert re.search(rf"{re.escape(p['a'])} vs {re.escape(p['b'])}\s+"
+                         rf"{p['compared']:,}\s+0\s+0\s+bit-exact", out), p
+    # the task metric: float, int8 (simulator) and the C, on the same held-out data
+    float_vs_int8 = verify["float_vs_int8"]
+    for fl in float_vs_int8 if isinstance(float_vs_int8, list) else [float_vs_int8]:
+        m = fl["metrics"]
+        assert re.search(rf"accuracy \[{fl['profile']}\]\s+{m['float_accuracy']:.4g}\s+"
+                         rf"{m['int8_accuracy']:.4g}\s+{m['int8_accuracy']:.4g}\n", out), fl
+    # flash, RAM and instructions per step of every build
+    for b in mcu["builds"]:
+        assert re.search(rf"{b['profile']} {b['cpu']} -{b['opt']}\s+{b['flash']:,}\s+"
+                         rf"{b['code']:,}\s+{b['weights_tables']:,}", out), b
+    assert {(b["cpu"], b["profile"]) for b in mcu["builds"]} == {
+        ("cortex-m4", "tflm"), ("cortex-m4", "tflite")}
+    assert f"{run / 'report.html'}" in out
+
+
+@needs_chromium
+def test_report_of_a_real_run_renders_in_chromium(tiny_run, tmp_path):
+    run, result = tiny_run
+    assert result.exit_code == 0, result.output
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert external_references(html) == []
+    dom = chromium_dom(run / "report.html", tmp_path)
+    assert sections_of(dom) == ["training", "quantization", "task", "verification", "mcu",
+                                "files"]
+    images = re.search(r'data-images="([a-z,]*)"', dom).group(1).split(",")
+    # curves, clipping, vanishing gradient, traces, error by step, drift, confusion matrix
+    assert images == ["ok"] * 7
+    for alt in ("Training curves", "Pre-clip global gradient norm", "vanishing",
+                "most active units", "at each step", "back to back", "true class"):
+        assert re.search(rf'<img [^>]*alt="[^"]*{alt}', dom, re.IGNORECASE), alt
+    assert "MISMATCH" not in dom and "is missing" not in dom
+    png = tmp_path / "report.png"
+    chromium_screenshot(run / "report.html", png, tmp_path)
+    assert png.stat().st_size > 50_000  # a page of tables and plots, not a blank one
+
+
+def test_run_from_a_later_stage_reuses_the_earlier_files(tiny_run, tmp_path):
+    run, result = tiny_run
+    assert result.exit_code == 0, result.output
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    model = (copy / "model_int8.tflite").read_bytes()
+    again = invoke("--from", "codegen", "--prefix", "gesture", "--profile", "tflm", "--cpu",
+                   "cortex-m0plus", "--limit", "2", str(copy))
+    assert again.exit_code == 0, again.output
+    assert (copy / "model_int8.tflite").read_bytes() == model
+    assert (copy / "c" / "gesture_model.h").is_file()
+    for stage in ("codegen", "verify", "mcu", "report"):
+        assert f"{stage} done in" in again.output
+    assert "train:" not in again.output and "quantize:" not in again.output
+    assert "emulated cortex-m0plus -O2 vs simulator (tflm)" in again.output
