@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -32,6 +33,9 @@ def train_run(
     config = config or TrainConfig()
     dataset = load_dataset(data, max_chars=config.max_chars)
     cfg = config.resolved(dataset.task)
+    if cfg.loss_steps is None:
+        steps = dataset.timesteps if isinstance(dataset, ClassificationData) else 1
+        cfg = dataclasses.replace(cfg, loss_steps=max(1, steps // 2))
     _check_trainable(dataset, cfg)
     started = time.perf_counter()
 
@@ -40,7 +44,7 @@ def train_run(
     from elman.train import fit
     from elman.train.diagnostics import CellWeights, classification_curve, text_curve
     from elman.train.loop import Trainer, predict_classes
-    from elman.train.model import build_model, parameter_count
+    from elman.train.model import build_model, last_step_classifier, parameter_count
 
     keras.utils.set_random_seed(cfg.seed)
     text = isinstance(dataset, TextData)
@@ -54,8 +58,17 @@ def train_run(
         embedding=cfg.embedding,
         recurrent_init=cfg.recurrent_init,
         recurrent_scale=cfg.recurrent_scale,
+        sequence_outputs=True,
     )
-    trainer = Trainer(model, dataset.task, lr=cfg.lr, clip=cfg.clip, record_norms=cfg.diagnostics)
+    trainer = Trainer(
+        model,
+        dataset.task,
+        lr=cfg.lr,
+        clip=cfg.clip,
+        record_norms=cfg.diagnostics,
+        weight_decay=cfg.weight_decay,
+        loss_steps=cfg.loss_steps,
+    )
     if text:
         result = fit.fit_text(trainer, dataset, cfg, progress)
     else:
@@ -71,6 +84,8 @@ def train_run(
         "epochs": result.epochs,
         "stop_reason": result.stop_reason,
     }
+    if not text:
+        model = last_step_classifier(model)
     weights = CellWeights.from_model(model)
     if text:
         last = result.epochs[-1]

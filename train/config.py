@@ -18,12 +18,14 @@ SCHEDULES = ("cosine", "constant")
 
 TASK_DEFAULTS = {
     "classification": {
-        "units": 32,
+        "units": 64,
         "embedding": 0,
         "lr": 3e-3,
         "batch": 8,
         "epochs": 60,
         "bptt": 0,
+        "noise": 0.0,
+        "loss_steps": None,  # resolved to half the sequence length by train_run
     },
     "language_model": {
         "units": 256,
@@ -32,6 +34,8 @@ TASK_DEFAULTS = {
         "batch": 64,
         "epochs": 12,
         "bptt": 35,
+        "noise": 0.0,
+        "loss_steps": 1,  # unused: every step has a target
     },
 }
 
@@ -54,6 +58,9 @@ class TrainConfig:
     warmup: float = 0.02  # fraction of the updates spent warming up
     recurrent_init: str = "orthogonal"
     recurrent_scale: float = 1.0
+    weight_decay: float = 0.0  # decoupled (AdamW); 0 = plain Adam
+    loss_steps: int | None = None  # classification: the loss averages the last N steps
+    noise: float | None = None  # std of Gaussian noise added to training inputs (sensor/npz)
     diagnostics: bool = True  # record gradient norms every update (and the distance curve)
     baseline: bool = True  # text: fit Kneser-Ney n-gram baselines
 
@@ -79,6 +86,9 @@ class TrainConfig:
         need(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         need(self.bptt >= 0, f"--bptt must be >= 0, got {self.bptt}")
         need(self.clip >= 0, f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
+        need(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
+        need(self.loss_steps is None or self.loss_steps >= 1, f"--loss-steps must be >= 1, got {self.loss_steps}")
+        need(self.noise >= 0, f"--noise must be >= 0, got {self.noise}")
         need(self.minutes is None or self.minutes > 0, "--minutes must be > 0")
         need(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}")
         need(0 <= self.warmup < 1, f"--warmup must be in [0, 1), got {self.warmup}")

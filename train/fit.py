@@ -150,7 +150,10 @@ def fit_classification(
         t0 = time.perf_counter()
         for i in range(0, n, batch):
             idx = order[i : i + batch]
-            windows = classification_windows(data.x_train[idx], cfg.bptt)
+            xb = data.x_train[idx]
+            if cfg.noise > 0:
+                xb = xb + rng.normal(0.0, cfg.noise, xb.shape).astype(np.float32)
+            windows = classification_windows(xb, cfg.bptt)
             h = trainer.zero_state(len(idx))
             for w in windows[:-1]:
                 _, h = trainer.forward(w, h)

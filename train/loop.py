@@ -29,7 +29,17 @@ import tensorflow as tf
 class Trainer:
     """Holds the model's layers and the compiled train / eval steps."""
 
-    def __init__(self, model, task: str, *, lr: float, clip: float, record_norms: bool = True):
+    def __init__(
+        self,
+        model,
+        task: str,
+        *,
+        lr: float,
+        clip: float,
+        record_norms: bool = True,
+        weight_decay: float = 0.0,
+        loss_steps: int = 1,
+    ):
         import keras
 
         self.model = model
@@ -38,9 +48,15 @@ class Trainer:
         self.embedding = model.get_layer("embedding") if task == "language_model" else None
         self.rnn = model.get_layer("rnn")
         self.head = model.get_layer("head")
+        if not self.rnn.return_sequences:
+            raise ValueError("train the sequence-output twin of a classifier (see model.py)")
+        self.loss_steps = int(loss_steps)
         self.clip = float(clip)
         self.record_norms = record_norms or self.clip > 0
-        self.optimizer = keras.optimizers.Adam(learning_rate=lr)
+        if weight_decay > 0:
+            self.optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
+        else:
+            self.optimizer = keras.optimizers.Adam(learning_rate=lr)
         self.optimizer.build(model.trainable_variables)
         self.train_step = tf.function(self._train_step, reduce_retracing=True)
         self.forward = tf.function(self._forward, reduce_retracing=True)
@@ -52,16 +68,22 @@ class Trainer:
         self.optimizer.learning_rate.assign(lr)
 
     def _forward(self, x, h0):
-        """(logits, last hidden state). Text: logits per step; classification: last step."""
+        """(logits (B, T, outputs) of every step, last hidden state (B, units))."""
         if self.embedding is not None:
-            h = self.rnn(self.embedding(x), initial_state=h0)
-            return self.head(h), h[:, -1]
-        h_last = self.rnn(x, initial_state=h0)
-        return self.head(h_last), h_last
+            x = self.embedding(x)
+        h = self.rnn(x, initial_state=h0)
+        return self.head(h), h[:, -1]
 
     def window_loss(self, x, y, h0):
-        """Mean cross-entropy of one window and its last hidden state (training mode)."""
+        """Mean cross-entropy of one window and its last hidden state (training mode).
+
+        Text: every step against its next character ``y`` (B, T). Classification:
+        the last ``loss_steps`` steps against the label ``y`` (B,).
+        """
         logits, h_last = self._forward(x, h0)
+        if self.task != "language_model":
+            logits = logits[:, -self.loss_steps :]
+            y = tf.broadcast_to(tf.expand_dims(y, 1), tf.shape(logits)[:2])
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         return tf.reduce_mean(nll), h_last
 
@@ -123,10 +145,10 @@ def evaluate_stream(trainer: Trainer, ids: np.ndarray, batch: int = 64, window: 
 
 
 def predict_classes(trainer: Trainer, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Logits (N, classes) of the saved (non-stateful) model, run window by window."""
+    """Logits (N, classes) at the last step, from a zero state (as the saved model)."""
     out = []
     for i in range(0, len(x), batch):
         xb = x[i : i + batch]
         logits, _ = trainer.forward(xb, trainer.zero_state(len(xb)))
-        out.append(logits.numpy())
+        out.append(logits[:, -1].numpy())
     return np.concatenate(out)

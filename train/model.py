@@ -21,8 +21,14 @@ def build_model(
     embedding: int = 0,
     recurrent_init: str = "orthogonal",
     recurrent_scale: float = 1.0,
+    sequence_outputs: bool | None = None,
 ):
-    """A fresh model. ``input_dim`` is channels (classification) or vocabulary size (text)."""
+    """A fresh model. ``input_dim`` is channels (classification) or vocabulary size (text).
+
+    ``sequence_outputs`` (default: text only) makes the head run on every step;
+    classifiers are *trained* that way (the loss may use several final steps) and
+    saved with :func:`last_step_classifier`.
+    """
     import keras
 
     rec = {
@@ -37,7 +43,7 @@ def build_model(
     else:
         inputs = keras.Input(shape=(None, input_dim), name="x")
         x = inputs
-        sequences = False
+        sequences = bool(sequence_outputs)
     x = keras.layers.SimpleRNN(
         units,
         activation="tanh",
@@ -48,6 +54,21 @@ def build_model(
     )(x)
     outputs = keras.layers.Dense(output_dim, name="head")(x)
     return keras.Model(inputs, outputs, name="elman")
+
+
+def last_step_classifier(trained):
+    """The saved form of a classifier trained with sequence outputs: the same weights,
+    ``rnn`` with ``return_sequences=False`` (head on the last step only)."""
+    import keras
+
+    rnn = trained.get_layer("rnn")
+    inputs = keras.Input(shape=(None, trained.input_shape[-1]), name="x")
+    x = keras.layers.SimpleRNN.from_config({**rnn.get_config(), "return_sequences": False})(inputs)
+    outputs = keras.layers.Dense.from_config(trained.get_layer("head").get_config())(x)
+    model = keras.Model(inputs, outputs, name="elman")
+    model.get_layer("rnn").set_weights(rnn.get_weights())
+    model.get_layer("head").set_weights(trained.get_layer("head").get_weights())
+    return model
 
 
 def parameter_count(model) -> int:
