@@ -62,6 +62,20 @@ def train(
     recurrent_scale: Annotated[
         float, typer.Option(help="Gain of the orthogonal / identity recurrent init.")
     ] = 1.0,
+    loss_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Sensor/npz: the loss averages the predictions of the last N steps "
+            "(the saved model answers at the last step). Default: half the sequence."
+        ),
+    ] = None,
+    weight_decay: Annotated[
+        float, typer.Option(help="Decoupled weight decay (AdamW); 0 = Adam.")
+    ] = 0.0,
+    noise: Annotated[
+        float | None,
+        typer.Option(help="Sensor/npz: std of Gaussian noise added to normalized training inputs."),
+    ] = None,
     diagnostics: Annotated[
         bool, typer.Option(help="Record per-update gradient norms and the distance curve.")
     ] = True,
@@ -93,6 +107,9 @@ def train(
         schedule=schedule,
         recurrent_init=recurrent_init,
         recurrent_scale=recurrent_scale,
+        loss_steps=loss_steps,
+        weight_decay=weight_decay,
+        noise=noise,
         diagnostics=diagnostics,
         baseline=baseline,
     )

@@ -87,7 +87,10 @@ class TrainConfig:
         need(self.bptt >= 0, f"--bptt must be >= 0, got {self.bptt}")
         need(self.clip >= 0, f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
         need(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
-        need(self.loss_steps is None or self.loss_steps >= 1, f"--loss-steps must be >= 1, got {self.loss_steps}")
+        need(
+            self.loss_steps is None or self.loss_steps >= 1,
+            f"--loss-steps must be >= 1, got {self.loss_steps}",
+        )
         need(self.noise >= 0, f"--noise must be >= 0, got {self.noise}")
         need(self.minutes is None or self.minutes > 0, "--minutes must be > 0")
         need(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}")
