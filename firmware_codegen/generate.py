@@ -245,6 +245,11 @@ class CModel:
                                        a.input2_shift, self.profile))
 
     @property
+    def needs_left_shift(self) -> bool:
+        """Whether any layer requantizes with a multiplier of 1 or more (a left shift)."""
+        return any(int(layer.shifts.max(initial=0)) > 0 for layer in self.layers)
+
+    @property
     def units_padded(self) -> int:
         return 4 * (-(-self.units // 4))
 

@@ -92,24 +92,27 @@ def entry_points(ir: QuantizedRNN, prefix: str) -> tuple[str, ...]:
 
 def build_model_image(ir: QuantizedRNN, out_dir: Path | str, *, profile: str = "tflm",
                       cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
-                      defines: tuple[str, ...] = ()) -> ArmImage:
-    """Generate the model's C and link it with the emulator harness for ``cpu``."""
+                      portable: bool = False) -> ArmImage:
+    """Generate the model's C and link it with the emulator harness for ``cpu``;
+    ``portable`` builds the portable C kernels even where the core has the DSP extension."""
     from elman.firmware_codegen.generate import generate_c
 
     sources = generate_c(ir, prefix=prefix, profile=profile, source_sha256=ir.source_sha256)
+    defines = (f"{prefix.upper()}_PORTABLE",) if portable else ()
     return build_image(sources, out_dir, cpu=cpu, opt=opt, harness=harness_c(ir, prefix),
                        entry_points=entry_points(ir, prefix), defines=defines)
 
 
 def run_emulated(ir: QuantizedRNN, x_q: np.ndarray, *, profile: str = "tflm",
                  cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
-                 work_dir: Path | str | None = None) -> EmulatedRun:
-    """Run int8 inputs ``x_q`` (B, T, D) through the model's C on an emulated ``cpu``."""
+                 work_dir: Path | str | None = None, portable: bool = False) -> EmulatedRun:
+    """Run int8 inputs ``x_q`` (B, T, D) through the model's C on an emulated ``cpu``
+    (``portable``: the portable C kernels even on a core with the DSP extension)."""
     x_q = np.asarray(x_q)
     if x_q.ndim != 3 or x_q.shape[2] != ir.input_dim:
         raise ValueError(f"x_q must be (batch, steps, {ir.input_dim}), got {x_q.shape}")
     return _run(ir, x_q.astype(np.int8), tokens=False, profile=profile, cpu=cpu, opt=opt,
-                prefix=prefix, work_dir=work_dir)
+                prefix=prefix, work_dir=work_dir, portable=portable)
 
 
 def run_emulated_tokens(ir: QuantizedRNN, ids: np.ndarray, *, profile: str = "tflm",
@@ -120,14 +123,15 @@ def run_emulated_tokens(ir: QuantizedRNN, ids: np.ndarray, *, profile: str = "tf
     if ir.embedding is None or ids.ndim != 2:
         raise ValueError("token ids (batch, steps) need a text model with an embedding")
     return _run(ir, ids.astype(np.int64), tokens=True, profile=profile, cpu=cpu, opt=opt,
-                prefix=prefix, work_dir=work_dir)
+                prefix=prefix, work_dir=work_dir, portable=False)
 
 
 def _run(ir: QuantizedRNN, inputs: np.ndarray, *, tokens: bool, profile: str, cpu: str,
-         opt: str, prefix: str, work_dir: Path | str | None) -> EmulatedRun:
+         opt: str, prefix: str, work_dir: Path | str | None, portable: bool) -> EmulatedRun:
     with tempfile.TemporaryDirectory(prefix="elman-arm-") as tmp:
         out = Path(work_dir) if work_dir is not None else Path(tmp)
-        image = build_model_image(ir, out, profile=profile, cpu=cpu, opt=opt, prefix=prefix)
+        image = build_model_image(ir, out, profile=profile, cpu=cpu, opt=opt, prefix=prefix,
+                                  portable=portable)
         return _execute(ir, Machine(image), inputs, tokens=tokens, profile=profile,
                         prefix=prefix)
 

@@ -1,0 +1,55 @@
+"""Instruction-count budgets of the generated step on emulated cores (exact, deterministic).
+
+The counts are executed Thumb instructions per step, head included, over random models of
+the sizes the issue names; every run is also checked bit for bit against the simulator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from elman.firmware_codegen.arm.emulate import run_emulated
+from elman.firmware_codegen.random_ir import random_ir
+from elman.runtime.simulator import Simulator
+
+
+@pytest.fixture(scope="module")
+def model_128():
+    ir = random_ir(6, 128, 4, seed=1)
+    x = np.random.default_rng(0).integers(-128, 128, (1, 2, 6), dtype=np.int8)
+    return ir, x
+
+
+def _checked(ir, x, **kwargs):
+    run = run_emulated(ir, x, **kwargs)
+    expected = Simulator(ir, kwargs.get("profile", "tflm")).run(x)
+    np.testing.assert_array_equal(run.outputs.h, expected.h)
+    np.testing.assert_array_equal(run.outputs.y, expected.y)
+    return run
+
+
+def test_cortex_m4_dsp_path_budgets(model_128):
+    ir, x = model_128
+    run = _checked(ir, x, cpu="cortex-m4", opt="O2")
+    assert run.matvec_instructions_per_mac is not None
+    assert run.matvec_instructions_per_mac <= 1.5  # SXTB16 + SMLAD limit is 1.25
+    assert run.instructions_per_mac <= 2.0
+    assert run.instructions_per_mac > run.matvec_instructions_per_mac
+
+
+def test_portable_path_budget_on_cortex_m4(model_128):
+    ir, x = model_128
+    run = _checked(ir, x, cpu="cortex-m4", opt="O2", portable=True)
+    assert run.instructions_per_mac <= 5.0
+    dsp = run_emulated(ir, x, cpu="cortex-m4", opt="O2")
+    assert dsp.instructions_per_step < 0.7 * run.instructions_per_step
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4"])
+def test_step_code_fits_in_1k_at_os(model_128, cpu):
+    ir, x = model_128
+    run = _checked(ir, x, cpu=cpu, opt="Os", profile="tflite")
+    assert run.sizes["code"] <= 1024  # the step's code, libgcc helpers included
+    # weights: 128x8 + 128x128 + 4x128 int8, plus bias/multipliers/shifts and 3 tables
+    assert run.sizes["weights_tables"] >= 128 * 8 + 128 * 128 + 4 * 128 + 256 + 2 * 1024
+    assert run.sizes["ram"] == 0  # the state is the caller's
