@@ -42,8 +42,10 @@ class StageTiming:
 class _Progress:
     """One line per stage on stderr: what starts, then how long it took."""
 
-    def __init__(self, total: int, enabled: bool, stream: TextIO | None = None):
+    def __init__(self, total: int, enabled: bool, run_dir: Path,
+                 stream: TextIO | None = None):
         self.total = total
+        self.run_dir = run_dir
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.timings: list[StageTiming] = []
@@ -57,6 +59,9 @@ class _Progress:
         except ElmanError:
             self._say(f"[{index}/{self.total}] {name} failed after "
                       f"{time.perf_counter() - start:.1f} s")
+            if name != "train":
+                self._say(f"the files of the stages before {name} are kept in {self.run_dir}; "
+                          f"to resume: elman run --from {name} {self.run_dir}")
             raise
         seconds = time.perf_counter() - start
         self.timings.append(StageTiming(name, seconds))
@@ -138,7 +143,7 @@ def run_pipeline(
          lambda: str(build_report(run_dir))),
     ]
     stages = stages[STAGES.index(start):]
-    steps = _Progress(total=len(stages), enabled=progress)
+    steps = _Progress(total=len(stages), enabled=progress, run_dir=run_dir)
     began = time.perf_counter()
     results: dict[str, Any] = {"run_dir": str(run_dir), "data": data if start == "train"
                                else _recorded_data(run_dir)}

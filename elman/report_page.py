@@ -79,7 +79,9 @@ def fmt(value: Any) -> str:
         return f"{int(value):,}"
     if isinstance(value, float | np.floating):
         v = float(value)
-        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        if v != 0 and abs(v) < 1e-3:
             return f"{v:.3e}"
         return f"{v:.4g}"
     return str(value)

@@ -146,6 +146,8 @@ def error_by_step(steps: Sequence[float], curves: dict[str, Sequence[float]], xl
     fig, (ax,) = _figure(height=2.8)
     for name, values in curves.items():
         ax.plot(steps[: len(values)], values, label=name, linewidth=1)
+    if len(curves) > 1 and all(np.all(np.asarray(v) > 0) for v in curves.values()):
+        ax.set_yscale("log")  # mean and max differ by orders of magnitude
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)

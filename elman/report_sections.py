@@ -250,7 +250,8 @@ def quantization_section(run_dir: Path, quant: Report) -> Section:
     rows = []
     for name in ("input", "state", "fc_x_output", "fc_h_output", "add_output", "output"):
         if name in q:
-            rows.append([name.replace("_", " "), f"{q[name]['scale']:.8g}", q[name]["zero_point"]])
+            rows.append([name.replace("_", " "), Cell(f"{q[name]['scale']:.8g}", "num"),
+                         q[name]["zero_point"]])
     if rows:
         s.heading("Quantization parameters (as stored in the .tflite)")
         s.table(["tensor", "scale", "zero point"], rows)

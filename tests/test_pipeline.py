@@ -61,6 +61,7 @@ def test_a_failing_middle_stage_stops_the_run_and_keeps_earlier_files(bm_run, tm
     assert "error: " in result.output and "model_int8.tflite" in result.output
     assert "Traceback" not in result.output
     assert "[1/4] codegen failed after" in result.output
+    assert f"to resume: elman run --from codegen {run}" in result.output
     assert "verify:" not in result.output  # the chain stopped at codegen
     for name in ("model.keras", "data_spec.json", "train_report.json", "quant_report.json"):
         assert (run / name).read_bytes() == before[name]
@@ -149,5 +150,5 @@ def test_run_from_a_later_stage_reuses_the_earlier_files(tiny_run, tmp_path):
     assert (copy / "c" / "gesture_model.h").is_file()
     for stage in ("codegen", "verify", "mcu", "report"):
         assert f"{stage} done in" in again.output
-    assert "train:" not in again.output and "quantize:" not in again.output
+    assert "] train" not in again.output and "] quantize" not in again.output
     assert "emulated cortex-m0plus -O2 vs simulator (tflm)" in again.output
