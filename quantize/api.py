@@ -23,7 +23,7 @@ from elman.quantize.step_model import MAX_CALIBRATION_SAMPLES, convert_step_mode
 from tqdm import tqdm
 
 from elman import __version__, rundir
-from elman.errors import ModelError
+from elman.errors import ElmanError, ModelError
 from elman.files import staged_outputs
 
 REPORT_FORMAT = "elman-quant-report/1"
@@ -32,8 +32,15 @@ EVAL_CHARS = 20_000
 
 def quantize_run(run_dir: Path | str, progress: bool = True, *,
                  eval_chars: int = EVAL_CHARS,
-                 calibration_samples: int = MAX_CALIBRATION_SAMPLES) -> dict:
-    """Quantize a trained run; returns the report (also written as ``quant_report.json``)."""
+                 calibration_samples: int = MAX_CALIBRATION_SAMPLES,
+                 input_percentile: float = calibration.INPUT_PERCENTILE) -> dict:
+    """Quantize a trained run; returns the report (also written as ``quant_report.json``).
+
+    ``input_percentile`` (sensor models): the calibration range of ``x`` is the
+    ``[100 - p, p]`` percentile range of the training inputs (100: min/max).
+    """
+    if not 50 < input_percentile <= 100:
+        raise ElmanError(f"input percentile must be in (50, 100], got {input_percentile}")
     from elman.train.data import load_run_data
 
     run_dir = Path(run_dir)
@@ -53,8 +60,8 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
     else:
         labels = list(data.classes)
         cell = keras_cell(model, task, data.x_train.shape[2], len(labels), what=str(model_path))
-        cal_x, cal_h = calibration.classification_calibration(cell.weights, data.x_train,
-                                                              calibration_samples)
+        cal_x, cal_h = calibration.classification_calibration(
+            cell.weights, data.x_train, calibration_samples, input_percentile)
         norm = json.loads((run_dir / rundir.DATA_SPEC).read_text())["input"]["normalization"]
         extra = {"norm_mean": np.array(norm["mean"], np.float32),
                  "norm_std": np.array(norm["std"], np.float32)}
@@ -82,7 +89,8 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
         "task": task,
         "data": data.source,
         "model": model_summary(ir),
-        "quantization": quantization_summary(ir, len(cal_x) + 2),
+        "quantization": quantization_summary(
+            ir, len(cal_x) + 2, None if task == "language_model" else input_percentile),
         "evaluation": {
             "interpreter": "LiteRT (ai_edge_litert) BUILTIN_REF kernels, one invoke per step, "
                            "int8 h_t fed back as h_(t-1)",
@@ -129,7 +137,8 @@ def _qp(q) -> dict:
     return {"scale": float(q.scale), "zero_point": int(q.zero_point)}
 
 
-def quantization_summary(ir: QuantizedRNN, calibration_pairs: int) -> dict:
+def quantization_summary(ir: QuantizedRNN, calibration_pairs: int,
+                         input_percentile: float | None) -> dict:
     return {
         "scheme": "full integer: int8 activations (per tensor, asymmetric), int8 weights "
                   "(per output channel, symmetric), int32 biases",
@@ -145,6 +154,9 @@ def quantization_summary(ir: QuantizedRNN, calibration_pairs: int) -> dict:
             "source": "training split: real inputs and the float model's own hidden states "
                       "(text: long streams with the state carried, plus every embedding row)",
             "state_clip": [-1.0, 127 / 128],
+            "input_range": "every embedding row" if input_percentile is None else
+            f"{100 - input_percentile:g} to {input_percentile:g} percentile of training inputs",
+            "preactivation_limit": "ADD output range clamped to +-3.2 (TANH saturates there)",
         },
     }
 

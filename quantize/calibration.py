@@ -13,6 +13,11 @@ from __future__ import annotations
 import numpy as np
 from elman.quantize.step_model import MAX_CALIBRATION_SAMPLES, StepWeights
 
+# Sensor inputs are heavy-tailed (BasicMotions: 99.8% of normalized values in [-4.7, 4.7],
+# extremes -10 and 16.5) and ``x`` is quantized per tensor: clipping the calibration range
+# to the 0.1 / 99.9 percentiles gives finer steps to almost every value (measured on
+# BasicMotions: hidden-state error -28%, float/int8 agreement 97.5% -> 100%).
+INPUT_PERCENTILE = 99.9
 TEXT_STREAMS = 8
 TEXT_STREAM_STEPS = 2000
 
@@ -54,10 +59,20 @@ def subsample(cx: np.ndarray, ch: np.ndarray, limit: int = MAX_CALIBRATION_SAMPL
 
 
 def classification_calibration(weights: StepWeights, x_train: np.ndarray,
-                               limit: int = MAX_CALIBRATION_SAMPLES
+                               limit: int = MAX_CALIBRATION_SAMPLES,
+                               input_percentile: float = INPUT_PERCENTILE,
                                ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs from every step of every training sequence (subsampled to ``limit``)."""
-    return subsample(*pairs_along(weights, x_train), limit=limit)
+    """Pairs from every step of every training sequence (subsampled to ``limit``).
+
+    The states are the float model's own on the unclipped inputs; only the
+    calibration *inputs* are clipped to the ``[100 - p, p]`` percentiles of all
+    training values (``p = 100``: the full min/max range).
+    """
+    cx, ch = pairs_along(weights, x_train)
+    if input_percentile < 100:
+        lo, hi = np.percentile(x_train, [100 - input_percentile, input_percentile])
+        cx = np.clip(cx, lo, hi)
+    return subsample(cx, ch, limit=limit)
 
 
 def text_streams(ids: np.ndarray, streams: int = TEXT_STREAMS,

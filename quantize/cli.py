@@ -16,6 +16,9 @@ def quantize(
     eval_chars: Annotated[int, typer.Option(
         help="Text models: validation characters run through LiteRT for the report "
              "(one stream, state carried).")] = 20_000,
+    input_percentile: Annotated[float, typer.Option(
+        help="Sensor models: calibrate x on the [100-p, p] percentile range of the training "
+             "inputs (100 = min/max).")] = 99.9,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Convert model.keras to an int8 one-step TFLite model and report float vs int8."""
@@ -23,7 +26,8 @@ def quantize(
 
     if eval_chars < 1:
         raise ElmanError(f"--eval-chars must be >= 1, got {eval_chars}")
-    report = quantize_run(run_dir, progress=progress, eval_chars=eval_chars)
+    report = quantize_run(run_dir, progress=progress, eval_chars=eval_chars,
+                          input_percentile=input_percentile)
     typer.echo(summary_table(report))
     typer.echo(f"wrote {Path(run_dir) / rundir.MODEL_TFLITE} and "
                f"{Path(run_dir) / rundir.QUANT_REPORT}")

@@ -29,6 +29,9 @@ def test_bm_run_state_is_pinned_and_metadata_matches_the_data(bm_run):
     np.testing.assert_array_equal(ir.norm_mean, np.float32(spec["mean"]))
     np.testing.assert_array_equal(ir.norm_std, np.float32(spec["std"]))
     assert ir.embedding is None
+    # ADD's output range is clamped where TANH saturates (|z| <= 3.2)
+    lo, hi = ir.add.output.dequantize(np.array([-128, 127]))
+    assert -3.2 - ir.add.output.scale <= lo < 0 < hi <= 3.2 + ir.add.output.scale
 
 
 def test_bm_report_numbers_are_reproducible(bm_run):
@@ -146,6 +149,11 @@ def test_quantize_crash_leaves_nothing_half_written(bm_run, tmp_path, monkeypatc
     assert not (run / rundir.MODEL_TFLITE).exists()
     assert not (run / rundir.QUANT_REPORT).exists()
     assert not [p for p in run.iterdir() if p.name.startswith(".staging")]
+
+
+def test_quantize_rejects_a_bad_input_percentile(bm_run):
+    result = CliRunner().invoke(app, ["quantize", "--input-percentile", "30", str(bm_run)])
+    assert result.exit_code == 1 and "input percentile must be in (50, 100]" in result.output
 
 
 def test_quantize_needs_a_trained_run(tmp_path):
