@@ -241,3 +241,43 @@ def test_tflm_tanh_input_params_follow_tanh_common():
     # 1/32 * 2**27 = 2**22 = 0.5 * 2**23
     assert (multiplier, left_shift) == (1 << 30, 23)
     assert radius == math.floor(15 * 2**27 / 2**23)
+
+
+# ---- the float64 form of the requantization -----------------------------------------------
+
+
+@given(st.lists(st.integers(-(1 << 21) + 1, (1 << 21) - 1), min_size=1, max_size=20),
+       MULTIPLIER, st.integers(-31, 0), st.integers(-128, 127))
+@settings(max_examples=300)
+def test_float_requantize_equals_the_integer_one(accs, m, shift, zp):
+    from elman.runtime.float_exact import requantize_float
+
+    acc = np.array(accs, dtype=np.int64)
+    for profile in P.PROFILES:
+        want = P.requantize(acc, np.int64(m), np.int64(shift), zp, profile)
+        got = requantize_float(acc.astype(np.float64), np.int64(m), np.int64(shift), zp, profile)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shift", [-1, -9, -12])
+def test_float_requantize_on_every_tie(shift):
+    from elman.runtime.float_exact import requantize_float
+
+    # multiplier 2**30: acc * 2**(shift - 1) lands on every half-integer
+    acc = np.arange(-(1 << 14), 1 << 14, dtype=np.int64)
+    for profile in P.PROFILES:
+        want = P.requantize(acc, np.int64(1 << 30), np.int64(shift), 3, profile)
+        got = requantize_float(acc.astype(np.float64), np.int64(1 << 30), np.int64(shift), 3,
+                               profile)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_float_form_applies_only_within_its_bound():
+    from elman.runtime.float_exact import applies, max_abs_accumulator
+
+    w = np.full((2, 4), -128, dtype=np.int8)
+    bound = max_abs_accumulator(w, np.array([5, -7]), input_zero_point=-128)
+    assert bound == 4 * 128 * 255 + 7
+    assert applies(bound, np.array([-3, -9]))
+    assert not applies(1 << 21, np.array([-3]))
+    assert not applies(bound, np.array([1, -9]))

@@ -1,0 +1,56 @@
+"""The requantization in float64, exactly equal to the integer form where it applies.
+
+The simulator's hot loop runs the ``FULLY_CONNECTED`` epilogue on float64 BLAS
+results instead of int64 arrays. That is exact, not approximate, under one
+bound: when ``|acc| < 2**21`` (checked per layer from its weights, bias and the
+int8 input range, see ``max_abs_accumulator``) and the multiplier is below
+``2**31``, then
+
+- ``acc * multiplier`` is an integer below ``2**52``: the float64 product is exact;
+- scaling by ``2**-k`` is exact (a power of two);
+- adding 0.5 to a value below ``2**21`` whose last bit is ``2**-31`` needs at
+  most 53 bits: exact;
+- ``floor`` / ``trunc`` are exact.
+
+So ``floor(v + 0.5)`` and ``trunc(v + copysign(0.5, v))`` reproduce the integer
+round-half-up (``SaturatingRoundingDoublingHighMul``) and round-half-away
+(``RoundingDivideByPOT``, LiteRT's single rounding) bit for bit. Values are
+clipped to +-1024 before the last rounding (the int8 result saturates long
+before that), which keeps every intermediate small. Layers outside the bound,
+or with a left shift, use ``elman.runtime.primitives.requantize``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from elman.runtime.primitives import check_profile
+
+ACCUMULATOR_BOUND = 1 << 21
+_CLIP = 1024.0
+
+
+def max_abs_accumulator(weights: np.ndarray, bias: np.ndarray, input_zero_point: int) -> int:
+    """The largest ``|sum_d w[c, d] * (q[d] - zp) + bias[c]|`` any int8 input can give."""
+    max_in = max(abs(-128 - input_zero_point), abs(127 - input_zero_point))
+    per_channel = np.abs(weights.astype(np.int64)).sum(axis=1) * max_in
+    return int((per_channel + np.abs(bias.astype(np.int64))).max(initial=0))
+
+
+def applies(max_abs_acc: int, shifts: np.ndarray) -> bool:
+    """Whether the float64 form is exact for a layer with these bounds and shifts."""
+    return max_abs_acc < ACCUMULATOR_BOUND and bool(np.all(np.asarray(shifts) <= 0))
+
+
+def requantize_float(acc: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray,
+                     output_zero_point: int, profile: str) -> np.ndarray:
+    """``primitives.requantize`` for float64 accumulators within the bound (see module)."""
+    m = np.asarray(multipliers, dtype=np.float64)
+    shifts = np.asarray(shifts, dtype=np.int64)
+    if check_profile(profile) == "tflm":
+        high = np.floor(acc * m * 2.0**-31 + 0.5)  # SaturatingRoundingDoublingHighMul
+        v = high * np.ldexp(1.0, shifts)  # RoundingDivideByPOT(., -shift) ...
+    else:
+        v = acc * m * np.ldexp(1.0, shifts - 31)  # one rounding of acc * m / 2**(31 - shift)
+    v = np.clip(v, -_CLIP, _CLIP)
+    rounded = np.trunc(v + np.copysign(0.5, v))  # ... ties away from zero
+    return np.clip(rounded + output_zero_point, -128, 127).astype(np.int8)
