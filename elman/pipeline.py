@@ -181,10 +181,24 @@ def run(
     data: Annotated[str | None, typer.Option(
         help="sensor:NAME, text:fortunes, npz:PATH or text:PATH [default: sensor:basicmotions]."
     )] = None,
-    units: Annotated[int | None, typer.Option(help="Hidden units (default: train's).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: train's).")]
+    units: Annotated[int | None, typer.Option(help="Hidden units [default: the task's].")]
     = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default: train's).")] = None,
+    embedding: Annotated[int | None, typer.Option(
+        help="Embedding size, text [default: the task's].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs [default: the task's].")] = None,
+    batch: Annotated[int | None, typer.Option(
+        help="Sequences per update / parallel text streams [default: the task's].")] = None,
+    bptt: Annotated[int | None, typer.Option(
+        help="Truncated-BPTT window in steps [default: the task's].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: the task's].")]
+    = None,
+    clip: Annotated[float | None, typer.Option(
+        help="Gradient-norm clipping threshold, 0 disables [default: 1.0].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [default: 0].")] = None,
+    minutes: Annotated[float | None, typer.Option(
+        help="Stop training after this many minutes.")] = None,
+    max_chars: Annotated[int | None, typer.Option(
+        help="Text: train on the first N characters only (quick runs).")] = None,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(
@@ -202,13 +216,19 @@ def run(
     = "train",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
-    """Run every stage: train, quantize, codegen, verify, mcu; then write report.html."""
+    """Run every stage: train, quantize, codegen, verify, mcu; then write report.html.
+
+    Training takes the most common options here; for all of them run
+    `elman train ... RUN_DIR`, then `elman run --from quantize RUN_DIR`.
+    """
     from elman.pipeline_summary import format_summary
 
     if profile not in (*PROFILES, "both"):
         raise ElmanError(f"unknown profile {profile!r}; choose tflm, tflite or both")
     profiles = PROFILES if profile == "both" else (profile,)
-    config = _train_config(units=units, epochs=epochs, seed=seed) if start == "train" else None
+    config = _train_config(units=units, embedding=embedding, epochs=epochs, batch=batch,
+                           bptt=bptt, lr=lr, clip=clip, seed=seed, minutes=minutes,
+                           max_chars=max_chars) if start == "train" else None
     result = run_pipeline(
         data, run_dir, config=config, prefix=prefix, profiles=profiles,
         cpus=tuple(cpu or DEFAULT_CPUS), opts=tuple(opt or DEFAULT_OPTS), verify_limit=limit,

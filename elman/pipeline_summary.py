@@ -35,7 +35,8 @@ def format_summary(result: dict[str, Any]) -> str:
     if rows:
         lines.append("task metric")
         lines += text_table(header[:-1], [r[:-1] for r in rows])
-        lines += [f"    {i + 1}. {r[-1]}" for i, r in enumerate(rows)]
+        notes = {r[0][r[0].rfind("["):]: r[-1] for r in rows if "[" in r[0]}
+        lines += [f"    {tag} {where}" for tag, where in notes.items()]
         lines.append("")
 
     pairs = bit_exact_pairs(verify, mcu)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from browser import chromium_dom, external_references, needs_chromium, sections_of
 
@@ -45,3 +47,40 @@ def test_empty_report_renders_in_chromium(tmp_path):
     assert sections_of(dom) == ["training", "quantization", "task", "verification", "mcu",
                                 "files"]
     assert 'data-images=""' in dom
+
+
+# ---- real runs from the shared fixtures (trained and quantized, no verify / mcu yet) ------
+
+
+def _report_of_copy(run_fixture, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_fixture, run)
+    return run, build_report(run).read_text(encoding="utf-8")
+
+
+@needs_chromium
+def test_text_report_shows_perplexity_drift_and_traces(text_run, tmp_path):
+    import json
+
+    run, html = _report_of_copy(text_run, tmp_path)
+    quant = json.loads((run / "quant_report.json").read_text())
+    ev = quant["evaluation"]
+    assert external_references(html) == []
+    # perplexity of float and int8 (LiteRT), as measured by quantize
+    f, q = ev["metrics"]["float"]["perplexity"], ev["metrics"]["int8"]["perplexity"]
+    assert f"<td>perplexity [LiteRT]</td><td class=\"num\">{f:.4g}</td>" \
+           f"<td class=\"num\">{q:.4g}</td>" in html
+    # the drift table has one row per window of the long stream
+    windows = ev["drift"]["windows"]
+    assert len(windows) >= 2
+    assert html.count("<td class=\"num\">1,000</td>") >= len(windows) - 1
+    dom = chromium_dom(run / "report.html", tmp_path)
+    images = dict.fromkeys(re.findall(r'data-images="([a-z,]*)"', dom)[0].split(","))
+    assert list(images) == ["ok"]  # every picture decoded
+    assert "the first 200 validation characters" in dom
+    assert "Drift over a long stream" in dom and "validation stream of" in dom
+    # stages that have not run say so and name their command
+    assert f"verify_report.json is missing: run `elman verify {run}`" in dom
+    assert f"mcu_report.json is missing: run `elman mcu {run}`" in dom
