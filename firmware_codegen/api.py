@@ -15,7 +15,7 @@ from elman.firmware_codegen.identifiers import validate_prefix
 
 from elman.errors import ElmanError
 from elman.files import staged_outputs
-from elman.rundir import CODE_DIR, MODEL_TFLITE, require
+from elman.rundir import CODE_DIR, DATA_SPEC, MODEL_TFLITE, require
 
 
 def codegen_run(
@@ -28,7 +28,10 @@ def codegen_run(
     """Generate the C of the run's int8 model; returns the written paths (sorted).
 
     ``example`` adds ``<prefix>_example.c``: a ``main`` that streams a fixed
-    input through the model and prints the outputs (a smoke test for a new target).
+    input through the model and prints the outputs (a smoke test for a new target),
+    and, when the run has its data (``data_spec.json``), ``<prefix>_qemu/``: firmware for
+    QEMU's mps2-an386 (Cortex-M4) that runs a few real held-out samples and prints the
+    results over semihosting (``make run``).
     """
     from elman.quantize.reader import read_ir
 
@@ -42,6 +45,8 @@ def codegen_run(
         from elman.firmware_codegen.generate import generate_example
 
         files.update(generate_example(ir, prefix=prefix, profile=profile))
+        if (Path(run_dir) / DATA_SPEC).exists():  # the firmware embeds real held-out samples
+            files.update(_qemu_example(run_dir, ir, files, prefix, profile))
     target = Path(out_dir) if out_dir is not None else Path(run_dir) / CODE_DIR
     if target.exists() and not target.is_dir():
         raise ElmanError(f"output path {target} exists and is not a directory")
@@ -49,3 +54,15 @@ def codegen_run(
         for name in sorted(files):
             stage.write_text(name, files[name])
     return sorted(target / name for name in files)
+
+
+def _qemu_example(run_dir: Path | str, ir, files: dict[str, str], prefix: str,
+                  profile: str) -> dict[str, str]:
+    """The mps2-an386 example firmware (``firmware_codegen.arm.example``), in its folder."""
+    from elman.firmware_codegen.arm.example import example_dir, example_files, example_samples
+
+    sources = [n for n in files if n.startswith(prefix) and n.endswith(".c")
+               and not n.endswith("_example.c")]
+    rendered = example_files(ir, example_samples(run_dir, ir), sources, prefix=prefix,
+                             profile=profile)
+    return {f"{example_dir(prefix)}/{name}": text for name, text in rendered.items()}

@@ -3,7 +3,7 @@
 ``example_files`` renders ``main.c`` (the model over a few real held-out
 samples embedded as int8, results printed over semihosting; its own vector
 table and startup, no C library), ``example.ld`` and a ``Makefile``.
-``codegen_run(..., example=True)`` writes them to ``<out_dir>/example/``.
+``codegen_run(..., example=True)`` writes them to ``<out_dir>/<prefix>_qemu/``.
 ``run_example`` builds and runs the image under ``qemu-system-arm``, and
 ``parse_example_output`` reads the printed values back for comparison with
 the simulator.
@@ -23,9 +23,13 @@ from elman.quantize.ir import QuantizedRNN
 
 from elman.errors import ToolchainError
 
-EXAMPLE_DIR = "example"
 DEFAULT_SAMPLES = 4
 QEMU_HINT = "apt-get install -y --no-install-recommends qemu-system-arm"
+
+
+def example_dir(prefix: str) -> str:
+    """The example's folder inside the C output directory."""
+    return f"{prefix}_qemu"
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,11 @@ def run_example(elf: Path | str, timeout_s: float = 60.0) -> str:
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"the example firmware did not finish within {timeout_s:g} s "
                              "under QEMU") from None
-    if proc.returncode != 0 or "done" not in proc.stdout:
+    printed = proc.stdout + proc.stderr  # QEMU writes semihosting output to stderr
+    if proc.returncode != 0 or "done" not in printed.splitlines():
         raise ToolchainError(f"the example firmware failed under QEMU (exit {proc.returncode}):"
-                             f"\n{proc.stdout}{proc.stderr}".strip())
-    return proc.stdout
+                             f"\n{printed}".strip())
+    return printed
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""The QEMU example firmware (`elman codegen --example`): builds, runs, prints exact results."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from elman.firmware_codegen.api import codegen_run
+from elman.firmware_codegen.arm.example import (
+    build_example,
+    example_dir,
+    example_samples,
+    parse_example_output,
+    run_example,
+)
+from elman.quantize.reader import read_ir
+from elman.runtime.simulator import Simulator
+
+
+@pytest.fixture
+def bm_copy(bm_run, tmp_path):
+    run = tmp_path / "bm"
+    shutil.copytree(bm_run, run)
+    return run
+
+
+def test_example_firmware_prints_the_simulators_results(bm_copy):
+    paths = codegen_run(bm_copy, prefix="gesture", example=True)
+    folder = bm_copy / "c" / example_dir("gesture")
+    assert {folder / "main.c", folder / "example.ld", folder / "Makefile"} <= set(paths)
+    elf = build_example(folder)
+    assert elf.exists()
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed: built the image, did not run it")
+    printed = parse_example_output(run_example(elf, timeout_s=60))
+
+    ir = read_ir(bm_copy / "model_int8.tflite")
+    samples = example_samples(bm_copy, ir)
+    expected = Simulator(ir, "tflm").run(samples.inputs)
+    assert len(printed) == len(samples.labels) >= 2
+    for i, p in enumerate(printed):
+        assert p.label == int(samples.labels[i])
+        np.testing.assert_array_equal(p.h, expected.h[i, -1])
+        np.testing.assert_array_equal(p.y, expected.y[i, -1])
+        assert p.argmax == int(np.argmax(expected.y[i, -1]))
+
+
+def test_example_is_deterministic(bm_copy, tmp_path):
+    a = codegen_run(bm_copy, example=True, out_dir=tmp_path / "a")
+    b = codegen_run(bm_copy, example=True, out_dir=tmp_path / "b")
+    for pa, pb in zip(a, b, strict=True):
+        assert pa.read_bytes() == pb.read_bytes()
