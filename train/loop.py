@@ -58,8 +58,16 @@ class Trainer:
         else:
             self.optimizer = keras.optimizers.Adam(learning_rate=lr)
         self.optimizer.build(model.trainable_variables)
-        self.train_step = tf.function(self._train_step, reduce_retracing=True)
-        self.forward = tf.function(self._forward, reduce_retracing=True)
+        # one trace for every batch size and window length
+        if task == "language_model":
+            x_spec = tf.TensorSpec((None, None), tf.int32)
+            y_spec = tf.TensorSpec((None, None), tf.int32)
+        else:
+            x_spec = tf.TensorSpec((None, None, model.input_shape[-1]), tf.float32)
+            y_spec = tf.TensorSpec((None,), tf.int64)
+        h_spec = tf.TensorSpec((None, self.units), tf.float32)
+        self.train_step = tf.function(self._train_step, input_signature=[x_spec, y_spec, h_spec])
+        self.forward = tf.function(self._forward, input_signature=[x_spec, h_spec])
 
     def zero_state(self, batch: int):
         return tf.zeros((batch, self.units), tf.float32)
