@@ -7,18 +7,25 @@ inputs span exactly ``[-x_range, x_range]`` (one sample reaches both ends), so
 tests can choose extreme input scales; ``weight_scale`` multiplies the
 Glorot-like weight spread (large values saturate the state, small ones keep it
 near zero). Results are cached per process: the same arguments give the same
-bytes without a second conversion.
+bytes without a second conversion, and when the environment variable
+``ELMAN_RANDOM_STEP_CACHE`` names a directory (the test suite's conftest sets
+one per session), across processes too (file lock; xdist workers share it).
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
+import os
+from pathlib import Path
 
 import numpy as np
 from elman.quantize.step_model import StepWeights, convert_step_model
 
 CALIBRATION_SEQUENCES = 8
 CALIBRATION_STEPS = 32
+CACHE_ENV = "ELMAN_RANDOM_STEP_CACHE"
 
 
 def random_step_weights(input_dim: int, units: int, output_dim: int, *, seed: int = 0,
@@ -57,8 +64,24 @@ def random_step_tflite(
     file) and its labels are the vocabulary ``"t0", "t1", ...``. Classification
     models get labels ``"class0", ...``, ``norm_mean`` 0 and ``norm_std`` 1.
     """
-    return _random_step_tflite(input_dim, units, output_dim, seed, task, vocab_size,
-                               float(x_range), float(weight_scale))
+    args = (int(input_dim), int(units), int(output_dim), int(seed), str(task), int(vocab_size),
+            float(x_range), float(weight_scale))
+    cache_dir = os.environ.get(CACHE_ENV)
+    if not cache_dir:
+        return _random_step_tflite(*args)
+    root = Path(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / (hashlib.sha256(repr(args).encode()).hexdigest()[:32] + ".tflite")
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not path.exists():
+                tmp = path.with_suffix(".partial")
+                tmp.write_bytes(_random_step_tflite(*args))
+                os.replace(tmp, path)
+            return path.read_bytes()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @functools.lru_cache(maxsize=64)

@@ -11,7 +11,10 @@
     validation stream is its first 2,222 characters). Vocabulary of the whole
     corpus (~100 tokens).
 
-Each is built once per session even under ``pytest -n 2``: the directory lives
+``random_step_tflite`` results are also cached per session across xdist workers
+(``ELMAN_RANDOM_STEP_CACHE``, set by an autouse fixture).
+
+Each run is built once per session even under ``pytest -n 2``: the directory lives
 under the session's shared temporary root and the build holds an exclusive
 ``fcntl.flock``; the other worker waits, then reuses it. Tests must not modify
 these directories (copy them first: ``shutil.copytree(bm_run, tmp_path / "run")``).
@@ -64,6 +67,20 @@ def _train_and_quantize(data: str, config: dict, **quantize_kwargs) -> Callable[
         quantize_run(run, progress=False, **quantize_kwargs)
 
     return build
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _random_step_cache(tmp_path_factory):
+    """Share random_step_tflite conversions between the session's workers."""
+    from elman.quantize.testing import CACHE_ENV
+
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(_shared_root(tmp_path_factory) / "random-step-models")
+    yield
+    if old is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = old
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def _assert_fc_matches(fc, op, it, details):
     [
         ((6, 16, 4), {}),
         ((5, 7, 0), {"seed": 3, "x_range": 20.0}),
-        ((8, 8, 11), {"task": "language_model", "vocab_size": 11, "x_range": 0.05}),
+        ((8, 8, 11), {"task": "language_model", "vocab_size": 11, "x_range": 3.0}),
     ],
 )
 def test_ir_fields_equal_litert_tensor_details(args, kwargs):
@@ -100,7 +100,8 @@ def test_text_model_embedding_is_quantized_with_x_parameters():
 
 def test_json_round_trip_is_identical():
     for model in (random_step_tflite(6, 16, 4),
-                  random_step_tflite(8, 8, 11, task="language_model", vocab_size=11)):
+                  random_step_tflite(8, 8, 11, task="language_model", vocab_size=11,
+                                     x_range=3.0)):
         ir = read_ir(model)
         again = QuantizedRNN.from_json(ir.to_json())
         assert again == ir
