@@ -68,3 +68,16 @@ def test_cli_refuses_bad_input_without_writing(bm_copy, tmp_path):
     assert not (bm_copy / "mcu_report.json").exists()
     result = runner.invoke(app, ["mcu", str(tmp_path / "nope")])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_mcu_run_on_a_real_text_model(text_run, tmp_path):
+    run = tmp_path / "text"
+    shutil.copytree(text_run, run)
+    report = mcu_run(run, cpus=("cortex-m4",), opts=("O2",), profiles=("tflm",), limit=2,
+                     progress=False)
+    assert report["all_bit_exact"] is True
+    assert report["model"]["vocab_size"] > 10
+    assert "validation windows" in report["data"]["description"]
+    (build,) = report["builds"]
+    # the token step looks the input layer up in a table: no input MACs run
+    assert build["weights_tables"] > report["model"]["vocab_size"] * report["model"]["units"]
