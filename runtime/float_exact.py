@@ -41,16 +41,47 @@ def applies(max_abs_acc: int, shifts: np.ndarray) -> bool:
     return max_abs_acc < ACCUMULATOR_BOUND and bool(np.all(np.asarray(shifts) <= 0))
 
 
+class FloatRequantizer:
+    """``primitives.requantize`` on float64 accumulators within the bound (see module).
+
+    ``acc * (m * 2**k)`` equals the exact ``acc * m * 2**k`` (the factor is exact and
+    so is the product, below 2**52), so one multiply replaces the integer product
+    and shift. ``into_float`` works in place and returns the saturated int8 values as
+    float64 (the simulator's loop feeds them straight into a table index).
+    """
+
+    def __init__(self, multipliers: np.ndarray, shifts: np.ndarray, output_zero_point: int,
+                 profile: str):
+        m = np.asarray(multipliers, dtype=np.float64)
+        shifts = np.asarray(shifts, dtype=np.int64)
+        self.tflm = check_profile(profile) == "tflm"
+        if self.tflm:
+            self.scale = m * 2.0**-31  # SaturatingRoundingDoublingHighMul's product ...
+            self.post = np.ldexp(1.0, shifts)  # ... then RoundingDivideByPOT(., -shift)
+        else:
+            self.scale = np.ldexp(m, shifts - 31)  # one rounding of acc * m / 2**(31 - shift)
+        self.zero_point = float(output_zero_point)
+
+    def into_float(self, acc: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+        """Requantize ``acc`` in place; returns it, holding int8 values as float64."""
+        acc *= self.scale
+        if self.tflm:
+            acc += 0.5
+            np.floor(acc, out=acc)  # round half up
+            acc *= self.post
+        np.clip(acc, -_CLIP, _CLIP, out=acc)
+        half = np.copysign(0.5, acc, out=scratch)
+        acc += half
+        np.trunc(acc, out=acc)  # round half away from zero
+        acc += self.zero_point
+        np.clip(acc, -128.0, 127.0, out=acc)
+        return acc
+
+    def __call__(self, acc: np.ndarray) -> np.ndarray:
+        return self.into_float(np.array(acc, dtype=np.float64)).astype(np.int8)
+
+
 def requantize_float(acc: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray,
                      output_zero_point: int, profile: str) -> np.ndarray:
     """``primitives.requantize`` for float64 accumulators within the bound (see module)."""
-    m = np.asarray(multipliers, dtype=np.float64)
-    shifts = np.asarray(shifts, dtype=np.int64)
-    if check_profile(profile) == "tflm":
-        high = np.floor(acc * m * 2.0**-31 + 0.5)  # SaturatingRoundingDoublingHighMul
-        v = high * np.ldexp(1.0, shifts)  # RoundingDivideByPOT(., -shift) ...
-    else:
-        v = acc * m * np.ldexp(1.0, shifts - 31)  # one rounding of acc * m / 2**(31 - shift)
-    v = np.clip(v, -_CLIP, _CLIP)
-    rounded = np.trunc(v + np.copysign(0.5, v))  # ... ties away from zero
-    return np.clip(rounded + output_zero_point, -128, 127).astype(np.int8)
+    return FloatRequantizer(multipliers, shifts, output_zero_point, profile)(acc)

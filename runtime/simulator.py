@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from elman.quantize.ir import FullyConnected, QuantizedRNN
-from elman.runtime.float_exact import applies, max_abs_accumulator, requantize_float
+from elman.runtime.float_exact import FloatRequantizer, applies, max_abs_accumulator
 from elman.runtime.primitives import (
     add_rescale,
     check_profile,
@@ -56,19 +56,24 @@ class _Dense:
         self.profile = profile
         bound = max_abs_accumulator(fc.weights, fc.bias, self.input_zero_point)
         self.float_exact = applies(bound, self.shifts)
+        self.has_bias = bool(np.any(self.bias))
+        self._float = FloatRequantizer(self.multipliers, self.shifts, self.output_zero_point,
+                                       profile) if self.float_exact else None
 
     def accumulate(self, q: np.ndarray) -> np.ndarray:
         """``sum_d w[c, d] * (q[d] - zp_in) + bias[c]``, exact integers in float64."""
         centered = q.astype(np.float64)
         if self.input_zero_point:
             centered -= self.input_zero_point
-        return centered @ self.weights_t + self.bias
+        acc = centered @ self.weights_t
+        if self.has_bias:
+            acc += self.bias
+        return acc
 
     def __call__(self, q: np.ndarray) -> np.ndarray:
         acc = self.accumulate(q)
-        if self.float_exact:
-            return requantize_float(acc, self.multipliers, self.shifts,
-                                    self.output_zero_point, self.profile)
+        if self._float is not None:
+            return self._float.into_float(acc).astype(np.int8)
         return requantize(acc.astype(np.int64), self.multipliers, self.shifts,
                           self.output_zero_point, self.profile)
 
@@ -148,15 +153,39 @@ class Simulator:
         a = self._input_fc(x_q.reshape(batch * steps, dim)).reshape(batch, steps, units)
         a_index = self._add_tanh_index(a)
         hs = np.empty((batch, steps, units), dtype=np.int8)
-        h = np.zeros((batch, units), dtype=np.int8)
-        recurrent, add_tanh = self._recurrent_fc, self._add_tanh
-        for t in range(steps):
-            h = add_tanh[a_index[:, t] + recurrent(h)]
-            hs[:, t] = h
+        rec = self._recurrent_fc
+        if rec._float is not None and rec.input_zero_point == 0 and not rec.has_bias:
+            self._recurrence_float(a_index, hs)
+        else:
+            h = np.zeros((batch, units), dtype=np.int8)
+            for t in range(steps):
+                h = self._add_tanh[a_index[:, t] + rec(h)]
+                hs[:, t] = h
         ys = None
         if self._head is not None:
             ys = self._head(hs.reshape(batch * steps, units)).reshape(batch, steps, -1)
         return StepOutputs(h=hs, y=ys)
+
+    def _recurrence_float(self, a_index: np.ndarray, hs: np.ndarray) -> None:
+        """The time loop in preallocated float64 buffers (``FloatRequantizer`` exact)."""
+        batch, steps, units = hs.shape
+        # float32 products are exact too: every partial sum is an integer below 2**21
+        weights_t = self._recurrent_fc.weights_t.astype(np.float32)
+        requantizer = self._recurrent_fc._float
+        table = self._add_tanh
+        a_index_t = np.ascontiguousarray(a_index.transpose(1, 0, 2), dtype=np.float64)
+        h = np.zeros((batch, units), dtype=np.float32)
+        acc32 = np.empty((batch, units), dtype=np.float32)
+        acc = np.empty((batch, units))
+        scratch = np.empty((batch, units))
+        for t in range(steps):
+            np.matmul(h, weights_t, out=acc32)
+            acc[...] = acc32
+            requantizer.into_float(acc, scratch)  # r, int8 values as float64
+            acc += a_index_t[t]
+            h_q = table[acc.astype(np.intp)]
+            hs[:, t] = h_q
+            h[...] = h_q
 
     def run_tokens(self, ids: np.ndarray) -> StepOutputs:
         """Run token ids (B, T) of a text model through its int8 embedding table."""

@@ -1,0 +1,105 @@
+"""Throughput of the numpy simulator against the interpreters' per-step invoke loops.
+
+sequences x steps per second, for random-weight int8 step models (real TF
+conversion; BasicMotions-shaped 6 inputs / 32 units / 4 classes, and a larger
+32 inputs / 128 units / 10 outputs model):
+
+- ``Simulator(ir, profile).run`` on a batch of 1 and of 256 sequences;
+- LiteRT ``BUILTIN_REF``: one ``invoke`` per step of one sequence, from Python
+  (``set_tensor`` / ``get_tensor`` included), i.e. ``run_litert``;
+- the TFLite Micro Python interpreter, the same loop (``run_tflm``).
+
+Every implementation's outputs are checked bit for bit against the simulator of
+its profile before timing. Each time is the best of several rounds (the
+machine may be shared); the load average is recorded.
+Usage: .venv/bin/python bench/simulator.py [--steps 100] [--rounds 5]
+Writes bench/results/simulator.json.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS thread: the per-step products are small, and threads only fight on a
+# shared machine. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform
+import time
+from pathlib import Path
+
+import numpy as np  # noqa: E402
+from elman.quantize.reader import read_ir  # noqa: E402
+from elman.quantize.testing import random_step_tflite  # noqa: E402
+from elman.runtime.interpreters import run_litert, run_tflm  # noqa: E402
+from elman.runtime.simulator import Simulator  # noqa: E402
+
+MODELS = {"bm-shaped 6x32x4": (6, 32, 4), "128 units 32x128x10": (32, 128, 10)}
+RESULTS = Path(__file__).parent / "results" / "simulator.json"
+
+
+def best_time(fn, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_model(name: str, dims: tuple[int, int, int], steps: int, rounds: int) -> list[dict]:
+    model = random_step_tflite(*dims, seed=0)
+    ir = read_ir(model)
+    rng = np.random.default_rng(0)
+    x256 = ir.input_quant.quantize(rng.uniform(-1, 1, (256, steps, ir.input_dim)))
+    x1 = x256[:1]
+    sims = {p: Simulator(ir, p) for p in ("tflm", "tflite")}
+    for profile, run in (("tflite", run_litert), ("tflm", run_tflm)):
+        ref, sim = run(model, ir, x1), sims[profile].run(x1)
+        np.testing.assert_array_equal(ref.h, sim.h)
+        np.testing.assert_array_equal(ref.y, sim.y)
+    rows = []
+
+    def add(impl: str, batch: int, seconds: float) -> None:
+        rows.append({"model": name, "implementation": impl, "batch": batch, "steps": steps,
+                     "seconds": seconds, "sequence_steps_per_s": batch * steps / seconds})
+
+    add("LiteRT BUILTIN_REF invoke loop", 1,
+        best_time(lambda: run_litert(model, ir, x1), rounds))
+    add("TFLite Micro invoke loop", 1, best_time(lambda: run_tflm(model, ir, x1), rounds))
+    for profile, sim in sims.items():
+        add(f"simulator ({profile})", 1, best_time(lambda s=sim: s.run(x1), rounds))
+        add(f"simulator ({profile})", 256, best_time(lambda s=sim: s.run(x256), rounds))
+    litert = rows[0]["sequence_steps_per_s"]
+    for r in rows:
+        r["vs_litert_loop"] = r["sequence_steps_per_s"] / litert
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    rows = []
+    for name, dims in MODELS.items():
+        rows += bench_model(name, dims, args.steps, args.rounds)
+    print(f"{'model':<22} {'implementation':<32} {'batch':>5} {'seq*steps/s':>13} "
+          f"{'x LiteRT loop':>13}")
+    for r in rows:
+        print(f"{r['model']:<22} {r['implementation']:<32} {r['batch']:>5} "
+              f"{r['sequence_steps_per_s']:>13,.0f} {r['vs_litert_loop']:>13.1f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": "simulator", "steps": args.steps, "rounds": args.rounds,
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                          "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+                          "load_average": list(os.getloadavg())},
+              "rows": rows}
+    RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
