@@ -1,20 +1,21 @@
 """Per-step latency on this host, batch 1, same model: generated C vs interpreters vs simulator.
 
 For each model (random-weight int8 step models converted by the real TF
-converter, BasicMotions-shaped: 6 inputs, 4 classes; or the model of a run
-directory given with --run), one stream of T int8 inputs is stepped by:
+converter, BasicMotions-shaped: 6 inputs, 4 classes; plus the model of each
+run directory given with --run), one stream of T int8 inputs is stepped by:
 
-- the generated C, compiled with ``cc -O2`` (both profiles), timed inside the
+- the generated C, compiled with ``cc -O2`` (both profiles; and -O3, tflm), timed inside the
   harness (inputs preloaded, no I/O), median of several repeats;
 - LiteRT, one ``invoke`` per step from Python (``BUILTIN_REF`` kernels, and the
   default optimized kernels), ``set_tensor``/``get_tensor`` included;
 - the TFLite Micro Python interpreter, the same loop;
 - elman's numpy simulator, ``Simulator.step`` at batch 1.
 
-Every implementation's outputs are checked against the simulator first. Each
-time is the best of 7 rounds (the machine may be shared); the load average is
-recorded with the results.
-Usage: .venv/bin/python bench/host_step.py [--run RUN_DIR] [--steps 200]
+Every implementation's outputs are checked against the simulator first. Times
+are CPU time of this process (the C harness: CLOCK_PROCESS_CPUTIME_ID), the
+best of 7 rounds, so that other load on a shared machine distorts them least;
+the load average is recorded with the results.
+Usage: .venv/bin/python bench/host_step.py [--run RUN_DIR ...] [--steps 200]
 Writes bench/results/host_step.json.
 """
 
@@ -42,12 +43,12 @@ INPUT_DIM, CLASSES = 6, 4
 
 
 def _best_seconds_per_step(fn, steps: int, rounds: int = 7) -> float:
-    """The fastest of several rounds: the least disturbed by other load on the machine."""
+    """CPU seconds per step, the fastest of several rounds (robust on a shared machine)."""
     times = []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append((time.perf_counter() - start) / steps)
+        times.append((time.process_time() - start) / steps)
     return min(times)
 
 
@@ -93,6 +94,9 @@ def bench_model(name: str, model: bytes, steps: int) -> dict:
         per_run = max(1, int(2e8 / max(1, ir.macs_per_step) / steps))  # ~0.1-0.5 s per timing
         ns = [bench_host_c(ir, x_q, per_run, profile=profile) for _ in range(7)]
         row[f"c_O2_{profile}_ns"] = round(min(ns), 1)
+        if profile == "tflm":
+            ns = [bench_host_c(ir, x_q, per_run, profile=profile, opt="-O3") for _ in range(7)]
+            row["c_O3_tflm_ns"] = round(min(ns), 1)
 
     sim = Simulator(ir, "tflm")
 
@@ -111,18 +115,18 @@ def bench_model(name: str, model: bytes, steps: int) -> dict:
             assert np.array_equal(hs, reference[profile].h[0]), f"{key} is not bit-exact"
         row[key] = round(_best_seconds_per_step(lambda s=step: _stream(s, ir, x_q), steps)
                          * 1e6, 2)
-    row["speedup_c_vs_litert_ref"] = round(row["litert_ref_us"] * 1e3 / row["c_O2_tflite_ns"], 1)
+    row["speedup_c_vs_litert_ref"] = round(row["litert_ref_us"] * 1e3 / row["c_O2_tflite_ns"], 2)
     return row
 
 
 def _models(args) -> list[tuple[str, bytes]]:
-    if args.run:
-        return [(str(args.run), (Path(args.run) / "model_int8.tflite").read_bytes())]
     from elman.quantize.testing import random_step_tflite
 
-    return [(f"random {INPUT_DIM}-{u}-{CLASSES}", random_step_tflite(INPUT_DIM, u, CLASSES,
-                                                                      seed=0))
-            for u in SIZES]
+    models = [(f"random {INPUT_DIM}-{u}-{CLASSES}",
+               random_step_tflite(INPUT_DIM, u, CLASSES, seed=0)) for u in SIZES]
+    for run in args.run or []:
+        models.append((Path(run).name, (Path(run) / "model_int8.tflite").read_bytes()))
+    return models
 
 
 def _cc_version() -> str:
@@ -142,18 +146,19 @@ def _cpu() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, help="run directory (uses its model_int8.tflite)")
+    parser.add_argument("--run", type=Path, action="append",
+                        help="also a run directory's model_int8.tflite (repeatable)")
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
     rows = [bench_model(name, model, args.steps) for name, model in _models(args)]
-    head = ("model", "MACs", "C tflm ns", "C tflite ns", "sim us", "LiteRT ref us",
+    head = ("model", "MACs", "C tflm ns", "C tflite ns", "C -O3 ns", "sim us", "LiteRT ref us",
             "LiteRT dflt us", "TFLM us", "C vs LiteRT ref")
     table = [(r["model"], str(r["macs_per_step"]), f"{r['c_O2_tflm_ns']:.0f}",
-              f"{r['c_O2_tflite_ns']:.0f}", f"{r['simulator_us']:.1f}",
+              f"{r['c_O2_tflite_ns']:.0f}", f"{r['c_O3_tflm_ns']:.0f}", f"{r['simulator_us']:.1f}",
               f"{r['litert_ref_us']:.1f}", f"{r['litert_default_us']:.1f}",
-              f"{r['tflm_us']:.1f}", f"{r['speedup_c_vs_litert_ref']:.0f}x") for r in rows]
+              f"{r['tflm_us']:.1f}", f"{r['speedup_c_vs_litert_ref']:.1f}x") for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(head)]
-    print("per-step latency, batch 1 (C: ns; others: us)")
+    print("per-step CPU time, batch 1 (C: ns; others: us)")
     print("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
     for t in table:
         print("  ".join(c.rjust(w) for c, w in zip(t, widths, strict=True)))
