@@ -34,6 +34,7 @@ PROFILES = {
     "tflite": ("TFLite reference-kernel rounding", "LiteRT's BUILTIN_REF kernels"),
 }
 INT32_MAX = 2**31 - 1
+MAX_VOCAB = 2**16  # token ids are uint16_t in the C API
 VALUES_PER_LINE = 16
 
 
@@ -190,6 +191,9 @@ class CModel:
         self.layers = [self.input_fc, self.recurrent_fc] + ([self.head] if self.head else [])
         self.add = _c_add(ir, profile)
         self._check_state_feedback()
+        if ir.vocab_size > MAX_VOCAB:
+            raise ModelError(f"vocabulary of {ir.vocab_size} tokens: the C token step takes a "
+                             f"uint16_t token id, so at most {MAX_VOCAB}")
 
     def _check_state_feedback(self) -> None:
         ir = self.ir
