@@ -48,7 +48,11 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed (weights, shuffling).")] = 0,
     minutes: Annotated[
         float | None,
-        typer.Option(help="Stop training after this many minutes (the LR schedule follows)."),
+        typer.Option(
+            help="Training time budget in minutes; the LR schedule follows the budget (cosine "
+            "over time) and training stops at it or after --epochs. 0: no limit (reproducible "
+            f"runs). Default: {_C['minutes']:g} (sensor/npz), {_T['minutes']:g} (text)."
+        ),
     ] = None,
     max_chars: Annotated[
         int | None, typer.Option(help="Text: train on the first N characters only (quick runs).")
@@ -86,10 +90,13 @@ def train(
 ) -> None:
     """Train an Elman RNN on DATA; write model.keras, data_spec.json, train_report.json, plots.
 
-    Sensor/npz: classification, loss at the last step, full BPTT unless --bptt.
+    Sensor/npz: sequence classification; full BPTT over each sequence (or --bptt
+    windows with carried state); the loss averages the class predictions of the
+    last --loss-steps steps; the saved model answers at the last step.
+
     Text: next-character prediction; the text is cut into --batch parallel streams
-    read in --bptt windows, hidden state carried between windows (gradient stopped)
-    and reset every epoch.
+    read in --bptt windows, hidden state carried between windows (gradient
+    stopped) and reset every epoch; by default training stops after --minutes.
     """
     from elman.train.api import train_run
 

@@ -24,6 +24,7 @@ TASK_DEFAULTS = {
         "batch": 8,
         "epochs": 60,
         "bptt": 0,
+        "minutes": 0.0,
         "noise": 0.0,
         "loss_steps": None,  # resolved to half the sequence length by train_run
     },
@@ -34,6 +35,7 @@ TASK_DEFAULTS = {
         "batch": 64,
         "epochs": 12,
         "bptt": 35,
+        "minutes": 3.5,  # wall-clock budget: the whole run stays under 5 minutes
         "noise": 0.0,
         "loss_steps": 1,  # unused: every step has a target
     },
@@ -52,7 +54,7 @@ class TrainConfig:
     bptt: int | None = None  # window length; 0 = full sequence (classification)
     clip: float = 1.0  # global-norm threshold; 0 disables clipping
     seed: int = 0
-    minutes: float | None = None  # stop training after this long (the schedule follows)
+    minutes: float | None = None  # training time budget (the schedule follows); 0 = none
     max_chars: int | None = None  # text: use only the first characters (quick runs)
     schedule: str = "cosine"  # learning rate: linear warmup then cosine decay, or constant
     warmup: float = 0.02  # fraction of the updates spent warming up
@@ -92,7 +94,7 @@ class TrainConfig:
             f"--loss-steps must be >= 1, got {self.loss_steps}",
         )
         need(self.noise >= 0, f"--noise must be >= 0, got {self.noise}")
-        need(self.minutes is None or self.minutes > 0, "--minutes must be > 0")
+        need(self.minutes >= 0, f"--minutes must be >= 0 (0: no time limit), got {self.minutes}")
         need(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}")
         need(0 <= self.warmup < 1, f"--warmup must be in [0, 1), got {self.warmup}")
         need(

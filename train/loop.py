@@ -9,11 +9,16 @@ What each task does (also in the README):
   boundaries), and is reset to zero at the start of every epoch. One update per
   window; the loss is the mean cross-entropy of every next-character prediction
   in the window.
-- **Classification**: by default full BPTT over the whole sequence, the loss at
-  the last step. With ``bptt=k`` the sequence is run in windows of ``k`` steps
-  (the first window takes the remainder, so the last one is full); the state is
-  carried (no gradient) through all windows but the last, and the update
-  back-propagates through the last window only.
+- **Classification**: by default full BPTT over the whole sequence. The head
+  runs on every step during training and the loss averages the cross-entropy of
+  the last ``loss_steps`` predictions against the sequence's label (default:
+  the last half of the steps; measured on BasicMotions: test accuracy 0.95-1.0
+  over 5 seeds, against 0.5-0.85 with the last step only); the saved model
+  answers at the last step. With ``bptt=k`` the sequence is run in windows of
+  ``k`` steps (the first window takes the remainder, so the last one is full);
+  the state is carried (no gradient) through all windows but the last, and the
+  update back-propagates through the last window only (whose steps are the
+  ones the loss can see).
 
 Every update computes the global gradient norm before clipping (recorded), and
 scales the gradients by ``min(1, clip / norm)`` when ``clip > 0`` (Pascanu et
