@@ -50,7 +50,7 @@ def generate_c(
     if profile not in PROFILES:
         raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     model = CModel(ir, prefix, profile, source_sha256 or ir.source_sha256 or "unknown")
-    env = _environment()
+    env = template_environment()
     return {
         f"{prefix}{suffix}": env.get_template(template).render(m=model)
         for suffix, template in (
@@ -289,7 +289,7 @@ def _c_add(ir: QuantizedRNN, profile: str) -> CAdd:
 
 # ---- Jinja2 environment and filters ---------------------------------------------------------
 @functools.cache
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("elman.firmware_codegen", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -373,5 +373,5 @@ def generate_example(ir: QuantizedRNN, *, prefix: str = "elman", profile: str = 
         out = sim.run(inputs)
     y = out.y[0, -1] if out.y is not None else np.zeros(0, np.int8)
     example = CExample(EXAMPLE_STEPS, EXAMPLE_SEED, inputs.reshape(-1), out.h[0, -1], y)
-    text = _environment().get_template("example.c.j2").render(m=model, ex=example)
+    text = template_environment().get_template("example.c.j2").render(m=model, ex=example)
     return {f"{prefix}_example.c": text}

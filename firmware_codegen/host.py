@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from elman.firmware_codegen.generate import CModel, _environment, generate_c
+from elman.firmware_codegen.generate import CModel, generate_c, template_environment
 from elman.quantize.ir import QuantizedRNN
 
 from elman.errors import DataError, ToolchainError
@@ -63,7 +63,7 @@ def build_host_harness(
     """Generate and compile the C of ``ir`` plus the host harness (cached by content)."""
     sources = generate_c(ir, prefix=prefix, profile=profile)
     model = CModel(ir, prefix, profile, ir.source_sha256 or "unknown")
-    harness = _environment().get_template("host_harness.c.j2").render(m=model)
+    harness = template_environment().get_template("host_harness.c.j2").render(m=model)
     files = dict(sources, **{"harness.c": harness})
     units = ["harness.c", f"{prefix}_model.c", f"{prefix}_io.c"]
     exe = compile_program(files, units, sanitize=sanitize, opt=opt)
