@@ -25,16 +25,30 @@ import numpy as np
 PREACTIVATION_LIMIT = 3.2
 
 
-def preactivation_range(arrays: dict[str, np.ndarray]) -> tuple[float, float]:
-    """The calibrated range of ``z = x W_x + b + h W_h``, clamped to +-PREACTIVATION_LIMIT."""
-    z = (arrays["calibration_x"].astype(np.float64) @ arrays["kernel"] + arrays["bias"]
-         + arrays["calibration_h"].astype(np.float64) @ arrays["recurrent_kernel"])
-    lo = max(min(float(z.min()), 0.0), -PREACTIVATION_LIMIT)
-    hi = min(max(float(z.max()), 0.0), PREACTIVATION_LIMIT)
-    return lo, hi
+def float_ranges(arrays: dict[str, np.ndarray], clamp_preactivation: bool = True
+                 ) -> dict[str, tuple[float, float]]:
+    """min/max of every intermediate tensor over the calibration pairs (float32, like TF).
+
+    TF 2.21's calibrator records FC(x)'s output range wrongly (measured: it logs the
+    range of the ADD that follows, whose buffer it shares), so elman computes the
+    ranges of ``a = x W_x + b``, ``r = h W_h``, ``z = a + r`` and ``y`` itself and
+    writes them into the calibrated model before quantizing.
+    """
+    cx, ch = arrays["calibration_x"], arrays["calibration_h"]
+    a = cx @ arrays["kernel"] + arrays["bias"]
+    r = ch @ arrays["recurrent_kernel"]
+    z = a + r
+    out = {"a": a, "r": r, "z": z}
+    if "head_kernel" in arrays:
+        out["y"] = np.tanh(z) @ arrays["head_kernel"] + arrays["head_bias"]
+    ranges = {k: (min(float(v.min()), 0.0), max(float(v.max()), 0.0)) for k, v in out.items()}
+    if clamp_preactivation:
+        lo, hi = ranges["z"]
+        ranges["z"] = (max(lo, -PREACTIVATION_LIMIT), min(hi, PREACTIVATION_LIMIT))
+    return ranges
 
 
-def build_and_convert(arrays: dict[str, np.ndarray]) -> bytes:
+def build_and_convert(arrays: dict[str, np.ndarray], clamp_preactivation: bool = True) -> bytes:
     """Full-integer int8 conversion of the step model from float weights and calibration."""
     import tensorflow as tf
 
@@ -45,7 +59,7 @@ def build_and_convert(arrays: dict[str, np.ndarray]) -> bytes:
     head_kernel = tf.constant(arrays["head_kernel"]) if has_head else None
     head_bias = tf.constant(arrays["head_bias"]) if has_head else None
     d, units = arrays["kernel"].shape
-    z_min, z_max = preactivation_range(arrays)
+    ranges = float_ranges(arrays, clamp_preactivation)
 
     class StepModel(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, d], tf.float32, name="x"),
@@ -73,10 +87,10 @@ def build_and_convert(arrays: dict[str, np.ndarray]) -> bytes:
     converter.inference_output_type = tf.int8
     if hasattr(converter, "_experimental_disable_per_channel_quantization_for_dense_layers"):
         converter._experimental_disable_per_channel_quantization_for_dense_layers = False
-    # The converter's own two phases (what TFLiteConverter.convert does), with the ADD
-    # output's calibrated min/max clamped in between.
+    # The converter's own two phases (what TFLiteConverter.convert does), with the
+    # intermediate ranges set in between (see float_ranges).
     converter._experimental_calibrate_only = True
-    calibrated = clamp_add_range(bytes(converter.convert()), z_min, z_max)
+    calibrated = set_ranges(bytes(converter.convert()), ranges)
     from tensorflow.lite.python import convert
 
     return bytes(convert.mlir_quantize(
@@ -84,23 +98,44 @@ def build_and_convert(arrays: dict[str, np.ndarray]) -> bytes:
         output_data_type=tf.int8, disable_per_channel_for_dense_layers=False))
 
 
-def clamp_add_range(calibrated: bytes, z_min: float, z_max: float) -> bytes:
-    """Set the calibrated min/max of the ADD output (the pre-activation) to [z_min, z_max]."""
+def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> bytes:
+    """Write the min/max of a, r, z (and y) into the calibrated float step model.
+
+    Tensors are found by structure: z is the output of the one ADD, a and r its
+    inputs (r is produced by the FULLY_CONNECTED without bias, which reads h), y
+    the output of the FULLY_CONNECTED that reads TANH's output.
+    """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(calibrated))
-    add_codes = [i for i, c in enumerate(model.operatorCodes)
-                 if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.ADD]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     graph = model.subgraphs[0]
-    adds = [op for op in graph.operators if op.opcodeIndex in add_codes]
-    if len(adds) != 1:
-        raise RuntimeError(f"the calibrated step model has {len(adds)} ADD operators, expected 1")
-    q = graph.tensors[adds[0].outputs[0]].quantization
-    if q is None or q.min is None or q.max is None:
-        raise RuntimeError("the calibrated step model has no range for the ADD output")
-    q.min = np.array([z_min], np.float32)
-    q.max = np.array([z_max], np.float32)
+    ops = {name: [op for op in graph.operators if codes[op.opcodeIndex] == code]
+           for name, code in (("fc", schema.BuiltinOperator.FULLY_CONNECTED),
+                              ("add", schema.BuiltinOperator.ADD),
+                              ("tanh", schema.BuiltinOperator.TANH))}
+    if len(ops["add"]) != 1 or len(ops["tanh"]) != 1:
+        raise RuntimeError("the calibrated step model is not FC, FC, ADD, TANH[, FC]")
+    add, tanh = ops["add"][0], ops["tanh"][0]
+    producer = {int(op.outputs[0]): op for op in ops["fc"]}
+    tensor_of = {"z": int(add.outputs[0])}
+    for t in add.inputs:
+        fc = producer[int(t)]
+        has_bias = len(fc.inputs) > 2 and fc.inputs[2] >= 0
+        tensor_of["a" if has_bias else "r"] = int(t)
+    for fc in ops["fc"]:
+        if int(fc.inputs[0]) == int(tanh.outputs[0]):
+            tensor_of["y"] = int(fc.outputs[0])
+    if set(tensor_of) != set(ranges):
+        raise RuntimeError(f"found tensors {sorted(tensor_of)} in the calibrated model, "
+                           f"expected {sorted(ranges)}")
+    for name, index in tensor_of.items():
+        q = graph.tensors[index].quantization
+        if q is None or q.min is None or q.max is None:
+            raise RuntimeError(f"the calibrated step model has no range for {name}")
+        q.min = np.array([ranges[name][0]], np.float32)
+        q.max = np.array([ranges[name][1]], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -111,7 +146,7 @@ def run_job(job: Path) -> bytes:
     with np.load(job / "job.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
     info = json.loads((job / "job.json").read_text())
-    model = build_and_convert(arrays)
+    model = build_and_convert(arrays, bool(info.get("clamp_preactivation", True)))
     graph = read_step_graph(model, "the converted step model")
     embedding = None
     if "embedding" in arrays:

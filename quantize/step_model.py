@@ -118,6 +118,7 @@ def convert_step_model(
     norm_mean: np.ndarray | None = None,
     norm_std: np.ndarray | None = None,
     embedding: np.ndarray | None = None,
+    clamp_preactivation: bool = True,
 ) -> bytes:
     """Convert the step model to int8 TFLite (in a child process) with elman metadata.
 
@@ -126,7 +127,9 @@ def convert_step_model(
     is the float (vocab, input_dim) table of a text model: it is quantized with
     the converted model's ``x`` parameters and stored in the file. Returns the
     ``.tflite`` bytes, already checked by :func:`~elman.quantize.reader.read_ir`
-    (pinned state included).
+    (pinned state included). ``clamp_preactivation=False`` keeps the plain min/max
+    range of ADD's output instead of clamping it where TANH saturates (for
+    measurements; the default is better).
     """
     if task not in TASKS:
         raise ModelError(f"task must be one of {TASKS}, got {task!r}")
@@ -158,7 +161,8 @@ def convert_step_model(
             if v is not None:
                 arrays[name] = np.asarray(v, np.float32)
         np.savez(job / "job.npz", **arrays)
-        (job / "job.json").write_text(json.dumps({"task": task, "labels": list(labels)}))
+        (job / "job.json").write_text(json.dumps({"task": task, "labels": list(labels),
+                                                  "clamp_preactivation": clamp_preactivation}))
         model = _run_child(job)
     ir = read_ir(model)  # validates the graph, dtypes, per-channel weights and metadata
     if ir.state_quant.scale != STATE_SCALE or ir.state_quant.zero_point != 0 \
