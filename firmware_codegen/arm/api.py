@@ -84,6 +84,7 @@ def build_row(ir: QuantizedRNN, run: EmulatedRun, pair: Any) -> dict[str, Any]:
         else round(run.matvec_instructions_per_mac, 3),
         "requantize_instructions_per_unit": None if run.matvec_instructions_per_step is None
         else round((run.instructions_per_step - run.matvec_instructions_per_step) / ir.units, 1),
+        "instructions_by_function": {k: round(v, 1) for k, v in run.by_function.items()},
         "bit_exact": bool(pair.ok),
         "comparison": pair.to_dict(),
     }
