@@ -85,6 +85,27 @@ def test_ir_fields_equal_litert_tensor_details(args, kwargs):
     assert ir.model_bytes == len(model)
 
 
+@pytest.mark.parametrize("run_fixture", ["bm_run", "text_run"])
+def test_ir_of_real_runs_equals_litert_tensor_details(run_fixture, request):
+    from elman import rundir
+
+    model = (request.getfixturevalue(run_fixture) / rundir.MODEL_TFLITE).read_bytes()
+    ir = read_ir(model)
+    it, details, cell, add, tanh, head = _litert_cell(model)
+    inputs = it.get_input_details()
+    x_idx = inputs[ir.signature.x_input]["index"]
+    h_idx = inputs[ir.signature.h_input]["index"]
+    assert inputs[ir.signature.h_input]["quantization"] == (0.0078125, 0)
+    assert details[int(tanh["outputs"][0])]["quantization"] == (0.0078125, 0)
+    _assert_fc_matches(ir.input_fc, next(op for op in cell if op["inputs"][0] == x_idx),
+                       it, details)
+    _assert_fc_matches(ir.recurrent_fc, next(op for op in cell if op["inputs"][0] == h_idx),
+                       it, details)
+    _assert_fc_matches(ir.head, head[0], it, details)
+    z = details[int(add["outputs"][0])]["quantization"]
+    assert (ir.add.output.scale, ir.add.output.zero_point) == z
+
+
 def test_text_model_embedding_is_quantized_with_x_parameters():
     model = random_step_tflite(8, 8, 11, task="language_model", vocab_size=11, x_range=3.0)
     ir = read_ir(model)
