@@ -113,6 +113,18 @@ def test_inspect_prints_the_ir_and_its_json(bm_run, tmp_path):
     assert again.exit_code == 0 and again.output == result.output
 
 
+def test_inspect_text_run_shows_vocabulary_and_embedding(text_run, tmp_path):
+    runner = CliRunner()
+    ir = read_ir(text_run / rundir.MODEL_TFLITE)
+    result = runner.invoke(app, ["inspect", str(text_run)])
+    assert result.exit_code == 0, result.output
+    assert f"vocabulary ({ir.vocab_size} tokens)" in result.output
+    assert f"embedding: {ir.vocab_size} x 8 int8" in result.output
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["inspect", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "run `elman quantize" in result.output
+
+
 def _bad_files(bm_run, tmp_path):
     from test_quantize_step_model import tiny_conv_tflite
 
