@@ -8,12 +8,16 @@ its own :class:`~elman.errors.ElmanError` (the CLI prints it as
 ``error: ...``, exit 1); the stages before it have already committed their
 files (each stage writes atomically), so they stay for inspection, and
 ``--from STAGE`` re-runs the chain from that stage on the same directory.
+Outputs of later stages left by a previous run are removed as soon as the
+first stage of this run has replaced what they were made from, so a run
+directory never mixes a new model with an old report.
 Each stage prints a line when it starts and one with its elapsed time when it
 ends (stderr); the run ends with one summary (:mod:`elman.pipeline_summary`).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +71,16 @@ class _Progress:
         self.timings.append(StageTiming(name, seconds))
         self._say(f"[{index}/{self.total}] {name} done in {seconds:.1f} s")
         return result
+
+    def remove_stale(self, paths: list[Path]) -> None:
+        """Remove a previous run's later outputs once an earlier stage has replaced its inputs."""
+        for path in paths:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        self._say(f"    removed the previous run's {', '.join(p.name for p in paths)} "
+                  "(made from the files just replaced)")
 
     def _say(self, line: str) -> None:
         if self.enabled:
@@ -147,13 +161,34 @@ def run_pipeline(
     began = time.perf_counter()
     results: dict[str, Any] = {"run_dir": str(run_dir), "data": data if start == "train"
                                else _recorded_data(run_dir)}
+    stale = _outputs_of(run_dir, STAGES[STAGES.index(start) + 1:])
     for name, what, fn in stages:
         results[name] = steps.run(name, what, fn)
+        if stale:  # made from what this run just replaced: never leave them beside it
+            steps.remove_stale(stale)
+            stale = []
     for name in STAGES[:STAGES.index(start)]:
         results[name] = _earlier_report(run_dir, name)
     results["timings"] = {t.name: round(t.seconds, 1) for t in steps.timings}
     results["seconds"] = round(time.perf_counter() - began, 1)
     return results
+
+
+OUTPUTS = {
+    "train": (rundir.MODEL_KERAS, rundir.DATA_SPEC, rundir.TRAIN_REPORT, rundir.TRAIN_CURVES_PNG,
+              rundir.GRAD_DISTANCE_PNG),
+    "quantize": (rundir.MODEL_TFLITE, rundir.QUANT_REPORT),
+    "codegen": (rundir.CODE_DIR,),
+    "verify": (rundir.VERIFY_REPORT,),
+    "mcu": (rundir.MCU_REPORT,),
+    "report": (rundir.REPORT_HTML,),
+}
+
+
+def _outputs_of(run_dir: Path, stages: Sequence[str]) -> list[Path]:
+    """The files that ``stages`` wrote into ``run_dir`` before (those that exist)."""
+    return [run_dir / name for stage in stages for name in OUTPUTS[stage]
+            if (run_dir / name).exists()]
 
 
 _REPORT_OF = {"train": rundir.TRAIN_REPORT, "quantize": rundir.QUANT_REPORT,

@@ -150,5 +150,27 @@ def test_run_from_a_later_stage_reuses_the_earlier_files(tiny_run, tmp_path):
     assert (copy / "c" / "gesture_model.h").is_file()
     for stage in ("codegen", "verify", "mcu", "report"):
         assert f"{stage} done in" in again.output
-    assert "] train" not in again.output and "] quantize" not in again.output
+    assert re.findall(r"\[\d/4\] (\w+) done", again.output) == [
+        "codegen", "verify", "mcu", "report"]
     assert "emulated cortex-m0plus -O2 vs simulator (tflm)" in again.output
+
+
+def test_a_stage_failing_after_another_succeeded_leaves_no_stale_outputs(tiny_run, tmp_path):
+    run, result = tiny_run
+    assert result.exit_code == 0, result.output
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    kept = {name: (copy / name).read_bytes() for name in
+            ("model.keras", "model_int8.tflite", "train_report.json", "quant_report.json")}
+    (copy / "data_spec.json").write_text("{broken", encoding="utf-8")
+    failed = invoke("--from", "codegen", "--prefix", "gesture", str(copy))
+    assert failed.exit_code == 1
+    assert "data_spec.json: not valid JSON" in failed.output
+    assert "[1/4] codegen done in" in failed.output
+    assert "[2/4] verify failed after" in failed.output
+    # the new C is there; nothing made from the old model or C is left beside it
+    assert (copy / "c" / "gesture_model.h").is_file()
+    for name in ("verify_report.json", "mcu_report.json", "report.html"):
+        assert not (copy / name).exists(), name
+    for name, data in kept.items():
+        assert (copy / name).read_bytes() == data
