@@ -28,6 +28,21 @@
 /* Right shifts of negative values must be arithmetic (true of GCC, Clang, armcc, IAR). */
 typedef char tiny_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 
+#if defined(__GNUC__) || defined(__clang__)
+#define TINY_MAYBE_UNUSED __attribute__((unused))
+#else
+#define TINY_MAYBE_UNUSED
+#endif
+
+/*
+ * Cores with the DSP extension (Cortex-M4/M7, GCC or Clang) get the SIMD paths; define
+ * TINY_PORTABLE to build the portable C everywhere.
+ */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(TINY_PORTABLE)
+#include <arm_acle.h>
+#define TINY_DSP 1
+#endif
+
 /*
  * acc[r] = bias[r] + sum_c w[r][c] * x[c] for every row r: the matrix-vector product of a layer.
  *
@@ -37,7 +52,7 @@ typedef char tiny_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
  * int8 values, 4-byte aligned, its padding zero. Sums are exact in int32 (the generator
  * checks the worst case), so every path below returns the same accumulators.
  */
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(TINY_PORTABLE)
+#if defined(TINY_DSP)
 /*
  * Cortex-M4/M7 (DSP extension): x is expanded once into int16 pairs, (x0, x2) and (x1, x3)
  * per word (SXTB16, SXTB16 ROR #8); then 4 rows x 4 columns cost 2 LDRD, 3 x 1 loads, 8 SXTB16
@@ -45,8 +60,6 @@ typedef char tiny_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
  * no __ror, GCC does not fold a rotate into SXTB16 and it spills the accumulators of an
  * intrinsics loop, hence the inline assembly for the 4 x 4 block.
  */
-#include <arm_acle.h>
-#define TINY_MATVEC_DSP 1
 
 static inline void tiny_mac_4x4(const uint32_t **xp, const uint32_t **wp, int32_t acc4[4])
 {
@@ -146,6 +159,12 @@ static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const int8_t *x
 /* saturate(v + zero_point) to int8, in int32 without overflow (-128 <= zero_point <= 127). */
 static int8_t tiny_saturate_s8(int32_t v, int32_t zero_point)
 {
+#if defined(TINY_DSP)
+    int32_t out;
+    /* QADD saturates v + zero_point to int32 (no overflow), SSAT then to int8 */
+    __asm__("ssat %0, #8, %1" : "=r"(out) : "r"(__qadd(v, zero_point)));
+    return (int8_t)out;
+#else
     if (v > 127 - zero_point) {
         return 127;
     }
@@ -153,6 +172,7 @@ static int8_t tiny_saturate_s8(int32_t v, int32_t zero_point)
         return -128;
     }
     return (int8_t)(v + zero_point);
+#endif
 }
 
 /* Two's-complement wrap of an int64 to int32, as the C int32 arithmetic of the kernels does. */
@@ -167,24 +187,35 @@ static int32_t tiny_wrap_int32(int64_t v)
  * round(x * multiplier / 2^(31 - shift)) with ties away from zero, exact in 64 bits
  * (|x| * multiplier < 2^62), wrapped to int32.
  */
-static int32_t tiny_multiply(int32_t x, int32_t multiplier, int shift)
+TINY_MAYBE_UNUSED static int32_t tiny_multiply(int32_t x, int32_t multiplier, int shift)
 {
     const int total_shift = 31 - shift;
-    const int64_t magnitude = (x < 0 ? -(int64_t)x : (int64_t)x) * (int64_t)multiplier;
+    const int64_t product = (int64_t)x * (int64_t)multiplier; /* one SMULL */
+    const int64_t magnitude = x < 0 ? -product : product;      /* |x| * multiplier */
     const int64_t rounded = (magnitude + ((int64_t)1 << (total_shift - 1))) >> total_shift;
     return tiny_wrap_int32(x < 0 ? -rounded : rounded);
 }
 
-/* ADD rescales the same way in this profile. */
+/*
+ * The same for shift <= 0 (ADD, and every layer whose scale is below one), with 32-bit shifts:
+ * for M = |x| * multiplier < 2^62 and k = 31 - shift >= 31,
+ * floor((M + 2^(k-1)) / 2^k) = floor((q + 1) / 2) with q = floor(M / 2^(k-1))
+ * = floor(floor(M / 2^30) / 2^-shift) (nested floor divisions compose exactly), q < 2^32.
+ */
 static int32_t tiny_multiply_small(int32_t x, int32_t multiplier, int shift)
 {
-    return tiny_multiply(x, multiplier, shift);
+    const int64_t product = (int64_t)x * (int64_t)multiplier;
+    const uint64_t magnitude = (uint64_t)(x < 0 ? -product : product);
+    const uint32_t q = (uint32_t)(magnitude >> 30) >> -shift; /* floor(M / 2^(k - 1)) */
+    const int64_t rounded = (int64_t)((q >> 1) + (q & 1u));
+    return tiny_wrap_int32(x < 0 ? -rounded : rounded);
 }
 
 /* FULLY_CONNECTED epilogue: scale the int32 accumulator, add the zero point, saturate. */
 static int8_t tiny_requantize_s8(int32_t acc, int32_t multiplier, int shift, int32_t zero_point)
 {
-    return tiny_saturate_s8(tiny_multiply(acc, multiplier, shift), zero_point);
+    /* every layer's shift is <= 0 (known at generation time): no left shift to apply */
+    return tiny_saturate_s8(tiny_multiply_small(acc, multiplier, shift), zero_point);
 }
 
 /*
@@ -208,24 +239,18 @@ void tiny_reset(tiny_state_t *state)
     }
 }
 
-/*
- * h' = TANH(ADD(a, FC(h; W_h))) for each unit, with a[c] requantized from the input layer's
- * accumulators `acc_a`, or read from `a_row` (a table) when acc_a is NULL.
- */
-static void tiny_advance(tiny_state_t *state, const int32_t *acc_a, const int8_t *a_row)
+/* h' = TANH(ADD(a, FC(h; W_h))) for each unit, a[c] the int8 output of the input layer. */
+static void tiny_advance(tiny_state_t *state, const int8_t *a)
 {
     int32_t acc_r[4];
     size_t c;
     tiny_matvec_s8(tiny_recurrent_weights, tiny_recurrent_bias, state->h,
         1, 1, acc_r);
     for (c = 0; c < TINY_UNITS; ++c) {
-        const int8_t a = (acc_a == NULL) ? a_row[c] : tiny_requantize_s8(
-            acc_a[c], tiny_input_multiplier[c], tiny_input_shift[c],
-            -74);
         const int8_t r = tiny_requantize_s8(
             acc_r[c], tiny_recurrent_multiplier[c], tiny_recurrent_shift[c],
             106);
-        state->h[c] = tiny_tanh[(uint8_t)((int32_t)tiny_add(a, r) + 128)];
+        state->h[c] = tiny_tanh[(uint8_t)((int32_t)tiny_add(a[c], r) + 128)];
     }
 }
 
@@ -244,15 +269,24 @@ static void tiny_head(const tiny_state_t *state, int8_t *y)
 
 void tiny_step(tiny_state_t *state, const int8_t *x, int8_t *y)
 {
-    int32_t acc_a[4];
-    int8_t x_padded[4]; /* whole words for the kernel */
-    x_padded[0] = x[0];
-    x_padded[1] = x[1];
-    x_padded[2] = x[2];
-    x_padded[3] = 0;
-    tiny_matvec_s8(tiny_input_weights, tiny_input_bias, x_padded,
-        1, 1, acc_a);
-    tiny_advance(state, acc_a, NULL);
+    int8_t a[TINY_UNITS];
+    {
+        /* the input layer's int32 accumulators, dead before the recurrent layer's exist */
+        int32_t acc[4];
+        size_t c;
+        int8_t x_padded[4]; /* whole words for the kernel */
+        x_padded[0] = x[0];
+        x_padded[1] = x[1];
+        x_padded[2] = x[2];
+        x_padded[3] = 0;
+        tiny_matvec_s8(tiny_input_weights, tiny_input_bias, x_padded,
+            1, 1, acc);
+        for (c = 0; c < TINY_UNITS; ++c) {
+            a[c] = tiny_requantize_s8(acc[c], tiny_input_multiplier[c],
+                tiny_input_shift[c], -74);
+        }
+    }
+    tiny_advance(state, a);
     if (y != NULL) {
         tiny_head(state, y);
     }

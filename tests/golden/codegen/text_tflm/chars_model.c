@@ -28,6 +28,21 @@
 /* Right shifts of negative values must be arithmetic (true of GCC, Clang, armcc, IAR). */
 typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 
+#if defined(__GNUC__) || defined(__clang__)
+#define CHARS_MAYBE_UNUSED __attribute__((unused))
+#else
+#define CHARS_MAYBE_UNUSED
+#endif
+
+/*
+ * Cores with the DSP extension (Cortex-M4/M7, GCC or Clang) get the SIMD paths; define
+ * CHARS_PORTABLE to build the portable C everywhere.
+ */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(CHARS_PORTABLE)
+#include <arm_acle.h>
+#define CHARS_DSP 1
+#endif
+
 /*
  * acc[r] = bias[r] + sum_c w[r][c] * x[c] for every row r: the matrix-vector product of a layer.
  *
@@ -37,7 +52,7 @@ typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
  * int8 values, 4-byte aligned, its padding zero. Sums are exact in int32 (the generator
  * checks the worst case), so every path below returns the same accumulators.
  */
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(CHARS_PORTABLE)
+#if defined(CHARS_DSP)
 /*
  * Cortex-M4/M7 (DSP extension): x is expanded once into int16 pairs, (x0, x2) and (x1, x3)
  * per word (SXTB16, SXTB16 ROR #8); then 4 rows x 4 columns cost 2 LDRD, 3 x 1 loads, 8 SXTB16
@@ -45,8 +60,6 @@ typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
  * no __ror, GCC does not fold a rotate into SXTB16 and it spills the accumulators of an
  * intrinsics loop, hence the inline assembly for the 4 x 4 block.
  */
-#include <arm_acle.h>
-#define CHARS_MATVEC_DSP 1
 
 static inline void chars_mac_4x4(const uint32_t **xp, const uint32_t **wp, int32_t acc4[4])
 {
@@ -146,6 +159,12 @@ static void chars_matvec_s8(const int8_t *w, const int32_t *bias, const int8_t *
 /* saturate(v + zero_point) to int8, in int32 without overflow (-128 <= zero_point <= 127). */
 static int8_t chars_saturate_s8(int32_t v, int32_t zero_point)
 {
+#if defined(CHARS_DSP)
+    int32_t out;
+    /* QADD saturates v + zero_point to int32 (no overflow), SSAT then to int8 */
+    __asm__("ssat %0, #8, %1" : "=r"(out) : "r"(__qadd(v, zero_point)));
+    return (int8_t)out;
+#else
     if (v > 127 - zero_point) {
         return 127;
     }
@@ -153,6 +172,7 @@ static int8_t chars_saturate_s8(int32_t v, int32_t zero_point)
         return -128;
     }
     return (int8_t)(v + zero_point);
+#endif
 }
 
 /* Two's-complement reading of 32 bits (compiles to nothing on two's-complement targets). */
@@ -187,7 +207,8 @@ static int32_t chars_divide_by_pot(int32_t x, int exponent)
  * x * multiplier * 2^(shift - 31), tflm profile: TFLite Micro's MultiplyByQuantizedMultiplier,
  * gemmlowp "double rounding" (the left shift wraps like the int32 C code it mirrors).
  */
-static inline int32_t chars_multiply(int32_t x, int32_t multiplier, int shift)
+CHARS_MAYBE_UNUSED static inline int32_t chars_multiply(int32_t x, int32_t multiplier,
+                                                          int shift)
 {
     const int left = shift > 0 ? shift : 0;
     const int right = shift > 0 ? 0 : -shift;
@@ -204,7 +225,8 @@ static int32_t chars_multiply_small(int32_t x, int32_t multiplier, int shift)
 /* FULLY_CONNECTED epilogue: scale the int32 accumulator, add the zero point, saturate. */
 static int8_t chars_requantize_s8(int32_t acc, int32_t multiplier, int shift, int32_t zero_point)
 {
-    return chars_saturate_s8(chars_multiply(acc, multiplier, shift), zero_point);
+    /* every layer's shift is <= 0 (known at generation time): no left shift to apply */
+    return chars_saturate_s8(chars_multiply_small(acc, multiplier, shift), zero_point);
 }
 
 /*
@@ -228,11 +250,8 @@ void chars_reset(chars_state_t *state)
     }
 }
 
-/*
- * h' = TANH(ADD(a, FC(h; W_h))) for each unit, with a[c] requantized from the input layer's
- * accumulators `acc_a`, or read from `a_row` (a table) when acc_a is NULL.
- */
-static void chars_advance(chars_state_t *state, const int32_t *acc_a, const int8_t *a_row)
+/* h' = TANH(ADD(a, FC(h; W_h))) for each unit, a[c] the int8 output of the input layer. */
+static void chars_advance(chars_state_t *state, const int8_t *a)
 {
     int32_t acc_r[4];
     size_t c;
@@ -244,13 +263,10 @@ static void chars_advance(chars_state_t *state, const int32_t *acc_a, const int8
     chars_matvec_s8(chars_recurrent_weights, chars_recurrent_bias, h_padded,
         1, 1, acc_r);
     for (c = 0; c < CHARS_UNITS; ++c) {
-        const int8_t a = (acc_a == NULL) ? a_row[c] : chars_requantize_s8(
-            acc_a[c], chars_input_multiplier[c], chars_input_shift[c],
-            101);
         const int8_t r = chars_requantize_s8(
             acc_r[c], chars_recurrent_multiplier[c], chars_recurrent_shift[c],
             -114);
-        state->h[c] = chars_tanh[(uint8_t)((int32_t)chars_add(a, r) + 128)];
+        state->h[c] = chars_tanh[(uint8_t)((int32_t)chars_add(a[c], r) + 128)];
     }
 }
 
@@ -274,15 +290,24 @@ static void chars_head(const chars_state_t *state, int8_t *y)
 
 void chars_step(chars_state_t *state, const int8_t *x, int8_t *y)
 {
-    int32_t acc_a[4];
-    int8_t x_padded[4]; /* whole words for the kernel */
-    x_padded[0] = x[0];
-    x_padded[1] = x[1];
-    x_padded[2] = 0;
-    x_padded[3] = 0;
-    chars_matvec_s8(chars_input_weights, chars_input_bias, x_padded,
-        1, 1, acc_a);
-    chars_advance(state, acc_a, NULL);
+    int8_t a[CHARS_UNITS];
+    {
+        /* the input layer's int32 accumulators, dead before the recurrent layer's exist */
+        int32_t acc[4];
+        size_t c;
+        int8_t x_padded[4]; /* whole words for the kernel */
+        x_padded[0] = x[0];
+        x_padded[1] = x[1];
+        x_padded[2] = 0;
+        x_padded[3] = 0;
+        chars_matvec_s8(chars_input_weights, chars_input_bias, x_padded,
+            1, 1, acc);
+        for (c = 0; c < CHARS_UNITS; ++c) {
+            a[c] = chars_requantize_s8(acc[c], chars_input_multiplier[c],
+                chars_input_shift[c], 101);
+        }
+    }
+    chars_advance(state, a);
     if (y != NULL) {
         chars_head(state, y);
     }
@@ -293,7 +318,7 @@ int chars_step_token(chars_state_t *state, uint16_t token, int8_t *y)
     if (token >= CHARS_VOCAB_SIZE) {
         return -1;
     }
-    chars_advance(state, NULL, &chars_token_input[(size_t)token * CHARS_UNITS]);
+    chars_advance(state, &chars_token_input[(size_t)token * CHARS_UNITS]);
     if (y != NULL) {
         chars_head(state, y);
     }
