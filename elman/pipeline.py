@@ -214,22 +214,22 @@ def _recorded_data(run_dir: Path) -> str:
 def run(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (created if missing).")],
     data: Annotated[str | None, typer.Option(
-        help="sensor:NAME, text:fortunes, npz:PATH or text:PATH [default: sensor:basicmotions]."
+        help="sensor:NAME, text:fortunes, npz:PATH or text:PATH (default: sensor:basicmotions)."
     )] = None,
-    units: Annotated[int | None, typer.Option(help="Hidden units [default: the task's].")]
+    units: Annotated[int | None, typer.Option(help="Hidden units (default: the task's).")]
     = None,
     embedding: Annotated[int | None, typer.Option(
-        help="Embedding size, text [default: the task's].")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs [default: the task's].")] = None,
+        help="Embedding size, text (default: the task's).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the task's).")] = None,
     batch: Annotated[int | None, typer.Option(
-        help="Sequences per update / parallel text streams [default: the task's].")] = None,
+        help="Sequences per update / parallel text streams (default: the task's).")] = None,
     bptt: Annotated[int | None, typer.Option(
-        help="Truncated-BPTT window in steps [default: the task's].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: the task's].")]
+        help="Truncated-BPTT window in steps (default: the task's).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: the task's).")]
     = None,
     clip: Annotated[float | None, typer.Option(
-        help="Gradient-norm clipping threshold, 0 disables [default: 1.0].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [default: 0].")] = None,
+        help="Gradient-norm clipping threshold, 0 disables (default: 1.0).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: 0).")] = None,
     minutes: Annotated[float | None, typer.Option(
         help="Stop training after this many minutes.")] = None,
     max_chars: Annotated[int | None, typer.Option(
@@ -240,12 +240,12 @@ def run(
         help="Arithmetic profile: tflm, tflite, or both (the C is generated for the first).")]
     = "both",
     cpu: Annotated[list[str] | None, typer.Option(
-        help="Cortex-M cpu to build for; repeat for several [default: cortex-m0plus, "
-             "cortex-m4].")] = None,
+        help="Cortex-M cpu to build for; repeat for several (default: cortex-m0plus, "
+             "cortex-m4).")] = None,
     opt: Annotated[list[str] | None, typer.Option(
-        help="Optimization level, O2 or Os; repeat for several [default: O2].")] = None,
+        help="Optimization level, O2 or Os; repeat for several (default: O2).")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="Verify on at most this many held-out sequences [default: all].")] = None,
+        help="Verify on at most this many held-out sequences, text: steps (default: all).")] = None,
     start: Annotated[str, typer.Option(
         "--from", help=f"Start at this stage of an existing run: {', '.join(STAGES)}.")]
     = "train",
