@@ -54,7 +54,8 @@ def format_summary(result: dict[str, Any]) -> str:
     if builds:
         lines.append("microcontroller (bytes; instructions counted in the emulator)")
         lines += text_table(
-            ["profile / cpu / opt", "flash", "code", "weights", "RAM", "stack", "instr/step",
+            ["profile / cpu / opt", "flash", "code", "weights", "static RAM", "stack",
+             "instr/step",
              "instr/MAC"],
             [[f"{b['profile']} {b['cpu']} -{b['opt']}", b["flash"], b["code"],
               b["weights_tables"], b["ram"], b.get("stack_bytes"), b["instructions_per_step"],

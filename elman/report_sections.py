@@ -68,8 +68,9 @@ def summary_cards(train: Report, quant: Report, verify: Report, mcu: Report) -> 
     if rows:
         metric, *values = rows[0][: len(header) - 1]
         for column, value in zip(header[1:], values, strict=False):
-            if value is not None and not isinstance(value, str):
-                cards.append(Card(f"{metric}, {column}", fmt(value)))
+            if value is not None:
+                bad = isinstance(value, str) and value.startswith("not ")
+                cards.append(Card(f"{metric}, {column}", fmt(value), "bad" if bad else ""))
     pairs = bit_exact_pairs(verify, mcu)
     if pairs:
         bad = sum(not p["ok"] for p in pairs)
@@ -85,6 +86,13 @@ def summary_cards(train: Report, quant: Report, verify: Report, mcu: Report) -> 
         cards.append(Card(f"{b['cpu']} -{b['opt']}: instructions / step",
                           fmt(b["instructions_per_step"])))
     return cards
+
+
+def _metric_value(name: str, value: Any) -> Any:
+    """Accuracies with three decimals (1.000, 0.975); other metrics as numbers."""
+    if name == "accuracy" and isinstance(value, int | float):
+        return f"{value:.3f}"
+    return value
 
 
 def _task_metric_names(task: str | None) -> tuple[str, ...]:
@@ -114,6 +122,8 @@ def task_metric_rows(train: Report, quant: Report, verify: Report
             if f is None:
                 continue
             c = q if c_ok else ("not bit-exact" if c_pairs else "not verified")
+            f, q = _metric_value(m, f), _metric_value(m, q)
+            c = _metric_value(m, c)
             rows.append([f"{m.replace('_', ' ')} [{profile}]", f, q, c,
                          f"verify: {verify['data']['description']}; int8 = simulator "
                          f"({profile}), C = its bit-exact generated C"])
@@ -126,14 +136,16 @@ def task_metric_rows(train: Report, quant: Report, verify: Report
             f = ev["metrics"].get("float", {}).get(m)
             q = ev["metrics"].get("int8", {}).get(m)
             if f is not None:
-                rows.append([f"{m.replace('_', ' ')} [LiteRT]", f, q, None,
+                rows.append([f"{m.replace('_', ' ')} [LiteRT]", _metric_value(m, f),
+                             _metric_value(m, q), None,
                              f"quantize: {where}; int8 = LiteRT BUILTIN_REF (tflite)"])
     if not rows and train:
         metrics = train.get("metrics", {})
         for key in ("test_accuracy", "val_perplexity", "val_bits_per_char"):
             if key in metrics:
                 name = key.split("_", 1)[1].replace("_", " ")
-                rows.append([name, metrics[key], None, None, "train: held-out split"])
+                rows.append([name, _metric_value(name, metrics[key]), None, None,
+                             "train: held-out split"])
     return header, rows
 
 

@@ -105,8 +105,8 @@ def test_run_chains_every_stage_and_prints_one_summary(tiny_run):
     float_vs_int8 = verify["float_vs_int8"]
     for fl in float_vs_int8 if isinstance(float_vs_int8, list) else [float_vs_int8]:
         m = fl["metrics"]
-        assert re.search(rf"accuracy \[{fl['profile']}\]\s+{m['float_accuracy']:.4g}\s+"
-                         rf"{m['int8_accuracy']:.4g}\s+{m['int8_accuracy']:.4g}\n", out), fl
+        assert re.search(rf"accuracy \[{fl['profile']}\]\s+{m['float_accuracy']:.3f}\s+"
+                         rf"{m['int8_accuracy']:.3f}\s+{m['int8_accuracy']:.3f}\n", out), fl
     # flash, RAM and instructions per step of every build
     for b in mcu["builds"]:
         assert re.search(rf"{b['profile']} {b['cpu']} -{b['opt']}\s+{b['flash']:,}\s+"
