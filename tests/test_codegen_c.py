@@ -216,3 +216,27 @@ def test_float_helpers_quantize_like_elman():
     deq = np.array([float(v) for v in lines[2000:]])
     q = ir.output_quant
     np.testing.assert_allclose(deq, q.scale * (np.arange(-128, 128) - q.zero_point), rtol=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_header_works_from_cpp(tmp_path):
+    """The API header is valid C++ (extern "C"): a C++ main links against the C objects."""
+    ir = random_ir(3, 6, 2, seed=4)
+    for name, text in generate_c(ir, prefix="cpp").items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "main.cpp").write_text(
+        '#include "cpp_model.h"\n#include <cstdio>\n'
+        "int main() { cpp_state_t s; int8_t x[CPP_INPUT_DIM] = {1, 2, 3}; int8_t y[2];\n"
+        "  cpp_reset(&s); cpp_step(&s, x, y); std::printf(\"%d\\n\", (int)s.h[0]); return 0; }\n")
+    objs = []
+    for unit in ("cpp_model.c", "cpp_io.c"):
+        obj = tmp_path / (unit + ".o")
+        subprocess.run(["cc", *STRICT_FLAGS, "-O2", "-c", str(tmp_path / unit), "-o", str(obj)],
+                       check=True)
+        objs.append(str(obj))
+    exe = tmp_path / "prog"
+    subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I",
+                    str(tmp_path), str(tmp_path / "main.cpp"), *objs, "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    sim = Simulator(ir, "tflm").run(np.array([[[1, 2, 3]]], np.int8))
+    assert int(out) == int(sim.h[0, 0, 0])
