@@ -27,8 +27,9 @@ def codegen_run(
 ) -> list[Path]:
     """Generate the C of the run's int8 model; returns the written paths (sorted).
 
-    ``example`` adds ``<prefix>_example.c``: a ``main`` that streams a fixed
-    input through the model and prints the outputs (a smoke test for a new target),
+    ``example`` adds ``<prefix>_example.c``: a ``main`` that streams a fixed input
+    sequence through the model and checks the final state and outputs against the
+    simulator's (exit status 0 when equal; a self-test for a new target),
     and, when the run has its data (``data_spec.json``), ``<prefix>_qemu/``: firmware for
     QEMU's mps2-an386 (Cortex-M4) that runs a few real held-out samples and prints the
     results over semihosting (``make run``).

@@ -20,7 +20,8 @@ def codegen(
         help="Output directory (default: RUN_DIR/c).")] = None,
     example: Annotated[bool, typer.Option(
         "--example/--no-example",
-        help="Also write <prefix>_example.c, a main() that runs the model once.")] = False,
+        help="Also write <prefix>_example.c: a main() that runs a fixed input sequence and "
+             "checks the result against the simulator (a self-test for a new target).")] = False,
 ) -> None:
     """Generate <prefix>_model.h/.c, <prefix>_weights.h and <prefix>_io.c from the int8 model."""
     from elman.firmware_codegen.api import codegen_run
