@@ -147,7 +147,8 @@ def run_pipeline(
          lambda: quantize_run(run_dir, progress=progress)),
         ("codegen", f"C99, profile {profiles[0]}, prefix {prefix} → {rundir.CODE_DIR}/",
          lambda: [str(p) for p in codegen_run(run_dir, prefix=prefix, profile=profiles[0])]),
-        ("verify", f"bit-exactness, profiles {', '.join(profiles)} → {rundir.VERIFY_REPORT}",
+        ("verify", f"simulator vs LiteRT, TFLite Micro, host C, emulated Cortex-M "
+                   f"({', '.join(profiles)}) → {rundir.VERIFY_REPORT}",
          lambda: verify_run(run_dir, profiles=profiles, limit=verify_limit,
                             progress=progress)),
         ("mcu", f"{', '.join(cpus)} builds, emulated → {rundir.MCU_REPORT}",
