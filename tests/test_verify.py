@@ -147,3 +147,17 @@ def test_cli_exits_non_zero_on_a_mismatch(bm_copy, monkeypatch):
     assert "bit-exact: NO" in result.output
     assert "error: not bit-exact" in result.output
     assert json.loads((bm_copy / "verify_report.json").read_text())["ok"] is False
+
+
+def test_a_slow_implementation_is_checked_on_a_prefix(bm_copy, monkeypatch):
+    def slow_litert(ctx):
+        return [V.Implementation("LiteRT (slow)", "tflite",
+                                 lambda inputs: run_litert(ctx.model, ctx.ir, inputs.x_q),
+                                 max_steps=250)]
+
+    monkeypatch.setattr(V, "IMPLEMENTATIONS", [slow_litert])
+    report = V.verify_run(bm_copy, profiles=("tflite",), progress=False, float_model=False)
+    (pair,) = report["pairs"]
+    assert pair["ok"] and pair["compared"] == 2 * 100 * (16 + 4)
+    assert pair["data"] == "first 2 sequences of the test split, 40 sequences x 100 steps"
+    assert "on the first 2 sequences" in V.format_table(report)
