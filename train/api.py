@@ -97,7 +97,7 @@ def train_run(
             from elman.train.kneser_ney import baseline_report
 
             report["baseline"] = baseline_report(
-                dataset.train_ids, dataset.val_ids, dataset.vocab_size
+                dataset.train_ids, dataset.val_ids, dataset.vocab_size, progress=progress
             )
         curve = text_curve(weights, dataset.val_ids) if cfg.diagnostics else {}
     else:

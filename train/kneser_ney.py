@@ -114,10 +114,14 @@ class KneserNey:
         }
 
 
-def baseline_report(train_ids, val_ids, vocab_size: int, orders=(3, 5, 7)) -> dict:
+def baseline_report(
+    train_ids, val_ids, vocab_size: int, orders=(3, 5, 7), progress: bool = False
+) -> dict:
     """KN perplexity / bits per char on the validation stream, and size, for each order."""
+    from tqdm import tqdm
+
     out = {}
-    for order in orders:
+    for order in tqdm(orders, desc="Kneser-Ney baselines", disable=not progress, leave=False):
         model = KneserNey(train_ids, vocab_size, order)
         out[f"kn{order}"] = {"order": order, **model.evaluate(val_ids), **model.size()}
     return out

@@ -71,8 +71,12 @@ class Trainer:
             x_spec = tf.TensorSpec((None, None, model.input_shape[-1]), tf.float32)
             y_spec = tf.TensorSpec((None,), tf.int64)
         h_spec = tf.TensorSpec((None, self.units), tf.float32)
-        self.train_step = tf.function(self._train_step, input_signature=[x_spec, y_spec, h_spec])
-        self.forward = tf.function(self._forward, input_signature=[x_spec, h_spec])
+        # autograph=False: no tensor-dependent Python control flow here, and tracing
+        # must not re-read this file's source (it may have changed since import)
+        self.train_step = tf.function(
+            self._train_step, input_signature=[x_spec, y_spec, h_spec], autograph=False
+        )
+        self.forward = tf.function(self._forward, input_signature=[x_spec, h_spec], autograph=False)
 
     def zero_state(self, batch: int):
         return tf.zeros((batch, self.units), tf.float32)

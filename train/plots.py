@@ -22,8 +22,9 @@ def plot_training_curves(report: dict, grad_norms: np.ndarray, path: Path) -> No
     e = [r["epoch"] for r in epochs]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     axes[0].plot(e, [r["train_loss"] for r in epochs], marker="o", label="train loss")
-    if "val_loss" in epochs[0]:
-        axes[0].plot(e, [r["val_loss"] for r in epochs], marker="o", label="validation loss")
+    for key, label in (("val_loss", "validation loss"), ("test_loss", "test loss")):
+        if key in epochs[0]:
+            axes[0].plot(e, [r[key] for r in epochs], marker="o", label=label)
     axes[0].set(xlabel="epoch", ylabel="cross-entropy (nats)", title="loss")
     axes[0].legend()
     if report["task"] == "classification":
