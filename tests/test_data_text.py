@@ -64,3 +64,17 @@ def test_npz_without_test_split(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "data_spec.json").write_text(dumps_json(data.spec()))
     np.testing.assert_array_equal(load_run_data(tmp_path / "run").x_test, data.x_test)
+
+
+def test_changed_source_file_is_refused(tmp_path):
+    import pytest
+
+    from elman.errors import DataError
+
+    x = np.random.default_rng(2).normal(size=(10, 4, 2))
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(10) % 2)
+    data = load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    (tmp_path / "data_spec.json").write_text(dumps_json(data.spec()))
+    np.savez(tmp_path / "d.npz", x=x + 1, y=np.arange(10) % 2)
+    with pytest.raises(DataError, match="d.npz changed since training"):
+        load_run_data(tmp_path)

@@ -122,3 +122,15 @@ def test_classification_loss_decreases_and_bptt_windows(tmp_path):
     cm = np.array(report["metrics"]["confusion_matrix"])
     assert cm.shape == (4, 4) and cm.sum() == 40
     assert report["metrics"]["test_accuracy"] == pytest.approx(np.trace(cm) / 40)
+
+
+def test_schedule_warmup_then_cosine():
+    from elman.train.fit import Schedule
+
+    s = Schedule(TrainConfig(lr=1e-2, warmup=0.1, minutes=0), total_updates=100)
+    assert s.lr(5) == pytest.approx(5e-3)
+    assert s.lr(10) == pytest.approx(1e-2)
+    assert s.lr(55) == pytest.approx(5e-3)
+    assert s.lr(100) == pytest.approx(0.0, abs=1e-12)
+    constant = Schedule(TrainConfig(lr=1e-2, schedule="constant"), total_updates=100)
+    assert constant.lr(0) == constant.lr(99) == 1e-2
