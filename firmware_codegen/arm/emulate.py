@@ -24,6 +24,9 @@ from elman.runtime.simulator import StepOutputs
 # Functions whose instructions are the matrix-vector products (when not inlined).
 KERNEL_SUFFIXES = ("_matvec_s8", "_mac_4x4")
 VERIFY_CPUS = ("cortex-m0plus", "cortex-m4")  # the cores `elman verify` runs the C on
+# sequence-steps `elman verify` emulates per core and profile (about 1 ms each on ARMv6-M);
+# the whole test split of the built-in sensor sets fits, long text streams are cut
+VERIFY_MAX_STEPS = 5000
 CPU_TITLES = {"cortex-m0plus": "Cortex-M0+", "cortex-m4": "Cortex-M4", "cortex-m7": "Cortex-M7"}
 
 
@@ -147,7 +150,6 @@ def _execute(ir: QuantizedRNN, m: Machine, inputs: np.ndarray, *, tokens: bool, 
     step_fn = f"{prefix}_step_token" if tokens else f"{prefix}_step"
     counts: list[int] = []
     totals: dict[str, int] = {}
-    stack = 0
     for b in range(batch):
         m.call(f"{prefix}_reset", state)
         for t in range(steps):
@@ -162,7 +164,6 @@ def _execute(ir: QuantizedRNN, m: Machine, inputs: np.ndarray, *, tokens: bool, 
             if y is not None:
                 y[b, t] = np.frombuffer(m.read(y_addr, out_dim), np.int8)
             counts.append(res.instructions)
-            stack = max(stack, res.stack_bytes)
             for name, n in res.by_function.items():
                 totals[name] = totals.get(name, 0) + n
     n_steps = max(len(counts), 1)
@@ -173,7 +174,7 @@ def _execute(ir: QuantizedRNN, m: Machine, inputs: np.ndarray, *, tokens: bool, 
         instructions_per_step=sum(counts) / n_steps,
         instructions_min=min(counts, default=0), instructions_max=max(counts, default=0),
         matvec_instructions_per_step=sum(kernel) / n_steps if kernel else None,
-        stack_bytes=stack, sizes=m.image.sizes.to_dict(),
+        stack_bytes=m.stack_high_water(), sizes=m.image.sizes.to_dict(),
         by_function={k: v / n_steps for k, v in sorted(totals.items())},
     )
 
@@ -181,7 +182,8 @@ def _execute(ir: QuantizedRNN, m: Machine, inputs: np.ndarray, *, tokens: bool, 
 
 def emulated_implementations(ctx: Any) -> list:
     """``elman verify``'s "emulated Cortex-M" pairs: the C of each profile cross-compiled at
-    -O2 and stepped on an emulated Cortex-M0+ (portable path) and Cortex-M4 (DSP path).
+    -O2 and stepped on an emulated Cortex-M0+ (portable path) and Cortex-M4 (DSP path), over
+    at most ``VERIFY_MAX_STEPS`` sequence-steps of the held-out data.
 
     ``ctx`` is an ``elman.runtime.verify.VerifyContext``; text models run the token step.
     """
@@ -195,5 +197,5 @@ def emulated_implementations(ctx: Any) -> list:
         return run
 
     return [Implementation(f"emulated {CPU_TITLES[cpu]} (arm-none-eabi-gcc -O2)", profile,
-                           runner(profile, cpu))
+                           runner(profile, cpu), max_steps=VERIFY_MAX_STEPS)
             for profile in ctx.profiles for cpu in VERIFY_CPUS]

@@ -9,8 +9,8 @@ address a sentinel), and every executed instruction is counted, exactly and
 deterministically, per function of the symbol table: a block hook adds the
 number of Thumb instructions in each translated block (decoded once from the
 halfwords: a 32-bit Thumb-2 instruction starts with 0b11101, 0b11110 or 0b11111).
-Before each call the stack is painted, so the call's deepest stack use is
-measured, not estimated.
+The stack is painted once when the image is loaded, so the deepest stack use
+of all calls so far is measured (``stack_high_water``), not estimated.
 """
 
 from __future__ import annotations
@@ -43,12 +43,11 @@ MAX_INSTRUCTIONS_PER_CALL = 50_000_000
 
 @dataclass(frozen=True)
 class CallResult:
-    """One function call: return value, instructions executed, deepest stack use."""
+    """One function call: return value and instructions executed."""
 
     r0: int
     instructions: int
     by_function: dict[str, int]  # instructions executed inside each function symbol
-    stack_bytes: int
 
 
 class Machine:
@@ -73,6 +72,8 @@ class Machine:
         self._block_cache: dict[tuple[int, int], tuple[int, str]] = {}
         self._counts: dict[str, int] = {}
         self.uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+        lo, hi = image.stack_limit, image.stack_top
+        self.uc.mem_write(lo, bytes([STACK_PAINT]) * (hi - lo))
 
     # ---- memory -----------------------------------------------------------------
     def address(self, symbol: str) -> int:
@@ -96,8 +97,7 @@ class Machine:
         sym = self.image.symbols.get(function)
         if sym is None or not sym.is_function:
             raise ToolchainError(f"function {function!r} is not in {self.image.elf}")
-        lo, hi = self.image.stack_limit, self.image.stack_top
-        self.uc.mem_write(lo, bytes([STACK_PAINT]) * (hi - lo))
+        hi = self.image.stack_top
         for i, a in enumerate(args[:4]):
             self.uc.reg_write(arm.UC_ARM_REG_R0 + i, a & 0xFFFF_FFFF)
         stacked = [a & 0xFFFF_FFFF for a in args[4:]]
@@ -117,14 +117,19 @@ class Machine:
         if pc != SENTINEL:
             raise ToolchainError(f"{function} did not return within "
                                  f"{MAX_INSTRUCTIONS_PER_CALL} instructions (pc=0x{pc:08x})")
+        counts = dict(sorted(self._counts.items()))
+        return CallResult(r0=self.uc.reg_read(arm.UC_ARM_REG_R0),
+                          instructions=sum(counts.values()), by_function=counts)
+
+    def stack_high_water(self) -> int:
+        """Deepest stack use, in bytes below the call's stack pointer, of all calls so far
+        (stacked arguments of calls with more than four included)."""
+        lo, hi = self.image.stack_limit, self.image.stack_top
         stack = bytes(self.uc.mem_read(lo, hi - lo))
         untouched = len(stack) - len(stack.lstrip(bytes([STACK_PAINT])))
         if untouched == 0:
-            raise ToolchainError(f"{function} overflowed the {hi - lo}-byte emulator stack")
-        counts = dict(sorted(self._counts.items()))
-        return CallResult(r0=self.uc.reg_read(arm.UC_ARM_REG_R0),
-                          instructions=sum(counts.values()), by_function=counts,
-                          stack_bytes=(sp - lo) - untouched)
+            raise ToolchainError(f"the {hi - lo}-byte emulator stack overflowed")
+        return (hi - lo) - untouched
 
     # ---- instruction counting ---------------------------------------------------
     def _on_block(self, uc: Uc, address: int, size: int, _user: object) -> None:
