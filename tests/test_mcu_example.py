@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 from elman.firmware_codegen.api import codegen_run
 from elman.firmware_codegen.arm.example import (
+    ExampleSamples,
     build_example,
     example_dir,
+    example_files,
     example_samples,
     parse_example_output,
     run_example,
 )
+from elman.firmware_codegen.generate import generate_c
+from elman.firmware_codegen.random_ir import random_ir
 from elman.quantize.reader import read_ir
 from elman.runtime.simulator import Simulator
 
@@ -51,3 +55,26 @@ def test_example_is_deterministic(bm_copy, tmp_path):
     b = codegen_run(bm_copy, example=True, out_dir=tmp_path / "b")
     for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes()
+
+
+def test_text_example_steps_tokens(tmp_path):
+    ir = random_ir(6, 16, 20, seed=5, vocab_size=20)
+    ids = np.random.default_rng(1).integers(0, 20, (3, 12))
+    samples = ExampleSamples(inputs=ids, labels=np.array([4, 5, 6]), tokens=True)
+    files = generate_c(ir, prefix="tx", profile="tflite")
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    folder = tmp_path / example_dir("tx")
+    folder.mkdir()
+    sources = [n for n in files if n.endswith(".c")]
+    for name, text in example_files(ir, samples, sources, prefix="tx", profile="tflite").items():
+        (folder / name).write_text(text)
+    elf = build_example(folder)
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed: built the image, did not run it")
+    printed = parse_example_output(run_example(elf, timeout_s=60))
+    expected = Simulator(ir, "tflite").run_tokens(ids)
+    assert [p.label for p in printed] == [4, 5, 6]
+    for i, p in enumerate(printed):
+        np.testing.assert_array_equal(p.h, expected.h[i, -1])
+        np.testing.assert_array_equal(p.y, expected.y[i, -1])
