@@ -119,11 +119,8 @@ def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> byt
         raise RuntimeError("the calibrated step model is not FC, FC, ADD, TANH[, FC]")
     add, tanh = ops["add"][0], ops["tanh"][0]
     producer = {int(op.outputs[0]): op for op in ops["fc"]}
-    tensor_of = {"z": int(add.outputs[0])}
-    for t in add.inputs:
-        fc = producer[int(t)]
-        has_bias = len(fc.inputs) > 2 and fc.inputs[2] >= 0
-        tensor_of["a" if has_bias else "r"] = int(t)
+    rec, inp = _split_cell_fcs(graph, [producer[int(t)] for t in add.inputs])
+    tensor_of = {"z": int(add.outputs[0]), "a": int(inp.outputs[0]), "r": int(rec.outputs[0])}
     for fc in ops["fc"]:
         if int(fc.inputs[0]) == int(tanh.outputs[0]):
             tensor_of["y"] = int(fc.outputs[0])
@@ -137,6 +134,24 @@ def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> byt
         q.min = np.array([ranges[name][0]], np.float32)
         q.max = np.array([ranges[name][1]], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _split_cell_fcs(graph, fcs: list) -> tuple:
+    """(FC(h), FC(x)) of the calibrated float model: FC(h) has no bias, or else reads a
+    [1, units] input whose calibrated range is the pinned state range [-1, 127/128]."""
+    def no_bias(op) -> bool:
+        return len(op.inputs) < 3 or op.inputs[2] < 0
+
+    def reads_state(op) -> bool:
+        q = graph.tensors[int(op.inputs[0])].quantization
+        return (q is not None and q.min is not None and q.max is not None
+                and float(q.min[0]) == -1.0 and float(q.max[0]) == 127.0 / 128.0)
+
+    for rule in (no_bias, reads_state):
+        picked = [op for op in fcs if rule(op)]
+        if len(picked) == 1:
+            return picked[0], fcs[1] if picked[0] is fcs[0] else fcs[0]
+    raise RuntimeError("cannot tell FC(x) from FC(h) in the calibrated step model")
 
 
 def run_job(job: Path) -> bytes:

@@ -200,7 +200,8 @@ def analyze_step_graph(g: TfliteGraph, what: str = "the model") -> StepGraph:
 def _split_cell_fcs(
     g: TfliteGraph, cell_fcs: list[OperatorInfo], what: str
 ) -> tuple[OperatorInfo, OperatorInfo]:
-    """(recurrent FC, input FC): the recurrent one has no bias, or else square weights."""
+    """(recurrent FC, input FC): the recurrent one has no bias, or else square weights,
+    or else reads the only input quantized as the state (1/128, 0)."""
     def has_bias(op: OperatorInfo) -> bool:
         return len(op.inputs) > 2 and op.inputs[2] >= 0
 
@@ -208,13 +209,17 @@ def _split_cell_fcs(
         shape = g.tensors[op.inputs[1]].shape if len(op.inputs) > 1 else ()
         return len(shape) == 2 and shape[0] == shape[1]
 
-    for rule in (lambda op: not has_bias(op), square):
+    def reads_state(op: OperatorInfo) -> bool:
+        t = g.tensors[op.inputs[0]]
+        return t.scales == (STATE_SCALE,) and t.zero_points == (STATE_ZERO_POINT,)
+
+    for rule in (lambda op: not has_bias(op), square, reads_state):
         picked = [op for op in cell_fcs if rule(op)]
         if len(picked) == 1:
             other = cell_fcs[1] if picked[0] is cell_fcs[0] else cell_fcs[0]
             return picked[0], other
-    raise _error(what, ["cannot tell FC(x) from FC(h): both or neither have a bias and "
-                        "both or neither have square weights"])
+    raise _error(what, ["cannot tell FC(x) from FC(h): both or neither have a bias, have "
+                        "square weights, and read an input quantized as the state"])
 
 
 def _fully_connected(

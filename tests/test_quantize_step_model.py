@@ -154,3 +154,19 @@ def test_float_step_model_is_refused_with_every_problem():
     assert "FC(x) weights are FLOAT32, expected INT8" in text
     assert "FC(h) weights are FLOAT32, expected INT8" in text
     assert "the ADD output is FLOAT32, expected INT8" in text
+
+
+def test_zero_biases_square_cell_still_converts_and_reads():
+    """All-zero biases are folded away by the converter (no bias on either FC) and x has
+    as many features as h: FC(h) is still told apart, by its pinned input."""
+    w = random_step_weights(8, 8, 3)
+    w = StepWeights(w.kernel, w.recurrent_kernel, np.zeros(8, np.float32), w.head_kernel,
+                    np.zeros(3, np.float32))
+    x, h = _calibration(w)
+    ir = read_ir(convert_step_model(w, x * 3, h, task="classification"))
+    assert not ir.input_fc.has_bias and not ir.recurrent_fc.has_bias
+    assert (ir.state_quant.scale, ir.state_quant.zero_point) == (1 / 128, 0)
+    assert ir.input_quant.scale > 2 / 128  # x (range +-3) was not taken for the state
+    # the recurrent weights are W_h (per-channel symmetric: max |q| = 127 in every row)
+    expected = w.recurrent_kernel.T / ir.recurrent_fc.weight_scales[:, None]
+    np.testing.assert_array_equal(ir.recurrent_fc.weights, np.round(expected).astype(np.int8))
