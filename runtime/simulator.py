@@ -167,25 +167,37 @@ class Simulator:
         return StepOutputs(h=hs, y=ys)
 
     def _recurrence_float(self, a_index: np.ndarray, hs: np.ndarray) -> None:
-        """The time loop in preallocated float64 buffers (``FloatRequantizer`` exact)."""
+        """The time loop in preallocated float buffers, exact (see ``float_exact``).
+
+        Per step: the recurrent product (float32 is exact: every partial sum is an
+        integer below 2**21), the requantization in float64, and one lookup of the
+        ADD+TANH table whose index also carries FC(x) and the output zero point.
+        """
         batch, steps, units = hs.shape
-        # float32 products are exact too: every partial sum is an integer below 2**21
         weights_t = self._recurrent_fc.weights_t.astype(np.float32)
-        requantizer = self._recurrent_fc._float
-        table = self._add_tanh
-        a_index_t = np.ascontiguousarray(a_index.transpose(1, 0, 2), dtype=np.float64)
-        h = np.zeros((batch, units), dtype=np.float32)
+        rq = self._recurrent_fc._float
+        zp = rq.zero_point
+        low, high = -128.0 - zp, 127.0 - zp  # saturate r + zp to int8, zp moved to the index
+        index = np.ascontiguousarray(a_index.transpose(1, 0, 2), dtype=np.float64) + zp
+        table = self._add_tanh.astype(np.float32)
+        history = np.zeros((steps + 1, batch, units), dtype=np.float32)  # h of steps -1..T-1
         acc32 = np.empty((batch, units), dtype=np.float32)
         acc = np.empty((batch, units))
-        scratch = np.empty((batch, units))
+        half = np.empty((batch, units))
         for t in range(steps):
-            np.matmul(h, weights_t, out=acc32)
-            acc[...] = acc32
-            requantizer.into_float(acc, scratch)  # r, int8 values as float64
-            acc += a_index_t[t]
-            h_q = table[acc.astype(np.intp)]
-            hs[:, t] = h_q
-            h[...] = h_q
+            np.matmul(history[t], weights_t, out=acc32)
+            np.multiply(acc32, rq.scale, out=acc)
+            if rq.tflm:
+                acc += 0.5
+                np.floor(acc, out=acc)  # SaturatingRoundingDoublingHighMul: half up
+                acc *= rq.post
+            np.copysign(0.5, acc, out=half)
+            acc += half
+            np.trunc(acc, out=acc)  # half away from zero
+            np.clip(acc, low, high, out=acc)
+            acc += index[t]
+            np.take(table, acc.astype(np.intp), out=history[t + 1])
+        hs[...] = history[1:].transpose(1, 0, 2)
 
     def run_tokens(self, ids: np.ndarray) -> StepOutputs:
         """Run token ids (B, T) of a text model through its int8 embedding table."""
