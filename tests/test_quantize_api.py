@@ -149,6 +149,22 @@ def test_inspect_refuses_bad_files_with_one_message(bm_run, tmp_path):
         assert "Traceback" not in result.output
 
 
+def test_quantize_cli_prints_the_table_and_writes_both_files(bm_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(bm_run, run)
+    (run / rundir.MODEL_TFLITE).unlink()
+    (run / rundir.QUANT_REPORT).unlink()
+    result = CliRunner().invoke(app, ["quantize", "--no-progress", str(run)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / rundir.QUANT_REPORT).read_text())
+    m = report["evaluation"]["metrics"]
+    assert f"{m['float']['accuracy']:.4f}" in result.output
+    assert "state quantization: scale 0.0078125 zero point 0 (pinned)" in result.output
+    assert read_ir(run / rundir.MODEL_TFLITE).labels == read_ir(bm_run / rundir.MODEL_TFLITE).labels
+    # same weights, same data, same calibration: the same bytes
+    assert (run / rundir.MODEL_TFLITE).read_bytes() == (bm_run / rundir.MODEL_TFLITE).read_bytes()
+
+
 def test_quantize_crash_leaves_nothing_half_written(bm_run, tmp_path, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(bm_run, run)
