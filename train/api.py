@@ -43,7 +43,7 @@ def train_run(
     import keras
     from elman.train import fit
     from elman.train.diagnostics import CellWeights, classification_curve, text_curve
-    from elman.train.loop import Trainer, predict_classes
+    from elman.train.loop import Trainer
     from elman.train.model import build_model, last_step_classifier, parameter_count
 
     keras.utils.set_random_seed(cfg.seed)
@@ -84,39 +84,18 @@ def train_run(
         "epochs": result.epochs,
         "stop_reason": result.stop_reason,
     }
-    if not text:
-        model = last_step_classifier(model)
-    weights = CellWeights.from_model(model)
+    curve: dict = {}
     if text:
-        last = result.epochs[-1]
-        report["metrics"] = {
-            k: last[k] for k in ("val_loss", "val_perplexity", "val_bits_per_char")
-        }
-        report["metrics"]["train_loss"] = last["train_loss"]
-        if cfg.baseline:
-            from elman.train.kneser_ney import baseline_report
-
-            report["baseline"] = baseline_report(
-                dataset.train_ids, dataset.val_ids, dataset.vocab_size, progress=progress
-            )
-        curve = text_curve(weights, dataset.val_ids) if cfg.diagnostics else {}
+        report.update(_text_results(dataset, result, cfg, progress))
+        if cfg.diagnostics:
+            curve = text_curve(CellWeights.from_model(model), dataset.val_ids)
     else:
-        logits = predict_classes(trainer, dataset.x_test)
-        predicted = logits.argmax(axis=1)
-        last = result.epochs[-1]
-        report["metrics"] = {
-            "test_accuracy": float((predicted == dataset.y_test).mean()),
-            "test_loss": last["test_loss"],
-            "train_accuracy": last["train_accuracy"],
-            "classes": list(dataset.classes),
-            "confusion_matrix": fit.confusion_matrix(
-                dataset.y_test, predicted, len(dataset.classes)
-            ),
-            "confusion_matrix_layout": "rows: true class, columns: predicted class",
-        }
-        curve = (
-            classification_curve(weights, dataset.x_test, dataset.y_test) if cfg.diagnostics else {}
-        )
+        model = last_step_classifier(model)
+        report["metrics"] = _classification_metrics(trainer, dataset, result)
+        if cfg.diagnostics:
+            curve = classification_curve(
+                CellWeights.from_model(model), dataset.x_test, dataset.y_test
+            )
     norms = np.array(result.grad_norms, dtype=np.float64)
     report["clipping"] = _clipping(norms, cfg.clip, cfg.diagnostics)
     report["grad_norm_vs_distance"] = curve
@@ -142,6 +121,38 @@ def train_run(
     return report
 
 
+def _text_results(dataset: TextData, result, cfg: TrainConfig, progress: bool) -> dict:
+    last = result.epochs[-1]
+    out: dict = {
+        "metrics": {
+            k: last[k] for k in ("val_loss", "val_perplexity", "val_bits_per_char", "train_loss")
+        }
+    }
+    if cfg.baseline:
+        from elman.train.kneser_ney import baseline_report
+
+        out["baseline"] = baseline_report(
+            dataset.train_ids, dataset.val_ids, dataset.vocab_size, progress=progress
+        )
+    return out
+
+
+def _classification_metrics(trainer, dataset: ClassificationData, result) -> dict:
+    from elman.train.fit import confusion_matrix
+    from elman.train.loop import predict_classes
+
+    predicted = predict_classes(trainer, dataset.x_test).argmax(axis=1)
+    last = result.epochs[-1]
+    return {
+        "test_accuracy": float((predicted == dataset.y_test).mean()),
+        "test_loss": last["test_loss"],
+        "train_accuracy": last["train_accuracy"],
+        "classes": list(dataset.classes),
+        "confusion_matrix": confusion_matrix(dataset.y_test, predicted, len(dataset.classes)),
+        "confusion_matrix_layout": "rows: true class, columns: predicted class",
+    }
+
+
 def _check_trainable(data: RunData, cfg: TrainConfig) -> None:
     if isinstance(data, TextData):
         need = cfg.batch * cfg.bptt + cfg.bptt + 1
@@ -152,8 +163,6 @@ def _check_trainable(data: RunData, cfg: TrainConfig) -> None:
             )
         if len(data.val_ids) < 2:
             raise DataError(f"{data.source}: validation text is too short")
-    elif isinstance(data, ClassificationData) and cfg.bptt > data.timesteps:
-        pass  # a window longer than the sequence is full BPTT
 
 
 def _clipping(norms: np.ndarray, threshold: float, recorded: bool) -> dict:
