@@ -61,7 +61,10 @@ typedef char tiny_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
  * intrinsics loop, hence the inline assembly for the 4 x 4 block.
  */
 
-static inline void tiny_mac_4x4(const uint32_t **xp, const uint32_t **wp, int32_t acc4[4])
+/* always inlined (also at -Os): a call per 16 MACs would double the kernel's cost */
+__attribute__((always_inline)) static inline void tiny_mac_4x4(const uint32_t **xp,
+                                                                  const uint32_t **wp,
+                                                                  int32_t acc4[4])
 {
     uint32_t xe, xo, t, w0, w1, w2, w3;
     int32_t a0 = acc4[0], a1 = acc4[1], a2 = acc4[2], a3 = acc4[3];
@@ -156,6 +159,29 @@ static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const int8_t *x
 }
 #endif
 
+/*
+ * a * b, exact in 64 bits. ARMv6-M (Cortex-M0/M0+/M1) has no 32 x 32 -> 64 multiply and GCC
+ * calls libgcc's general 64 x 64 __aeabi_lmul (about 60 instructions); four 16 x 16 -> 32
+ * products and 32-bit carries take about half. (This branch is GCC/Clang on ARMv6-M only:
+ * right shifts of negative values are arithmetic, out-of-range conversions wrap.)
+ */
+static int64_t tiny_mul_wide(int32_t a, int32_t b)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
+    const int32_t ah = a >> 16, bh = b >> 16;                       /* signed high halves */
+    const uint32_t al = (uint32_t)a & 0xFFFFu, bl = (uint32_t)b & 0xFFFFu;
+    const int32_t p1 = ah * (int32_t)bl, p2 = (int32_t)al * bh;      /* |p1|, |p2| < 2^31 */
+    const uint32_t p0 = al * bl;
+    const uint32_t lo1 = p0 + ((uint32_t)p1 << 16);
+    const uint32_t lo = lo1 + ((uint32_t)p2 << 16);
+    const uint32_t hi = (uint32_t)(ah * bh) + (uint32_t)(p1 >> 16) + (uint32_t)(p2 >> 16)
+                      + (lo1 < p0 ? 1u : 0u) + (lo < lo1 ? 1u : 0u);
+    return (int64_t)(((uint64_t)hi << 32) | lo);
+#else
+    return (int64_t)a * (int64_t)b;
+#endif
+}
+
 /* saturate(v + zero_point) to int8, in int32 without overflow (-128 <= zero_point <= 127). */
 static int8_t tiny_saturate_s8(int32_t v, int32_t zero_point)
 {
@@ -190,7 +216,7 @@ static int32_t tiny_wrap_int32(int64_t v)
 TINY_MAYBE_UNUSED static int32_t tiny_multiply(int32_t x, int32_t multiplier, int shift)
 {
     const int total_shift = 31 - shift;
-    const int64_t product = (int64_t)x * (int64_t)multiplier; /* one SMULL */
+    const int64_t product = tiny_mul_wide(x, multiplier); /* one SMULL on v7-M */
     const int64_t magnitude = x < 0 ? -product : product;      /* |x| * multiplier */
     const int64_t rounded = (magnitude + ((int64_t)1 << (total_shift - 1))) >> total_shift;
     return tiny_wrap_int32(x < 0 ? -rounded : rounded);
@@ -204,7 +230,7 @@ TINY_MAYBE_UNUSED static int32_t tiny_multiply(int32_t x, int32_t multiplier, in
  */
 static int32_t tiny_multiply_small(int32_t x, int32_t multiplier, int shift)
 {
-    const int64_t product = (int64_t)x * (int64_t)multiplier;
+    const int64_t product = tiny_mul_wide(x, multiplier);
     const uint64_t magnitude = (uint64_t)(x < 0 ? -product : product);
     const uint32_t q = (uint32_t)(magnitude >> 30) >> -shift; /* floor(M / 2^(k - 1)) */
     const int64_t rounded = (int64_t)((q >> 1) + (q & 1u));

@@ -61,7 +61,10 @@ typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
  * intrinsics loop, hence the inline assembly for the 4 x 4 block.
  */
 
-static inline void chars_mac_4x4(const uint32_t **xp, const uint32_t **wp, int32_t acc4[4])
+/* always inlined (also at -Os): a call per 16 MACs would double the kernel's cost */
+__attribute__((always_inline)) static inline void chars_mac_4x4(const uint32_t **xp,
+                                                                  const uint32_t **wp,
+                                                                  int32_t acc4[4])
 {
     uint32_t xe, xo, t, w0, w1, w2, w3;
     int32_t a0 = acc4[0], a1 = acc4[1], a2 = acc4[2], a3 = acc4[3];
@@ -156,6 +159,29 @@ static void chars_matvec_s8(const int8_t *w, const int32_t *bias, const int8_t *
 }
 #endif
 
+/*
+ * a * b, exact in 64 bits. ARMv6-M (Cortex-M0/M0+/M1) has no 32 x 32 -> 64 multiply and GCC
+ * calls libgcc's general 64 x 64 __aeabi_lmul (about 60 instructions); four 16 x 16 -> 32
+ * products and 32-bit carries take about half. (This branch is GCC/Clang on ARMv6-M only:
+ * right shifts of negative values are arithmetic, out-of-range conversions wrap.)
+ */
+static int64_t chars_mul_wide(int32_t a, int32_t b)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
+    const int32_t ah = a >> 16, bh = b >> 16;                       /* signed high halves */
+    const uint32_t al = (uint32_t)a & 0xFFFFu, bl = (uint32_t)b & 0xFFFFu;
+    const int32_t p1 = ah * (int32_t)bl, p2 = (int32_t)al * bh;      /* |p1|, |p2| < 2^31 */
+    const uint32_t p0 = al * bl;
+    const uint32_t lo1 = p0 + ((uint32_t)p1 << 16);
+    const uint32_t lo = lo1 + ((uint32_t)p2 << 16);
+    const uint32_t hi = (uint32_t)(ah * bh) + (uint32_t)(p1 >> 16) + (uint32_t)(p2 >> 16)
+                      + (lo1 < p0 ? 1u : 0u) + (lo < lo1 ? 1u : 0u);
+    return (int64_t)(((uint64_t)hi << 32) | lo);
+#else
+    return (int64_t)a * (int64_t)b;
+#endif
+}
+
 /* saturate(v + zero_point) to int8, in int32 without overflow (-128 <= zero_point <= 127). */
 static int8_t chars_saturate_s8(int32_t v, int32_t zero_point)
 {
@@ -191,7 +217,7 @@ static int32_t chars_wrap_uint32(uint32_t u)
  */
 static int32_t chars_doubling_high_mul(int32_t a, int32_t b)
 {
-    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
+    return (int32_t)((chars_mul_wide(a, b) + ((int64_t)1 << 30)) >> 31);
 }
 
 /* round(x / 2^exponent), ties away from zero, 0 <= exponent <= 31 (gemmlowp RoundingDivideByPOT). */
