@@ -103,6 +103,9 @@ def test_clip_threshold_fraction(tmp_path, clip, fraction):
     assert c["fraction_clipped"] == fraction
     assert c["clipped_updates"] == round(fraction * c["updates"])
     assert c["grad_norm"]["min"] > 0
+    per_update = np.array(c["grad_norm_per_update"])
+    assert len(per_update) == c["updates"]
+    assert c["clipped_updates"] == (int((per_update > clip).sum()) if clip else 0)
 
 
 def test_text_loss_decreases(tmp_path):

@@ -97,7 +97,7 @@ def train_run(
                 CellWeights.from_model(model), dataset.x_test, dataset.y_test
             )
     norms = np.array(result.grad_norms, dtype=np.float64)
-    report["clipping"] = _clipping(norms, cfg.clip, cfg.diagnostics)
+    report["clipping"] = _clipping(norms, cfg.clip)
     report["grad_norm_vs_distance"] = curve
     report["throughput"] = {
         "unit": "characters" if text else "sequence steps",
@@ -114,9 +114,7 @@ def train_run(
         model.save(stage.path(rundir.MODEL_KERAS))
         stage.write_json(rundir.DATA_SPEC, dataset.spec())
         stage.write_json(rundir.TRAIN_REPORT, report)
-        plot_training_curves(
-            report, norms if cfg.diagnostics else np.array([]), stage.path(rundir.TRAIN_CURVES_PNG)
-        )
+        plot_training_curves(report, norms[norms >= 0], stage.path(rundir.TRAIN_CURVES_PNG))
         plot_grad_vs_distance(curve, stage.path(rundir.GRAD_DISTANCE_PNG))
     return report
 
@@ -165,10 +163,13 @@ def _check_trainable(data: RunData, cfg: TrainConfig) -> None:
             raise DataError(f"{data.source}: validation text is too short")
 
 
-def _clipping(norms: np.ndarray, threshold: float, recorded: bool) -> dict:
+def _clipping(norms: np.ndarray, threshold: float) -> dict:
+    """Clipping summary; norms are -1 when neither clipping nor diagnostics needed them."""
     out: dict = {"threshold": threshold, "updates": int(len(norms))}
-    if not recorded or len(norms) == 0 or norms[0] < 0:
-        out.update(fraction_clipped=None, clipped_updates=None, grad_norm=None)
+    if len(norms) == 0 or norms[0] < 0:
+        out.update(
+            fraction_clipped=None, clipped_updates=None, grad_norm=None, grad_norm_per_update=None
+        )
         return out
     clipped = int((norms > threshold).sum()) if threshold > 0 else 0
     out.update(
@@ -183,6 +184,7 @@ def _clipping(norms: np.ndarray, threshold: float, recorded: bool) -> dict:
             "first": float(norms[0]),
             "last": float(norms[-1]),
         },
+        grad_norm_per_update=[float(f"{v:.6g}") for v in norms],
     )
     return out
 
