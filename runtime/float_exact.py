@@ -44,14 +44,15 @@ def applies(max_abs_acc: int, shifts: np.ndarray) -> bool:
 class FloatRequantizer:
     """``primitives.requantize`` on float64 accumulators within the bound (see module).
 
-    ``acc * (m * 2**k)`` equals the exact ``acc * m * 2**k`` (the factor is exact and
-    so is the product, below 2**52), so one multiply replaces the integer product
-    and shift. ``into_float`` works in place and returns the saturated int8 values as
-    float64 (the simulator's loop feeds them straight into a table index).
+    ``tflm``: ``acc * (m * 2**-31)`` equals the exact ``acc * m * 2**-31`` (the factor
+    is exact and so is the product, below 2**52), so one multiply replaces the
+    integer product; then the two roundings. ``tflite``: LiteRT's own double
+    product ``acc * scale`` and ``std::round``. ``into_float`` works in place and
+    returns the saturated int8 values as float64.
     """
 
     def __init__(self, multipliers: np.ndarray, shifts: np.ndarray, output_zero_point: int,
-                 profile: str):
+                 profile: str, scales: np.ndarray | None = None):
         m = np.asarray(multipliers, dtype=np.float64)
         shifts = np.asarray(shifts, dtype=np.int64)
         self.tflm = check_profile(profile) == "tflm"
@@ -59,20 +60,29 @@ class FloatRequantizer:
             self.scale = m * 2.0**-31  # SaturatingRoundingDoublingHighMul's product ...
             self.post = np.ldexp(1.0, shifts)  # ... then RoundingDivideByPOT(., -shift)
         else:
-            self.scale = np.ldexp(m, shifts - 31)  # one rounding of acc * m / 2**(31 - shift)
+            if scales is None:
+                raise ValueError("profile tflite needs the float64 effective scales")
+            self.scale = np.asarray(scales, dtype=np.float64)
         self.zero_point = float(output_zero_point)
 
-    def into_float(self, acc: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
-        """Requantize ``acc`` in place; returns it, holding int8 values as float64."""
+    def scale_and_round(self, acc: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+        """``acc`` (float64, in place) scaled and rounded to integers, before the zero point."""
         acc *= self.scale
         if self.tflm:
             acc += 0.5
-            np.floor(acc, out=acc)  # round half up
+            np.floor(acc, out=acc)  # SaturatingRoundingDoublingHighMul: half up (exact)
             acc *= self.post
         np.clip(acc, -_CLIP, _CLIP, out=acc)
-        half = np.copysign(0.5, acc, out=scratch)
-        acc += half
-        np.trunc(acc, out=acc)  # round half away from zero
+        whole = np.trunc(acc, out=scratch)
+        acc -= whole  # exact
+        acc *= 2.0
+        np.trunc(acc, out=acc)  # +-1 where |fraction| >= 1/2: round half away from zero
+        acc += whole
+        return acc
+
+    def into_float(self, acc: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+        """Requantize ``acc`` in place; returns it, holding int8 values as float64."""
+        self.scale_and_round(acc, scratch)
         acc += self.zero_point
         np.clip(acc, -128.0, 127.0, out=acc)
         return acc
@@ -82,6 +92,7 @@ class FloatRequantizer:
 
 
 def requantize_float(acc: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray,
-                     output_zero_point: int, profile: str) -> np.ndarray:
+                     output_zero_point: int, profile: str,
+                     scales: np.ndarray | None = None) -> np.ndarray:
     """``primitives.requantize`` for float64 accumulators within the bound (see module)."""
-    return FloatRequantizer(multipliers, shifts, output_zero_point, profile)(acc)
+    return FloatRequantizer(multipliers, shifts, output_zero_point, profile, scales)(acc)

@@ -11,10 +11,12 @@ Two arithmetic profiles (see ``PROFILES``):
     rounding" (``SaturatingRoundingDoublingHighMul`` then
     ``RoundingDivideByPOT``); TANH runs gemmlowp's fixed-point ``tanh``.
 ``tflite``
-    LiteRT ``BUILTIN_REF`` kernels: the requantization rounds once,
-    ``round(x * m / 2**(31 - shift))`` with ties away from zero (measured; see
-    ``multiply_by_quantized_multiplier_single``); the TANH is a 256-entry table
-    filled from float ``tanhf`` and ``std::round``.
+    LiteRT 2.3 ``BUILTIN_REF`` kernels, measured with models whose scales force
+    exact and near rounding ties: FULLY_CONNECTED requantizes in double
+    precision, ``std::round(acc * (s_in * s_w / s_out))`` (``requantize_double``;
+    not the quantized multiplier); ADD is the same gemmlowp double rounding as
+    TFLM; the TANH is a 256-entry table filled from float ``tanhf`` and
+    ``std::round``.
 
 Sources: ``tensorflow/lite/kernels/internal/common.{h,cc}``,
 ``quantization_util.cc``, ``reference/integer_ops/{fully_connected,add,tanh}.h``,
@@ -136,14 +138,11 @@ def multiply_by_quantized_multiplier_double(
 def multiply_by_quantized_multiplier_single(
     x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
 ) -> np.ndarray:
-    """LiteRT reference requantization: ``round(x * m / 2**(31 - shift))`` in one
-    step, ties away from zero, computed exactly in 64-bit integers.
-
-    Measured against LiteRT 2.3 ``BUILTIN_REF`` with models whose multipliers are
-    powers of two (so exact ties are frequent): ties go away from zero, as with
-    ``std::round`` of the product in double precision, not toward +infinity as
-    the ``TFLITE_SINGLE_ROUNDING`` shift ``(x * m + 2**(30 - shift)) >> (31 - shift)``
-    would give.
+    """``round(x * m / 2**(31 - shift))`` in one step, ties away from zero, exactly in
+    64-bit integers: the integer form of LiteRT's double-precision requantization
+    (``requantize_double``), equal to it wherever ``m * 2**(shift - 31)`` is the
+    real scale (exact ties included; measured with power-of-two multipliers, where
+    ``TFLITE_SINGLE_ROUNDING``'s ties toward +infinity disagree with LiteRT).
     """
     x = np.asarray(x, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
@@ -167,11 +166,34 @@ def multiply_by_quantized_multiplier(
 def multiply_by_quantized_multiplier_smaller_than_one(
     x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int, profile: str
 ) -> np.ndarray:
-    """``MultiplyByQuantizedMultiplierSmallerThanOneExp`` (``shift <= 0``), used by ADD."""
-    if check_profile(profile) == "tflm":
-        shift = np.asarray(shift, dtype=np.int64)
-        return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -shift)
-    return multiply_by_quantized_multiplier_single(x, multiplier, shift)
+    """``MultiplyByQuantizedMultiplierSmallerThanOneExp`` (``shift <= 0``), used by ADD.
+
+    gemmlowp double rounding in both profiles: TFLM's, and measured for LiteRT's
+    reference ADD too (a single rounding, with ties either way, disagrees with it
+    on inputs whose scales put the sum next to a half-integer).
+    """
+    check_profile(profile)
+    shift = np.asarray(shift, dtype=np.int64)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -shift)
+
+
+def round_half_away_exact(v: np.ndarray) -> np.ndarray:
+    """``std::round`` of float64 values, exactly.
+
+    (``trunc(v + 0.5)`` is not: 0.49999999999999994 + 0.5 rounds to 1.0.)
+    """
+    v = np.asarray(v, dtype=np.float64)
+    whole = np.trunc(v)
+    return whole + np.trunc(2.0 * (v - whole))  # v - trunc(v) and the doubling are exact
+
+
+def requantize_double(acc: np.ndarray, scales: np.ndarray, output_zero_point: int) -> np.ndarray:
+    """LiteRT's reference FULLY_CONNECTED epilogue: ``std::round(double(acc) * scale[c])``,
+    plus the output zero point, saturated to int8. ``scales`` are the float64
+    ``s_in * s_w[c] / s_out`` (``FullyConnected.effective_scales``)."""
+    v = np.asarray(acc, dtype=np.float64) * np.asarray(scales, dtype=np.float64)
+    return saturate_int8(np.clip(round_half_away_exact(v), -1024, 1024).astype(np.int64)
+                         + output_zero_point)
 
 
 # ---- the three operators ----------------------------------------------------------------
@@ -183,9 +205,19 @@ def requantize(
     shifts: np.ndarray,
     output_zero_point: int,
     profile: str,
+    scales: np.ndarray | None = None,
 ) -> np.ndarray:
     """int32 accumulators (``(..., channels)``) to int8: scale per channel, add the
-    output zero point, saturate (FULLY_CONNECTED's epilogue)."""
+    output zero point, saturate (FULLY_CONNECTED's epilogue).
+
+    Profile ``tflite`` with ``scales`` (the float64 effective scales) is LiteRT's
+    double-precision rounding, exactly (``requantize_double``). Without them it
+    falls back to the quantized multiplier rounded once, ties away, which equals
+    it except where ``acc * scale`` lies within ~2**-31 (relative) of a
+    half-integer without being on it.
+    """
+    if profile == "tflite" and scales is not None:
+        return requantize_double(wrap_int32(acc), scales, output_zero_point)
     scaled = multiply_by_quantized_multiplier(wrap_int32(acc), multipliers, shifts, profile)
     return saturate_int8(scaled + output_zero_point)
 

@@ -57,8 +57,9 @@ class _Dense:
         bound = max_abs_accumulator(fc.weights, fc.bias, self.input_zero_point)
         self.float_exact = applies(bound, self.shifts)
         self.has_bias = bool(np.any(self.bias))
+        self.scales = np.asarray(fc.effective_scales, dtype=np.float64)
         self._float = FloatRequantizer(self.multipliers, self.shifts, self.output_zero_point,
-                                       profile) if self.float_exact else None
+                                       profile, self.scales) if self.float_exact else None
 
     def accumulate(self, q: np.ndarray) -> np.ndarray:
         """``sum_d w[c, d] * (q[d] - zp_in) + bias[c]``, exact integers in float64."""
@@ -75,7 +76,7 @@ class _Dense:
         if self._float is not None:
             return self._float.into_float(acc).astype(np.int8)
         return requantize(acc.astype(np.int64), self.multipliers, self.shifts,
-                          self.output_zero_point, self.profile)
+                          self.output_zero_point, self.profile, scales=self.scales)
 
 
 class Simulator:
@@ -183,17 +184,11 @@ class Simulator:
         history = np.zeros((steps + 1, batch, units), dtype=np.float32)  # h of steps -1..T-1
         acc32 = np.empty((batch, units), dtype=np.float32)
         acc = np.empty((batch, units))
-        half = np.empty((batch, units))
+        scratch = np.empty((batch, units))
         for t in range(steps):
             np.matmul(history[t], weights_t, out=acc32)
-            np.multiply(acc32, rq.scale, out=acc)
-            if rq.tflm:
-                acc += 0.5
-                np.floor(acc, out=acc)  # SaturatingRoundingDoublingHighMul: half up
-                acc *= rq.post
-            np.copysign(0.5, acc, out=half)
-            acc += half
-            np.trunc(acc, out=acc)  # half away from zero
+            acc[...] = acc32
+            rq.scale_and_round(acc, scratch)
             np.clip(acc, low, high, out=acc)
             acc += index[t]
             np.take(table, acc.astype(np.intp), out=history[t + 1])

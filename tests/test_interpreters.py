@@ -20,6 +20,11 @@ from elman.runtime.interpreters import (
     run_tflm,
     run_tflm_tokens,
 )
+from elman.runtime.primitives import (
+    multiply_by_quantized_multiplier_single,
+    multiply_by_quantized_multiplier_smaller_than_one,
+    requantize,
+)
 from elman.runtime.simulator import Simulator
 
 RUNNERS = {"tflite": run_litert, "tflm": run_tflm}
@@ -80,6 +85,21 @@ def _patch_floats(model: bytes, old, new) -> bytes:
     return model[:i] + new_b + model[i + len(old_b):]
 
 
+def _near_dyadic_mantissas(seed: int) -> tuple[int, int, int]:
+    """24-bit A, B, C with A * B = C * 2**24 - eps, 0 < eps < 2**14: A * B / C is a power
+    of two times (1 - delta), delta ~ 2**-35 (below a 31-bit multiplier's resolution)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        a, b = (int(v) for v in rng.integers(1 << 23, 1 << 24, 2))
+        eps = (-(a * b)) % (1 << 24)
+        if 0 < eps < (1 << 14):
+            return a, b, (a * b + eps) >> 24
+
+
+def _near(mantissa: int, target: float) -> np.float32:
+    return np.float32(mantissa * 2.0 ** round(np.log2(target / mantissa)))
+
+
 def _tie_models() -> dict[str, bytes]:
     base = random_step_tflite(3, 16, 4, seed=38)  # the "typical" model
     ir = read_ir(base)
@@ -93,10 +113,30 @@ def _tie_models() -> dict[str, bytes]:
     add = ir.add
     half = np.float32(max(add.input1.scale, add.input2.scale)) / 2
     add_ties = _patch_floats(base, [np.float32(add.input2.scale)], [half])
-    return {"fc-ties": fc_ties, "add-ties": add_ties}
+    # Input FC scales with s_in * s_w / s_out = 2**-3 * (1 - delta): the quantized multiplier
+    # is exactly 2**-3 (exact ties, rounded away), LiteRT's double product sits just below
+    # them (rounded toward zero).
+    fc = ir.input_fc
+    a, b, c = _near_dyadic_mantissas(1)
+    s_in, s_out = _near(a, fc.input.scale), _near(c, fc.output.scale)
+    s_w = _near(b, 2.0**-3 * float(s_out) / float(s_in))
+    old_bias = (np.float64(fc.input.scale) * fc.weight_scales.astype(np.float64)).astype(np.float32)
+    fc_near = _patch_floats(base, fc.weight_scales, np.full(ir.units, s_w, np.float32))
+    fc_near = _patch_floats(fc_near, old_bias,
+                            np.full(ir.units, np.float32(float(s_in) * float(s_w)), np.float32))
+    fc_near = _patch_floats(fc_near, [np.float32(fc.input.scale)], [s_in])
+    fc_near = _patch_floats(fc_near, [np.float32(fc.output.scale)], [s_out])
+    # ADD with s_r = s_a / 2 * (1 - 2**-24) and s_out = s_a: every odd r lands just below a
+    # half-integer; double rounding (SRDHM, then RoundingDivideByPOT) keeps it a tie.
+    s_a = np.float32(add.input1.scale)
+    add_near = _patch_floats(base, [np.float32(add.input2.scale)],
+                             [np.float32(float(s_a) * 0.5 * (1 - 2.0**-24))])
+    add_near = _patch_floats(add_near, [np.float32(add.output.scale)], [s_a])
+    return {"fc-ties": fc_ties, "add-ties": add_ties, "fc-near-ties": fc_near,
+            "add-near-ties": add_near}
 
 
-@pytest.mark.parametrize("which", ["fc-ties", "add-ties"])
+@pytest.mark.parametrize("which", ["fc-ties", "add-ties", "fc-near-ties", "add-near-ties"])
 def test_rounding_ties_are_reproduced(which):
     model = _tie_models()[which]
     ir = read_ir(model)
@@ -110,3 +150,21 @@ def test_rounding_ties_are_reproduced(which):
         h_prev = np.concatenate([np.zeros_like(litert.h[:, :1]), litert.h[:, :-1]], axis=1)
         acc = h_prev.astype(np.int64) @ ir.recurrent_fc.weights.astype(np.int64).T
         assert np.count_nonzero(acc[acc < 0] % 1024 == 512) > 0  # negative ties happened
+    if which == "fc-near-ties":
+        # LiteRT uses the double scale, not the multiplier: ignoring that here must fail
+        assert ir.input_fc.multipliers[0] == 1 << 30 and ir.input_fc.effective_scales[0] != 0.125
+        sim = Simulator(ir, "tflite")
+        a_double = sim._input_fc(x.reshape(-1, ir.input_dim))
+        acc = sim._input_fc.accumulate(x.reshape(-1, ir.input_dim)).astype(np.int64)
+        a_multiplier = requantize(acc, sim._input_fc.multipliers, sim._input_fc.shifts,
+                                  ir.input_fc.output.zero_point, "tflite")
+        assert np.count_nonzero(a_double != a_multiplier) > 0
+    if which == "add-near-ties":
+        # a single rounding of the same multipliers would disagree with LiteRT here
+        add = ir.add
+        q = np.arange(-128, 128)
+        single = [multiply_by_quantized_multiplier_single((q - add.input2.zero_point) << 20,
+                                                          *add.input2_multiplier)]
+        double = [multiply_by_quantized_multiplier_smaller_than_one(
+            (q - add.input2.zero_point) << 20, *add.input2_multiplier, "tflite")]
+        assert np.count_nonzero(single[0] != double[0]) > 0

@@ -204,6 +204,38 @@ def test_add_rescale_matches_the_real_sum(profile):
     assert out.max() == 127 and out.min() == -128  # saturates at both ends
 
 
+def test_add_is_the_same_double_rounding_in_both_profiles():
+    x = np.arange(-(1 << 27), 1 << 27, 9973, dtype=np.int64)
+    m, shift = 1518500250, -3
+    a = P.multiply_by_quantized_multiplier_smaller_than_one(x, m, shift, "tflm")
+    b = P.multiply_by_quantized_multiplier_smaller_than_one(x, m, shift, "tflite")
+    np.testing.assert_array_equal(a, b)
+    want = [exact_half_away(Fraction(exact_half_up(Fraction(int(v) * m, 1 << 31)), 1 << 3))
+            for v in x[:200]]
+    np.testing.assert_array_equal(a[:200], want)
+
+
+# ---- LiteRT's double-precision FULLY_CONNECTED requantization -----------------------------
+
+
+@pytest.mark.parametrize("v, want", [
+    (0.49999999999999994, 0), (0.5, 1), (-0.5, -1), (2.5, 3), (-2.5, -3), (1.4999999999999998, 1),
+    (-1.4999999999999998, -1), (0.0, 0), (-0.0, 0), (2.0**52 + 1, 2.0**52 + 1), (-7.5, -8)])
+def test_round_half_away_exact(v, want):
+    assert P.round_half_away_exact(np.array([v]))[0] == want
+
+
+@given(st.integers(-(1 << 31), (1 << 31) - 1), st.floats(2.0**-40, 2.0**-1), st.integers(-20, 20))
+@settings(max_examples=300)
+def test_requantize_double_is_std_round_of_the_double_product(acc, scale, zp):
+    v = float(acc) * scale  # IEEE double product, as double(acc) * scale in C++
+    want = max(-128, min(127, exact_half_away(Fraction(v)) + zp))
+    got = P.requantize_double(np.array([acc]), np.array([scale]), zp)
+    assert int(got[0]) == want
+    assert int(P.requantize(np.array([acc]), 0, 0, zp, "tflite", scales=np.array([scale]))[0]) \
+        == want
+
+
 # ---- TANH --------------------------------------------------------------------------------
 
 
@@ -253,10 +285,13 @@ def test_float_requantize_equals_the_integer_one(accs, m, shift, zp):
     from elman.runtime.float_exact import requantize_float
 
     acc = np.array(accs, dtype=np.int64)
+    scale = np.float64(m * 2.0 ** (shift - 31))  # the scale the multiplier stands for, exactly
     for profile in P.PROFILES:
         want = P.requantize(acc, np.int64(m), np.int64(shift), zp, profile)
-        got = requantize_float(acc.astype(np.float64), np.int64(m), np.int64(shift), zp, profile)
+        got = requantize_float(acc.astype(np.float64), np.int64(m), np.int64(shift), zp, profile,
+                               scales=scale)
         np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(P.requantize(acc, m, shift, zp, profile, scales=scale), want)
 
 
 @pytest.mark.parametrize("shift", [-1, -9, -12])
@@ -268,7 +303,7 @@ def test_float_requantize_on_every_tie(shift):
     for profile in P.PROFILES:
         want = P.requantize(acc, np.int64(1 << 30), np.int64(shift), 3, profile)
         got = requantize_float(acc.astype(np.float64), np.int64(1 << 30), np.int64(shift), 3,
-                               profile)
+                               profile, scales=np.float64(2.0 ** (shift - 1)))
         np.testing.assert_array_equal(got, want)
 
 
