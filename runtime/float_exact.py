@@ -10,14 +10,15 @@ int8 input range, see ``max_abs_accumulator``) and the multiplier is below
 - scaling by ``2**-k`` is exact (a power of two);
 - adding 0.5 to a value below ``2**21`` whose last bit is ``2**-31`` needs at
   most 53 bits: exact;
-- ``floor`` / ``trunc`` are exact.
+- ``floor`` / ``trunc``, ``v - trunc(v)`` and doubling it are exact.
 
-So ``floor(v + 0.5)`` and ``trunc(v + copysign(0.5, v))`` reproduce the integer
-round-half-up (``SaturatingRoundingDoublingHighMul``) and round-half-away
-(``RoundingDivideByPOT``, LiteRT's single rounding) bit for bit. Values are
-clipped to +-1024 before the last rounding (the int8 result saturates long
-before that), which keeps every intermediate small. Layers outside the bound,
-or with a left shift, use ``elman.runtime.primitives.requantize``.
+So ``floor(v + 0.5)`` reproduces ``SaturatingRoundingDoublingHighMul`` (round
+half up) and ``trunc(v) + trunc(2 * (v - trunc(v)))`` reproduces
+``RoundingDivideByPOT`` and ``std::round`` (half away from zero) bit for bit.
+Profile ``tflite`` needs no bound at all: it *is* LiteRT's double product
+``acc * scale`` followed by ``std::round``. Values are clipped to +-1024 before
+the last rounding (the int8 result saturates long before that). Layers outside
+the bound, or with a left shift, use ``elman.runtime.primitives.requantize``.
 """
 
 from __future__ import annotations

@@ -316,3 +316,16 @@ def test_float_form_applies_only_within_its_bound():
     assert applies(bound, np.array([-3, -9]))
     assert not applies(1 << 21, np.array([-3]))
     assert not applies(bound, np.array([1, -9]))
+
+
+@given(st.lists(st.integers(-(1 << 21) + 1, (1 << 21) - 1), min_size=1, max_size=20),
+       st.floats(2.0**-30, 2.0**-1), st.integers(-128, 127))
+@settings(max_examples=300)
+def test_float_requantizer_tflite_is_literts_double_rounding(accs, scale, zp):
+    from elman.runtime.float_exact import FloatRequantizer
+
+    acc = np.array(accs, dtype=np.int64)
+    m, shift = P.quantize_multiplier(scale)
+    got = FloatRequantizer(np.int64(m), np.int64(shift), zp, "tflite", np.float64(scale))(
+        acc.astype(np.float64))
+    np.testing.assert_array_equal(got, P.requantize_double(acc, np.float64(scale), zp))
