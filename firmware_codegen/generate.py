@@ -16,6 +16,7 @@ step).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -156,6 +157,29 @@ class CLayer:
     @property
     def shifts(self) -> np.ndarray:
         return self._multipliers_and_shifts[1]
+
+    @functools.cached_property
+    def _double_scales(self) -> list[tuple[int, int]]:
+        """Each float64 effective scale as (53-bit mantissa, exponent), 0 for tiny scales."""
+        out = []
+        for s in self.fc.effective_scales.astype(np.float64):
+            fraction, exp = math.frexp(float(s))
+            mantissa, exponent = int(fraction * 2**53), exp - 53
+            if mantissa == 0 or exponent < -128:  # |acc| * s < 2^31 * 2^-75: rounds to 0
+                mantissa, exponent = 0, 0
+            if exponent > 127:
+                raise ModelError(f"{self.title}: requantization scale {float(s):g} is too large")
+            out.append((mantissa, exponent))
+        return out
+
+    @property
+    def double_mantissas(self) -> list[tuple[int, int]]:
+        """The tflite profile's {hi, lo} halves of each scale's 53-bit mantissa."""
+        return [(m >> 32, m & 0xFFFFFFFF) for m, _ in self._double_scales]
+
+    @property
+    def double_exponents(self) -> np.ndarray:
+        return np.array([e for _, e in self._double_scales], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -302,6 +326,7 @@ def template_environment() -> jinja2.Environment:
     env.filters["c_float"] = c_float
     env.filters["c_float_array"] = lambda v: _lines([c_float(x) for x in v], 4)
     env.filters["c_string_array"] = lambda v: _lines([c_string(s) for s in v], 8)
+    env.filters["c_pair_array"] = lambda v: _lines([f"{{{a}u, {b}u}}" for a, b in v], 4)
     return env
 
 

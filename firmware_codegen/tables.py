@@ -41,7 +41,8 @@ def token_input_table(ir: QuantizedRNN, profile: str) -> np.ndarray:
     pairs = [quantize_multiplier_for(float(s), profile) for s in fc.effective_scales]
     multipliers = np.array([m for m, _ in pairs], dtype=np.int64)
     shifts = np.array([s for _, s in pairs], dtype=np.int64)
-    return requantize(acc, multipliers, shifts, int(fc.output.zero_point), profile)
+    return requantize(acc, multipliers, shifts, int(fc.output.zero_point), profile,
+                      scales=fc.effective_scales.astype(np.float64))
 
 
 def add_input_table(zero_point: int, left_shift: int, multiplier: int, shift: int,

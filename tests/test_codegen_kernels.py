@@ -1,10 +1,17 @@
 """The generated C kernels against the simulator's primitives at the edges of int32.
 
-A small program includes the generated ``<prefix>_model.c`` (so its static
-kernels are visible), reads ``x multiplier shift`` triples from stdin and
-prints ``<prefix>_multiply`` (and ``<prefix>_multiply_small`` for shift <= 0);
-the results must equal ``elman.runtime.primitives`` for every triple.
+Small programs include the generated ``<prefix>_model.c`` (so its static kernels
+are visible), read cases from stdin and print the kernels' results, which must
+equal ``elman.runtime.primitives`` for every case:
+
+- ``<prefix>_multiply`` (tflm) and ``<prefix>_multiply_small`` (both profiles) on
+  ``x multiplier shift`` triples;
+- the tflite profile's ``<prefix>_round_scaled``, LiteRT's double-precision
+  ``std::round(acc * scale)`` done in integers, on accumulators and float64 scales
+  that put the product on, and one ulp beside, half-integers.
 """
+
+import math
 
 import numpy as np
 import pytest
@@ -16,9 +23,10 @@ from elman.runtime.primitives import (
     INT32_MIN,
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_smaller_than_one,
+    round_half_away_exact,
 )
 
-KERNEL_PROGRAM = r"""
+MULTIPLY_PROGRAM = r"""
 #include <stdio.h>
 #include "k_model.c"
 
@@ -26,7 +34,11 @@ int main(void)
 {
     long long x, m, s;
     while (scanf("%lld %lld %lld", &x, &m, &s) == 3) {
+#if K_TFLM
         const long full = (long)k_multiply((int32_t)x, (int32_t)m, (int)s);
+#else
+        const long full = 0L;
+#endif
         const long small = s <= 0 ? (long)k_multiply_small((int32_t)x, (int32_t)m, (int)s) : 0L;
         printf("%ld %ld\n", full, small);
     }
@@ -34,8 +46,31 @@ int main(void)
 }
 """
 
+ROUND_SCALED_PROGRAM = r"""
+#include <stdio.h>
+#include "k_model.c"
 
-def _cases() -> np.ndarray:
+int main(void)
+{
+    long long acc, hi, lo, e;
+    while (scanf("%lld %lld %lld %lld", &acc, &hi, &lo, &e) == 4) {
+        k_scale_t s;
+        s.hi = (uint32_t)hi;
+        s.lo = (uint32_t)lo;
+        printf("%ld\n", (long)k_round_scaled((int32_t)acc, s, (int)e));
+    }
+    return 0;
+}
+"""
+
+
+def _program(profile: str, source: str):
+    files = generate_c(random_ir(2, 3, 1, seed=0), prefix="k", profile=profile)
+    files["kernel_test.c"] = f"#define K_TFLM {int(profile == 'tflm')}\n" + source
+    return compile_program(files, ["kernel_test.c"], extra_flags=("-Wno-unused-function",))
+
+
+def _multiply_cases() -> np.ndarray:
     rng = np.random.default_rng(7)
     xs = [INT32_MIN, INT32_MIN + 1, -(2**30), -65536, -3, -2, -1, 0, 1, 2, 3, 65535, 2**30,
           INT32_MAX - 1, INT32_MAX]
@@ -52,17 +87,50 @@ def _cases() -> np.ndarray:
 
 @pytest.mark.parametrize("profile", ["tflm", "tflite"])
 def test_multiply_equals_primitives_at_int32_edges(profile):
-    files = generate_c(random_ir(2, 3, 1, seed=0), prefix="k", profile=profile)
-    files["kernel_test.c"] = KERNEL_PROGRAM
-    exe = compile_program(files, ["kernel_test.c"], extra_flags=("-Wno-unused-function",))
-    cases = _cases()
+    cases = _multiply_cases()
     stdin = "".join(f"{x} {m} {s}\n" for x, m, s in cases).encode()
-    got = np.array(run_program(exe, stdin, []).stdout.split(), dtype=np.int64).reshape(-1, 2)
+    out = run_program(_program(profile, MULTIPLY_PROGRAM), stdin, []).stdout.split()
+    got = np.array(out, dtype=np.int64).reshape(-1, 2)
     x, m, s = cases.T
-    want = multiply_by_quantized_multiplier(x, m, s, profile)
-    np.testing.assert_array_equal(got[:, 0], want)
+    if profile == "tflm":
+        np.testing.assert_array_equal(got[:, 0], multiply_by_quantized_multiplier(x, m, s, "tflm"))
     small = s <= 0
     want_small = multiply_by_quantized_multiplier_smaller_than_one(
         x[small], m[small], s[small], profile)
     np.testing.assert_array_equal(got[small, 1], want_small)
     assert len(cases) > 8000
+
+
+def _double_parts(scale: float) -> tuple[int, int, int]:
+    if scale == 0.0:
+        return 0, 0, 0
+    fraction, exp = math.frexp(scale)
+    mantissa = int(fraction * 2**53)
+    return mantissa >> 32, mantissa & 0xFFFFFFFF, exp - 53
+
+
+def test_round_scaled_equals_litert_double_rounding():
+    rng = np.random.default_rng(0)
+    accs, scales = [], []
+    for _ in range(8000):  # anywhere
+        accs.append(int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True)
+                        if rng.random() < 0.5 else rng.integers(-(2**20), 2**20)))
+        scales.append(float(10 ** rng.uniform(-12, 1)))
+    for _ in range(8000):  # products on, and one ulp of the scale beside, half-integers
+        acc = int(rng.integers(1, 2**31)) * int(rng.choice([-1, 1]))
+        s = abs((int(rng.integers(-300, 300)) + 0.5) / acc)
+        step = int(rng.integers(-2, 3))
+        for _ in range(abs(step)):
+            s = float(np.nextafter(s, np.inf if step > 0 else 0.0))
+        accs.append(acc)
+        scales.append(s)
+    for acc in (INT32_MIN, INT32_MAX, -1, 0, 1):
+        for s in (0.0, 2.0**-31, 0.5, 1.0, 3.0, 2.0**-70, 0.49999999999999994):
+            accs.append(acc)
+            scales.append(s)
+    stdin = "".join(f"{a} {' '.join(map(str, _double_parts(s)))}\n"
+                    for a, s in zip(accs, scales, strict=True)).encode()
+    got = np.array(run_program(_program("tflite", ROUND_SCALED_PROGRAM), stdin, []).stdout.split(),
+                   dtype=np.int64)
+    exact = round_half_away_exact(np.array(accs, np.float64) * np.array(scales, np.float64))
+    np.testing.assert_array_equal(got, np.clip(exact, -1024, 1024).astype(np.int64))

@@ -18,8 +18,10 @@
  *
  * Interface used by the step below (all static, all exact):
  *   tiny_matvec_s8(w, x, groups, words, acc)      acc[r] += sum_c w[r][c] * x[c] (blocked w)
- *   tiny_multiply(x, multiplier, shift)           x * multiplier * 2^(shift - 31), rounded
+ *   tiny_multiply_small(x, multiplier, shift)     x * multiplier * 2^(shift - 31), shift <= 0
  *   tiny_requantize_s8(acc, mult, shift, zp)      int8 output of a FULLY_CONNECTED accumulator
+ *                                                  (tflite: mult/shift = the double scale's
+ *                                                  mantissa and exponent)
  *   tiny_add(a, r)                                int8 ADD of the two FC outputs
  * The rounding of every rescale is that of the tflite profile, exactly as
  * elman.runtime.primitives computes it.
@@ -200,49 +202,109 @@ static int8_t tiny_saturate_s8(int32_t v, int32_t zero_point)
     return (int8_t)(v + zero_point);
 #endif
 }
-
-/* Two's-complement wrap of an int64 to int32, as the C int32 arithmetic of the kernels does. */
-static int32_t tiny_wrap_int32(int64_t v)
+/* Two's-complement reading of 32 bits (compiles to nothing on two's-complement targets). */
+TINY_MAYBE_UNUSED static int32_t tiny_wrap_uint32(uint32_t u)
 {
-    const uint32_t u = (uint32_t)(uint64_t)v;
     return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
 /*
- * x * multiplier * 2^(shift - 31), tflite profile: LiteRT reference kernels round once,
- * round(x * multiplier / 2^(31 - shift)) with ties away from zero, exact in 64 bits
- * (|x| * multiplier < 2^62), wrapped to int32.
+ * round(a * b / 2^31) as gemmlowp's SaturatingRoundingDoublingHighMul, for b a quantized
+ * multiplier (0 or in [2^30, 2^31 - 1], as every multiplier elman generates): its one
+ * saturating case, a = b = INT32_MIN, cannot occur. gemmlowp adds 2^30 for ab >= 0 and
+ * 1 - 2^30 for ab < 0, then truncates toward zero; for ab < 0,
+ * trunc((ab + 1 - 2^30) / 2^31) = floor((ab + 2^30) / 2^31), so one arithmetic shift covers
+ * both signs (SMULL/SMLAL and two shifts on a Cortex-M4).
  */
-TINY_MAYBE_UNUSED static int32_t tiny_multiply(int32_t x, int32_t multiplier, int shift)
+static int32_t tiny_doubling_high_mul(int32_t a, int32_t b)
 {
-    const int total_shift = 31 - shift;
-    const int64_t product = tiny_mul_wide(x, multiplier); /* one SMULL on v7-M */
-    const int64_t magnitude = x < 0 ? -product : product;      /* |x| * multiplier */
-    const int64_t rounded = (magnitude + ((int64_t)1 << (total_shift - 1))) >> total_shift;
-    return tiny_wrap_int32(x < 0 ? -rounded : rounded);
+    return (int32_t)((tiny_mul_wide(a, b) + ((int64_t)1 << 30)) >> 31);
+}
+
+/* round(x / 2^exponent), ties away from zero, 0 <= exponent <= 31 (gemmlowp RoundingDivideByPOT). */
+static int32_t tiny_divide_by_pot(int32_t x, int exponent)
+{
+    const int32_t mask = (int32_t)((1u << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
 /*
- * The same for shift <= 0 (ADD, and every layer whose scale is below one), with 32-bit shifts:
- * for M = |x| * multiplier < 2^62 and k = 31 - shift >= 31,
- * floor((M + 2^(k-1)) / 2^k) = floor((q + 1) / 2) with q = floor(M / 2^(k-1))
- * = floor(floor(M / 2^30) / 2^-shift) (nested floor divisions compose exactly), q < 2^32.
+ * x * multiplier * 2^(shift - 31) for shift <= 0, gemmlowp double rounding
+ * (MultiplyByQuantizedMultiplierSmallerThanOneExp): ADD's rescales in both profiles (TFLM's
+ * and, as measured, LiteRT's reference ADD) and the tflm profile's FULLY_CONNECTED.
  */
 static int32_t tiny_multiply_small(int32_t x, int32_t multiplier, int shift)
 {
-    const int64_t product = tiny_mul_wide(x, multiplier);
-    const uint64_t magnitude = (uint64_t)(x < 0 ? -product : product);
-    const uint32_t q = (uint32_t)(magnitude >> 30) >> -shift; /* floor(M / 2^(k - 1)) */
-    const int64_t rounded = (int64_t)((q >> 1) + (q & 1u));
-    return tiny_wrap_int32(x < 0 ? -rounded : rounded);
+    return tiny_divide_by_pot(tiny_doubling_high_mul(x, multiplier), -shift);
+}
+
+/* Bits needed to write v (0 for 0), without a count-leading-zeros instruction. */
+static int tiny_bit_length(uint64_t v)
+{
+    int n = 0;
+    if ((v >> 32) != 0u) { v >>= 32; n += 32; }
+    if ((v >> 16) != 0u) { v >>= 16; n += 16; }
+    if ((v >> 8) != 0u) { v >>= 8; n += 8; }
+    if ((v >> 4) != 0u) { v >>= 4; n += 4; }
+    if ((v >> 2) != 0u) { v >>= 2; n += 2; }
+    if ((v >> 1) != 0u) { v >>= 1; n += 1; }
+    return n + (int)v;
+}
+
+/*
+ * std::round(double(acc) * scale), tflite profile: LiteRT's reference FULLY_CONNECTED
+ * requantizes in double precision with the real scale s_in * s_w / s_out (not a quantized
+ * multiplier). Computed here in integers, exactly: scale = mantissa * 2^exponent with the
+ * double's 53-bit mantissa (hi * 2^32 + lo); |acc| * mantissa (85 bits) is rounded to 53
+ * significant bits, ties to even, as the double product is; that value is rounded half away
+ * from zero to an integer, as std::round does. Saturated to +-1024 (beyond int8 either way).
+ */
+static int32_t tiny_round_scaled(int32_t acc, tiny_scale_t scale, int exponent)
+{
+    const uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    uint64_t low, mid, y;
+    uint32_t lo32;
+    int drop, k;
+    int32_t magnitude;
+    if (a == 0u || (scale.hi | scale.lo) == 0u) {
+        return 0;
+    }
+    low = (uint64_t)a * scale.lo;
+    mid = (uint64_t)a * scale.hi + (low >> 32); /* |acc| * mantissa = mid * 2^32 + lo32 */
+    lo32 = (uint32_t)low;
+    drop = tiny_bit_length(mid) - 21; /* bits below the 53 significant ones: 0..32 */
+    if (drop <= 0) {
+        y = (mid << 32) | lo32;
+        drop = 0;
+    } else {
+        const uint64_t rest = drop == 32 ? lo32 : (lo32 & ((1u << drop) - 1u));
+        const uint64_t half = (uint64_t)1 << (drop - 1);
+        y = (mid << (32 - drop)) | (drop == 32 ? 0u : (lo32 >> drop));
+        if (rest > half || (rest == half && (y & 1u) != 0u)) { /* to nearest, ties to even */
+            y += 1u;
+        }
+    }
+    k = -(exponent + drop); /* the double product is y * 2^-k */
+    if (k <= 0) {
+        magnitude = 1024;
+    } else if (k > 62) {
+        magnitude = 0;
+    } else {
+        const uint64_t r = (y + ((uint64_t)1 << (k - 1))) >> k; /* half away from zero */
+        magnitude = r > 1024u ? 1024 : (int32_t)r;
+    }
+    return acc < 0 ? -magnitude : magnitude;
 }
 
 /* FULLY_CONNECTED epilogue: scale the int32 accumulator, add the zero point, saturate. */
-static int8_t tiny_requantize_s8(int32_t acc, int32_t multiplier, int shift, int32_t zero_point)
+static int8_t tiny_requantize_s8(int32_t acc, tiny_scale_t scale, int exponent,
+    int32_t zero_point)
 {
-    /* every layer's shift is <= 0 (known at generation time): no left shift to apply */
-    return tiny_saturate_s8(tiny_multiply_small(acc, multiplier, shift), zero_point);
+    return tiny_saturate_s8(tiny_round_scaled(acc, scale, exponent), zero_point);
 }
+
 
 /*
  * int8 ADD: TFLite's two-stage rescale (inputs shifted left by 20, each scaled, summed, rescaled).

@@ -18,8 +18,10 @@
  *
  * Interface used by the step below (all static, all exact):
  *   chars_matvec_s8(w, x, groups, words, acc)      acc[r] += sum_c w[r][c] * x[c] (blocked w)
- *   chars_multiply(x, multiplier, shift)           x * multiplier * 2^(shift - 31), rounded
+ *   chars_multiply_small(x, multiplier, shift)     x * multiplier * 2^(shift - 31), shift <= 0
  *   chars_requantize_s8(acc, mult, shift, zp)      int8 output of a FULLY_CONNECTED accumulator
+ *                                                  (tflite: mult/shift = the double scale's
+ *                                                  mantissa and exponent)
  *   chars_add(a, r)                                int8 ADD of the two FC outputs
  * The rounding of every rescale is that of the tflm profile, exactly as
  * elman.runtime.primitives computes it.
@@ -200,9 +202,8 @@ static int8_t chars_saturate_s8(int32_t v, int32_t zero_point)
     return (int8_t)(v + zero_point);
 #endif
 }
-
 /* Two's-complement reading of 32 bits (compiles to nothing on two's-complement targets). */
-static int32_t chars_wrap_uint32(uint32_t u)
+CHARS_MAYBE_UNUSED static int32_t chars_wrap_uint32(uint32_t u)
 {
     return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
 }
@@ -230,6 +231,16 @@ static int32_t chars_divide_by_pot(int32_t x, int exponent)
 }
 
 /*
+ * x * multiplier * 2^(shift - 31) for shift <= 0, gemmlowp double rounding
+ * (MultiplyByQuantizedMultiplierSmallerThanOneExp): ADD's rescales in both profiles (TFLM's
+ * and, as measured, LiteRT's reference ADD) and the tflm profile's FULLY_CONNECTED.
+ */
+static int32_t chars_multiply_small(int32_t x, int32_t multiplier, int shift)
+{
+    return chars_divide_by_pot(chars_doubling_high_mul(x, multiplier), -shift);
+}
+
+/*
  * x * multiplier * 2^(shift - 31), tflm profile: TFLite Micro's MultiplyByQuantizedMultiplier,
  * gemmlowp "double rounding" (the left shift wraps like the int32 C code it mirrors).
  */
@@ -242,18 +253,13 @@ CHARS_MAYBE_UNUSED static inline int32_t chars_multiply(int32_t x, int32_t multi
     return chars_divide_by_pot(chars_doubling_high_mul(shifted, multiplier), right);
 }
 
-/* The same for shift <= 0 (MultiplyByQuantizedMultiplierSmallerThanOneExp), used by ADD. */
-static int32_t chars_multiply_small(int32_t x, int32_t multiplier, int shift)
-{
-    return chars_divide_by_pot(chars_doubling_high_mul(x, multiplier), -shift);
-}
-
 /* FULLY_CONNECTED epilogue: scale the int32 accumulator, add the zero point, saturate. */
 static int8_t chars_requantize_s8(int32_t acc, int32_t multiplier, int shift, int32_t zero_point)
 {
     /* every layer's shift is <= 0 (known at generation time): no left shift to apply */
     return chars_saturate_s8(chars_multiply_small(acc, multiplier, shift), zero_point);
 }
+
 
 /*
  * int8 ADD: TFLite's two-stage rescale (inputs shifted left by 20, each scaled, summed, rescaled).
