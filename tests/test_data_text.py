@@ -78,3 +78,17 @@ def test_changed_source_file_is_refused(tmp_path):
     np.savez(tmp_path / "d.npz", x=x + 1, y=np.arange(10) % 2)
     with pytest.raises(DataError, match="d.npz changed since training"):
         load_run_data(tmp_path)
+
+
+def test_relative_user_path_reloads_from_another_directory(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    text = "".join(f"paragraph {i} about things\n\n" for i in range(40))
+    (tmp_path / "data" / "t.txt").write_text(text)
+    monkeypatch.chdir(tmp_path / "data")
+    data = load_dataset("text:t.txt")
+    (tmp_path / "data_spec.json").write_text(dumps_json(data.spec()))
+    monkeypatch.chdir(tmp_path)
+    again = load_run_data(tmp_path)
+    assert again.source == "text:t.txt"
+    np.testing.assert_array_equal(again.train_ids, data.train_ids)
+    assert len(data.val_ids) > 0 and data.spec()["split"] == "paragraph-crc32"

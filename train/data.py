@@ -20,6 +20,7 @@ code point, stored in ``data_spec.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -356,8 +357,11 @@ def load_run_data(run_dir: Path | str) -> RunData:
         raise DataError(f"{path}: unknown format {spec.get('format')!r} (expected {SPEC_FORMAT})")
     source = spec["source"]
     kind, _, name = source.partition(":")
+    if "path" in spec:  # user files: the absolute path recorded at training time
+        name = spec["path"]
     if kind == "text":
         data: RunData | _RawClassification = _load_text(name, spec.get("max_chars"))
+        data = dataclasses.replace(data, source=source)
     elif kind == "sensor":
         data = _load_sensor(name)
     else:
