@@ -361,11 +361,11 @@ def load_run_data(run_dir: Path | str) -> RunData:
         name = spec["path"]
     if kind == "text":
         data: RunData | _RawClassification = _load_text(name, spec.get("max_chars"))
-        data = dataclasses.replace(data, source=source)
     elif kind == "sensor":
         data = _load_sensor(name)
     else:
         data = _load_npz(Path(name))
+    data = dataclasses.replace(data, source=source)
     stored_files, files = spec.get("files", {}), data.info.get("files", {})
     for fname, digest in stored_files.items():
         if files.get(fname) != digest:
