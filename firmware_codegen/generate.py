@@ -281,10 +281,6 @@ class CModel:
     def units_padded(self) -> int:
         return 4 * (-(-self.units // 4))
 
-    @property
-    def max_col_words(self) -> int:
-        return max(layer.col_words for layer in self.layers)
-
     @functools.cached_property
     def token_input(self) -> np.ndarray:
         return tables.token_input_table(self.ir, self.profile).reshape(-1)

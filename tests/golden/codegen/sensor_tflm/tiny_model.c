@@ -11,13 +11,11 @@
 #include "tiny_model.h"
 #include "tiny_weights.h"
 
-/* Longest input of any layer, in words of 4 int8 (sizes the DSP kernel's scratch). */
-#define TINY_MAX_COL_WORDS 1
-
 /* ---- integer kernels (tflm profile) ----------------------------------------------
  *
  * Interface used by the step below (all static, all exact):
- *   tiny_matvec_s8(w, x, groups, words, acc)      acc[r] += sum_c w[r][c] * x[c] (blocked w)
+ *   tiny_load_vector(v, src, n)                   the kernel's copy of an int8 vector
+ *   tiny_matvec_s8(w, bias, v, words, acc)        acc[i] = bias[i] + w[i] . v, 4 rows i
  *   tiny_multiply_small(x, multiplier, shift)     x * multiplier * 2^(shift - 31), shift <= 0
  *   tiny_requantize_s8(acc, mult, shift, zp)      int8 output of a FULLY_CONNECTED accumulator
  *                                                  (tflite: mult/shift = the double scale's
@@ -46,19 +44,22 @@ typedef char tiny_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 #endif
 
 /*
- * acc[r] = bias[r] + sum_c w[r][c] * x[c] for every row r: the matrix-vector product of a layer.
+ * acc[i] = bias[i] + sum_c w[i][c] * x[c] for the 4 rows i of one group: 4 outputs of a layer.
  *
  * The weights are blocked at generation time in the order this loop consumes them: for each
  * group of 4 rows, for each 4 columns, 4 bytes of each of the 4 rows (rows and columns padded
- * with zero weights to multiples of 4). One pass over x serves 4 rows. x holds col_words * 4
- * int8 values, 4-byte aligned, its padding zero. Sums are exact in int32 (the generator
- * checks the worst case), so every path below returns the same accumulators.
+ * with zero weights to multiples of 4); the group starting at row 4g starts at byte
+ * 16 * col_words * g. One pass over x serves 4 rows. x is the kernel's copy of the input
+ * vector (tiny_load_vector: col_words * 4 values, the padding zero). Sums are exact in
+ * int32 (the generator checks the worst case), so every path below returns the same
+ * accumulators. The step calls the kernel once per group of 4 outputs and uses the 4 sums at
+ * once: no accumulator array as long as the layer exists.
  */
 #if defined(TINY_DSP)
 /*
- * Cortex-M4/M7 (DSP extension): x is expanded once into int16 pairs, (x0, x2) and (x1, x3)
- * per word (SXTB16, SXTB16 ROR #8); then 4 rows x 4 columns cost 2 LDRD, 3 x 1 loads, 8 SXTB16
- * and 8 SMLAD (16 MACs) with ACLE's __sxtb16 / __smlad instructions. GCC 12's arm_acle.h has
+ * Cortex-M4/M7 (DSP extension): x is expanded once per step into int16 pairs, (x0, x2) and
+ * (x1, x3) per word (SXTB16, SXTB16 ROR #8); then 4 rows x 4 columns cost 2 LDRD, 3 x 1 loads,
+ * 8 SXTB16 and 8 SMLAD (16 MACs) with ACLE's __sxtb16 / __smlad instructions. GCC 12's arm_acle.h has
  * no __ror, GCC does not fold a rotate into SXTB16 and it spills the accumulators of an
  * intrinsics loop, hence the inline assembly for the 4 x 4 block.
  */
@@ -103,61 +104,91 @@ __attribute__((always_inline)) static inline void tiny_mac_4x4(const uint32_t **
     *wp = w;
 }
 
-static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const int8_t *x,
-    size_t row_groups, size_t col_words, int32_t *acc)
+/* The kernel's copy of a vector: per 4 int8 values, the int16 pairs (x0, x2) and (x1, x3). */
+typedef uint32_t tiny_vector_t;
+#define TINY_VECTOR_LENGTH(n) (2 * (((n) + 3) / 4)) /* words: 2 * n bytes, n rounded up to 4 */
+
+/* dst = src[0..n) as int16 pairs (SXTB16, SXTB16 ROR #8), zero-padded to whole words of 4. */
+static void tiny_load_vector(tiny_vector_t *dst, const int8_t *src, size_t n)
 {
-    uint32_t pairs[2 * TINY_MAX_COL_WORDS]; /* x as int16 pairs */
-    const uint32_t *wp = (const uint32_t *)(const void *)w;
-    size_t g, k;
-    for (k = 0; k < col_words; ++k) {
-        uint32_t v, odd;
-        __builtin_memcpy(&v, x + 4 * k, 4);
+    const size_t words = n / 4;
+    uint32_t v, odd;
+    size_t k;
+    for (k = 0; k < words; ++k) {
+        __builtin_memcpy(&v, src + 4 * k, 4);
         __asm__("sxtb16 %0, %1, ror #8" : "=r"(odd) : "r"(v));
-        pairs[2 * k] = (uint32_t)__sxtb16((int8x4_t)v);
-        pairs[2 * k + 1] = odd;
+        dst[2 * k] = (uint32_t)__sxtb16((int8x4_t)v);
+        dst[2 * k + 1] = odd;
     }
-    for (g = 0; g < row_groups; ++g, acc += 4, bias += 4) {
-        int32_t sums[4]; /* local, so that the sums stay in registers */
-        const uint32_t *xp = pairs;
-        const uint32_t *const end = pairs + 2 * col_words;
-        sums[0] = bias[0];
-        sums[1] = bias[1];
-        sums[2] = bias[2];
-        sums[3] = bias[3];
-        if (col_words & 1u) {
-            tiny_mac_4x4(&xp, &wp, sums);
+    if (n % 4 != 0) {
+        int8_t last[4] = {0, 0, 0, 0};
+        for (k = 0; 4 * words + k < n; ++k) {
+            last[k] = src[4 * words + k];
         }
-        while (xp != end) {
-            tiny_mac_4x4(&xp, &wp, sums);
-            tiny_mac_4x4(&xp, &wp, sums);
-        }
-        acc[0] = sums[0];
-        acc[1] = sums[1];
-        acc[2] = sums[2];
-        acc[3] = sums[3];
+        __builtin_memcpy(&v, last, 4);
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(odd) : "r"(v));
+        dst[2 * words] = (uint32_t)__sxtb16((int8x4_t)v);
+        dst[2 * words + 1] = odd;
     }
 }
-#else
-/* Portable C (any core; Cortex-M0/M0+/M3): 4 rows per pass, each x value loaded once. */
-static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const int8_t *x,
-    size_t row_groups, size_t col_words, int32_t *acc)
+
+static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vector_t *x,
+    size_t col_words, int32_t acc[4])
 {
-    size_t g, k;
-    for (g = 0; g < row_groups; ++g, acc += 4, bias += 4) {
-        int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
-        const int8_t *xp = x;
-        for (k = 0; k < col_words; ++k, xp += 4, w += 16) {
-            const int32_t x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
-            a0 += w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3;
-            a1 += w[4] * x0 + w[5] * x1 + w[6] * x2 + w[7] * x3;
-            a2 += w[8] * x0 + w[9] * x1 + w[10] * x2 + w[11] * x3;
-            a3 += w[12] * x0 + w[13] * x1 + w[14] * x2 + w[15] * x3;
-        }
-        acc[0] = a0;
-        acc[1] = a1;
-        acc[2] = a2;
-        acc[3] = a3;
+    int32_t sums[4]; /* local, so that the sums stay in registers */
+    const uint32_t *wp = (const uint32_t *)(const void *)w;
+    const uint32_t *xp = x;
+    const uint32_t *const end = x + 2 * col_words;
+    sums[0] = bias[0];
+    sums[1] = bias[1];
+    sums[2] = bias[2];
+    sums[3] = bias[3];
+    if (col_words & 1u) {
+        tiny_mac_4x4(&xp, &wp, sums);
     }
+    while (xp != end) {
+        tiny_mac_4x4(&xp, &wp, sums);
+        tiny_mac_4x4(&xp, &wp, sums);
+    }
+    acc[0] = sums[0];
+    acc[1] = sums[1];
+    acc[2] = sums[2];
+    acc[3] = sums[3];
+}
+#else
+/* Portable C (any core; Cortex-M0/M0+/M3): the kernel's copy of a vector is the int8 values. */
+typedef int8_t tiny_vector_t;
+#define TINY_VECTOR_LENGTH(n) (4 * (((n) + 3) / 4)) /* n bytes, rounded up to 4 */
+
+/* dst = src[0..n), zero-padded to whole words of 4. */
+static void tiny_load_vector(tiny_vector_t *dst, const int8_t *src, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        dst[i] = src[i];
+    }
+    for (; i % 4 != 0; ++i) {
+        dst[i] = 0;
+    }
+}
+
+/* 4 rows per pass, each x value loaded once. */
+static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vector_t *x,
+    size_t col_words, int32_t acc[4])
+{
+    int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+    size_t k;
+    for (k = 0; k < col_words; ++k, x += 4, w += 16) {
+        const int32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        a0 += w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3;
+        a1 += w[4] * x0 + w[5] * x1 + w[6] * x2 + w[7] * x3;
+        a2 += w[8] * x0 + w[9] * x1 + w[10] * x2 + w[11] * x3;
+        a3 += w[12] * x0 + w[13] * x1 + w[14] * x2 + w[15] * x3;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
 }
 #endif
 
@@ -272,6 +303,7 @@ static int8_t tiny_add(int8_t a, int8_t r)
     return tiny_saturate_s8(out, -105);
 }
 
+
 /* ---- the step -------------------------------------------------------------------------- */
 
 void tiny_reset(tiny_state_t *state)
@@ -282,54 +314,65 @@ void tiny_reset(tiny_state_t *state)
     }
 }
 
-/* h' = TANH(ADD(a, FC(h; W_h))) for each unit, a[c] the int8 output of the input layer. */
-static void tiny_advance(tiny_state_t *state, const int8_t *a)
+/*
+ * h' = TANH(ADD(a, FC(h; W_h))) with a = FC(x; W_x, b), 4 units at a time: the 4 sums of each
+ * layer are requantized and combined at once and h' is written straight into state->h, since
+ * the kernel reads h from its own copy (the one vector of scratch the step holds).
+ */
+static void tiny_advance(tiny_state_t *state, const tiny_vector_t *x)
 {
-    int32_t acc_r[4];
-    size_t c;
-    tiny_matvec_s8(tiny_recurrent_weights, tiny_recurrent_bias, state->h,
-        1, 1, acc_r);
-    for (c = 0; c < TINY_UNITS; ++c) {
-        const int8_t r = tiny_requantize_s8(
-            acc_r[c], tiny_recurrent_multiplier[c], tiny_recurrent_shift[c],
-            106);
-        state->h[c] = tiny_tanh[(uint8_t)((int32_t)tiny_add(a[c], r) + 128)];
+    tiny_vector_t h[TINY_VECTOR_LENGTH(TINY_UNITS)]; /* the previous state */
+    size_t g, i;
+    tiny_load_vector(h, state->h, TINY_UNITS);
+    for (g = 0; g < 1; ++g) {
+        int32_t acc_x[4], acc_h[4]; /* the input and recurrent sums of units 4g .. 4g + 3 */
+        int8_t a[4];
+        tiny_matvec_s8(tiny_input_weights + 16 * g,
+            tiny_input_bias + 4 * g, x, 1, acc_x);
+        tiny_matvec_s8(tiny_recurrent_weights + 16 * g,
+            tiny_recurrent_bias + 4 * g, h, 1, acc_h);
+        /* a (one pass), then r, ADD and TANH (a second pass): fewer live values per loop */
+        for (i = 0; i < 4; ++i) {
+            const size_t c = 4 * g + i;
+            a[i] = tiny_requantize_s8(acc_x[i], tiny_input_multiplier[c],
+                tiny_input_shift[c], -74);
+        }
+        for (i = 0; i < 4; ++i) {
+            const size_t c = 4 * g + i;
+            int8_t r;
+            r = tiny_requantize_s8(acc_h[i], tiny_recurrent_multiplier[c],
+                tiny_recurrent_shift[c], 106);
+            state->h[c] = tiny_tanh[(uint8_t)((int32_t)tiny_add(a[i], r) + 128)];
+        }
     }
 }
 
-/* y = FC(h; W_y, b_y) */
+/* y = FC(h; W_y, b_y), 4 outputs at a time, from the kernel's copy of h (the same scratch). */
 static void tiny_head(const tiny_state_t *state, int8_t *y)
 {
-    int32_t acc[4];
-    size_t o;
-    tiny_matvec_s8(tiny_head_weights, tiny_head_bias, state->h,
-        1, 1, acc);
-    for (o = 0; o < TINY_OUTPUT_DIM; ++o) {
-        y[o] = tiny_requantize_s8(acc[o], tiny_head_multiplier[o], tiny_head_shift[o],
-            -110);
+    tiny_vector_t h[TINY_VECTOR_LENGTH(TINY_UNITS)];
+    size_t g, i;
+    tiny_load_vector(h, state->h, TINY_UNITS);
+    for (g = 0; g < 1; ++g) {
+        int32_t acc[4];
+        tiny_matvec_s8(tiny_head_weights + 16 * g,
+            tiny_head_bias + 4 * g, h, 1, acc);
+        for (i = 0; i < 4; ++i) {
+            const size_t o = 4 * g + i;
+            if (o >= TINY_OUTPUT_DIM) {
+                break;
+            }
+            y[o] = tiny_requantize_s8(acc[i], tiny_head_multiplier[o],
+                tiny_head_shift[o], -110);
+        }
     }
 }
 
 void tiny_step(tiny_state_t *state, const int8_t *x, int8_t *y)
 {
-    int8_t a[TINY_UNITS];
-    {
-        /* the input layer's int32 accumulators, dead before the recurrent layer's exist */
-        int32_t acc[4];
-        size_t c;
-        int8_t x_padded[4]; /* whole words for the kernel */
-        x_padded[0] = x[0];
-        x_padded[1] = x[1];
-        x_padded[2] = x[2];
-        x_padded[3] = 0;
-        tiny_matvec_s8(tiny_input_weights, tiny_input_bias, x_padded,
-            1, 1, acc);
-        for (c = 0; c < TINY_UNITS; ++c) {
-            a[c] = tiny_requantize_s8(acc[c], tiny_input_multiplier[c],
-                tiny_input_shift[c], -74);
-        }
-    }
-    tiny_advance(state, a);
+    tiny_vector_t x_copy[TINY_VECTOR_LENGTH(TINY_INPUT_DIM)];
+    tiny_load_vector(x_copy, x, TINY_INPUT_DIM);
+    tiny_advance(state, x_copy);
     if (y != NULL) {
         tiny_head(state, y);
     }

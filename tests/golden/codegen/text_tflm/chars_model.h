@@ -34,12 +34,13 @@ extern "C" {
  *     for each sample:
  *         chars_step_token(&state, token, y);      (or chars_step(&state, x, y) with an embedding)
  *
- * RAM: the caller's state (CHARS_UNITS bytes). During a step the stack holds the input
- * layer's int8 outputs (CHARS_UNITS bytes), one layer's int32 accumulators at a time
- * (4 x 4 bytes), whole-word copies of inputs whose length is not a multiple
- * of 4, and on DSP cores (Cortex-M4/M7) the kernel's int16 copy of its input vector (up to
- * 8 bytes); `elman mcu` measures the exact stack. Weights and tables
- * are const (flash).
+ * RAM: the caller's state (CHARS_UNITS bytes). During a step the stack holds one more
+ * hidden vector, the kernel's copy of h (on cores with the DSP extension, Cortex-M4/M7, as
+ * int16: 2 x 4 bytes; else int8: 4 bytes), the same kind of
+ * copy of x (CHARS_INPUT_DIM rounded up to 4, as int16 or int8) and 4 + 4 int32 sums:
+ * the units are computed 4 at a time and h' is written straight into the state, the outputs
+ * straight into y. No array scales with the units beyond the copy of h; `elman mcu` measures
+ * the exact stack. Weights and tables are const (flash).
  * Several models link into one program when generated with different prefixes.
  */
 

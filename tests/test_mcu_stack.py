@@ -1,0 +1,62 @@
+"""The step's RAM: the state plus one more hidden vector plus the output (issue 5).
+
+No int32 array as long as the layer: the units are computed 4 at a time, so the only
+vector-sized scratch is the kernel's copy of h (int16 on DSP cores: 2 bytes a unit; int8 on
+the portable path: 1 byte a unit). Checked on the generated text and by the stack measured on
+emulated cores (painted stack, deepest use of any step call).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from elman.firmware_codegen.arm.emulate import run_emulated
+from elman.firmware_codegen.generate import generate_c
+from elman.firmware_codegen.random_ir import random_ir
+from elman.runtime.simulator import Simulator
+
+INPUT_DIM, CLASSES = 6, 4
+FRAME_ALLOWANCE = 224  # bytes: saved registers, call frames, 4 + 4 int32 sums (measured ~190)
+# bytes of h's copy per unit (DSP cores: int16; portable C: int8)
+BYTES_PER_UNIT = {"cortex-m4": 2, "cortex-m0plus": 1}
+ARRAY = re.compile(r"\b(int8_t|int16_t|int32_t|uint32_t|\w+_vector_t)\s+(\w+)\s*\[([^\]]*)\]")
+
+
+def _stack(cpu: str, units: int) -> int:
+    ir = random_ir(INPUT_DIM, units, CLASSES, seed=units)
+    x = np.random.default_rng(units).integers(-128, 128, (1, 1, INPUT_DIM), dtype=np.int8)
+    run = run_emulated(ir, x, cpu=cpu, opt="O2")
+    expected = Simulator(ir).run(x)
+    np.testing.assert_array_equal(run.outputs.h, expected.h)
+    np.testing.assert_array_equal(run.outputs.y, expected.y)
+    return run.stack_bytes
+
+
+@pytest.mark.parametrize("cpu", sorted(BYTES_PER_UNIT))
+def test_step_stack_is_one_hidden_vector_plus_a_fixed_frame(cpu):
+    per_unit = BYTES_PER_UNIT[cpu]
+    small, large = _stack(cpu, 64), _stack(cpu, 128)
+    input_copy = per_unit * 4 * -(-INPUT_DIM // 4)
+    assert large <= per_unit * 128 + input_copy + FRAME_ALLOWANCE
+    # growth with the units is the copy of h only (an int32 array would add 4 bytes a unit)
+    assert per_unit * 64 <= large - small <= per_unit * 64 + 32
+
+
+@pytest.mark.parametrize("units", [128, 130])
+def test_generated_step_declares_no_unit_sized_array_but_the_copy_of_h(units):
+    ir = random_ir(INPUT_DIM, units, CLASSES, seed=3, vocab_size=0)
+    text = generate_c(ir, prefix="net")["net_model.c"]
+    step = text[text.index("void net_reset("):]  # the kernels' and the step's code
+    arrays = ARRAY.findall(step)
+    assert arrays, "the pattern must see the step's local arrays"
+    for ctype, name, size in arrays:
+        if size.strip().isdigit():
+            assert int(size) <= 4, f"{ctype} {name}[{size}]"
+        else:
+            # the only non-literal sizes: the kernel's copy of h and of x
+            assert size in ("NET_VECTOR_LENGTH(NET_UNITS)", "NET_VECTOR_LENGTH(NET_INPUT_DIM)"), (
+                f"{ctype} {name}[{size}]")
+            assert ctype == "net_vector_t"
+    assert sum(size == "NET_VECTOR_LENGTH(NET_UNITS)" for _, _, size in arrays) == 2  # step, head
