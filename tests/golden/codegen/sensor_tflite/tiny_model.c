@@ -179,11 +179,26 @@ static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vect
     int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
     size_t k;
     for (k = 0; k < col_words; ++k, x += 4, w += 16) {
-        const int32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-        a0 += w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3;
-        a1 += w[4] * x0 + w[5] * x1 + w[6] * x2 + w[7] * x3;
-        a2 += w[8] * x0 + w[9] * x1 + w[10] * x2 + w[11] * x3;
-        a3 += w[12] * x0 + w[13] * x1 + w[14] * x2 + w[15] * x3;
+        int32_t xj = x[0]; /* one x value into the 4 rows at a time: few live registers */
+        a0 += w[0] * xj;
+        a1 += w[4] * xj;
+        a2 += w[8] * xj;
+        a3 += w[12] * xj;
+        xj = x[1];
+        a0 += w[1] * xj;
+        a1 += w[5] * xj;
+        a2 += w[9] * xj;
+        a3 += w[13] * xj;
+        xj = x[2];
+        a0 += w[2] * xj;
+        a1 += w[6] * xj;
+        a2 += w[10] * xj;
+        a3 += w[14] * xj;
+        xj = x[3];
+        a0 += w[3] * xj;
+        a1 += w[7] * xj;
+        a2 += w[11] * xj;
+        a3 += w[15] * xj;
     }
     acc[0] = a0;
     acc[1] = a1;
