@@ -35,12 +35,12 @@ extern "C" {
  *         chars_step_token(&state, token, y);      (or chars_step(&state, x, y) with an embedding)
  *
  * RAM: the caller's state (CHARS_UNITS bytes). During a step the stack holds one more
- * hidden vector, the kernel's copy of h (on cores with the DSP extension, Cortex-M4/M7, as
- * int16: 2 x 4 bytes; else int8: 4 bytes), the same kind of
- * copy of x (CHARS_INPUT_DIM rounded up to 4, as int16 or int8) and 4 + 4 int32 sums:
- * the units are computed 4 at a time and h' is written straight into the state, the outputs
- * straight into y. No array scales with the units beyond the copy of h; `elman mcu` measures
- * the exact stack. Weights and tables are const (flash).
+ * hidden vector, the kernel's copy of h: as int16 on cores with the DSP extension
+ * (Cortex-M4/M7), 8 bytes, else as int8, 4 bytes. Besides it only
+ * fixed-size locals: the same kind of copy of x (CHARS_INPUT_DIM rounded up to 4) and
+ * 4 + 4 int32 sums, since the units are computed 4 at a time, h' written straight into the
+ * state and the outputs straight into y. `elman mcu` measures the exact stack. Weights and
+ * tables are const (flash).
  * Several models link into one program when generated with different prefixes.
  */
 
