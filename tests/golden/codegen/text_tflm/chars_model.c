@@ -59,9 +59,9 @@ typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 /*
  * Cortex-M4/M7 (DSP extension): x is expanded once per step into int16 pairs, (x0, x2) and
  * (x1, x3) per word (SXTB16, SXTB16 ROR #8); then 4 rows x 4 columns cost 2 LDRD, 3 x 1 loads,
- * 8 SXTB16 and 8 SMLAD (16 MACs) with ACLE's __sxtb16 / __smlad instructions. GCC 12's arm_acle.h has
- * no __ror, GCC does not fold a rotate into SXTB16 and it spills the accumulators of an
- * intrinsics loop, hence the inline assembly for the 4 x 4 block.
+ * 8 SXTB16 and 8 SMLAD (16 MACs) with ACLE's __sxtb16 / __smlad instructions. GCC 12's
+ * arm_acle.h has no __ror, GCC does not fold a rotate into SXTB16 and it spills the
+ * accumulators of an intrinsics loop, hence the inline assembly for the 4 x 4 block.
  */
 
 /* always inlined (also at -Os): a call per 16 MACs would double the kernel's cost */
@@ -108,7 +108,8 @@ __attribute__((always_inline)) static inline void chars_mac_4x4(const uint32_t *
 typedef uint32_t chars_vector_t;
 #define CHARS_VECTOR_LENGTH(n) (2 * (((n) + 3) / 4)) /* words: 2 * n bytes, n rounded up to 4 */
 
-/* dst = src[0..n) as int16 pairs (SXTB16, SXTB16 ROR #8), zero-padded to whole words of 4. */
+/* dst = src[0..n) as int16 pairs (SXTB16, SXTB16 ROR #8), zero-padded to whole words of 4
+ * (the padding code is generated only when a vector's length is not a multiple of 4). */
 static void chars_load_vector(chars_vector_t *dst, const int8_t *src, size_t n)
 {
     const size_t words = n / 4;
