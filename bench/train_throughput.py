@@ -1,8 +1,8 @@
 """Training throughput: elman's truncated-BPTT loop against a plain Keras ``model.fit``.
 
-Same model (the default text model: embedding 32, 256 units, vocabulary of
-fortunes), same characters (64 parallel streams of real fortunes text, 35-step
-windows), same optimizer (Adam). Rows:
+Same model (the default text model of ``elman train``, vocabulary of fortunes),
+same characters (the default number of parallel streams of real fortunes text,
+default window length), same optimizer (Adam). Rows:
 
 - ``model.fit``: the windows as independent samples (no state carry, no
   clipping, no norm recording): what Keras does on its own.
@@ -27,19 +27,21 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-WINDOWS = 30
+WINDOWS = 60
 REPEATS = 7
-BATCH, BPTT, UNITS, EMBEDDING = 64, 35, 256, 32
 
 
 def main() -> dict:
     import keras
     import numpy as np
+    from elman.train.config import TASK_DEFAULTS
     from elman.train.data import load_dataset
     from elman.train.diagnostics import CellWeights, text_curve
     from elman.train.loop import Trainer, stream_windows
     from elman.train.model import build_model
 
+    d = TASK_DEFAULTS["language_model"]
+    BATCH, BPTT, UNITS, EMBEDDING = d["batch"], d["bptt"], d["units"], d["embedding"]
     data = load_dataset("text:fortunes", max_chars=(WINDOWS + 1) * BATCH * BPTT + 1)
     vocab = data.vocab_size
     windows = list(stream_windows(data.train_ids, BATCH, BPTT))[:WINDOWS]
