@@ -4,6 +4,8 @@ and ARMv6-M's 64-bit multiply included, which a host build never exercises)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from elman.firmware_codegen.arm.build import build_image
@@ -16,7 +18,21 @@ from elman.runtime.primitives import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_smaller_than_one,
     requantize,
+    requantize_double,
 )
+
+TFLITE_HARNESS = r"""
+#include "k_model_c.inc"
+int32_t armharness_multiply_small(int32_t x, int32_t m, int32_t s)
+{
+    return k_multiply_small(x, m, (int)s);
+}
+int32_t armharness_requantize(int32_t acc, uint32_t hi, uint32_t lo, int32_t exponent, int32_t zp)
+{
+    const k_scale_t scale = {hi, lo};
+    return k_requantize_s8(acc, scale, (int)exponent, zp);
+}
+"""
 
 HARNESS = r"""
 #include "k_model_c.inc"
@@ -46,16 +62,82 @@ def _cases() -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-@pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4"])
-@pytest.mark.parametrize("profile", ["tflm", "tflite"])
-def test_rescale_kernels_on_the_core_equal_the_primitives(cpu, profile, tmp_path):
+def _double_scale_cases() -> tuple[np.ndarray, np.ndarray]:
+    """(acc, scale) pairs for the tflite requantizer: int32 edges, exact half-integer products,
+    products one to three ulps beside a half-integer (small odd accumulators make the double
+    product's own round-to-even ties frequent), random pairs, saturating and vanishing scales."""
+    rng = np.random.default_rng(5)
+    accs, scales = [], []
+    edges = [INT32_MIN, INT32_MIN + 1, -(2**30), -65537, -3, -1, 0, 1, 3, 65535, 2**30,
+             INT32_MAX - 1, INT32_MAX]
+    for s in (0.0, 2.0**-40, 1e-9, 2.0**-31, 3 * 2.0**-25, 0.0123, 0.5, 1.0, 1.7, 2.0**20):
+        accs += edges
+        scales += [s] * len(edges)
+    for _ in range(250):
+        h = int(rng.integers(-300, 300)) + 0.5
+        acc = int(rng.choice([3, 5, 7, 9, 11, 13, 15, 101, 999])) if rng.random() < 0.5 else \
+            int(rng.integers(1, 2**31 - 1)) * (1 if h > 0 else -1)
+        acc = abs(acc) if h > 0 else -abs(acc)
+        base = h / acc
+        for ulps in (-3, -2, -1, 0, 1, 2, 3):
+            accs.append(acc)
+            scales.append(abs(float(base + ulps * np.spacing(base))))
+        j = int(rng.integers(1, 25))  # power-of-two scale: an exact tie
+        accs.append(int(2 * h) * 2 ** (j - 1) if abs(int(2 * h) * 2 ** (j - 1)) < 2**31 else 1)
+        scales.append(2.0**-j)
+        accs.append(int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True)))
+        scales.append(float(np.exp(rng.uniform(np.log(1e-9), np.log(1e-2)))))
+    return np.array(accs, dtype=np.int64), np.array(scales, dtype=np.float64)
+
+
+def _scale_words(scale: float) -> tuple[int, int, int]:
+    """``{hi, lo}`` and exponent of a float64 scale, as weights.h stores them."""
+    fraction, exp = math.frexp(scale)
+    mantissa, exponent = int(fraction * 2**53), exp - 53
+    if mantissa == 0 or exponent < -128:
+        mantissa, exponent = 0, 0
+    return mantissa >> 32, mantissa & 0xFFFFFFFF, exponent
+
+
+def _build(profile: str, cpu: str, tmp_path, harness: str, entry_points: tuple[str, ...]):
     files = generate_c(random_ir(2, 3, 1, seed=0), prefix="k", profile=profile)
     sources = {n: t for n, t in files.items() if n.endswith(".h")}
     sources["k_model_c.inc"] = files["k_model.c"]
-    image = build_image(sources, tmp_path, cpu=cpu, opt="O2", harness=HARNESS,
-                        entry_points=("armharness_multiply", "armharness_multiply_small",
-                                      "armharness_requantize"))
-    machine = Machine(image)
+    image = build_image(sources, tmp_path, cpu=cpu, opt="O2", harness=harness,
+                        entry_points=entry_points)
+    return Machine(image)
+
+
+def _signed(r0: int) -> int:
+    return r0 - (1 << 32) if r0 >= 1 << 31 else r0
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4"])
+def test_tflite_requantizer_on_the_core_equals_the_double_product(cpu, tmp_path):
+    machine = _build("tflite", cpu, tmp_path, TFLITE_HARNESS,
+                     ("armharness_multiply_small", "armharness_requantize"))
+    accs, scales = _double_scale_cases()
+    zp = np.resize(np.array([-128, -5, 0, 7, 127]), len(accs))
+    got = np.array([_signed(machine.call("armharness_requantize", int(a), *_scale_words(s),
+                                         int(z)).r0)
+                    for a, s, z in zip(accs, scales, zp, strict=True)], dtype=np.int64)
+    expected = np.array([requantize_double(np.array([a]), np.array([s]), int(z))[0]
+                         for a, s, z in zip(accs, scales, zp, strict=True)], dtype=np.int64)
+    np.testing.assert_array_equal(got, expected)
+    # ADD's rescale: gemmlowp double rounding, as in the tflm profile
+    cases = _cases()
+    got_add = np.array([_signed(machine.call("armharness_multiply_small", *map(int, c)).r0)
+                        for c in cases], dtype=np.int64)
+    x, m, s = cases.T
+    np.testing.assert_array_equal(
+        got_add, multiply_by_quantized_multiplier_smaller_than_one(x, m, s, "tflite"))
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4"])
+def test_rescale_kernels_on_the_core_equal_the_primitives(cpu, tmp_path):
+    profile = "tflm"
+    machine = _build(profile, cpu, tmp_path, HARNESS,
+                     ("armharness_multiply", "armharness_multiply_small", "armharness_requantize"))
     cases = _cases()
     zp = np.resize(np.array([-128, -5, 0, 7, 127]), len(cases))
 

@@ -45,10 +45,11 @@ def test_portable_path_budget_on_cortex_m4(model_128):
     assert dsp.instructions_per_step < 0.7 * run.instructions_per_step
 
 
+@pytest.mark.parametrize("profile", ["tflm", "tflite"])
 @pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4"])
-def test_step_code_fits_in_1k_at_os(model_128, cpu):
+def test_step_code_fits_in_1k_at_os(model_128, cpu, profile):
     ir, x = model_128
-    run = _checked(ir, x, cpu=cpu, opt="Os", profile="tflite")
+    run = _checked(ir, x, cpu=cpu, opt="Os", profile=profile)
     assert run.sizes["code"] <= 1024  # the step's code, libgcc helpers included
     # weights: 128x8 + 128x128 + 4x128 int8, plus bias/multipliers/shifts and 3 tables
     assert run.sizes["weights_tables"] >= 128 * 8 + 128 * 128 + 4 * 128 + 256 + 2 * 1024

@@ -209,23 +209,35 @@ static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vect
 #endif
 
 /*
- * a * b, exact in 64 bits. ARMv6-M (Cortex-M0/M0+/M1) has no 32 x 32 -> 64 multiply and GCC
- * calls libgcc's general 64 x 64 __aeabi_lmul (about 60 instructions); four 16 x 16 -> 32
- * products and 32-bit carries take about half. (This branch is GCC/Clang on ARMv6-M only:
- * right shifts of negative values are arithmetic, out-of-range conversions wrap.)
+ * a * b, exact in 64 bits, unsigned. ARMv6-M (Cortex-M0/M0+/M1) has no 32 x 32 -> 64 multiply
+ * and GCC calls libgcc's general 64 x 64 __aeabi_lmul (about 60 instructions); four 16 x 16 ->
+ * 32 products and 32-bit carries take about half.
+ */
+static uint64_t tiny_umul_wide(uint32_t a, uint32_t b)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
+    const uint32_t ah = a >> 16, al = a & 0xFFFFu, bh = b >> 16, bl = b & 0xFFFFu;
+    const uint32_t p0 = al * bl, p1 = ah * bl, p2 = al * bh;
+    const uint32_t lo1 = p0 + (p1 << 16);
+    const uint32_t lo = lo1 + (p2 << 16);
+    const uint32_t hi = ah * bh + (p1 >> 16) + (p2 >> 16)
+                      + (lo1 < p0 ? 1u : 0u) + (lo < lo1 ? 1u : 0u);
+    return ((uint64_t)hi << 32) | lo;
+#else
+    return (uint64_t)a * b;
+#endif
+}
+
+/*
+ * a * b, exact in 64 bits, for b >= 0 (every multiplier). On ARMv6-M the unsigned product
+ * above, less b * 2^32 when a < 0: one multiply routine for the whole step (GCC/Clang only
+ * there: out-of-range conversions wrap).
  */
 static int64_t tiny_mul_wide(int32_t a, int32_t b)
 {
 #if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
-    const int32_t ah = a >> 16, bh = b >> 16;                       /* signed high halves */
-    const uint32_t al = (uint32_t)a & 0xFFFFu, bl = (uint32_t)b & 0xFFFFu;
-    const int32_t p1 = ah * (int32_t)bl, p2 = (int32_t)al * bh;      /* |p1|, |p2| < 2^31 */
-    const uint32_t p0 = al * bl;
-    const uint32_t lo1 = p0 + ((uint32_t)p1 << 16);
-    const uint32_t lo = lo1 + ((uint32_t)p2 << 16);
-    const uint32_t hi = (uint32_t)(ah * bh) + (uint32_t)(p1 >> 16) + (uint32_t)(p2 >> 16)
-                      + (lo1 < p0 ? 1u : 0u) + (lo < lo1 ? 1u : 0u);
-    return (int64_t)(((uint64_t)hi << 32) | lo);
+    const uint64_t product = tiny_umul_wide((uint32_t)a, (uint32_t)b);
+    return (int64_t)(a < 0 ? product - ((uint64_t)(uint32_t)b << 32) : product);
 #else
     return (int64_t)a * (int64_t)b;
 #endif
@@ -287,60 +299,58 @@ static int32_t tiny_multiply_small(int32_t x, int32_t multiplier, int shift)
     return tiny_divide_by_pot(tiny_doubling_high_mul(x, multiplier), -shift);
 }
 
-/* Bits needed to write v (0 for 0), without a count-leading-zeros instruction. */
-static int tiny_bit_length(uint64_t v)
-{
-    int n = 0;
-    if ((v >> 32) != 0u) { v >>= 32; n += 32; }
-    if ((v >> 16) != 0u) { v >>= 16; n += 16; }
-    if ((v >> 8) != 0u) { v >>= 8; n += 8; }
-    if ((v >> 4) != 0u) { v >>= 4; n += 4; }
-    if ((v >> 2) != 0u) { v >>= 2; n += 2; }
-    if ((v >> 1) != 0u) { v >>= 1; n += 1; }
-    return n + (int)v;
-}
-
 /*
  * std::round(double(acc) * scale), tflite profile: LiteRT's reference FULLY_CONNECTED
  * requantizes in double precision with the real scale s_in * s_w / s_out (not a quantized
  * multiplier). Computed here in integers, exactly: scale = mantissa * 2^exponent with the
- * double's 53-bit mantissa (hi * 2^32 + lo); |acc| * mantissa (85 bits) is rounded to 53
- * significant bits, ties to even, as the double product is; that value is rounded half away
- * from zero to an integer, as std::round does. Saturated to +-1024 (beyond int8 either way).
+ * double's 53-bit mantissa (hi * 2^32 + lo, hi >= 2^20, or 0 for a zero scale). |acc| is
+ * first shifted to [2^31, 2^32) (a power of two changes no rounding), so the 84- or 85-bit
+ * product |acc| * mantissa = mid * 2^32 + rest has its 53 significant bits in mid (after at
+ * most one more shift): rounding rest away to nearest is the double product's rounding.
+ * Its ties go to even, here up: the same final result, as the result depends only on
+ * floor(mid / 2^t), t >= 42, and a tie rounded up from an even mid never reaches a
+ * multiple of 2^t. That value, mid * 2^-k, is rounded half away from zero, as std::round
+ * does; only k in [43, 54] gives a result in [1, 1024] (fewer: |value| >= 1024, saturated
+ * to 1024, beyond int8 either way; more: |value| <= 1/2 and rounds to 0, or 1 at exactly
+ * 1/2), where the rounding bits are all in the high word of mid.
  */
 static int32_t tiny_round_scaled(int32_t acc, tiny_scale_t scale, int exponent)
 {
-    const uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
-    uint64_t low, mid, y;
-    uint32_t lo32;
-    int drop, k;
+    uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    int k = -32 - exponent;
+    uint64_t mid;
+    uint32_t rest;
     int32_t magnitude;
-    if (a == 0u || (scale.hi | scale.lo) == 0u) {
+    if (a == 0u || scale.hi == 0u) {
         return 0;
     }
-    low = (uint64_t)a * scale.lo;
-    mid = (uint64_t)a * scale.hi + (low >> 32); /* |acc| * mantissa = mid * 2^32 + lo32 */
-    lo32 = (uint32_t)low;
-    drop = tiny_bit_length(mid) - 21; /* bits below the 53 significant ones: 0..32 */
-    if (drop <= 0) {
-        y = (mid << 32) | lo32;
-        drop = 0;
-    } else {
-        const uint64_t rest = drop == 32 ? lo32 : (lo32 & ((1u << drop) - 1u));
-        const uint64_t half = (uint64_t)1 << (drop - 1);
-        y = (mid << (32 - drop)) | (drop == 32 ? 0u : (lo32 >> drop));
-        if (rest > half || (rest == half && (y & 1u) != 0u)) { /* to nearest, ties to even */
-            y += 1u;
-        }
+#if defined(__GNUC__) && defined(__ARM_FEATURE_CLZ)
+    k += __builtin_clz(a);
+    a <<= __builtin_clz(a);
+#else
+    if (a < 0x10000u) { a <<= 16; k += 16; }
+    if (a < 0x1000000u) { a <<= 8; k += 8; }
+    if (a < 0x10000000u) { a <<= 4; k += 4; }
+    if (a < 0x40000000u) { a <<= 2; k += 2; }
+    if (a < 0x80000000u) { a <<= 1; k += 1; }
+#endif
+    {
+        const uint64_t low = tiny_umul_wide(a, scale.lo);
+        mid = tiny_umul_wide(a, scale.hi) + (low >> 32);
+        rest = (uint32_t)low;
     }
-    k = -(exponent + drop); /* the double product is y * 2^-k */
-    if (k <= 0) {
+    if ((mid >> 52) == 0u) { /* an 84-bit product: one more significant bit out of rest */
+        mid = (mid << 1) | (rest >> 31);
+        rest <<= 1;
+        k += 1;
+    }
+    mid += rest >> 31; /* to nearest (mid <= 2^53); ties up, not to even: see above */
+    if (k <= 42) {
         magnitude = 1024;
-    } else if (k > 62) {
+    } else if (k >= 55) {
         magnitude = 0;
-    } else {
-        const uint64_t r = (y + ((uint64_t)1 << (k - 1))) >> k; /* half away from zero */
-        magnitude = r > 1024u ? 1024 : (int32_t)r;
+    } else { /* floor(mid / 2^(k - 1)) = high word >> (k - 33); + 1, halved: half away */
+        magnitude = (int32_t)((((uint32_t)(mid >> 32) >> (k - 33)) + 1u) >> 1);
     }
     return acc < 0 ? -magnitude : magnitude;
 }
