@@ -54,6 +54,17 @@ def test_generation_is_deterministic():
     assert generate_c(ir, prefix="det", profile="tflm") != first
 
 
+@pytest.mark.parametrize("profile", ["tflm", "tflite"])
+def test_step_sources_include_only_stdint_and_stddef(profile):
+    files = generate_c(random_ir(6, 33, 5, seed=3), prefix="inc", profile=profile)
+    system = set()
+    for name in ("inc_model.h", "inc_model.c", "inc_weights.h"):
+        for line in files[name].splitlines():
+            if line.strip().startswith("#include <"):
+                system.add(line.split("<")[1].split(">")[0])
+    assert system <= {"stdint.h", "stddef.h"}, system
+
+
 @pytest.mark.parametrize("prefix", ["3d", "int", "while", "_x", "__x", "_X", "a-b", "é",
                                     "", "a b", "x_", "a__b", "size_t", "uint8_t", "NULL",
                                     "INT32_MAX", "main", "x" * 25])

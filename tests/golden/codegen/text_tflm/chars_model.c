@@ -39,7 +39,6 @@ typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
  * CHARS_PORTABLE to build the portable C everywhere.
  */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(CHARS_PORTABLE)
-#include <arm_acle.h>
 #define CHARS_DSP 1
 #endif
 
@@ -59,9 +58,9 @@ typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 /*
  * Cortex-M4/M7 (DSP extension): x is expanded once per step into int16 pairs, (x0, x2) and
  * (x1, x3) per word (SXTB16, SXTB16 ROR #8); then 4 rows x 4 columns cost 2 LDRD, 3 x 1 loads,
- * 8 SXTB16 and 8 SMLAD (16 MACs) with ACLE's __sxtb16 / __smlad instructions. GCC 12's
- * arm_acle.h has no __ror, GCC does not fold a rotate into SXTB16 and it spills the
- * accumulators of an intrinsics loop, hence the inline assembly for the 4 x 4 block.
+ * 8 SXTB16 and 8 SMLAD (16 MACs). The DSP instructions are written as inline assembly, so
+ * the C needs no header beyond <stdint.h>/<stddef.h> (GCC 12's ACLE intrinsics also lack
+ * __ror, and GCC spills the accumulators of an intrinsics loop).
  */
 
 /* always inlined (also at -Os): a call per 16 MACs would double the kernel's cost */
@@ -113,12 +112,13 @@ typedef uint32_t chars_vector_t;
 static void chars_load_vector(chars_vector_t *dst, const int8_t *src, size_t n)
 {
     const size_t words = n / 4;
-    uint32_t v, odd;
+    uint32_t v, even, odd;
     size_t k;
     for (k = 0; k < words; ++k) {
         __builtin_memcpy(&v, src + 4 * k, 4);
+        __asm__("sxtb16 %0, %1" : "=r"(even) : "r"(v));
         __asm__("sxtb16 %0, %1, ror #8" : "=r"(odd) : "r"(v));
-        dst[2 * k] = (uint32_t)__sxtb16((int8x4_t)v);
+        dst[2 * k] = even;
         dst[2 * k + 1] = odd;
     }
     if (n % 4 != 0) {
@@ -127,8 +127,9 @@ static void chars_load_vector(chars_vector_t *dst, const int8_t *src, size_t n)
             last[k] = src[4 * words + k];
         }
         __builtin_memcpy(&v, last, 4);
+        __asm__("sxtb16 %0, %1" : "=r"(even) : "r"(v));
         __asm__("sxtb16 %0, %1, ror #8" : "=r"(odd) : "r"(v));
-        dst[2 * words] = (uint32_t)__sxtb16((int8x4_t)v);
+        dst[2 * words] = even;
         dst[2 * words + 1] = odd;
     }
 }
@@ -235,9 +236,10 @@ static int64_t chars_mul_wide(int32_t a, int32_t b)
 static int8_t chars_saturate_s8(int32_t v, int32_t zero_point)
 {
 #if defined(CHARS_DSP)
-    int32_t out;
+    int32_t sum, out;
     /* QADD saturates v + zero_point to int32 (no overflow), SSAT then to int8 */
-    __asm__("ssat %0, #8, %1" : "=r"(out) : "r"(__qadd(v, zero_point)));
+    __asm__("qadd %0, %1, %2" : "=r"(sum) : "r"(v), "r"(zero_point));
+    __asm__("ssat %0, #8, %1" : "=r"(out) : "r"(sum));
     return (int8_t)out;
 #else
     if (v > 127 - zero_point) {
