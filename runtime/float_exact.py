@@ -97,3 +97,80 @@ def requantize_float(acc: np.ndarray, multipliers: np.ndarray, shifts: np.ndarra
                      scales: np.ndarray | None = None) -> np.ndarray:
     """``primitives.requantize`` for float64 accumulators within the bound (see module)."""
     return FloatRequantizer(multipliers, shifts, output_zero_point, profile, scales)(acc)
+
+
+MAGIC = 1.5 * 2.0**52  # x + MAGIC rounds x (|x| < 2**51) to an integer, ties to even
+_TIE_FREE_EPSILON = 2.0**-42
+
+
+class MagicRounding:
+    """The last rounding of ``FloatRequantizer``, the saturation and a table index
+    in one float64 addition: ``fl(v + (MAGIC + index))`` is ``MAGIC + index + rne(v)``
+    (one correctly rounded sum of integers below 2**53 and ``v``), so the low 32-bit
+    word of the result holds ``index + rne(v)``. ``rne`` (ties to even) equals the
+    profile's rounding wherever ``v`` is never an exact half-integer:
+
+    - ``tflm``: ``w = floor(acc * m * 2**-31 + 0.5) * 2**-k`` has at most 31
+      fraction bits, so a non-tie lies at least ``2**-31`` from a half-integer.
+      Multiplying by ``1 + 2**-42`` (folded into ``2**-k``) moves every
+      ``|w| < 512`` by less than ``2**-32`` (non-ties stay on their side) and
+      moves exact ties away from zero by more than half an ulp (they round away,
+      as ``RoundingDivideByPOT``); larger ``|w|`` saturate either way.
+    - ``tflite``: ``v = fl(acc * scale)`` (LiteRT's double product). Exact ties
+      are looked for at construction (``ties_free``): for each channel and each
+      half-integer inside the int8 range, the accumulators next to
+      ``(k + 0.5) / scale``; ``build`` returns None if one exists.
+
+    Saturating ``v`` to the integers ``[-128 - zp, 127 - zp]`` before rounding
+    equals saturating after (rounding is monotone).
+    """
+
+    def __init__(self, rq: FloatRequantizer):
+        self.tflm = rq.tflm
+        self.scale = rq.scale
+        if self.tflm:
+            self.post = rq.post * (1.0 + _TIE_FREE_EPSILON)  # exact: a power of two times it
+        self.low = -128.0 - rq.zero_point
+        self.high = 127.0 - rq.zero_point
+        self.zero_point = rq.zero_point
+
+    @classmethod
+    def build(cls, rq: FloatRequantizer | None) -> MagicRounding | None:
+        """The fused rounding for ``rq`` where it is exact, else None."""
+        if rq is None or np.little_endian is False:
+            return None
+        magic = cls(rq)
+        if not magic.tflm and not ties_free(rq.scale, magic.low, magic.high):
+            return None
+        return magic
+
+    def index_of(self, a: np.ndarray) -> np.ndarray:
+        """``MAGIC + (a + 128) * 256 + 128 + zp`` in float64 for int8 ``a``: adding
+        the rounded, saturated ``r`` gives the ADD+TANH table index of ``(a, r + zp)``."""
+        index = np.multiply(a, 256.0, dtype=np.float64)
+        index += MAGIC + 128.0 * 256 + 128.0 + self.zero_point
+        return index
+
+    def before_magic(self, acc32: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``v`` of float32 accumulators into ``out`` (float64), saturated."""
+        np.multiply(acc32, self.scale, out=out)
+        if self.tflm:
+            out += 0.5
+            np.floor(out, out=out)  # SaturatingRoundingDoublingHighMul: half up (exact)
+            out *= self.post
+        np.clip(out, self.low, self.high, out=out)
+        return out
+
+
+def ties_free(scales: np.ndarray, low: float, high: float) -> bool:
+    """Whether no integer accumulator ``acc`` gives ``fl(acc * scale[c])`` exactly
+    ``k + 0.5`` for a half-integer in ``(low, high)``, for any channel ``c``."""
+    scales = np.asarray(scales, dtype=np.float64)
+    if np.any(scales < 2.0**-20):  # then two accumulators per half-integer may tie
+        return False
+    halves = np.arange(low, high) + 0.5
+    centre = np.rint(halves[:, None] / scales[None, :])
+    for offset in (-2.0, -1.0, 0.0, 1.0, 2.0):
+        if np.any((centre + offset) * scales == halves[:, None]):
+            return False
+    return True

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from elman.quantize.ir import FullyConnected, QuantizedRNN
-from elman.runtime.float_exact import FloatRequantizer, applies, max_abs_accumulator
+from elman.runtime.float_exact import (
+    MAGIC,
+    FloatRequantizer,
+    MagicRounding,
+    applies,
+    max_abs_accumulator,
+)
 from elman.runtime.primitives import (
     add_rescale,
     check_profile,
@@ -60,6 +66,10 @@ class _Dense:
         self.scales = np.asarray(fc.effective_scales, dtype=np.float64)
         self._float = FloatRequantizer(self.multipliers, self.shifts, self.output_zero_point,
                                        profile, self.scales) if self.float_exact else None
+        # float32 BLAS is exact too (every partial sum is an integer below 2**21)
+        self._magic = MagicRounding.build(self._float)
+        self._weights32 = self.weights_t.astype(np.float32)
+        self._bias32 = self.bias.astype(np.float32)
 
     def accumulate(self, q: np.ndarray) -> np.ndarray:
         """``sum_d w[c, d] * (q[d] - zp_in) + bias[c]``, exact integers in float64."""
@@ -72,11 +82,25 @@ class _Dense:
         return acc
 
     def __call__(self, q: np.ndarray) -> np.ndarray:
+        if self._magic is not None:
+            return self.from_float32(q.astype(np.float32))
         acc = self.accumulate(q)
         if self._float is not None:
             return self._float.into_float(acc).astype(np.int8)
         return requantize(acc.astype(np.int64), self.multipliers, self.shifts,
                           self.output_zero_point, self.profile, scales=self.scales)
+
+
+    def from_float32(self, q32: np.ndarray) -> np.ndarray:
+        """The layer on int8 values held in float32 (only where ``MagicRounding`` applies)."""
+        if self.input_zero_point:
+            q32 = q32 - np.float32(self.input_zero_point)  # exact: small integers
+        acc32 = q32 @ self._weights32
+        if self.has_bias:
+            acc32 += self._bias32
+        v = self._magic.before_magic(acc32, np.empty(acc32.shape))
+        v += MAGIC + self._magic.zero_point
+        return v.view(np.int32)[..., 0::2].astype(np.int8)  # the low word: the result
 
 
 class Simulator:
@@ -108,6 +132,9 @@ class Simulator:
         self.add_table = z  # int8 (256, 256): ADD(a, r), indexed [a + 128, r + 128]
         self._add_tanh = self.tanh_table[z.astype(np.int64) + 128].reshape(-1)
         self._h = np.zeros((1, ir.units), dtype=np.int8)
+        rec = self._recurrent_fc
+        fused = rec.input_zero_point == 0 and not rec.has_bias
+        self._magic = MagicRounding.build(rec._float) if fused else None
 
     # ---- one step ------------------------------------------------------------------------
     def _add_tanh_index(self, a: np.ndarray) -> np.ndarray:
@@ -151,48 +178,63 @@ class Simulator:
         x_q = self._check_inputs(np.asarray(x_q), ndim=3)
         batch, steps, dim = x_q.shape
         units = self.ir.units
+        if self._magic is not None:
+            return self._run_float(x_q)
         a = self._input_fc(x_q.reshape(batch * steps, dim)).reshape(batch, steps, units)
-        a_index = self._add_tanh_index(a)
         hs = np.empty((batch, steps, units), dtype=np.int8)
         rec = self._recurrent_fc
-        if rec._float is not None and rec.input_zero_point == 0 and not rec.has_bias:
-            self._recurrence_float(a_index, hs)
-        else:
-            h = np.zeros((batch, units), dtype=np.int8)
-            for t in range(steps):
-                h = self._add_tanh[a_index[:, t] + rec(h)]
-                hs[:, t] = h
+        a_index = self._add_tanh_index(a)
+        h = np.zeros((batch, units), dtype=np.int8)
+        for t in range(steps):
+            h = self._add_tanh[a_index[:, t] + rec(h)]
+            hs[:, t] = h
         ys = None
         if self._head is not None:
             ys = self._head(hs.reshape(batch * steps, units)).reshape(batch, steps, -1)
         return StepOutputs(h=hs, y=ys)
 
-    def _recurrence_float(self, a_index: np.ndarray, hs: np.ndarray) -> None:
+    def _run_float(self, x_q: np.ndarray) -> StepOutputs:
+        """``run`` time-major in float buffers: FC(x), the loop, FC(h') (see below)."""
+        batch, steps, dim = x_q.shape
+        units = self.ir.units
+        x_t = x_q.transpose(1, 0, 2).reshape(steps * batch, dim)
+        a = self._input_fc(x_t).reshape(steps, batch, units)
+        history = self._recurrence_float(a)  # (T + 1, B, H) float32
+        h_t = history[1:]
+        ys = None
+        if self._head is not None:
+            flat = h_t.reshape(steps * batch, units)
+            head = self._head
+            y_t = head.from_float32(flat) if head._magic is not None else head(flat.astype(np.int8))
+            ys = y_t.reshape(steps, batch, -1).transpose(1, 0, 2).copy()
+        hs = h_t.transpose(1, 0, 2).astype(np.int8)
+        return StepOutputs(h=hs, y=ys)
+
+    def _recurrence_float(self, a: np.ndarray) -> np.ndarray:
         """The time loop in preallocated float buffers, exact (see ``float_exact``).
 
         Per step: the recurrent product (float32 is exact: every partial sum is an
-        integer below 2**21), the requantization in float64, and one lookup of the
-        ADD+TANH table whose index also carries FC(x) and the output zero point.
+        integer below 2**21), the requantization in float64 up to the last rounding,
+        the saturation, and one addition of ``MAGIC + index`` that rounds to the
+        nearest integer and carries FC(x) and the output zero point into the low
+        word of the float64 (``float_exact.MagicRounding``), which indexes the
+        ADD+TANH table directly.
         """
-        batch, steps, units = hs.shape
+        steps, batch, units = a.shape
         weights_t = self._recurrent_fc.weights_t.astype(np.float32)
-        rq = self._recurrent_fc._float
-        zp = rq.zero_point
-        low, high = -128.0 - zp, 127.0 - zp  # saturate r + zp to int8, zp moved to the index
-        index = np.ascontiguousarray(a_index.transpose(1, 0, 2), dtype=np.float64) + zp
+        rounding = self._magic
+        magic_index = rounding.index_of(a)  # float64, like a: (T, B, H)
         table = self._add_tanh.astype(np.float32)
         history = np.zeros((steps + 1, batch, units), dtype=np.float32)  # h of steps -1..T-1
         acc32 = np.empty((batch, units), dtype=np.float32)
         acc = np.empty((batch, units))
-        scratch = np.empty((batch, units))
+        low_word = acc.view(np.int32)[:, 0::2]
         for t in range(steps):
             np.matmul(history[t], weights_t, out=acc32)
-            acc[...] = acc32
-            rq.scale_and_round(acc, scratch)
-            np.clip(acc, low, high, out=acc)
-            acc += index[t]
-            np.take(table, acc.astype(np.intp), out=history[t + 1])
-        hs[...] = history[1:].transpose(1, 0, 2)
+            rounding.before_magic(acc32, acc)
+            acc += magic_index[t]
+            np.take(table, low_word, out=history[t + 1])
+        return history
 
     def run_tokens(self, ids: np.ndarray) -> StepOutputs:
         """Run token ids (B, T) of a text model through its int8 embedding table."""
