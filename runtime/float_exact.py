@@ -161,11 +161,17 @@ class MagicRounding:
         np.clip(out, self.low, self.high, out=out)
         return out
 
+    def __call__(self, acc32: np.ndarray) -> np.ndarray:
+        """The int8 results of float32 accumulators (``FloatRequantizer``'s, exactly)."""
+        v = self.before_magic(np.asarray(acc32, dtype=np.float32), np.empty(np.shape(acc32)))
+        v += MAGIC + self.zero_point
+        return v.view(np.int32)[..., 0::2].astype(np.int8)  # the low word: the result
+
 
 def ties_free(scales: np.ndarray, low: float, high: float) -> bool:
     """Whether no integer accumulator ``acc`` gives ``fl(acc * scale[c])`` exactly
     ``k + 0.5`` for a half-integer in ``(low, high)``, for any channel ``c``."""
-    scales = np.asarray(scales, dtype=np.float64)
+    scales = np.atleast_1d(np.asarray(scales, dtype=np.float64))
     if np.any(scales < 2.0**-20):  # then two accumulators per half-integer may tie
         return False
     halves = np.arange(low, high) + 0.5
