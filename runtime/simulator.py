@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from elman.quantize.ir import FullyConnected, QuantizedRNN
 from elman.runtime.float_exact import (
+    MAGIC,
     FloatRequantizer,
     MagicRounding,
     applies,
@@ -194,9 +195,7 @@ class Simulator:
         """``run`` time-major in float buffers: FC(x), the loop, FC(h') (see below)."""
         batch, steps, dim = x_q.shape
         units = self.ir.units
-        x_t = x_q.transpose(1, 0, 2).reshape(steps * batch, dim)
-        a = self._input_fc(x_t).reshape(steps, batch, units)
-        history = self._recurrence_float(a)  # (T + 1, B, H) float32
+        history = self._recurrence_float(self._input_index(x_q.transpose(1, 0, 2)), steps, batch)
         h_t = history[1:]
         ys = None
         if self._head is not None:
@@ -207,7 +206,39 @@ class Simulator:
         hs = h_t.transpose(1, 0, 2).astype(np.int8)
         return StepOutputs(h=hs, y=ys)
 
-    def _recurrence_float(self, a: np.ndarray) -> np.ndarray:
+    def _input_index(self, x_t: np.ndarray):
+        """``MAGIC`` plus the ADD+TANH index of ``a = FC(x)`` at step ``t``, as a function
+        of ``t`` returning (B, H) float64, for int8 inputs ``x_t`` (T, B, D).
+
+        Computed step by step in the loop where the input layer has a ``MagicRounding``
+        (buffers that stay in cache), else all at once.
+        """
+        fc, rounding = self._input_fc, self._magic
+        steps, batch, dim = x_t.shape
+        units = self.ir.units
+        if fc._magic is None:
+            a = fc(x_t.reshape(steps * batch, dim)).reshape(steps, batch, units)
+            return rounding.index_of(a).__getitem__
+        x32 = x_t.astype(np.float32)
+        if fc.input_zero_point:
+            x32 -= np.float32(fc.input_zero_point)  # exact: small integers
+        offset = float(rounding.index_of(np.zeros(1, dtype=np.int8))[0])
+        acc32 = np.empty((batch, units), dtype=np.float32)
+        index = np.empty((batch, units))
+
+        def at(t: int) -> np.ndarray:
+            np.matmul(x32[t], fc._weights32, out=acc32)
+            if fc.has_bias:
+                np.add(acc32, fc._bias32, out=acc32)
+            fc._magic.before_magic(acc32, index)
+            np.add(index, MAGIC + fc._magic.zero_point, out=index)  # rounded, + zp: a
+            np.subtract(index, MAGIC, out=index)  # exact
+            np.multiply(index, 256.0, out=index)
+            return np.add(index, offset, out=index)
+
+        return at
+
+    def _recurrence_float(self, input_index, steps: int, batch: int) -> np.ndarray:
         """The time loop in preallocated float buffers, exact (see ``float_exact``).
 
         Per step: the recurrent product (float32 is exact: every partial sum is an
@@ -217,10 +248,9 @@ class Simulator:
         word of the float64 (``float_exact.MagicRounding``), which indexes the
         ADD+TANH table directly.
         """
-        steps, batch, units = a.shape
+        units = self.ir.units
         weights_t = self._recurrent_fc.weights_t.astype(np.float32)
         rounding = self._magic
-        magic_index = rounding.index_of(a)  # float64, like a: (T, B, H)
         table = self._add_tanh.astype(np.float32)
         history = np.zeros((steps + 1, batch, units), dtype=np.float32)  # h of steps -1..T-1
         acc32 = np.empty((batch, units), dtype=np.float32)
@@ -229,7 +259,7 @@ class Simulator:
         for t in range(steps):
             np.matmul(history[t], weights_t, out=acc32)
             rounding.before_magic(acc32, acc)
-            acc += magic_index[t]
+            acc += input_index(t)
             np.take(table, low_word, out=history[t + 1])
         return history
 
