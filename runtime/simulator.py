@@ -245,7 +245,7 @@ class Simulator:
         integer below 2**21), the requantization in float64 up to the last rounding,
         the saturation, and one addition of ``MAGIC + index`` that rounds to the
         nearest integer and carries FC(x) and the output zero point into the low
-        word of the float64 (``float_exact.MagicRounding``), which indexes the
+        bits of the float64 (``float_exact.MagicRounding``), which indexes the
         ADD+TANH table directly.
         """
         units = self.ir.units
@@ -255,12 +255,15 @@ class Simulator:
         history = np.zeros((steps + 1, batch, units), dtype=np.float32)  # h of steps -1..T-1
         acc32 = np.empty((batch, units), dtype=np.float32)
         acc = np.empty((batch, units))
-        low_word = acc.view(np.int32)[:, 0::2]
+        bits = acc.view(np.int64)  # MAGIC + index: the bits of MAGIC plus the index
+        magic_bits = np.float64(MAGIC).view(np.int64)
+        index = np.empty((batch, units), dtype=np.intp)
         for t in range(steps):
             np.matmul(history[t], weights_t, out=acc32)
             rounding.before_magic(acc32, acc)
             acc += input_index(t)
-            np.take(table, low_word, out=history[t + 1])
+            np.subtract(bits, magic_bits, out=index)
+            np.take(table, index, out=history[t + 1])
         return history
 
     def run_tokens(self, ids: np.ndarray) -> StepOutputs:
