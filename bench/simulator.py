@@ -1,7 +1,7 @@
 """Throughput of the numpy simulator against the interpreters' per-step invoke loops.
 
 sequences x steps per second, for random-weight int8 step models (real TF
-conversion; BasicMotions-shaped 6 inputs / 32 units / 4 classes, and a larger
+conversion; BasicMotions-shaped 6 inputs / 32 units / 4 classes, 16 / 64 / 8, and a larger
 32 inputs / 128 units / 10 outputs model):
 
 - ``Simulator(ir, profile).run`` on a batch of 1 and of 256 sequences;
@@ -36,7 +36,8 @@ from elman.quantize.testing import random_step_tflite  # noqa: E402
 from elman.runtime.interpreters import run_litert, run_tflm  # noqa: E402
 from elman.runtime.simulator import Simulator  # noqa: E402
 
-MODELS = {"bm-shaped 6x32x4": (6, 32, 4), "128 units 32x128x10": (32, 128, 10)}
+MODELS = {"bm-shaped 6x32x4": (6, 32, 4), "64 units 16x64x8": (16, 64, 8),
+          "128 units 32x128x10": (32, 128, 10)}
 RESULTS = Path(__file__).parent / "results" / "simulator.json"
 
 

@@ -31,6 +31,8 @@ from elman.runtime.primitives import (
     tanh_table,
 )
 
+_STEPWISE_INPUT_SIZE = 4096  # batch * units from which FC(x) is computed inside the loop
+
 
 @dataclass(frozen=True)
 class StepOutputs:
@@ -211,12 +213,12 @@ class Simulator:
         of ``t`` returning (B, H) float64, for int8 inputs ``x_t`` (T, B, D).
 
         Computed step by step in the loop where the input layer has a ``MagicRounding``
-        (buffers that stay in cache), else all at once.
+        and a step is large (buffers that stay in cache), else all at once (fewer calls).
         """
         fc, rounding = self._input_fc, self._magic
         steps, batch, dim = x_t.shape
         units = self.ir.units
-        if fc._magic is None:
+        if fc._magic is None or batch * units < _STEPWISE_INPUT_SIZE:
             a = fc(x_t.reshape(steps * batch, dim)).reshape(steps, batch, units)
             return rounding.index_of(a).__getitem__
         x32 = x_t.astype(np.float32)
