@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from elman.runtime.primitives import quantize_multiplier
+from elman.runtime.primitives import quantize_multiplier, round_half_away_exact
 
 STATE_SCALE = 1.0 / 128.0
 STATE_ZERO_POINT = 0
@@ -44,8 +44,9 @@ class QuantParams:
 
     def quantize(self, real: np.ndarray) -> np.ndarray:
         """int8 quantization of float values (round half away from zero, saturate)."""
-        real = np.asarray(real, dtype=np.float64)
-        q = np.sign(real / self.scale) * np.floor(np.abs(real / self.scale) + 0.5)
+        scaled = np.asarray(real, dtype=np.float64) / self.scale
+        # clamp first (saturation is monotone): keeps +-inf finite for the exact rounding
+        q = round_half_away_exact(np.clip(scaled, -512.0, 512.0))
         return np.clip(q + self.zero_point, -128, 127).astype(np.int8)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
@@ -99,16 +100,20 @@ class FullyConnected:
         )
 
     @cached_property
+    def _quantized_multipliers(self) -> np.ndarray:
+        """(out_features, 2) int64: TFLite QuantizeMultiplier of each effective scale."""
+        return np.array([quantize_multiplier(float(s)) for s in self.effective_scales],
+                        dtype=np.int64).reshape(-1, 2)
+
+    @property
     def multipliers(self) -> np.ndarray:
         """int32 quantized multipliers, one per output channel (TFLite QuantizeMultiplier)."""
-        return np.array([quantize_multiplier(float(s))[0] for s in self.effective_scales],
-                        dtype=np.int64)
+        return self._quantized_multipliers[:, 0]
 
-    @cached_property
+    @property
     def shifts(self) -> np.ndarray:
         """Signed left shifts, one per output channel (negative = right shift)."""
-        return np.array([quantize_multiplier(float(s))[1] for s in self.effective_scales],
-                        dtype=np.int64)
+        return self._quantized_multipliers[:, 1]
 
 
 @dataclass(frozen=True)
