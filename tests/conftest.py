@@ -31,6 +31,9 @@ from pathlib import Path
 
 import pytest
 
+# Tests choose the simulator engine themselves (the default is the compiled one).
+os.environ.pop("ELMAN_SIMULATOR_ENGINE", None)
+
 BM_CONFIG = {"units": 16, "epochs": 60, "lr": 1e-2, "seed": 0, "diagnostics": False}
 TEXT_CONFIG = {"units": 24, "embedding": 8, "epochs": 2, "batch": 16, "bptt": 35, "seed": 0,
                "max_chars": 20_000, "diagnostics": False, "baseline": False}

@@ -26,6 +26,7 @@ from elman.runtime.primitives import (
     requantize,
 )
 from elman.runtime.simulator import Simulator
+from engines import every_variant
 
 RUNNERS = {"tflite": run_litert, "tflm": run_tflm}
 
@@ -47,12 +48,20 @@ def _inputs(ir, sequences, steps, x_range, seed):
                                    * x_range)
 
 
-def assert_bit_exact(a, b):
-    np.testing.assert_array_equal(a.h, b.h)
+def assert_bit_exact(a, b, what=""):
+    np.testing.assert_array_equal(a.h, b.h, err_msg=what)
     if a.y is None:
         assert b.y is None
     else:
-        np.testing.assert_array_equal(a.y, b.y)
+        np.testing.assert_array_equal(a.y, b.y, err_msg=what)
+
+
+def assert_every_engine_exact(ir, profile, x, reference):
+    """Each simulator engine and loop (``engines.VARIANTS``) equals the interpreter."""
+    runs = every_variant(ir, profile, x)
+    assert "numba/batched" in runs or ir.units >= 300
+    for variant, out in runs.items():
+        assert_bit_exact(out, reference, f"simulator {variant} ({profile})")
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -62,15 +71,17 @@ def test_simulator_equals_interpreter(name):
     ir = read_ir(model)
     x = _inputs(ir, sequences, steps, x_range, seed)
     for profile, run in RUNNERS.items():
-        assert_bit_exact(Simulator(ir, profile).run(x), run(model, ir, x))
+        assert_every_engine_exact(ir, profile, x, run(model, ir, x))
 
 
 def test_text_model_from_token_ids():
     model = random_step_tflite(6, 24, 11, seed=37, task="language_model", vocab_size=11)
     ir = read_ir(model)
     ids = np.random.default_rng(0).integers(0, 11, (2, 60))
-    assert_bit_exact(Simulator(ir, "tflite").run_tokens(ids), run_litert_tokens(model, ir, ids))
-    assert_bit_exact(Simulator(ir, "tflm").run_tokens(ids), run_tflm_tokens(model, ir, ids))
+    litert, tflm = run_litert_tokens(model, ir, ids), run_tflm_tokens(model, ir, ids)
+    for engine in ("numpy", "numba"):
+        assert_bit_exact(Simulator(ir, "tflite", engine).run_tokens(ids), litert, engine)
+        assert_bit_exact(Simulator(ir, "tflm", engine).run_tokens(ids), tflm, engine)
 
 
 # ---- models with frequent exact ties --------------------------------------------------
@@ -144,8 +155,8 @@ def test_rounding_ties_are_reproduced(which):
     litert, tflm = run_litert(model, ir, x), run_tflm(model, ir, x)
     # the two interpreters disagree here: the test can tell the roundings apart
     assert not compare_outputs("LiteRT", "TFLM", litert, tflm).ok
-    assert_bit_exact(Simulator(ir, "tflite").run(x), litert)
-    assert_bit_exact(Simulator(ir, "tflm").run(x), tflm)
+    assert_every_engine_exact(ir, "tflite", x, litert)
+    assert_every_engine_exact(ir, "tflm", x, tflm)
     if which == "fc-ties":
         h_prev = np.concatenate([np.zeros_like(litert.h[:, :1]), litert.h[:, :-1]], axis=1)
         acc = h_prev.astype(np.int64) @ ir.recurrent_fc.weights.astype(np.int64).T

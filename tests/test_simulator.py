@@ -23,15 +23,21 @@ def text_ir():
                                       vocab_size=11))
 
 
+@pytest.fixture(params=["numpy", "numba"])
+def engine(request):
+    """Every API test runs on both simulator engines."""
+    return request.param
+
+
 def _inputs(ir, batch, steps, seed=0):
     rng = np.random.default_rng(seed)
     return rng.integers(-128, 128, (batch, steps, ir.input_dim)).astype(np.int8)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_run_equals_streaming_steps(ir, profile):
+def test_run_equals_streaming_steps(ir, profile, engine):
     x = _inputs(ir, 5, 12)
-    sim = Simulator(ir, profile)
+    sim = Simulator(ir, profile, engine)
     out = sim.run(x)
     assert isinstance(out, StepOutputs)
     assert out.h.shape == (5, 12, ir.units) and out.h.dtype == np.int8
@@ -45,9 +51,9 @@ def test_run_equals_streaming_steps(ir, profile):
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_sequences_of_a_batch_are_independent(ir, profile):
+def test_sequences_of_a_batch_are_independent(ir, profile, engine):
     x = _inputs(ir, 6, 9, seed=1)
-    sim = Simulator(ir, profile)
+    sim = Simulator(ir, profile, engine)
     whole = sim.run(x)
     for b in range(6):
         one = sim.run(x[b:b + 1])
@@ -55,8 +61,8 @@ def test_sequences_of_a_batch_are_independent(ir, profile):
         np.testing.assert_array_equal(one.y[0], whole.y[b])
 
 
-def test_run_starts_from_zero_and_leaves_the_stream_alone(ir):
-    sim = Simulator(ir)
+def test_run_starts_from_zero_and_leaves_the_stream_alone(ir, engine):
+    sim = Simulator(ir, engine=engine)
     x = _inputs(ir, 2, 4, seed=2)
     sim.reset(2)
     sim.step(x[:, 0])
@@ -67,16 +73,16 @@ def test_run_starts_from_zero_and_leaves_the_stream_alone(ir):
     np.testing.assert_array_equal(sim.state, np.zeros((2, ir.units), np.int8))
 
 
-def test_profiles_differ_somewhere_but_agree_mostly(ir):
+def test_profiles_differ_somewhere_but_agree_mostly(ir, engine):
     x = _inputs(ir, 16, 40, seed=3)
-    a, b = Simulator(ir, "tflm").run(x), Simulator(ir, "tflite").run(x)
+    a, b = Simulator(ir, "tflm", engine).run(x), Simulator(ir, "tflite", engine).run(x)
     same = np.mean(a.h == b.h)
     assert 0.5 < same < 1.0  # the same model, computed with two roundings
 
 
-def test_run_tokens_is_the_embedding_lookup(text_ir):
+def test_run_tokens_is_the_embedding_lookup(text_ir, engine):
     ids = np.random.default_rng(4).integers(0, text_ir.vocab_size, (3, 15))
-    sim = Simulator(text_ir, "tflm")
+    sim = Simulator(text_ir, "tflm", engine)
     a = sim.run_tokens(ids)
     b = sim.run(text_ir.embedding[ids])
     np.testing.assert_array_equal(a.h, b.h)
@@ -84,18 +90,18 @@ def test_run_tokens_is_the_embedding_lookup(text_ir):
     np.testing.assert_array_equal(embed_tokens(text_ir, ids), text_ir.embedding[ids])
 
 
-def test_model_without_head_has_no_outputs():
+def test_model_without_head_has_no_outputs(engine):
     ir = read_ir(random_step_tflite(4, 13, 0, seed=34, x_range=1e3))  # as test_interpreters
-    out = Simulator(ir, "tflite").run(_inputs(ir, 2, 3))
+    out = Simulator(ir, "tflite", engine).run(_inputs(ir, 2, 3))
     assert out.y is None and out.h.shape == (2, 3, 13)
-    sim = Simulator(ir)
+    sim = Simulator(ir, engine=engine)
     sim.reset(1)
     h, y = sim.step(_inputs(ir, 1, 1)[:, 0])
     assert y is None and h.shape == (1, 13)
 
 
-def test_bad_inputs_are_refused(ir, text_ir):
-    sim = Simulator(ir)
+def test_bad_inputs_are_refused(ir, text_ir, engine):
+    sim = Simulator(ir, engine=engine)
     with pytest.raises(ValueError, match="int8"):
         sim.run(np.zeros((1, 2, ir.input_dim), np.float32))
     with pytest.raises(ValueError, match="shape"):
@@ -104,15 +110,15 @@ def test_bad_inputs_are_refused(ir, text_ir):
         sim.reset(2)
         sim.step(np.zeros((3, ir.input_dim), np.int8))
     with pytest.raises(ValueError, match="profile"):
-        Simulator(ir, "cmsis")
+        Simulator(ir, "cmsis", engine)
     with pytest.raises(ValueError, match="embedding"):
         sim.run_tokens(np.zeros((1, 2), np.int64))
     with pytest.raises(ValueError, match="token ids"):
-        Simulator(text_ir).run_tokens(np.array([[0, text_ir.vocab_size]]))
+        Simulator(text_ir, engine=engine).run_tokens(np.array([[0, text_ir.vocab_size]]))
 
 
-def test_step_outputs_are_frozen(ir):
-    out = Simulator(ir).run(_inputs(ir, 1, 2))
+def test_step_outputs_are_frozen(ir, engine):
+    out = Simulator(ir, engine=engine).run(_inputs(ir, 1, 2))
     with pytest.raises(dataclasses.FrozenInstanceError):
         out.h = out.h  # type: ignore[misc]
     assert (out.batch, out.steps) == (1, 2)

@@ -1,0 +1,46 @@
+"""Every way the simulator can compute a run, for tests that check each of them.
+
+``numpy`` is the reference engine; ``numba`` has two loops (``sequential`` for a
+few sequences, ``batched`` with float32 BLAS products for many), chosen by batch
+size in normal use and forced here so that both are always exercised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from elman.runtime.simulator import Simulator, StepOutputs
+
+VARIANTS = ("numpy", "numba/sequential", "numba/batched")
+
+
+def simulate(ir, profile: str, x_q: np.ndarray, variant: str) -> StepOutputs:
+    """``Simulator(ir, profile).run(x_q)`` with the engine (and loop) of ``variant``."""
+    engine, _, loop = variant.partition("/")
+    sim = Simulator(ir, profile, engine=engine)
+    if not loop:
+        return sim.run(x_q)
+    assert sim.engine == "numba"
+    compiled = sim._compiled
+    if loop == "batched" and not compiled.blas_exact:
+        raise AssertionError("this model's products exceed float32's exact range")
+    hs, ys = compiled.run(x_q, np.zeros((x_q.shape[0], ir.units), np.int8), loop=loop)
+    return StepOutputs(h=hs, y=ys)
+
+
+def every_variant(ir, profile: str, x_q: np.ndarray) -> dict[str, StepOutputs]:
+    """The run of every variant (``numba/batched`` only where float32 is exact)."""
+    out = {}
+    for variant in VARIANTS:
+        if variant == "numba/batched" and not Simulator(ir, profile, "numba")._compiled.blas_exact:
+            continue
+        out[variant] = simulate(ir, profile, x_q, variant)
+    return out
+
+
+def assert_same(a: StepOutputs, b: StepOutputs, what: str = "") -> None:
+    """Bit-exact: every step of every sequence, every unit of h and y."""
+    np.testing.assert_array_equal(a.h, b.h, err_msg=f"h {what}")
+    if a.y is None or b.y is None:
+        assert a.y is None and b.y is None, f"y present in only one {what}"
+    else:
+        np.testing.assert_array_equal(a.y, b.y, err_msg=f"y {what}")
