@@ -23,6 +23,10 @@ def verify(
     float_model: Annotated[bool, typer.Option(
         "--float/--no-float", help="Also compare with the float Keras model (metrics).")] = True,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    engine: Annotated[str, typer.Option(
+        help="Simulator engine: numba (compiled; the numpy engine is then one more pair), "
+             "numpy (the reference) or auto (numba where it imports, unless "
+             "ELMAN_SIMULATOR_ENGINE says otherwise).")] = "auto",
 ) -> None:
     """Compare the simulator with LiteRT, TFLite Micro (and more) on the held-out data."""
     from elman.runtime.verify import format_table, mismatch_message, verify_run
@@ -31,7 +35,8 @@ def verify(
         raise ElmanError(f"--profile must be one of {', '.join(PROFILE_CHOICES)}, "
                          f"got {profile!r}")
     report = verify_run(run_dir, profiles=PROFILE_CHOICES[profile], limit=limit,
-                        progress=progress, float_model=float_model, raise_on_mismatch=False)
+                        progress=progress, float_model=float_model, raise_on_mismatch=False,
+                        engine=engine)
     typer.echo(format_table(report))
     if not report["ok"]:
         raise VerificationError(mismatch_message(report))

@@ -25,7 +25,7 @@ from elman.runtime.compare import PairResult, compare_outputs
 from elman.runtime.float_reference import float_metrics, keras_weights
 from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.primitives import PROFILES, check_profile
-from elman.runtime.simulator import Simulator, StepOutputs
+from elman.runtime.simulator import Simulator, StepOutputs, resolve_engine
 
 from elman import rundir
 from elman.errors import ElmanError, VerificationError
@@ -81,6 +81,7 @@ class VerifyContext:
     model: bytes  # the .tflite step model
     profiles: tuple[str, ...]
     progress: bool
+    engine: str = "numba"  # the simulator engine every pair is compared with
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,25 @@ def interpreter_implementations(ctx: VerifyContext) -> list[Implementation]:
     return out
 
 
+NUMPY_ENGINE = "simulator, numpy engine"
+
+
+def engine_implementations(ctx: VerifyContext) -> list[Implementation]:
+    """Where the simulator runs compiled (numba), its numpy reference engine too: the
+    proof that the fast engine computed what the reference computes, on this data."""
+    if ctx.engine != "numba":
+        return []
+
+    def reference(profile: str) -> Callable[[VerifyInputs], StepOutputs]:
+        return lambda inputs: Simulator(ctx.ir, profile, engine="numpy").run(inputs.x_q)
+
+    return [Implementation(f"{NUMPY_ENGINE} ({p})", p, reference(p)) for p in ctx.profiles]
+
+
 # Every factory here is asked for its implementations; the generated C and the emulated
 # Cortex-M stages append theirs (one line each).
-IMPLEMENTATIONS: list[ImplementationFactory] = [interpreter_implementations]
+IMPLEMENTATIONS: list[ImplementationFactory] = [interpreter_implementations,
+                                                engine_implementations]
 IMPLEMENTATIONS.append(host_c_implementations)  # generated C vs simulator (firmware_codegen)
 IMPLEMENTATIONS.append(emulated_implementations)  # emulated Cortex-M vs simulator (arm)
 
@@ -181,14 +198,19 @@ def load_verify_inputs(run_dir: Path, ir: QuantizedRNN, limit: int | None = None
                         f"test split, {x.shape[0]} sequences x {x.shape[1]} steps")
 
 
-def _simulate(ir: QuantizedRNN, profile: str, inputs: VerifyInputs) -> StepOutputs:
-    return Simulator(ir, profile).run(inputs.x_q)
+def _simulate(ir: QuantizedRNN, profile: str, inputs: VerifyInputs, engine: str
+              ) -> StepOutputs:
+    return Simulator(ir, profile, engine).run(inputs.x_q)
 
 
 def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tflm", "tflite"),
                limit: int | None = None, progress: bool = True, *,
-               float_model: bool = True, raise_on_mismatch: bool = True) -> dict[str, Any]:
+               float_model: bool = True, raise_on_mismatch: bool = True,
+               engine: str = "auto") -> dict[str, Any]:
     """Compare every implementation with the simulator on the run's held-out data.
+
+    ``engine``: the simulator engine (``auto``, ``numba`` or ``numpy``); with
+    ``numba``, the numpy reference engine is one more pair.
 
     Writes ``verify_report.json`` (also when something disagrees), then raises
     :class:`VerificationError` on any mismatch unless ``raise_on_mismatch`` is False.
@@ -208,9 +230,13 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
     model = model_path.read_bytes()
     ir = read_ir(model)
     inputs = load_verify_inputs(run_dir, ir, limit)
-    ctx = VerifyContext(run_dir, ir, model, profiles, progress)
+    try:
+        engine = resolve_engine(engine)
+    except ValueError as exc:
+        raise ElmanError(str(exc)) from None
+    ctx = VerifyContext(run_dir, ir, model, profiles, progress, engine)
 
-    simulated = {p: _simulate(ir, p, inputs) for p in profiles}
+    simulated = {p: _simulate(ir, p, inputs, engine) for p in profiles}
     pairs: list[dict[str, Any]] = []
     results: list[PairResult] = []
     for factory in IMPLEMENTATIONS:
@@ -238,6 +264,7 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
         "data": {"description": inputs.description, "sequences": inputs.sequences,
                  "steps": inputs.steps, "limit": limit},
         "profiles": list(profiles),
+        "simulator_engine": engine,
         "pairs": pairs,
         "ok": all(r.ok for r in results),
     }

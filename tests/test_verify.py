@@ -10,7 +10,8 @@ import pytest
 from elman.quantize.reader import read_ir
 from elman.runtime import verify as V
 from elman.runtime.interpreters import run_litert, run_tflm
-from elman.runtime.simulator import Simulator
+from elman.runtime.simulator import ENGINE_ENV, Simulator
+from engines import VARIANTS, assert_same, every_variant
 from typer.testing import CliRunner
 
 from elman.cli import app
@@ -33,10 +34,11 @@ def test_simulator_is_bit_exact_on_real_basicmotions(bm_run):
     inputs = V.load_verify_inputs(bm_run, ir)
     assert inputs.x_q.shape == (40, 100, 6)
     for profile, run in (("tflite", run_litert), ("tflm", run_tflm)):
-        sim = Simulator(ir, profile).run(inputs.x_q)
         ref = run(model, ir, inputs.x_q)
-        np.testing.assert_array_equal(sim.h, ref.h)
-        np.testing.assert_array_equal(sim.y, ref.y)
+        runs = every_variant(ir, profile, inputs.x_q)
+        assert set(runs) == set(VARIANTS)  # the compiled engine's two loops and numpy
+        for variant, sim in runs.items():
+            assert_same(sim, ref, f"{variant} ({profile})")
 
 
 def test_simulator_is_bit_exact_on_a_real_text_stream(text_run):
@@ -45,10 +47,9 @@ def test_simulator_is_bit_exact_on_a_real_text_stream(text_run):
     inputs = V.load_verify_inputs(text_run, ir)
     assert inputs.ids.shape == (1, 2222)
     for profile, run in (("tflite", run_litert), ("tflm", run_tflm)):
-        sim = Simulator(ir, profile).run_tokens(inputs.ids)
         ref = run(model, ir, inputs.x_q)
-        np.testing.assert_array_equal(sim.h, ref.h)
-        np.testing.assert_array_equal(sim.y, ref.y)
+        for engine in ("numpy", "numba"):
+            assert_same(Simulator(ir, profile, engine).run_tokens(inputs.ids), ref, engine)
 
 
 def test_verify_run_writes_a_clean_report(bm_copy):
@@ -58,8 +59,11 @@ def test_verify_run_writes_a_clean_report(bm_copy):
     assert on_disk == json.loads(json.dumps(report))
     assert report["ok"] is True
     pairs = {(p["a"], p["b"]): p for p in report["pairs"]}
+    assert report["simulator_engine"] == "numba"
     for a, b in (("simulator (tflm)", "TFLite Micro"),
-                 ("simulator (tflite)", "LiteRT BUILTIN_REF")):
+                 ("simulator (tflite)", "LiteRT BUILTIN_REF"),
+                 ("simulator (tflm)", "simulator, numpy engine (tflm)"),
+                 ("simulator (tflite)", "simulator, numpy engine (tflite)")):
         p = pairs[(a, b)]
         assert p["compared"] == 4 * 100 * (16 + 4)
         assert p["compared_hidden"] == 4 * 100 * 16
@@ -161,3 +165,27 @@ def test_a_slow_implementation_is_checked_on_a_prefix(bm_copy, monkeypatch):
     assert pair["ok"] and pair["compared"] == 2 * 100 * (16 + 4)
     assert pair["data"] == "first 2 sequences of the test split, 40 sequences x 100 steps"
     assert "on the first 2 sequences" in V.format_table(report)
+
+
+def test_verify_with_the_numpy_engine_has_no_engine_pair(bm_copy, monkeypatch):
+    monkeypatch.setenv(ENGINE_ENV, "numpy")
+    report = V.verify_run(bm_copy, limit=2, progress=False, float_model=False)
+    assert report["ok"] and report["simulator_engine"] == "numpy"
+    assert not [p for p in report["pairs"] if "numpy engine" in p["b"]]
+    assert {"TFLite Micro", "LiteRT BUILTIN_REF"} <= {p["b"] for p in report["pairs"]}
+
+
+def test_cli_engine_option(bm_copy):
+    result = CliRunner().invoke(app, ["verify", str(bm_copy), "--profile", "tflite",
+                                      "--limit", "2", "--no-float", "--no-progress",
+                                      "--engine", "numpy"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((bm_copy / "verify_report.json").read_text())["simulator_engine"] == "numpy"
+    assert "numpy engine" not in result.output
+    result = CliRunner().invoke(app, ["verify", str(bm_copy), "--profile", "tflite",
+                                      "--limit", "2", "--no-float", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "simulator (tflite) vs simulator, numpy engine (tflite)" in result.output
+    result = CliRunner().invoke(app, ["verify", str(bm_copy), "--engine", "fortran"])
+    assert result.exit_code == 1
+    assert "unknown simulator engine 'fortran'" in result.output
