@@ -1,17 +1,21 @@
-"""Throughput of the numpy simulator against the interpreters' per-step invoke loops.
+"""Throughput of the simulator against the interpreters' per-step invoke loops.
 
 sequences x steps per second, for random-weight int8 step models (real TF
-conversion; BasicMotions-shaped 6 inputs / 32 units / 4 classes, 16 / 64 / 8, and a larger
-32 inputs / 128 units / 10 outputs model):
+conversion): 6 inputs / 32 units / 4 classes, the demo's BasicMotions shape
+(6 / 64 / 4), 16 / 64 / 8, 32 / 128 / 10, and the text task's default
+(16 / 384 / 96):
 
-- ``Simulator(ir, profile).run`` on a batch of 1 and of 256 sequences;
+- ``Simulator(ir, profile, engine).run`` on a batch of 1 and of 256 sequences,
+  for both engines: ``numba`` (compiled, the default) and ``numpy`` (reference);
 - LiteRT ``BUILTIN_REF``: one ``invoke`` per step of one sequence, from Python
   (``set_tensor`` / ``get_tensor`` included), i.e. ``run_litert``;
 - the TFLite Micro Python interpreter, the same loop (``run_tflm``).
 
 Every implementation's outputs are checked bit for bit against the simulator of
-its profile before timing. Each time is the best of several rounds (the
-machine may be shared); the load average is recorded.
+its profile before timing, and the two engines against each other at batch 256.
+Each time is the best of several rounds (the machine may be shared); the ratio
+column uses CPU time (everything timed runs on one thread); the load average
+is recorded.
 Usage: .venv/bin/python bench/simulator.py [--steps 100] [--rounds 5]
 Writes bench/results/simulator.json.
 """
@@ -36,8 +40,10 @@ from elman.quantize.testing import random_step_tflite  # noqa: E402
 from elman.runtime.interpreters import run_litert, run_tflm  # noqa: E402
 from elman.runtime.simulator import Simulator  # noqa: E402
 
-MODELS = {"bm-shaped 6x32x4": (6, 32, 4), "64 units 16x64x8": (16, 64, 8),
-          "128 units 32x128x10": (32, 128, 10)}
+MODELS = {"6x32x4": (6, 32, 4), "BM-shaped 6x64x4": (6, 64, 4),
+          "16x64x8": (16, 64, 8), "32x128x10": (32, 128, 10),
+          "text 16x384x96": (16, 384, 96)}
+ENGINES = ("numba", "numpy")
 RESULTS = Path(__file__).parent / "results" / "simulator.json"
 
 
@@ -62,11 +68,16 @@ def bench_model(name: str, dims: tuple[int, int, int], steps: int, rounds: int) 
     rng = np.random.default_rng(0)
     x256 = ir.input_quant.quantize(rng.uniform(-1, 1, (256, steps, ir.input_dim)))
     x1 = x256[:1]
-    sims = {p: Simulator(ir, p) for p in ("tflm", "tflite")}
+    sims = {(p, e): Simulator(ir, p, e) for p in ("tflm", "tflite") for e in ENGINES}
     for profile, run in (("tflite", run_litert), ("tflm", run_tflm)):
-        ref, sim = run(model, ir, x1), sims[profile].run(x1)
-        np.testing.assert_array_equal(ref.h, sim.h)
-        np.testing.assert_array_equal(ref.y, sim.y)
+        ref = run(model, ir, x1)
+        for engine in ENGINES:
+            sim = sims[profile, engine].run(x1)
+            np.testing.assert_array_equal(ref.h, sim.h)
+            np.testing.assert_array_equal(ref.y, sim.y)
+        compiled, reference = (sims[profile, e].run(x256) for e in ENGINES)
+        np.testing.assert_array_equal(compiled.h, reference.h)
+        np.testing.assert_array_equal(compiled.y, reference.y)
     rows = []
 
     def add(impl: str, batch: int, seconds: tuple[float, float]) -> None:
@@ -79,9 +90,10 @@ def bench_model(name: str, dims: tuple[int, int, int], steps: int, rounds: int) 
     add("LiteRT BUILTIN_REF invoke loop", 1,
         best_time(lambda: run_litert(model, ir, x1), rounds))
     add("TFLite Micro invoke loop", 1, best_time(lambda: run_tflm(model, ir, x1), rounds))
-    for profile, sim in sims.items():
-        add(f"simulator ({profile})", 1, best_time(lambda s=sim: s.run(x1), rounds))
-        add(f"simulator ({profile})", 256, best_time(lambda s=sim: s.run(x256), rounds))
+    for (profile, engine), sim in sims.items():
+        add(f"simulator {engine} ({profile})", 1, best_time(lambda s=sim: s.run(x1), rounds))
+        add(f"simulator {engine} ({profile})", 256,
+            best_time(lambda s=sim: s.run(x256), rounds))
     litert, litert_cpu = rows[0]["sequence_steps_per_s"], rows[0]["sequence_steps_per_cpu_s"]
     for r in rows:
         r["vs_litert_loop"] = r["sequence_steps_per_s"] / litert
@@ -98,10 +110,10 @@ def main() -> None:
     for name, dims in MODELS.items():
         rows += bench_model(name, dims, args.steps, args.rounds)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'model':<22} {'implementation':<32} {'batch':>5} {'seq*steps/s':>12} "
+    print(f"{'model':<20} {'implementation':<32} {'batch':>5} {'seq*steps/s':>12} "
           f"{'x LiteRT':>8} {'seq*steps/cpu-s':>15} {'x LiteRT':>8}")
     for r in rows:
-        print(f"{r['model']:<22} {r['implementation']:<32} {r['batch']:>5} "
+        print(f"{r['model']:<20} {r['implementation']:<32} {r['batch']:>5} "
               f"{r['sequence_steps_per_s']:>12,.0f} {r['vs_litert_loop']:>8.1f} "
               f"{r['sequence_steps_per_cpu_s']:>15,.0f} {r['vs_litert_loop_cpu']:>8.1f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

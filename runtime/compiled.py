@@ -216,11 +216,13 @@ class CompiledRNN:
         acc_x = np.empty((batch, units), dtype=np.float32)
         acc_hy = np.empty((batch, units + out_dim), dtype=np.float32)
         no_rows = ys[:0, 0]
+        h8 = np.empty((batch, units), dtype=np.int8)
         for t in range(steps):
             np.matmul(x32[t], fx.weights_t, out=acc_x)
             np.matmul(h32[t % 2], w_hy, out=acc_hy)
             cell(acc_x, acc_hy, *args, ys[:, t - 1] if t else no_rows,
-                 hs[:, t], h32[(t + 1) % 2])
+                 h8, h32[(t + 1) % 2])
+            hs[:, t] = h8
         if out_dim and steps:
             acc_y = np.matmul(h32[steps % 2], head.weights_t)
             k.head_rows(acc_y, fy_f, fy_i, head.output_zero_point, mode_y, ys[:, steps - 1])
