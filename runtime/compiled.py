@@ -128,7 +128,7 @@ class Layer:
 
     def packed(self, tflm: bool) -> tuple:
         """What ``compiled_kernels.head_rows`` reads of the head: ``(params_f, params_i,
-        mode)``, the per-channel parameters packed in rows (see ``_requantize_row``)."""
+        mode)``, the per-channel parameters packed in rows."""
         from elman.runtime.compiled_kernels import TFLITE, TFLM, TFLM_FLOAT
 
         params_f = np.ascontiguousarray(np.stack([

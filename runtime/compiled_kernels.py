@@ -117,45 +117,40 @@ def sequential(x_q, h0,
                     ys[b, t, o] = y[o]
 
 
-TFLM, TFLM_FLOAT, TFLITE = 0, 1, 2  # how a layer requantizes (``Layer.mode``)
-
-
-@_inline
-def _requantize_row(acc, params_f, params_i, zero_point, mode, out):
-    """``out[c]`` = the int8 result of ``acc[c]`` (an exact integer: int32, or float32
-    from BLAS) plus the bias, for every channel ``c``. ``params_i`` rows: bias,
-    multiplier, left, right; ``params_f`` rows: bias, ``m * 2**-31``, ``2**-right``,
-    scale. One loop per mode, so that each vectorizes."""
-    if mode == TFLM:
-        for c in range(out.shape[0]):
-            out[c] = requantize_tflm(int32(int32(acc[c]) + params_i[0, c]), params_i[1, c],
-                                     params_i[2, c], params_i[3, c], zero_point)
-    elif mode == TFLM_FLOAT:
-        for c in range(out.shape[0]):
-            out[c] = requantize_tflm_float(float(acc[c]) + params_f[0, c], params_f[1, c],
-                                           params_f[2, c], zero_point)
-    else:
-        for c in range(out.shape[0]):
-            out[c] = requantize_tflite(int32(int32(acc[c]) + params_i[0, c]), params_f[3, c],
-                                       zero_point)
+TFLM, TFLM_FLOAT, TFLITE = 0, 1, 2  # how the head requantizes (``Layer.packed``)
 
 
 @_jit
 def head_rows(acc_y, fy, iy, zy_out, mode_y, y_out):
-    """The head's int8 outputs (B, O) from its BLAS products (B, O)."""
-    y = np.empty(acc_y.shape[1], np.int64)
-    for b in range(acc_y.shape[0]):
-        _requantize_row(acc_y[b], fy, iy, zy_out, mode_y, y)
-        for o in range(acc_y.shape[1]):
-            y_out[b, o] = y[o]
+    """The head's int8 outputs (B, O) from its BLAS products (B, O), exact integers
+    without bias, requantized in ``mode_y``. ``iy`` rows: bias, multiplier, left,
+    right; ``fy`` rows: bias, ``m * 2**-31``, ``2**-right``, scale."""
+    batch, out_dim = acc_y.shape
+    if mode_y == TFLM:
+        for b in range(batch):
+            for o in range(out_dim):
+                y_out[b, o] = requantize_tflm(int32(int32(acc_y[b, o]) + iy[0, o]), iy[1, o],
+                                              iy[2, o], iy[3, o], zy_out)
+    elif mode_y == TFLM_FLOAT:
+        for b in range(batch):
+            for o in range(out_dim):
+                y_out[b, o] = requantize_tflm_float(float(acc_y[b, o]) + fy[0, o], fy[1, o],
+                                                    fy[2, o], zy_out)
+    else:
+        for b in range(batch):
+            for o in range(out_dim):
+                y_out[b, o] = requantize_tflite(int32(int32(acc_y[b, o]) + iy[0, o]), fy[3, o],
+                                                zy_out)
 
 
 @_inline
 def _lookup(index, add_tanh, zh_in, h_out, h32):
+    """ADD+TANH: the new state (int8), then as float32 minus the zero point (two loops:
+    the byte lookups do not vectorize, the conversion does)."""
     for u in range(index.shape[0]):
-        h_new = add_tanh[index[u]]
-        h_out[u] = h_new
-        h32[u] = h_new - zh_in
+        h_out[u] = add_tanh[index[u]]
+    for u in range(index.shape[0]):
+        h32[u] = h_out[u] - zh_in
 
 
 # One step of every sequence after its float32 BLAS products (exact integers, without
