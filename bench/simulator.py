@@ -16,7 +16,7 @@ its profile before timing, and the two engines against each other at batch 256.
 Each time is the best of several rounds (the machine may be shared); the ratio
 column uses CPU time (everything timed runs on one thread); the load average
 is recorded.
-Usage: .venv/bin/python bench/simulator.py [--steps 100] [--rounds 5]
+Usage: .venv/bin/python bench/simulator.py [--steps 100] [--rounds 5] [--run runs/demo]
 Writes bench/results/simulator.json.
 """
 
@@ -62,11 +62,27 @@ def best_time(fn, rounds: int) -> tuple[float, float]:
     return wall, cpu
 
 
-def bench_model(name: str, dims: tuple[int, int, int], steps: int, rounds: int) -> list[dict]:
+def random_model(dims: tuple[int, int, int], steps: int) -> tuple[bytes, np.ndarray]:
+    """A random-weight step model (real TF conversion) and 256 random int8 sequences."""
     model = random_step_tflite(*dims, seed=0)
     ir = read_ir(model)
     rng = np.random.default_rng(0)
-    x256 = ir.input_quant.quantize(rng.uniform(-1, 1, (256, steps, ir.input_dim)))
+    return model, ir.input_quant.quantize(rng.uniform(-1, 1, (256, steps, ir.input_dim)))
+
+
+def run_model(run_dir: Path) -> tuple[bytes, np.ndarray]:
+    """A trained run's int8 model and its held-out data (``elman verify``'s inputs),
+    its sequences repeated up to 256."""
+    from elman.runtime.verify import load_verify_inputs
+
+    model = (run_dir / "model_int8.tflite").read_bytes()
+    x_q = load_verify_inputs(run_dir, read_ir(model)).x_q
+    return model, np.resize(x_q, (256, *x_q.shape[1:]))
+
+
+def bench_model(name: str, model: bytes, x256: np.ndarray, rounds: int) -> list[dict]:
+    ir = read_ir(model)
+    steps = x256.shape[1]
     x1 = x256[:1]
     sims = {(p, e): Simulator(ir, p, e) for p in ("tflm", "tflite") for e in ENGINES}
     for profile, run in (("tflite", run_litert), ("tflm", run_tflm)):
@@ -105,10 +121,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--run", type=Path, action="append", default=[],
+                        help="also a trained run directory (model_int8.tflite and its "
+                             "held-out data), e.g. runs/demo after `make demo`; repeatable")
     args = parser.parse_args()
     rows = []
+    for run_dir in args.run:
+        rows += bench_model(f"{run_dir.name} (trained)", *run_model(run_dir), args.rounds)
     for name, dims in MODELS.items():
-        rows += bench_model(name, dims, args.steps, args.rounds)
+        rows += bench_model(name, *random_model(dims, args.steps), args.rounds)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'model':<20} {'implementation':<32} {'batch':>5} {'seq*steps/s':>12} "
           f"{'x LiteRT':>8} {'seq*steps/cpu-s':>15} {'x LiteRT':>8}")
