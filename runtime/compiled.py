@@ -46,6 +46,7 @@ from elman.quantize.ir import FullyConnected
 FLOAT32_EXACT = 1 << 24  # float32 holds every integer up to this; sums below it are exact
 TFLM_FLOAT_EXACT = 1 << 22  # |acc| below it: tflm's requantization is exact in float64
 BATCHED_FROM = 16  # sequences from which one BLAS call per step beats the compiled loop
+INPUT_BLOCK = 64  # steps of inputs converted to float32 at a time (bounded memory)
 
 
 @lru_cache(maxsize=1)
@@ -211,14 +212,15 @@ class CompiledRNN:
         args = (*fx.cell_args(self.tflm, as_float), fx.output_zero_point,
                 *fh.cell_args(self.tflm, as_float), fh.output_zero_point, fh.input_zero_point,
                 fy_f, fy_i, head.output_zero_point, mode_y, self.add_tanh)
-        x32 = fx.centred32(x_q.transpose(1, 0, 2))  # (T, B, D), time-major
         h32 = [fh.centred32(h0), np.empty((batch, units), dtype=np.float32)]  # ping-pong
         acc_x = np.empty((batch, units), dtype=np.float32)
         acc_hy = np.empty((batch, units + out_dim), dtype=np.float32)
         no_rows = ys[:0, 0]
         h8 = np.empty((batch, units), dtype=np.int8)
         for t in range(steps):
-            np.matmul(x32[t], fx.weights_t, out=acc_x)
+            if t % INPUT_BLOCK == 0:  # x - zp as float32, time-major, a block of steps
+                x32 = fx.centred32(x_q[:, t:t + INPUT_BLOCK].transpose(1, 0, 2))
+            np.matmul(x32[t % INPUT_BLOCK], fx.weights_t, out=acc_x)
             np.matmul(h32[t % 2], w_hy, out=acc_hy)
             cell(acc_x, acc_hy, *args, ys[:, t - 1] if t else no_rows,
                  h8, h32[(t + 1) % 2])
