@@ -165,6 +165,8 @@ def _lookup(index, add_tanh, zh_in, h_out, h32):
 @_jit
 def cell_tflm(acc_x, acc_hy, bx, mx, lx, rx, zx_out, bh, mh, lh, rh, zh_out, zh_in,
               fy, iy, zy_out, mode_y, add_tanh, y_previous, h_out, h32):
+    """One step (see above) with TFLM's integer requantization (``mx``, ``mh``: the
+    multipliers; ``lx``, ``rx``, ``lh``, ``rh``: the left and right shifts)."""
     batch, units = acc_x.shape
     index = np.empty(units, np.int64)
     for b in range(batch):
