@@ -42,6 +42,7 @@ from functools import lru_cache
 
 import numpy as np
 from elman.quantize.ir import FullyConnected
+from elman.runtime.float_exact import max_abs_accumulator
 
 FLOAT32_EXACT = 1 << 24  # float32 holds every integer up to this; sums below it are exact
 TFLM_FLOAT_EXACT = 1 << 22  # |acc| below it: tflm's requantization is exact in float64
@@ -61,9 +62,8 @@ def numba_available() -> bool:
 
 def max_abs_product(fc: FullyConnected) -> int:
     """The largest ``|sum_d w[c, d] * (q[d] - zp)|`` over int8 inputs (no bias)."""
-    zp = int(fc.input.zero_point)
-    widest = max(abs(-128 - zp), abs(127 - zp))
-    return int((np.abs(fc.weights.astype(np.int64)).sum(axis=1) * widest).max(initial=0))
+    return max_abs_accumulator(fc.weights, np.zeros(fc.out_features, np.int64),
+                               int(fc.input.zero_point))
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Layer:
     @classmethod
     def of(cls, fc: FullyConnected, multipliers: np.ndarray, shifts: np.ndarray) -> Layer:
         shifts = np.asarray(shifts, dtype=np.int64)
-        widest_acc = max_abs_product(fc) + int(np.abs(fc.bias.astype(np.int64)).max(initial=0))
+        widest_acc = max_abs_accumulator(fc.weights, fc.bias, int(fc.input.zero_point))
         return cls(
             weights=np.ascontiguousarray(fc.weights, dtype=np.int16),
             weights_t=np.ascontiguousarray(fc.weights.T, dtype=np.float32),

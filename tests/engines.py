@@ -16,24 +16,29 @@ VARIANTS = ("numpy", "numba/sequential", "numba/batched")
 def simulate(ir, profile: str, x_q: np.ndarray, variant: str) -> StepOutputs:
     """``Simulator(ir, profile).run(x_q)`` with the engine (and loop) of ``variant``."""
     engine, _, loop = variant.partition("/")
-    sim = Simulator(ir, profile, engine=engine)
+    return _run(Simulator(ir, profile, engine=engine), x_q, loop)
+
+
+def _run(sim: Simulator, x_q: np.ndarray, loop: str) -> StepOutputs:
     if not loop:
         return sim.run(x_q)
     assert sim.engine == "numba"
     compiled = sim._compiled
     if loop == "batched" and not compiled.blas_exact:
         raise AssertionError("this model's products exceed float32's exact range")
-    hs, ys = compiled.run(x_q, np.zeros((x_q.shape[0], ir.units), np.int8), loop=loop)
+    hs, ys = compiled.run(x_q, np.zeros((x_q.shape[0], sim.ir.units), np.int8), loop=loop)
     return StepOutputs(h=hs, y=ys)
 
 
 def every_variant(ir, profile: str, x_q: np.ndarray) -> dict[str, StepOutputs]:
     """The run of every variant (``numba/batched`` only where float32 is exact)."""
+    sims = {engine: Simulator(ir, profile, engine=engine) for engine in ("numpy", "numba")}
     out = {}
     for variant in VARIANTS:
-        if variant == "numba/batched" and not Simulator(ir, profile, "numba")._compiled.blas_exact:
+        engine, _, loop = variant.partition("/")
+        if loop == "batched" and not sims[engine]._compiled.blas_exact:
             continue
-        out[variant] = simulate(ir, profile, x_q, variant)
+        out[variant] = _run(sims[engine], x_q, loop)
     return out
 
 
