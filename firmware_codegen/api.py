@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from elman.firmware_codegen.generate import PROFILES, generate_c
+from elman.firmware_codegen.generate import generate_c
 from elman.firmware_codegen.identifiers import validate_prefix
+from elman.profiles import PROFILE_NAMES
 
 from elman.errors import ElmanError
 from elman.files import staged_outputs
@@ -37,8 +38,8 @@ def codegen_run(
     from elman.quantize.reader import read_ir
 
     validate_prefix(prefix)
-    if profile not in PROFILES:
-        raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if profile not in PROFILE_NAMES:
+        raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
     tflite = require(run_dir, MODEL_TFLITE)
     ir = read_ir(tflite)
     files = generate_c(ir, prefix=prefix, profile=profile)

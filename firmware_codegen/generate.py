@@ -24,16 +24,13 @@ import jinja2
 import numpy as np
 from elman.firmware_codegen import tables
 from elman.firmware_codegen.identifiers import validate_prefix
+from elman.profiles import PROFILE_NAMES, get_profile
+from elman.profiles.base import AddRescale
 from elman.quantize.ir import FullyConnected, QuantizedRNN
-from elman.runtime.primitives import quantize_multiplier_for
 
 from elman import __version__
 from elman.errors import ElmanError, ModelError
 
-PROFILES = {
-    "tflm": ("TFLite Micro / CMSIS-NN rounding", "the TFLite Micro interpreter"),
-    "tflite": ("TFLite reference-kernel rounding", "LiteRT's BUILTIN_REF kernels"),
-}
 INT32_MAX = 2**31 - 1
 MAX_VOCAB = 2**16  # token ids are uint16_t in the C API
 VALUES_PER_LINE = 16
@@ -48,8 +45,8 @@ def generate_c(
 ) -> dict[str, str]:
     """Render the C sources of ``ir``: file name -> text, deterministic."""
     validate_prefix(prefix)
-    if profile not in PROFILES:
-        raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if profile not in PROFILE_NAMES:
+        raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
     model = CModel(ir, prefix, profile, source_sha256 or ir.source_sha256 or "unknown")
     env = template_environment()
     return {
@@ -142,27 +139,26 @@ class CLayer:
         return folded
 
     @functools.cached_property
-    def _multipliers_and_shifts(self) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [quantize_multiplier_for(float(s), self.profile) for s in self.fc.effective_scales]
-        shifts = np.array([s for _, s in pairs], dtype=np.int64)
-        if shifts.size and shifts.max() > 30:
+    def requantization(self):
+        req = get_profile(self.profile).fully_connected(self.fc)
+        if req.shifts.size and req.shifts.max() > 30:
             raise ModelError(f"{self.title}: requantization scale "
-                             f"{float(self.fc.effective_scales.max()):g} is 2^31 or more")
-        return np.array([m for m, _ in pairs], dtype=np.int64), shifts
+                             f"{float(req.scales.max()):g} is 2^31 or more")
+        return req
 
     @property
     def multipliers(self) -> np.ndarray:
-        return self._multipliers_and_shifts[0]
+        return self.requantization.multipliers
 
     @property
     def shifts(self) -> np.ndarray:
-        return self._multipliers_and_shifts[1]
+        return self.requantization.shifts
 
     @functools.cached_property
     def _double_scales(self) -> list[tuple[int, int]]:
         """Each float64 effective scale as (53-bit mantissa, exponent), 0 for tiny scales."""
         out = []
-        for s in self.fc.effective_scales.astype(np.float64):
+        for s in self.requantization.scales:
             fraction, exp = math.frexp(float(s))
             mantissa, exponent = int(fraction * 2**53), exp - 53
             if mantissa == 0 or exponent < -128:  # |acc| * s < 2^31 * 2^-75: rounds to 0
@@ -182,22 +178,6 @@ class CLayer:
         return np.array([e for _, e in self._double_scales], dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class CAdd:
-    """The ADD's constants; every rescale must be a multiplier below one (shift <= 0)."""
-
-    input1_zero_point: int
-    input2_zero_point: int
-    output_zero_point: int
-    left_shift: int
-    input1_multiplier: int
-    input1_shift: int
-    input2_multiplier: int
-    input2_shift: int
-    output_multiplier: int
-    output_shift: int
-
-
 class CModel:
     """The view of a :class:`QuantizedRNN` that the templates render."""
 
@@ -206,7 +186,8 @@ class CModel:
         self.p = prefix
         self.P = prefix.upper()
         self.profile = profile
-        self.profile_description, self.profile_reference = PROFILES[profile]
+        arithmetic = get_profile(profile)
+        self.profile_description, self.profile_reference = arithmetic.title, arithmetic.reference
         self.source_sha256 = source_sha256
         self.elman_version = __version__
         self.input_fc = CLayer("input", "input layer W_x (with the RNN bias)", ir.input_fc, profile)
@@ -266,11 +247,7 @@ class CModel:
     @functools.cached_property
     def add_input_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """ADD's first-stage rescale of every int8 ``a`` and ``r`` (index value + 128)."""
-        a = self.add
-        return (tables.add_input_table(a.input1_zero_point, a.left_shift, a.input1_multiplier,
-                                       a.input1_shift, self.profile),
-                tables.add_input_table(a.input2_zero_point, a.left_shift, a.input2_multiplier,
-                                       a.input2_shift, self.profile))
+        return self.add.input_table(1), self.add.input_table(2)
 
     @property
     def needs_left_shift(self) -> bool:
@@ -286,25 +263,12 @@ class CModel:
         return tables.token_input_table(self.ir, self.profile).reshape(-1)
 
 
-def _c_add(ir: QuantizedRNN, profile: str) -> CAdd:
-    add = ir.add
-    twice_max = add.twice_max_input_scale
-    m1, s1 = quantize_multiplier_for(float(add.input1.scale) / twice_max, profile)
-    m2, s2 = quantize_multiplier_for(float(add.input2.scale) / twice_max, profile)
-    mo, so = quantize_multiplier_for(
-        twice_max / ((1 << add.left_shift) * float(add.output.scale)), profile)
-    if max(s1, s2, so) > 0:
+def _c_add(ir: QuantizedRNN, profile: str) -> AddRescale:
+    add = get_profile(profile).add(ir.add)
+    if not add.below_one:
         raise ModelError("ADD: an input or output rescale is not below one; TFLite rejects "
                          "such an ADD, and so does elman")
-    return CAdd(
-        input1_zero_point=int(add.input1.zero_point),
-        input2_zero_point=int(add.input2.zero_point),
-        output_zero_point=int(add.output.zero_point),
-        left_shift=int(add.left_shift),
-        input1_multiplier=int(m1), input1_shift=int(s1),
-        input2_multiplier=int(m2), input2_shift=int(s2),
-        output_multiplier=int(mo), output_shift=int(so),
-    )
+    return add
 
 
 # ---- Jinja2 environment and filters ---------------------------------------------------------

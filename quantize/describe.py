@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from elman.profiles import get_profile
 from elman.quantize.ir import FullyConnected, QuantizedRNN, QuantParams
 
 
@@ -22,9 +23,15 @@ def _fc_lines(name: str, fc: FullyConnected) -> list[str]:
         "    bias: " + (f"int32 {_range(fc.bias)}" if fc.has_bias else "none"),
         f"    input  {_q(fc.input)}",
         f"    output {_q(fc.output)}",
-        f"    requantize: multipliers {_range(fc.multipliers)}, shifts {_range(fc.shifts)}",
+        *_requantize_lines(fc),
     ]
     return lines
+
+
+def _requantize_lines(fc: FullyConnected) -> list[str]:
+    tflm = get_profile("tflm").fully_connected(fc)
+    return [f"    requantize: scales [{tflm.scales.min():.6g} .. {tflm.scales.max():.6g}]; "
+            f"tflm multipliers {_range(tflm.multipliers)}, shifts {_range(tflm.shifts)}"]
 
 
 def describe_ir(ir: QuantizedRNN, source: str = "") -> str:
@@ -59,13 +66,14 @@ def describe_ir(ir: QuantizedRNN, source: str = "") -> str:
     if ir.output_quant is not None:
         lines.append(f"y output: int8, {_q(ir.output_quant)}")
     lines.append("")
+    add = get_profile("tflm").add(ir.add)
     lines += _fc_lines("FC(x)", ir.input_fc)
     lines += _fc_lines("FC(h)", ir.recurrent_fc)
     lines += [
         f"ADD: a ({_q(ir.add.input1)}) + r ({_q(ir.add.input2)})",
         f"    output {_q(ir.add.output)}",
-        f"    left shift {ir.add.left_shift}; multipliers a {ir.add.input1_multiplier}, "
-        f"r {ir.add.input2_multiplier}, out {ir.add.output_multiplier}",
+        f"    left shift {ir.add.left_shift}; multipliers a {add.input1_multiplier}, "
+        f"r {add.input2_multiplier}, out {add.output_multiplier}",
         f"TANH: input {_q(ir.tanh.input)} -> output {_q(ir.tanh.output)}",
     ]
     if ir.head is not None:

@@ -4,9 +4,10 @@ The IR is read from a ``.tflite`` step model (``elman.quantize.reader``); it
 holds every integer tensor and every scale and zero point *as stored in the
 file* (float32 scales widened exactly to Python floats), plus what elman stores
 beside the graph in the file's metadata (task, labels, input normalization,
-the int8 embedding table of text models). Integer multipliers and shifts are
-derived from the stored scales in double precision, never from the Keras
-model.
+the int8 embedding table of text models). Integer multipliers, shifts and
+tables are derived from the stored scales by an arithmetic profile
+(``elman.profiles``), never from the Keras model; this module imports nothing
+of elman.
 
 The step it describes, for ``x`` the int8 input and ``h`` the int8 state
 (scale 1/128, zero point 0)::
@@ -22,17 +23,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
-from elman.runtime.primitives import quantize_multiplier, round_half_away_exact
 
 STATE_SCALE = 1.0 / 128.0
 STATE_ZERO_POINT = 0
 TASKS = ("classification", "language_model")
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD: both inputs are shifted left by 20 first
 IR_FORMAT_VERSION = 1
+
+
+def round_half_away_exact(v: np.ndarray) -> np.ndarray:
+    """``std::round`` of float64 values, exactly.
+
+    (``trunc(v + 0.5)`` is not: 0.49999999999999994 + 0.5 rounds to 1.0.)
+    """
+    v = np.asarray(v, dtype=np.float64)
+    whole = np.trunc(v)
+    return whole + np.trunc(2.0 * (v - whole))  # v - trunc(v) and the doubling are exact
 
 
 @dataclass(frozen=True)
@@ -90,30 +99,6 @@ class FullyConnected:
     def in_features(self) -> int:
         return int(self.weights.shape[1])
 
-    @cached_property
-    def effective_scales(self) -> np.ndarray:
-        """float64 ``s_in * s_w[c] / s_out``, each factor widened from float32 first."""
-        return (
-            np.float64(self.input.scale)
-            * self.weight_scales.astype(np.float64)
-            / np.float64(self.output.scale)
-        )
-
-    @cached_property
-    def _quantized_multipliers(self) -> np.ndarray:
-        """(out_features, 2) int64: TFLite QuantizeMultiplier of each effective scale."""
-        return np.array([quantize_multiplier(float(s)) for s in self.effective_scales],
-                        dtype=np.int64).reshape(-1, 2)
-
-    @property
-    def multipliers(self) -> np.ndarray:
-        """int32 quantized multipliers, one per output channel (TFLite QuantizeMultiplier)."""
-        return self._quantized_multipliers[:, 0]
-
-    @property
-    def shifts(self) -> np.ndarray:
-        """Signed left shifts, one per output channel (negative = right shift)."""
-        return self._quantized_multipliers[:, 1]
 
 
 @dataclass(frozen=True)
@@ -124,24 +109,6 @@ class Add:
     input2: QuantParams
     output: QuantParams
     left_shift: int = ADD_LEFT_SHIFT
-
-    @cached_property
-    def twice_max_input_scale(self) -> float:
-        return 2.0 * max(float(self.input1.scale), float(self.input2.scale))
-
-    @cached_property
-    def input1_multiplier(self) -> tuple[int, int]:
-        return quantize_multiplier(float(self.input1.scale) / self.twice_max_input_scale)
-
-    @cached_property
-    def input2_multiplier(self) -> tuple[int, int]:
-        return quantize_multiplier(float(self.input2.scale) / self.twice_max_input_scale)
-
-    @cached_property
-    def output_multiplier(self) -> tuple[int, int]:
-        return quantize_multiplier(
-            self.twice_max_input_scale / ((1 << self.left_shift) * float(self.output.scale))
-        )
 
 
 @dataclass(frozen=True)
@@ -236,10 +203,7 @@ class QuantizedRNN:
             "input_fc": _fc_to_dict(self.input_fc),
             "recurrent_fc": _fc_to_dict(self.recurrent_fc),
             "add": {"input1": _qp(self.add.input1), "input2": _qp(self.add.input2),
-                    "output": _qp(self.add.output), "left_shift": self.add.left_shift,
-                    "derived": {"input1_multiplier": list(self.add.input1_multiplier),
-                                "input2_multiplier": list(self.add.input2_multiplier),
-                                "output_multiplier": list(self.add.output_multiplier)}},
+                    "output": _qp(self.add.output), "left_shift": self.add.left_shift},
             "tanh": {"input": _qp(self.tanh.input), "output": _qp(self.tanh.output)},
             "head": None if self.head is None else _fc_to_dict(self.head),
             "signature": {"x_input": self.signature.x_input, "h_input": self.signature.h_input,
@@ -311,7 +275,6 @@ def _fc_to_dict(fc: FullyConnected) -> dict[str, Any]:
         "has_bias": fc.has_bias,
         "input": _qp(fc.input),
         "output": _qp(fc.output),
-        "derived": {"multipliers": fc.multipliers.tolist(), "shifts": fc.shifts.tolist()},
     }
 
 

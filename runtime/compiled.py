@@ -3,7 +3,7 @@
 ``Simulator`` has two engines that compute the same int8 values:
 
 ``numpy``
-    The reference: the primitives of ``elman.runtime.primitives`` on whole
+    The reference: the profile's arithmetic (``elman.profiles``) on whole
     arrays, one numpy call per operator and step (see ``simulator.py``).
 ``numba``
     This module. The requantization of every FULLY_CONNECTED is written out once
@@ -11,7 +11,7 @@
     (``MultiplyByQuantizedMultiplier``, gemmlowp's double rounding) and in
     LiteRT's double precision for ``tflite`` (``std::round(double(acc) * scale)``).
     The ADD and the TANH come in as one table of the 65,536 int8 pairs
-    ``(FC(x), FC(h))``, built by the numpy primitives, so their rounding is not
+    ``(FC(x), FC(h))``, built by the profile, so their rounding is not
     written twice. Nothing is approximated and no bound is assumed.
 
 Two loops, chosen by batch size (``CompiledRNN.loop_for``):
@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from elman.profiles.base import Requantization
 from elman.quantize.ir import FullyConnected
 from elman.runtime.float_exact import max_abs_accumulator
 
@@ -90,17 +91,17 @@ class Layer:
     tflm_float: bool  # requantize_tflm_float is exact: no left shift, |acc| < 2**22
 
     @classmethod
-    def of(cls, fc: FullyConnected, multipliers: np.ndarray, shifts: np.ndarray) -> Layer:
-        shifts = np.asarray(shifts, dtype=np.int64)
+    def of(cls, fc: FullyConnected, requantization: Requantization) -> Layer:
+        shifts = requantization.shifts
         widest_acc = max_abs_accumulator(fc.weights, fc.bias, int(fc.input.zero_point))
         return cls(
             weights=np.ascontiguousarray(fc.weights, dtype=np.int16),
             weights_t=np.ascontiguousarray(fc.weights.T, dtype=np.float32),
             bias=np.ascontiguousarray(fc.bias, dtype=np.int32),
-            multiplier=np.ascontiguousarray(multipliers, dtype=np.int64),
+            multiplier=np.ascontiguousarray(requantization.multipliers, dtype=np.int64),
             left=np.maximum(shifts, 0),
             right=np.maximum(-shifts, 0),
-            scale=np.ascontiguousarray(fc.effective_scales, dtype=np.float64),
+            scale=np.ascontiguousarray(requantization.scales, dtype=np.float64),
             input_zero_point=int(fc.input.zero_point),
             output_zero_point=int(fc.output.zero_point),
             blas_exact=max_abs_product(fc) < FLOAT32_EXACT,

@@ -18,13 +18,13 @@ half up) and ``trunc(v) + trunc(2 * (v - trunc(v)))`` reproduces
 Profile ``tflite`` needs no bound at all: it *is* LiteRT's double product
 ``acc * scale`` followed by ``std::round``. Values are clipped to +-1024 before
 the last rounding (the int8 result saturates long before that). Layers outside
-the bound, or with a left shift, use ``elman.runtime.primitives.requantize``.
+the bound, or with a left shift, use the profile's ``requantize``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from elman.runtime.primitives import check_profile
+from elman.profiles import check_profile
 
 ACCUMULATOR_BOUND = 1 << 21
 _CLIP = 1024.0
@@ -43,7 +43,7 @@ def applies(max_abs_acc: int, shifts: np.ndarray) -> bool:
 
 
 class FloatRequantizer:
-    """``primitives.requantize`` on float64 accumulators within the bound (see module).
+    """The profile's ``requantize`` on float64 accumulators within the bound (see module).
 
     ``tflm``: ``acc * (m * 2**-31)`` equals the exact ``acc * m * 2**-31`` (the factor
     is exact and so is the product, below 2**52), so one multiply replaces the
@@ -95,7 +95,7 @@ class FloatRequantizer:
 def requantize_float(acc: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray,
                      output_zero_point: int, profile: str,
                      scales: np.ndarray | None = None) -> np.ndarray:
-    """``primitives.requantize`` for float64 accumulators within the bound (see module)."""
+    """The profile's ``requantize`` for float64 accumulators within the bound (see module)."""
     return FloatRequantizer(multipliers, shifts, output_zero_point, profile, scales)(acc)
 
 

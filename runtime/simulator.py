@@ -2,12 +2,12 @@
 
 ``Simulator(ir, profile)`` computes, per step and for every sequence of a batch,
 exactly the int8 values the chosen interpreter computes (see
-``elman.runtime.primitives`` for the two arithmetic profiles)::
+``elman.profiles`` for the arithmetic profiles)::
 
     a  = FC(x; W_x, b)   r = FC(h; W_h)   z = ADD(a, r)   h' = TANH(z)   y = FC(h'; W_y, b_y)
 
 Two engines compute the same values (``engine=``): ``numpy``, the reference
-written with the primitives of ``elman.runtime.primitives`` (this module), and
+written with the profile's reference arithmetic (this module), and
 ``numba``, the same program compiled (``elman.runtime.compiled``), several
 times faster and the default where numba imports. ``auto`` picks ``numba``
 unless the environment variable ``ELMAN_SIMULATOR_ENGINE`` names the other.
@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+from elman.profiles import get_profile
 from elman.quantize.ir import FullyConnected, QuantizedRNN
 from elman.runtime.compiled import CompiledRNN, Layer, numba_available
 from elman.runtime.float_exact import (
@@ -32,13 +33,6 @@ from elman.runtime.float_exact import (
     MagicRounding,
     applies,
     max_abs_accumulator,
-)
-from elman.runtime.primitives import (
-    add_rescale,
-    check_profile,
-    quantize_multiplier_for,
-    requantize,
-    tanh_table,
 )
 
 _STEPWISE_INPUT_SIZE = 4096  # batch * units from which FC(x) is computed inside the loop
@@ -84,16 +78,16 @@ class _Dense:
     def __init__(self, fc: FullyConnected, profile: str):
         self.weights_t = fc.weights.astype(np.float64).T.copy()  # (in, out)
         self.bias = fc.bias.astype(np.float64)
+        self.requantization = get_profile(profile).fully_connected(fc)
         self.input_zero_point = int(fc.input.zero_point)
         self.output_zero_point = int(fc.output.zero_point)
-        pairs = [quantize_multiplier_for(float(s), profile) for s in fc.effective_scales]
-        self.multipliers = np.array([m for m, _ in pairs], dtype=np.int64)
-        self.shifts = np.array([s for _, s in pairs], dtype=np.int64)
+        self.multipliers = self.requantization.multipliers
+        self.shifts = self.requantization.shifts
         self.profile = profile
         bound = max_abs_accumulator(fc.weights, fc.bias, self.input_zero_point)
         self.float_exact = applies(bound, self.shifts)
         self.has_bias = bool(np.any(self.bias))
-        self.scales = np.asarray(fc.effective_scales, dtype=np.float64)
+        self.scales = self.requantization.scales
         self._float = FloatRequantizer(self.multipliers, self.shifts, self.output_zero_point,
                                        profile, self.scales) if self.float_exact else None
         # float32 BLAS is exact too (every partial sum is an integer below 2**21)
@@ -117,8 +111,7 @@ class _Dense:
         acc = self.accumulate(q)
         if self._float is not None:
             return self._float.into_float(acc).astype(np.int8)
-        return requantize(acc.astype(np.int64), self.multipliers, self.shifts,
-                          self.output_zero_point, self.profile, scales=self.scales)
+        return self.requantization(acc.astype(np.int64))
 
 
     def from_float32(self, q32: np.ndarray) -> np.ndarray:
@@ -140,28 +133,15 @@ class Simulator:
 
     def __init__(self, ir: QuantizedRNN, profile: str = "tflm", engine: str = "auto"):
         self.ir = ir
-        self.profile = check_profile(profile)
+        arithmetic = get_profile(profile)
+        self.profile = profile
         self.engine = resolve_engine(engine)
         self._input_fc = _Dense(ir.input_fc, profile)
         self._recurrent_fc = _Dense(ir.recurrent_fc, profile)
         self._head = None if ir.head is None else _Dense(ir.head, profile)
-        add = ir.add
-        twice_max = add.twice_max_input_scale
-        self.tanh_table = tanh_table(ir.tanh.input.scale, ir.tanh.input.zero_point, profile)
+        self.tanh_table = arithmetic.tanh_table(ir.tanh.input)
         # ADD then TANH of every (a, r) pair of int8 values: h' = table[(a + 128) * 256 + r + 128]
-        grid = np.arange(-128, 128, dtype=np.int64)
-        z = add_rescale(
-            grid[:, None], grid[None, :],
-            a_zero_point=int(add.input1.zero_point),
-            r_zero_point=int(add.input2.zero_point),
-            output_zero_point=int(add.output.zero_point),
-            left_shift=int(add.left_shift),
-            a_multiplier=quantize_multiplier_for(float(add.input1.scale) / twice_max, profile),
-            r_multiplier=quantize_multiplier_for(float(add.input2.scale) / twice_max, profile),
-            output_multiplier=quantize_multiplier_for(
-                twice_max / ((1 << add.left_shift) * float(add.output.scale)), profile),
-            profile=profile,
-        )
+        z = arithmetic.add(ir.add).table()
         self.add_table = z  # int8 (256, 256): ADD(a, r), indexed [a + 128, r + 128]
         self._add_tanh = self.tanh_table[z.astype(np.int64) + 128].reshape(-1)
         self._h = np.zeros((1, ir.units), dtype=np.int8)
@@ -172,7 +152,7 @@ class Simulator:
 
     def _compile(self) -> CompiledRNN:
         def layer(fc: FullyConnected, dense: _Dense) -> Layer:
-            return Layer.of(fc, dense.multipliers, dense.shifts)
+            return Layer.of(fc, dense.requantization)
 
         ir = self.ir
         return CompiledRNN(layer(ir.input_fc, self._input_fc),

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from elman.firmware_codegen.arm.emulate import emulated_implementations
 from elman.firmware_codegen.host import host_c_implementations
+from elman.profiles import PROFILE_NAMES, check_profile
 from elman.quantize.ir import QuantizedRNN
 from elman.runtime.compare import PairResult, compare_outputs
 from elman.runtime.float_reference import float_metrics, keras_weights
 from elman.runtime.interpreters import run_litert, run_tflm
-from elman.runtime.primitives import PROFILES, check_profile
 from elman.runtime.simulator import Simulator, StepOutputs, resolve_engine
 
 from elman import rundir
@@ -220,7 +220,7 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
     run_dir = Path(run_dir)
     profiles = tuple(dict.fromkeys(profiles))
     if not profiles:
-        raise ElmanError(f"choose at least one profile of {PROFILES}")
+        raise ElmanError(f"choose at least one profile of {PROFILE_NAMES}")
     for p in profiles:
         try:
             check_profile(p)

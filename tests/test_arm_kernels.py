@@ -12,12 +12,11 @@ from elman.firmware_codegen.arm.build import build_image
 from elman.firmware_codegen.arm.machine import Machine
 from elman.firmware_codegen.generate import generate_c
 from elman.firmware_codegen.random_ir import random_ir
-from elman.runtime.primitives import (
+from elman.profiles import get_profile
+from elman.profiles.primitives import (
     INT32_MAX,
     INT32_MIN,
-    multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_smaller_than_one,
-    requantize,
     requantize_double,
 )
 
@@ -130,7 +129,7 @@ def test_tflite_requantizer_on_the_core_equals_the_double_product(cpu, tmp_path)
                         for c in cases], dtype=np.int64)
     x, m, s = cases.T
     np.testing.assert_array_equal(
-        got_add, multiply_by_quantized_multiplier_smaller_than_one(x, m, s, "tflite"))
+        got_add, multiply_by_quantized_multiplier_smaller_than_one(x, m, s))
 
 
 @pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4"])
@@ -150,7 +149,8 @@ def test_rescale_kernels_on_the_core_equal_the_primitives(cpu, tmp_path):
                      call("armharness_requantize", x, m, s, z)]
                     for (x, m, s), z in zip(cases, zp, strict=True)], dtype=np.int64)
     x, m, s = cases.T
-    np.testing.assert_array_equal(got[:, 0], multiply_by_quantized_multiplier(x, m, s, profile))
+    tflm = get_profile(profile)
+    np.testing.assert_array_equal(got[:, 0], tflm.multiply(x, m, s))
     np.testing.assert_array_equal(
-        got[:, 1], multiply_by_quantized_multiplier_smaller_than_one(x, m, s, profile))
-    np.testing.assert_array_equal(got[:, 2], requantize(x, m, s, zp, profile))
+        got[:, 1], multiply_by_quantized_multiplier_smaller_than_one(x, m, s))
+    np.testing.assert_array_equal(got[:, 2], tflm.requantize(x, m, s, zp))

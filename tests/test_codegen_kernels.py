@@ -2,7 +2,7 @@
 
 Small programs include the generated ``<prefix>_model.c`` (so its static kernels
 are visible), read cases from stdin and print the kernels' results, which must
-equal ``elman.runtime.primitives`` for every case:
+equal the profiles' arithmetic (``elman.profiles``) for every case:
 
 - ``<prefix>_multiply`` (tflm) and ``<prefix>_multiply_small`` (both profiles) on
   ``x multiplier shift`` triples;
@@ -18,13 +18,13 @@ import pytest
 from elman.firmware_codegen.generate import generate_c
 from elman.firmware_codegen.host import compile_program, run_program
 from elman.firmware_codegen.random_ir import random_ir
-from elman.runtime.primitives import (
+from elman.profiles import get_profile
+from elman.profiles.primitives import (
     INT32_MAX,
     INT32_MIN,
-    multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_smaller_than_one,
-    round_half_away_exact,
 )
+from elman.quantize.ir import round_half_away_exact
 
 MULTIPLY_PROGRAM = r"""
 #include <stdio.h>
@@ -93,10 +93,9 @@ def test_multiply_equals_primitives_at_int32_edges(profile):
     got = np.array(out, dtype=np.int64).reshape(-1, 2)
     x, m, s = cases.T
     if profile == "tflm":
-        np.testing.assert_array_equal(got[:, 0], multiply_by_quantized_multiplier(x, m, s, "tflm"))
+        np.testing.assert_array_equal(got[:, 0], get_profile("tflm").multiply(x, m, s))
     small = s <= 0
-    want_small = multiply_by_quantized_multiplier_smaller_than_one(
-        x[small], m[small], s[small], profile)
+    want_small = multiply_by_quantized_multiplier_smaller_than_one(x[small], m[small], s[small])
     np.testing.assert_array_equal(got[small, 1], want_small)
     assert len(cases) > 8000
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from elman.profiles import get_profile
+from elman.profiles.primitives import (
+    multiply_by_quantized_multiplier_single,
+    multiply_by_quantized_multiplier_smaller_than_one,
+)
 from elman.quantize.reader import read_ir
 from elman.quantize.testing import random_step_tflite
 from elman.runtime.compare import compare_outputs
@@ -19,11 +24,6 @@ from elman.runtime.interpreters import (
     run_litert_tokens,
     run_tflm,
     run_tflm_tokens,
-)
-from elman.runtime.primitives import (
-    multiply_by_quantized_multiplier_single,
-    multiply_by_quantized_multiplier_smaller_than_one,
-    requantize,
 )
 from elman.runtime.simulator import Simulator
 from engines import every_variant
@@ -163,19 +163,21 @@ def test_rounding_ties_are_reproduced(which):
         assert np.count_nonzero(acc[acc < 0] % 1024 == 512) > 0  # negative ties happened
     if which == "fc-near-ties":
         # LiteRT uses the double scale, not the multiplier: ignoring that here must fail
-        assert ir.input_fc.multipliers[0] == 1 << 30 and ir.input_fc.effective_scales[0] != 0.125
-        sim = Simulator(ir, "tflite")
-        a_double = sim._input_fc(x.reshape(-1, ir.input_dim))
-        acc = sim._input_fc.accumulate(x.reshape(-1, ir.input_dim)).astype(np.int64)
-        a_multiplier = requantize(acc, sim._input_fc.multipliers, sim._input_fc.shifts,
-                                  ir.input_fc.output.zero_point, "tflite")
+        tflite = get_profile("tflite")
+        req = tflite.fully_connected(ir.input_fc)
+        assert req.multipliers[0] == 1 << 30 and req.scales[0] != 0.125
+        acc = (x.reshape(-1, ir.input_dim).astype(np.int64) - ir.input_fc.input.zero_point) \
+            @ ir.input_fc.weights.astype(np.int64).T + ir.input_fc.bias
+        a_double = req(acc)
+        a_multiplier = tflite.requantize(acc, req.multipliers, req.shifts,
+                                         ir.input_fc.output.zero_point)
         assert np.count_nonzero(a_double != a_multiplier) > 0
     if which == "add-near-ties":
         # a single rounding of the same multipliers would disagree with LiteRT here
-        add = ir.add
+        add = get_profile("tflite").add(ir.add)
         q = np.arange(-128, 128)
-        single = [multiply_by_quantized_multiplier_single((q - add.input2.zero_point) << 20,
+        single = [multiply_by_quantized_multiplier_single((q - add.input2_zero_point) << 20,
                                                           *add.input2_multiplier)]
         double = [multiply_by_quantized_multiplier_smaller_than_one(
-            (q - add.input2.zero_point) << 20, *add.input2_multiplier, "tflite")]
+            (q - add.input2_zero_point) << 20, *add.input2_multiplier)]
         assert np.count_nonzero(single[0] != double[0]) > 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from elman.runtime.primitives import tanh_table_tflite, tanh_table_tflm
+from elman.profiles.primitives import tanh_table_tflite, tanh_table_tflm
 
 RANGES = [(-0.01, 0.01), (-1.0, 1.0), (-3.2, 3.2), (-50.0, 50.0), (-0.3, 7.0), (-12.0, 0.05),
           (0.0, 4.0), (-2.5, 0.0), (-0.07, 0.2), (-17.0, 30.0)]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from elman.profiles import PROFILE_NAMES, get_profile
+from elman.profiles import primitives as P
 from elman.quantize.reader import read_ir
 from elman.quantize.testing import random_step_tflite
-from elman.runtime import primitives as P
 from elman.runtime.float_exact import FloatRequantizer, MagicRounding
 from elman.runtime.simulator import Simulator
 from hypothesis import given, settings
@@ -28,7 +29,7 @@ def test_tflm_magic_rounding_equals_the_double_rounding(accs, m, shift, zp):
     acc = np.array(accs, dtype=np.int64)
     magic = _magic(m, shift, zp, "tflm", m * 2.0 ** (shift - 31))
     assert magic is not None  # tflm: always exact
-    want = P.requantize(acc, np.int64(m), np.int64(shift), zp, "tflm")
+    want = get_profile("tflm").requantize(acc, np.int64(m), np.int64(shift), zp)
     np.testing.assert_array_equal(magic(acc.astype(np.float32)), want)
 
 
@@ -38,7 +39,7 @@ def test_tflm_magic_rounding_on_every_tie(shift):
     acc = np.arange(-(1 << 16), 1 << 16, dtype=np.int64)
     for m in (1 << 30, (1 << 30) + 1, P.INT32_MAX):
         magic = _magic(m, shift, 3, "tflm", m * 2.0 ** (shift - 31))
-        want = P.requantize(acc, np.int64(m), np.int64(shift), 3, "tflm")
+        want = get_profile("tflm").requantize(acc, np.int64(m), np.int64(shift), 3)
         np.testing.assert_array_equal(magic(acc.astype(np.float32)), want)
 
 
@@ -70,10 +71,7 @@ def test_tflite_magic_rounding_is_refused_where_exact_ties_exist(shift):
 def _fc_int64(fc, q, profile):
     acc = (q.astype(np.int64) - int(fc.input.zero_point)) @ fc.weights.astype(np.int64).T
     acc += fc.bias.astype(np.int64)
-    pairs = [P.quantize_multiplier_for(float(s), profile) for s in fc.effective_scales]
-    return P.requantize(acc, np.array([m for m, _ in pairs]), np.array([s for _, s in pairs]),
-                        int(fc.output.zero_point), profile,
-                        scales=np.asarray(fc.effective_scales, dtype=np.float64))
+    return get_profile(profile).fully_connected(fc)(acc)
 
 
 def _reference_run(ir, sim, x):
@@ -95,7 +93,7 @@ def _reference_run(ir, sim, x):
 def test_fast_run_equals_the_int64_program(units):
     ir = read_ir(random_step_tflite(5, units, 3, seed=units))
     x = np.random.default_rng(units).integers(-128, 128, (4, 6, ir.input_dim)).astype(np.int8)
-    for profile in P.PROFILES:
+    for profile in PROFILE_NAMES:
         for engine in ("numpy", "numba"):  # the float tricks are numpy's; numba's too
             sim = Simulator(ir, profile, engine)
             hs, ys = _reference_run(ir, sim, x)

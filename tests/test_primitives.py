@@ -7,7 +7,9 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from elman.runtime import primitives as P
+from elman.profiles import PROFILE_NAMES, get_profile
+from elman.profiles import primitives as P
+from elman.quantize.ir import QuantParams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -115,13 +117,13 @@ def test_the_two_roundings_differ_on_double_ties():
 
 def test_multiply_at_int32_limits_and_both_shift_ends():
     m = P.INT32_MAX
-    for profile in P.PROFILES:
-        f = P.multiply_by_quantized_multiplier
-        assert int(f(P.INT32_MAX, m, 0, profile)) == P.INT32_MAX - 1
-        assert int(f(P.INT32_MIN, m, 0, profile)) == -P.INT32_MAX
-        assert int(f(P.INT32_MAX, m, -31, profile)) == 1
-        assert int(f(P.INT32_MIN, m, -31, profile)) == -1
-        assert int(f(P.INT32_MIN, 1 << 30, -31, profile)) == exact_half_away(
+    for profile in PROFILE_NAMES:
+        f = get_profile(profile).multiply
+        assert int(f(P.INT32_MAX, m, 0)) == P.INT32_MAX - 1
+        assert int(f(P.INT32_MIN, m, 0)) == -P.INT32_MAX
+        assert int(f(P.INT32_MAX, m, -31)) == 1
+        assert int(f(P.INT32_MIN, m, -31)) == -1
+        assert int(f(P.INT32_MIN, 1 << 30, -31)) == exact_half_away(
             Fraction(P.INT32_MIN, 1 << 32))
     # a positive shift multiplies first (TFLM wraps like the C int32 does)
     assert int(P.multiply_by_quantized_multiplier_double(3, 1 << 30, 2)) == 6
@@ -134,8 +136,8 @@ def test_requantize_saturates_and_adds_the_zero_point():
     acc = np.array([[10**9, -(10**9), 0, 300]], dtype=np.int64)
     m = np.full(4, 1 << 30)
     s = np.full(4, -1)
-    for profile in P.PROFILES:
-        out = P.requantize(acc, m, s, output_zero_point=-5, profile=profile)
+    for profile in PROFILE_NAMES:
+        out = get_profile(profile).requantize(acc, m, s, output_zero_point=-5)
         assert out.dtype == np.int8
         np.testing.assert_array_equal(out, [[127, -128, -5, 70]])
 
@@ -173,28 +175,27 @@ def test_quantize_multiplier_represents_the_real_value(real):
 
 
 def test_single_rounding_build_saturates_large_shifts():
-    assert P.quantize_multiplier_for(2.0**31, "tflite") == (P.INT32_MAX, 30)
-    assert P.quantize_multiplier_for(2.0**31, "tflm") == (1 << 30, 32)
-    with pytest.raises(ValueError):
-        P.quantize_multiplier_for(0.5, "cmsis")
+    assert get_profile("tflite").quantize_multiplier(2.0**31) == (P.INT32_MAX, 30)
+    assert get_profile("tflm").quantize_multiplier(2.0**31) == (1 << 30, 32)
+    with pytest.raises(ValueError, match="unknown arithmetic profile"):
+        get_profile("cmsis")
 
 
 # ---- ADD ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("profile", P.PROFILES)
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
 def test_add_rescale_matches_the_real_sum(profile):
     rng = np.random.default_rng(0)
     s_a, s_r, s_o, zp_a, zp_r, zp_o = 0.031, 0.017, 0.04, -3, 7, 2
     twice = 2 * max(s_a, s_r)
     a = rng.integers(-128, 128, 5000)
     r = rng.integers(-128, 128, 5000)
+    q = get_profile(profile).quantize_multiplier
     out = P.add_rescale(
         a, r, a_zero_point=zp_a, r_zero_point=zp_r, output_zero_point=zp_o, left_shift=20,
-        a_multiplier=P.quantize_multiplier_for(s_a / twice, profile),
-        r_multiplier=P.quantize_multiplier_for(s_r / twice, profile),
-        output_multiplier=P.quantize_multiplier_for(twice / ((1 << 20) * s_o), profile),
-        profile=profile)
+        a_multiplier=q(s_a / twice), r_multiplier=q(s_r / twice),
+        output_multiplier=q(twice / ((1 << 20) * s_o)))
     real = (s_a * (a - zp_a) + s_r * (r - zp_r)) / s_o
     want = np.clip(np.floor(real + 0.5) + zp_o, -128, 127)
     assert out.dtype == np.int8
@@ -204,12 +205,10 @@ def test_add_rescale_matches_the_real_sum(profile):
     assert out.max() == 127 and out.min() == -128  # saturates at both ends
 
 
-def test_add_is_the_same_double_rounding_in_both_profiles():
+def test_add_is_gemmlowp_double_rounding():
     x = np.arange(-(1 << 27), 1 << 27, 9973, dtype=np.int64)
     m, shift = 1518500250, -3
-    a = P.multiply_by_quantized_multiplier_smaller_than_one(x, m, shift, "tflm")
-    b = P.multiply_by_quantized_multiplier_smaller_than_one(x, m, shift, "tflite")
-    np.testing.assert_array_equal(a, b)
+    a = P.multiply_by_quantized_multiplier_smaller_than_one(x, m, shift)
     want = [exact_half_away(Fraction(exact_half_up(Fraction(int(v) * m, 1 << 31)), 1 << 3))
             for v in x[:200]]
     np.testing.assert_array_equal(a[:200], want)
@@ -232,17 +231,17 @@ def test_requantize_double_is_std_round_of_the_double_product(acc, scale, zp):
     want = max(-128, min(127, exact_half_away(Fraction(v)) + zp))
     got = P.requantize_double(np.array([acc]), np.array([scale]), zp)
     assert int(got[0]) == want
-    assert int(P.requantize(np.array([acc]), 0, 0, zp, "tflite", scales=np.array([scale]))[0]) \
-        == want
+    tflite = get_profile("tflite")
+    assert int(tflite.requantize(np.array([acc]), 0, 0, zp, scales=np.array([scale]))[0]) == want
 
 
 # ---- TANH --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("profile", P.PROFILES)
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
 @pytest.mark.parametrize("scale, zp", [(0.02, 0), (0.0031, -17), (0.25, 90), (1e-4, 3)])
 def test_tanh_tables_are_monotone_and_close_to_tanh(profile, scale, zp):
-    table = P.tanh_table(scale, zp, profile)
+    table = get_profile(profile).tanh_table(QuantParams(scale, zp))
     assert table.dtype == np.int8 and table.shape == (256,)
     assert np.all(np.diff(table.astype(int)) >= 0)
     q = np.arange(-128, 128)
@@ -286,12 +285,13 @@ def test_float_requantize_equals_the_integer_one(accs, m, shift, zp):
 
     acc = np.array(accs, dtype=np.int64)
     scale = np.float64(m * 2.0 ** (shift - 31))  # the scale the multiplier stands for, exactly
-    for profile in P.PROFILES:
-        want = P.requantize(acc, np.int64(m), np.int64(shift), zp, profile)
+    for profile in PROFILE_NAMES:
+        requantize = get_profile(profile).requantize
+        want = requantize(acc, np.int64(m), np.int64(shift), zp)
         got = requantize_float(acc.astype(np.float64), np.int64(m), np.int64(shift), zp, profile,
                                scales=scale)
         np.testing.assert_array_equal(got, want)
-        np.testing.assert_array_equal(P.requantize(acc, m, shift, zp, profile, scales=scale), want)
+        np.testing.assert_array_equal(requantize(acc, m, shift, zp, scales=scale), want)
 
 
 @pytest.mark.parametrize("shift", [-1, -9, -12])
@@ -300,8 +300,8 @@ def test_float_requantize_on_every_tie(shift):
 
     # multiplier 2**30: acc * 2**(shift - 1) lands on every half-integer
     acc = np.arange(-(1 << 14), 1 << 14, dtype=np.int64)
-    for profile in P.PROFILES:
-        want = P.requantize(acc, np.int64(1 << 30), np.int64(shift), 3, profile)
+    for profile in PROFILE_NAMES:
+        want = get_profile(profile).requantize(acc, np.int64(1 << 30), np.int64(shift), 3)
         got = requantize_float(acc.astype(np.float64), np.int64(1 << 30), np.int64(shift), 3,
                                profile, scales=np.float64(2.0 ** (shift - 1)))
         np.testing.assert_array_equal(got, want)

@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+from elman.profiles import PROFILE_NAMES as PROFILES
 from elman.quantize.reader import read_ir
 from elman.quantize.testing import random_step_tflite
-from elman.runtime.primitives import PROFILES
 from elman.runtime.simulator import Simulator, StepOutputs, embed_tokens
 
 

@@ -2,21 +2,9 @@
 
 Every function here reproduces one routine of the TFLite / TFLite Micro kernels
 to the bit, with int32 values carried in numpy ``int64`` arrays (so products of
-two int32 values never overflow) and ``wrap_int32`` where C wraps.
-
-Two arithmetic profiles (see ``PROFILES``):
-
-``tflm``
-    TFLite Micro: ``MultiplyByQuantizedMultiplier`` is the gemmlowp "double
-    rounding" (``SaturatingRoundingDoublingHighMul`` then
-    ``RoundingDivideByPOT``); TANH runs gemmlowp's fixed-point ``tanh``.
-``tflite``
-    LiteRT 2.3 ``BUILTIN_REF`` kernels, measured with models whose scales force
-    exact and near rounding ties: FULLY_CONNECTED requantizes in double
-    precision, ``std::round(acc * (s_in * s_w / s_out))`` (``requantize_double``;
-    not the quantized multiplier); ADD is the same gemmlowp double rounding as
-    TFLM; the TANH is a 256-entry table filled from float ``tanhf`` and
-    ``std::round``.
+two int32 values never overflow) and ``wrap_int32`` where C wraps. Which routine
+an interpreter uses is a profile's choice (``elman.profiles.tflm``,
+``elman.profiles.tflite``); nothing here depends on a profile.
 
 Sources: ``tensorflow/lite/kernels/internal/common.{h,cc}``,
 ``quantization_util.cc``, ``reference/integer_ops/{fully_connected,add,tanh}.h``,
@@ -29,18 +17,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from elman.quantize.ir import round_half_away_exact
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 INT8_MIN = -128
 INT8_MAX = 127
-PROFILES = ("tflm", "tflite")
-
-
-def check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown arithmetic profile {profile!r}; choose one of {PROFILES}")
-    return profile
 
 
 def round_half_away(x: float) -> int:
@@ -71,15 +53,6 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
         shift = 0
         q_fixed = 0
     return int(q_fixed), int(shift)
-
-
-def quantize_multiplier_for(real_multiplier: float, profile: str) -> tuple[int, int]:
-    """``QuantizeMultiplier`` as built for ``profile``: the single-rounding build
-    (``tflite``) saturates a shift above 30 to ``(2**31 - 1, 30)``."""
-    m, s = quantize_multiplier(real_multiplier)
-    if check_profile(profile) == "tflite" and s > 30:
-        m, s = INT32_MAX, 30
-    return m, s
 
 
 # ---- integer helpers -------------------------------------------------------------------
@@ -154,17 +127,8 @@ def multiply_by_quantized_multiplier_single(
     return wrap_int32(np.where(x < 0, -magnitude, magnitude))
 
 
-def multiply_by_quantized_multiplier(
-    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int, profile: str
-) -> np.ndarray:
-    """``MultiplyByQuantizedMultiplier`` of the profile (int32 in, int32 out)."""
-    if check_profile(profile) == "tflm":
-        return multiply_by_quantized_multiplier_double(x, multiplier, shift)
-    return multiply_by_quantized_multiplier_single(x, multiplier, shift)
-
-
 def multiply_by_quantized_multiplier_smaller_than_one(
-    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int, profile: str
+    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
 ) -> np.ndarray:
     """``MultiplyByQuantizedMultiplierSmallerThanOneExp`` (``shift <= 0``), used by ADD.
 
@@ -172,19 +136,8 @@ def multiply_by_quantized_multiplier_smaller_than_one(
     reference ADD too (a single rounding, with ties either way, disagrees with it
     on inputs whose scales put the sum next to a half-integer).
     """
-    check_profile(profile)
     shift = np.asarray(shift, dtype=np.int64)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -shift)
-
-
-def round_half_away_exact(v: np.ndarray) -> np.ndarray:
-    """``std::round`` of float64 values, exactly.
-
-    (``trunc(v + 0.5)`` is not: 0.49999999999999994 + 0.5 rounds to 1.0.)
-    """
-    v = np.asarray(v, dtype=np.float64)
-    whole = np.trunc(v)
-    return whole + np.trunc(2.0 * (v - whole))  # v - trunc(v) and the doubling are exact
 
 
 def requantize_double(acc: np.ndarray, scales: np.ndarray, output_zero_point: int) -> np.ndarray:
@@ -194,32 +147,6 @@ def requantize_double(acc: np.ndarray, scales: np.ndarray, output_zero_point: in
     v = np.asarray(acc, dtype=np.float64) * np.asarray(scales, dtype=np.float64)
     return saturate_int8(np.clip(round_half_away_exact(v), -1024, 1024).astype(np.int64)
                          + output_zero_point)
-
-
-# ---- the three operators ----------------------------------------------------------------
-
-
-def requantize(
-    acc: np.ndarray,
-    multipliers: np.ndarray,
-    shifts: np.ndarray,
-    output_zero_point: int,
-    profile: str,
-    scales: np.ndarray | None = None,
-) -> np.ndarray:
-    """int32 accumulators (``(..., channels)``) to int8: scale per channel, add the
-    output zero point, saturate (FULLY_CONNECTED's epilogue).
-
-    Profile ``tflite`` with ``scales`` (the float64 effective scales) is LiteRT's
-    double-precision rounding, exactly (``requantize_double``). Without them it
-    falls back to the quantized multiplier rounded once, ties away, which equals
-    it except where ``acc * scale`` lies within ~2**-31 (relative) of a
-    half-integer without being on it.
-    """
-    if profile == "tflite" and scales is not None:
-        return requantize_double(wrap_int32(acc), scales, output_zero_point)
-    scaled = multiply_by_quantized_multiplier(wrap_int32(acc), multipliers, shifts, profile)
-    return saturate_int8(scaled + output_zero_point)
 
 
 def add_rescale(
@@ -233,7 +160,6 @@ def add_rescale(
     a_multiplier: tuple[int, int],
     r_multiplier: tuple[int, int],
     output_multiplier: tuple[int, int],
-    profile: str,
 ) -> np.ndarray:
     """int8 ADD, TFLite's two-stage rescale (``reference_integer_ops::Add``).
 
@@ -243,19 +169,11 @@ def add_rescale(
     """
     a32 = wrap_int32((np.asarray(a, np.int64) - a_zero_point) << left_shift)
     r32 = wrap_int32((np.asarray(r, np.int64) - r_zero_point) << left_shift)
-    sa = multiply_by_quantized_multiplier_smaller_than_one(a32, *a_multiplier, profile)
-    sr = multiply_by_quantized_multiplier_smaller_than_one(r32, *r_multiplier, profile)
+    sa = multiply_by_quantized_multiplier_smaller_than_one(a32, *a_multiplier)
+    sr = multiply_by_quantized_multiplier_smaller_than_one(r32, *r_multiplier)
     raw_sum = wrap_int32(sa + sr)
-    out = multiply_by_quantized_multiplier_smaller_than_one(raw_sum, *output_multiplier, profile)
+    out = multiply_by_quantized_multiplier_smaller_than_one(raw_sum, *output_multiplier)
     return saturate_int8(out + output_zero_point)
-
-
-def tanh_table(input_scale: float, input_zero_point: int, profile: str) -> np.ndarray:
-    """The TANH of the profile as a 256-entry int8 table, indexed by ``q + 128``
-    for the int8 input ``q`` (output scale 1/128, zero point 0)."""
-    if check_profile(profile) == "tflm":
-        return tanh_table_tflm(input_scale, input_zero_point)
-    return tanh_table_tflite(input_scale, input_zero_point)
 
 
 def tanh_table_tflite(input_scale: float, input_zero_point: int) -> np.ndarray:

@@ -1,0 +1,48 @@
+"""Profile ``tflite``: bit-exact with LiteRT's reference kernels (``BUILTIN_REF``).
+
+Measured on LiteRT 2.3 with models whose scales force exact and near rounding ties:
+
+- ``QuantizeMultiplier`` of the single-rounding build: a shift above 30 saturates to
+  ``(2**31 - 1, 30)``;
+- FULLY_CONNECTED requantizes in double precision,
+  ``std::round(double(acc) * (s_in * s_w / s_out))`` (``requantize_double``; not the
+  quantized multiplier); without the scales the multiplier rounded once, ties away
+  from zero, equals it except within ~2**-31 (relative) of a half-integer;
+- ADD: the same gemmlowp double rounding as TFLM (``AddRescale``);
+- TANH: a 256-entry table filled from float ``tanhf`` and ``std::round``
+  (``kernels/activations.cc``, ``PopulateLookupTable``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from elman.profiles import primitives as P
+from elman.profiles.base import Profile
+from elman.quantize.ir import QuantParams
+
+
+class TfliteProfile(Profile):
+    name = "tflite"
+    title = "TFLite reference-kernel rounding"
+    reference = "LiteRT's BUILTIN_REF kernels"
+
+    def quantize_multiplier(self, real_multiplier: float) -> tuple[int, int]:
+        m, s = P.quantize_multiplier(real_multiplier)
+        if s > 30:
+            m, s = P.INT32_MAX, 30
+        return m, s
+
+    def multiply(self, x, multiplier, shift) -> np.ndarray:
+        return P.multiply_by_quantized_multiplier_single(x, multiplier, shift)
+
+    def requantize(self, acc, multipliers, shifts, output_zero_point, scales=None) -> np.ndarray:
+        if scales is not None:
+            return P.requantize_double(P.wrap_int32(acc), scales, output_zero_point)
+        scaled = self.multiply(P.wrap_int32(acc), multipliers, shifts)
+        return P.saturate_int8(scaled + output_zero_point)
+
+    def tanh_table(self, input_q: QuantParams) -> np.ndarray:
+        return P.tanh_table_tflite(float(input_q.scale), int(input_q.zero_point))
+
+
+PROFILE = TfliteProfile()
