@@ -44,7 +44,7 @@ def _train(data: str, out: Path, **config) -> Path:
 
 
 def _bm_rows(run: Path) -> list[dict]:
-    from elman.train.data import load_run_data
+    from elman.data.spec import load_run_data
 
     data = load_run_data(run)
     cell = keras_cell(load_keras_model(run / "model.keras"), "classification")
@@ -70,7 +70,7 @@ def _bm_rows(run: Path) -> list[dict]:
 
 
 def _text_rows(run: Path) -> list[dict]:
-    from elman.train.data import load_run_data
+    from elman.data.spec import load_run_data
 
     data = load_run_data(run)
     cell = keras_cell(load_keras_model(run / "model.keras"), "language_model")

@@ -34,8 +34,8 @@ REPEATS = 7
 def main() -> dict:
     import keras
     import numpy as np
+    from elman.data.datasets import load_dataset
     from elman.train.config import TASK_DEFAULTS
-    from elman.train.data import load_dataset
     from elman.train.diagnostics import CellWeights, text_curve
     from elman.train.loop import Trainer, stream_windows
     from elman.train.model import build_model

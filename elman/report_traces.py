@@ -40,27 +40,27 @@ def hidden_traces(run_dir: Path | str) -> HiddenTraces:
     Classifiers also get a long stream: every test sequence back to back, the
     state never reset, as a sensor node that runs continuously would see them.
     """
+    from elman.data.held_out import load_held_out
     from elman.quantize.reader import read_ir
     from elman.runtime.float_reference import float_steps, keras_weights
     from elman.runtime.simulator import Simulator
-    from elman.train.data import load_run_data
 
     run_dir = Path(run_dir)
     ir = read_ir(rundir.require(run_dir, rundir.MODEL_TFLITE))
     weights = keras_weights(rundir.require(run_dir, rundir.MODEL_KERAS))
-    data = load_run_data(run_dir)
     sim = Simulator(ir, "tflm")
-    if data.task == "language_model":
-        ids = np.asarray(data.val_ids[:TEXT_TRACE_STEPS], dtype=np.int64)[None, :]
+    if ir.task == "language_model":
+        ids = load_held_out(run_dir, limit=TEXT_TRACE_STEPS).inputs
         int8 = sim.run_tokens(ids).h
         flt, _ = float_steps(weights, weights["embedding"][ids])
         return HiddenTraces(flt[0], ir.state_quant.dequantize(int8[0]),
                             f"the first {ids.shape[1]} validation characters")
-    x = np.asarray(data.x_test, dtype=np.float64)
+    held = load_held_out(run_dir)
+    x = np.asarray(held.inputs, dtype=np.float64)
     first = x[:1]
     flt, _ = float_steps(weights, first)
     int8 = sim.run(ir.input_quant.quantize(first)).h
-    label = data.classes[int(data.y_test[0])]
+    label = held.names[int(held.targets[0])]
     stream = x.reshape(1, -1, x.shape[2])
     stream_f, _ = float_steps(weights, stream)
     stream_q = ir.state_quant.dequantize(sim.run(ir.input_quant.quantize(stream)).h)

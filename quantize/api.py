@@ -41,7 +41,7 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
     """
     if not 50 < input_percentile <= 100:
         raise ElmanError(f"input percentile must be in (50, 100], got {input_percentile}")
-    from elman.train.data import load_run_data
+    from elman.data.spec import load_run_data
 
     run_dir = Path(run_dir)
     model_path = rundir.require(run_dir, rundir.MODEL_KERAS)

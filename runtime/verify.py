@@ -164,38 +164,28 @@ def load_verify_inputs(run_dir: Path, ir: QuantizedRNN, limit: int | None = None
 
     ``limit``: at most that many sequences (classification) or steps (text).
     """
-    from elman.train.data import load_run_data
+    from elman.data.held_out import load_held_out
 
-    data = load_run_data(run_dir)
-    if limit is not None and limit < 1:
-        raise ElmanError(f"--limit must be at least 1, got {limit}")
-    if data.task != ir.task:
-        raise ElmanError(f"{run_dir}: the data is for {data.task} but the model is {ir.task}")
-    if data.task == "language_model":
-        ids = np.asarray(data.val_ids, dtype=np.int64)
-        if limit is not None:
-            ids = ids[:limit]
+    held = load_held_out(run_dir, limit=limit)
+    if held.task != ir.task:
+        raise ElmanError(f"{run_dir}: the data is for {held.task} but the model is {ir.task}")
+    if held.tokens:
+        ids = held.inputs
         if ids.size == 0:
             raise ElmanError(f"{run_dir}: the validation stream is empty")
         if ids.max() >= ir.vocab_size:
             raise ElmanError(f"{run_dir}: token id {ids.max()} outside the model's vocabulary "
                              f"of {ir.vocab_size}")
-        ids = ids[None, :]
         from elman.runtime.simulator import embed_tokens
 
-        return VerifyInputs(embed_tokens(ir, ids), ids, None, None,
-                            f"validation stream, 1 sequence x {ids.shape[1]} steps")
-    x = np.asarray(data.x_test)
-    y = np.asarray(data.y_test)
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
+        return VerifyInputs(embed_tokens(ir, ids), ids, None, None, held.description)
+    x = held.inputs
     if x.shape[0] == 0:
         raise ElmanError(f"{run_dir}: the test split is empty")
     if x.shape[2] != ir.input_dim:
         raise ElmanError(f"{run_dir}: the data has {x.shape[2]} channels, the model "
                          f"{ir.input_dim}")
-    return VerifyInputs(ir.input_quant.quantize(x), None, y, x,
-                        f"test split, {x.shape[0]} sequences x {x.shape[1]} steps")
+    return VerifyInputs(ir.input_quant.quantize(x), None, held.targets, x, held.description)
 
 
 def _simulate(ir: QuantizedRNN, profile: str, inputs: VerifyInputs, engine: str

@@ -3,8 +3,9 @@
 import json
 
 import numpy as np
-from elman.train import text_corpus
-from elman.train.data import load_dataset, load_run_data
+from elman.data import text_corpus
+from elman.data.datasets import load_dataset
+from elman.data.spec import load_run_data
 
 from elman.files import dumps_json
 

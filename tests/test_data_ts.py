@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from elman.train.data import archive_dir, load_dataset
-from elman.train.ts_format import pad_front, read_ts
+from elman.data.datasets import archive_dir, load_dataset
+from elman.data.ts_format import pad_front, read_ts
 
 from elman.errors import DataError
 

@@ -5,12 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
+from elman.data.spec import load_run_data
 from elman.quantize.calibration import run_float
 from elman.quantize.ir import QuantizedRNN
 from elman.quantize.keras_model import keras_cell, load_keras_model
 from elman.quantize.reader import read_ir
 from elman.quantize.step_model import CRASH_ENV
-from elman.train.data import load_run_data
 from typer.testing import CliRunner
 
 from elman import rundir

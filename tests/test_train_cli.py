@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from elman.train.data import load_run_data
+from elman.data.spec import load_run_data
 from typer.testing import CliRunner
 
 from elman.cli import app

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from elman.train.data import load_dataset
+from elman.data.datasets import load_dataset
 from elman.train.diagnostics import CellWeights, grad_norms_by_distance, hidden_states
 from elman.train.kneser_ney import KneserNey
 

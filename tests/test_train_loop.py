@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
+from elman.data.datasets import load_dataset
 from elman.train.api import TrainConfig, train_run
-from elman.train.data import load_dataset
 from elman.train.loop import classification_windows, stream_windows
 
 tf = pytest.importorskip("tensorflow")

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from elman.data.datasets import ClassificationData, RunData, TextData, load_dataset
 from elman.train.config import TrainConfig
-from elman.train.data import ClassificationData, RunData, TextData, load_dataset
 
 from elman import __version__, rundir
 from elman.errors import DataError

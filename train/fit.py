@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+from elman.data.datasets import ClassificationData, TextData
 from elman.train.config import TrainConfig
-from elman.train.data import ClassificationData, TextData
 from elman.train.loop import (
     Trainer,
     classification_windows,

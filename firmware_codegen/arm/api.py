@@ -36,17 +36,11 @@ def held_out_inputs(run_dir: Path | str, ir: QuantizedRNN,
                     limit: int | None = DEFAULT_SEQUENCES) -> tuple[np.ndarray, bool, str]:
     """Real held-out inputs: int8 (N, T, D) test sequences, or (N, T) validation token
     windows of a text model. Returns (inputs, are_tokens, description)."""
-    from elman.train.data import load_run_data
+    from elman.data.held_out import load_held_out
 
-    data = load_run_data(run_dir)
-    if data.task == "classification":
-        x = np.asarray(data.x_test if limit is None else data.x_test[:limit], np.float32)
-        return ir.input_quant.quantize(x), False, f"{len(x)} test sequences of {data.source}"
-    ids = np.asarray(data.val_ids, np.int64)
-    n = max(1, len(ids) // TEXT_WINDOW)
-    n = n if limit is None else min(n, limit)
-    windows = ids[: n * TEXT_WINDOW].reshape(n, TEXT_WINDOW)
-    return windows, True, f"{n} validation windows of {TEXT_WINDOW} tokens of {data.source}"
+    held = load_held_out(run_dir, limit=limit, window=TEXT_WINDOW)
+    inputs = held.inputs if held.tokens else ir.input_quant.quantize(held.inputs)
+    return inputs, held.tokens, f"{held.description} of {held.source}"
 
 
 def emulate_and_compare(ir: QuantizedRNN, inputs: np.ndarray, *, tokens: bool, profile: str,

@@ -45,18 +45,11 @@ def example_samples(run_dir: Path | str, ir: QuantizedRNN,
                     count: int = DEFAULT_SAMPLES, max_steps: int = 64) -> ExampleSamples:
     """The first ``count`` held-out samples of the run's own data, quantized as the model sees
     them (classification: the test split; text: windows of ``max_steps`` validation tokens)."""
-    from elman.train.data import load_run_data
+    from elman.data.held_out import load_held_out
 
-    data = load_run_data(run_dir)
-    if data.task == "classification":
-        x = np.asarray(data.x_test[:count], dtype=np.float32)
-        return ExampleSamples(inputs=ir.input_quant.quantize(x),
-                              labels=np.asarray(data.y_test[:count], np.int64), tokens=False)
-    ids = np.asarray(data.val_ids, dtype=np.int64)
-    n = min(count, max(1, (len(ids) - 1) // max_steps))
-    windows = np.stack([ids[i * max_steps:(i + 1) * max_steps] for i in range(n)])
-    nexts = np.array([ids[min((i + 1) * max_steps, len(ids) - 1)] for i in range(n)])
-    return ExampleSamples(inputs=windows, labels=nexts, tokens=True)
+    held = load_held_out(run_dir, limit=count, window=max_steps)
+    inputs = held.inputs if held.tokens else ir.input_quant.quantize(held.inputs)
+    return ExampleSamples(inputs=inputs, labels=held.targets, tokens=held.tokens)
 
 
 def example_files(ir: QuantizedRNN, samples: ExampleSamples, model_sources: list[str], *,

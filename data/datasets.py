@@ -8,31 +8,28 @@ Specs accepted by :func:`load_dataset`:
 - ``npz:PATH``: arrays ``x`` (N, T, C) float and ``y`` (N,) integer labels, optional
   ``x_test`` / ``y_test``; without them the last 20% of a fixed (seed 0)
   permutation is the test split.
-- ``text:fortunes`` and ``text:PATH``: see :mod:`elman.train.text_corpus`.
+- ``text:fortunes`` and ``text:PATH``: see :mod:`elman.data.text_corpus`.
 
 Classification inputs are normalized per channel with the training split's mean
 and standard deviation (a channel with zero spread gets std 1); the statistics
 are stored in ``data_spec.json`` so that every later stage sees exactly the
-numbers the model saw (:func:`load_run_data`). Text is mapped to integer ids
+numbers the model saw (:func:`elman.data.spec.load_run_data`). Text is mapped to integer ids
 with a vocabulary of every character of the corpus (both splits), sorted by
 code point, stored in ``data_spec.json``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elman.train import text_corpus
-from elman.train.ts_format import pad_front, read_ts
+from elman.data import text_corpus
+from elman.data.ts_format import pad_front, read_ts
 
-from elman import rundir
 from elman.errors import DataError
 
 SPEC_FORMAT = "elman-data-spec/1"
@@ -122,7 +119,9 @@ RunData = ClassificationData | TextData
 
 
 @dataclass(frozen=True)
-class _RawClassification:
+class RawClassification:
+    """Classification data in raw units, before normalization."""
+
     source: str
     x_train: np.ndarray  # float64, raw units
     y_train: np.ndarray
@@ -159,17 +158,24 @@ def load_dataset(spec: str, *, max_chars: int | None = None) -> RunData:
     kind, sep, name = spec.partition(":")
     if not sep or not name:
         raise DataError(f"data spec {spec!r} must look like KIND:NAME (sensor:, text:, npz:)")
+    data = load_raw(kind, name, max_chars=max_chars)
+    return data.normalized() if isinstance(data, RawClassification) else data
+
+
+def load_raw(kind: str, name: str, *, max_chars: int | None = None
+             ) -> RawClassification | TextData:
+    """The data of source ``kind:name`` before normalization (text: encoded)."""
     if kind == "sensor":
         key = name.lower()
         if key not in SENSOR_DATASETS:
             known = ", ".join(f"sensor:{k}" for k in SENSOR_DATASETS)
-            raise DataError(f"unknown built-in data set {spec!r} (known: {known})")
-        return _load_sensor(key).normalized()
+            raise DataError(f"unknown built-in data set 'sensor:{name}' (known: {known})")
+        return _load_sensor(key)
     if kind == "npz":
-        return _load_npz(Path(name)).normalized()
+        return _load_npz(Path(name))
     if kind == "text":
         return _load_text(name, max_chars)
-    raise DataError(f"unknown data kind {kind!r} in {spec!r} (use sensor:, text: or npz:)")
+    raise DataError(f"unknown data kind {kind!r} in '{kind}:{name}' (use sensor:, text: or npz:)")
 
 
 # --- sensor (.ts) -----------------------------------------------------------------
@@ -193,7 +199,7 @@ def archive_dir(name: str) -> Path:
     )
 
 
-def _load_sensor(key: str) -> _RawClassification:
+def _load_sensor(key: str) -> RawClassification:
     name = SENSOR_DATASETS[key]
     d = archive_dir(name)
     train, test = read_ts(d / f"{name}_TRAIN.ts"), read_ts(d / f"{name}_TEST.ts")
@@ -208,7 +214,7 @@ def _load_sensor(key: str) -> _RawClassification:
         raise DataError(f"{name}: test labels {missing} do not occur in the training labels")
     y_test = np.array([classes.index(v) for v in test.labels], dtype=np.int64)
     info = {
-        "files": {p.name: _sha256(p) for p in (d / f"{name}_TRAIN.ts", d / f"{name}_TEST.ts")},
+        "files": {p.name: sha256_file(p) for p in (d / f"{name}_TRAIN.ts", d / f"{name}_TEST.ts")},
         "split": "archive TRAIN / TEST files",
         "padding": "none (equal length)"
         if equal
@@ -228,7 +234,7 @@ def _load_sensor(key: str) -> _RawClassification:
 # --- npz ---------------------------------------------------------------------------
 
 
-def _load_npz(path: Path) -> _RawClassification:
+def _load_npz(path: Path) -> RawClassification:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -242,7 +248,7 @@ def _load_npz(path: Path) -> _RawClassification:
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise DataError(f"{path}: give both x_test and y_test, or neither")
     x, y = _check_xy(path, arrays["x"], arrays["y"], "x", "y")
-    info: dict[str, Any] = {"files": {path.name: _sha256(path)}, "path": str(path.resolve())}
+    info: dict[str, Any] = {"files": {path.name: sha256_file(path)}, "path": str(path.resolve())}
     if "x_test" in arrays:
         x_test, y_test = _check_xy(path, arrays["x_test"], arrays["y_test"], "x_test", "y_test")
         if x_test.shape[1:] != x.shape[1:]:
@@ -299,10 +305,10 @@ def _check_xy(path: Path, x: np.ndarray, y: np.ndarray, xn: str, yn: str):
     return x, y.astype(np.int64)
 
 
-def _raw(source, x_train, y_train, x_test, y_test, classes, info) -> _RawClassification:
+def _raw(source, x_train, y_train, x_test, y_test, classes, info) -> RawClassification:
     if len(classes) < 2:
         raise DataError(f"{source}: needs at least 2 classes, found {len(classes)}")
-    return _RawClassification(source, x_train, y_train, x_test, y_test, classes, info)
+    return RawClassification(source, x_train, y_train, x_test, y_test, classes, info)
 
 
 def normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -321,7 +327,8 @@ def _load_text(name: str, max_chars: int | None) -> TextData:
         path = Path(name)
         train, val, method = text_corpus.text_file_split(path)
         source = f"text:{name}"
-        info = {"split": method, "files": {path.name: _sha256(path)}, "path": str(path.resolve())}
+        info = {"split": method, "files": {path.name: sha256_file(path)},
+                "path": str(path.resolve())}
     vocab = sorted(set(train) | set(val))
     if max_chars is not None:
         if max_chars < 100:
@@ -338,47 +345,5 @@ def _load_text(name: str, max_chars: int | None) -> TextData:
     )
 
 
-# --- run directory -------------------------------------------------------------------
-
-
-def load_run_data(run_dir: Path | str) -> RunData:
-    """Re-load the data a run was trained on, from its ``data_spec.json``.
-
-    Classification inputs are normalized with the *stored* statistics; text is
-    encoded with the *stored* vocabulary. A source file that changed since
-    training is an error.
-    """
-    path = rundir.require(run_dir, rundir.DATA_SPEC)
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    if spec.get("format") != SPEC_FORMAT:
-        raise DataError(f"{path}: unknown format {spec.get('format')!r} (expected {SPEC_FORMAT})")
-    source = spec["source"]
-    kind, _, name = source.partition(":")
-    if "path" in spec:  # user files: the absolute path recorded at training time
-        name = spec["path"]
-    if kind == "text":
-        data: RunData | _RawClassification = _load_text(name, spec.get("max_chars"))
-    elif kind == "sensor":
-        data = _load_sensor(name)
-    else:
-        data = _load_npz(Path(name))
-    data = dataclasses.replace(data, source=source)
-    stored_files, files = spec.get("files", {}), data.info.get("files", {})
-    for fname, digest in stored_files.items():
-        if files.get(fname) != digest:
-            raise DataError(f"{fname} changed since training (SHA-256 differs from {path})")
-    if isinstance(data, TextData):
-        if data.vocab != spec["vocab"]:
-            raise DataError(f"{source}: the text's characters differ from the vocabulary in {path}")
-        return data
-    if spec["classes"] != data.classes:
-        raise DataError(f"{source}: classes {data.classes} differ from {path}")
-    norm = spec["input"]["normalization"]
-    return data.normalized(np.array(norm["mean"], np.float64), np.array(norm["std"], np.float64))
-
-
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,77 @@
+"""A run's held-out data, as every stage after training sees it: one loader for all.
+
+``quantize`` evaluates on it, ``verify`` compares implementations on it, ``mcu``
+runs it on emulated cores, the firmware example embeds it and the report plots
+it. All of them call :func:`load_held_out`, which reads ``data_spec.json`` (so
+the normalization and vocabulary are the stored ones) and returns plain arrays;
+each stage then quantizes them with its own model's input parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from elman.data.datasets import TextData
+from elman.data.spec import load_run_data
+
+from elman.errors import ElmanError
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Held-out sequences of one run.
+
+    ``inputs``: classification, float32 (N, T, C) normalized test sequences; text,
+    int64 (N, T) token ids. ``targets``: the class of each test sequence, the token
+    that follows each text window, or ``None`` for the text stream.
+    """
+
+    task: str  # "classification" or "language_model"
+    source: str  # the data spec, e.g. "sensor:basicmotions"
+    inputs: np.ndarray
+    targets: np.ndarray | None
+    names: list[str]  # class names (classification) or the vocabulary (text)
+    description: str  # e.g. "test split, 40 sequences x 100 steps"
+
+    @property
+    def tokens(self) -> bool:
+        return self.task == "language_model"
+
+
+def load_held_out(run_dir: Path | str, *, limit: int | None = None,
+                  window: int | None = None) -> HeldOut:
+    """The held-out data of the run in ``run_dir``.
+
+    Classification: the test split (its first ``limit`` sequences). Text: the
+    validation stream as one sequence (its first ``limit`` steps), or, with
+    ``window``, consecutive windows of ``window`` tokens (at most ``limit`` of
+    them), each with the token that follows it as its target.
+    """
+    if limit is not None and limit < 1:
+        raise ElmanError(f"--limit must be at least 1, got {limit}")
+    data = load_run_data(run_dir)
+    if isinstance(data, TextData):
+        return _text(data, limit, window)
+    x = np.asarray(data.x_test[:limit], np.float32)
+    y = np.asarray(data.y_test[:limit], np.int64)
+    return HeldOut(data.task, data.source, x, y, list(data.classes),
+                   f"test split, {x.shape[0]} sequences x {x.shape[1]} steps")
+
+
+def _text(data: TextData, limit: int | None, window: int | None) -> HeldOut:
+    ids = np.asarray(data.val_ids, np.int64)
+    if window is None:
+        stream = ids[:limit][None, :]
+        return HeldOut(data.task, data.source, stream, None, list(data.vocab),
+                       f"validation stream, 1 sequence x {stream.shape[1]} steps")
+    if window < 1:
+        raise ElmanError(f"text window must be at least 1 token, got {window}")
+    window = min(window, max(1, len(ids) - 1))
+    n = max(1, (len(ids) - 1) // window)
+    n = n if limit is None else min(n, limit)
+    windows = ids[: n * window].reshape(n, window)
+    nexts = ids[np.minimum(np.arange(1, n + 1) * window, len(ids) - 1)]
+    return HeldOut(data.task, data.source, windows, nexts, list(data.vocab),
+                   f"{n} validation windows of {window} tokens")
