@@ -1,5 +1,6 @@
 """The vanishing-gradient curve (numpy) against TensorFlow autodiff, and the KN baseline."""
 
+import json
 import math
 
 import numpy as np
@@ -76,3 +77,86 @@ def test_kneser_ney_sizes_count_distinct_ngrams_and_orders_improve(small_text):
     ppl = [results[o]["val_perplexity"] for o in (1, 2, 3)]
     assert ppl[0] > ppl[1] > ppl[2] > 1
     assert results[3]["val_bits_per_char"] == pytest.approx(math.log2(ppl[2]))
+
+
+# ---- the curve's work is capped by size; a failing diagnostic never costs the model -------
+
+
+def _curve_weights(units=6, inputs=3, outputs=4, seed=0):
+    from elman.train.diagnostics import CellWeights
+
+    rng = np.random.default_rng(seed)
+    return CellWeights(rng.normal(0, 0.5, (inputs, units)), rng.normal(0, 0.4, (units, units)),
+                       rng.normal(0, 0.1, units), rng.normal(0, 0.5, (units, outputs)),
+                       rng.normal(0, 0.1, outputs))
+
+
+def test_the_curve_keeps_only_the_states_it_needs_and_gives_the_same_norms():
+    weights = _curve_weights()
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(7, 40, 3)), rng.integers(0, 4, 7)
+    full = grad_norms_by_distance(weights, x, y)
+    assert full.shape == (7, 40)
+    np.testing.assert_allclose(grad_norms_by_distance(weights, x, y, max_distance=11),
+                               full[:, :11], rtol=1e-12)
+
+
+def test_the_curve_is_capped_by_size_not_by_an_index():
+    from elman.train.diagnostics import (
+        MAX_SEQUENCES,
+        classification_curve,
+        sequences_within_budget,
+    )
+
+    weights = _curve_weights()
+    rng = np.random.default_rng(2)
+    for count in (3, 257, 1029):
+        x, y = rng.normal(size=(count, 9, 3)), rng.integers(0, 4, count)
+        curve = classification_curve(weights, x, y)
+        assert curve["sequences"] == min(count, MAX_SEQUENCES)
+        assert len(curve["distance"]) == 9
+    # long sequences: fewer sequences, distances up to the cap
+    assert sequences_within_budget(1000, 2000, _curve_weights(units=256)) < MAX_SEQUENCES
+    curve = classification_curve(weights, rng.normal(size=(2, 1500, 3)), np.array([0, 1]))
+    assert len(curve["distance"]) == 1000
+
+
+@pytest.mark.parametrize("test_sequences", [300, 1100])
+def test_training_with_many_test_sequences_keeps_the_model(tmp_path, test_sequences):
+    """More than 256 (and 1,000) held-out sequences: the curve used to index past its cut."""
+    from elman.train.api import TrainConfig, train_run
+
+    rng = np.random.default_rng(3)
+    centers = rng.normal(0, 1, (3, 1, 2))
+    y, y_test = rng.integers(0, 3, 60), rng.integers(0, 3, test_sequences)
+    x = centers[y] + rng.normal(0, 0.5, (60, 6, 2))
+    x_test = centers[y_test] + rng.normal(0, 0.5, (test_sequences, 6, 2))
+    np.savez(tmp_path / "d.npz", x=x, y=y, x_test=x_test, y_test=y_test)
+    run = tmp_path / "run"
+    report = train_run(f"npz:{tmp_path / 'd.npz'}", run,
+                       TrainConfig(units=4, epochs=1, seed=0), progress=False)
+    assert (run / "model.keras").is_file() and (run / "data_spec.json").is_file()
+    assert report["warnings"] == []
+    assert report["grad_norm_vs_distance"]["sequences"] == 256
+    assert sum(map(sum, report["metrics"]["confusion_matrix"])) == test_sequences
+
+
+def test_a_failing_diagnostic_is_a_warning_and_the_model_is_kept(tmp_path, monkeypatch):
+    from elman.train import diagnostics
+    from elman.train.api import TrainConfig, train_run
+
+    def broken(*args, **kwargs):
+        raise IndexError("index 256 is out of bounds for axis 0 with size 256")
+
+    monkeypatch.setattr(diagnostics, "classification_curve", broken)
+    run = tmp_path / "run"
+    report = train_run("sensor:basicmotions", run, TrainConfig(units=4, epochs=1, seed=0),
+                       progress=False)
+    assert (run / "model.keras").is_file() and (run / "data_spec.json").is_file()
+    assert report["grad_norm_vs_distance"] == {}
+    assert report["warnings"] == [
+        "the vanishing-gradient curve failed and was skipped (IndexError: index 256 is out of "
+        "bounds for axis 0 with size 256); the trained model is kept"]
+    saved = json.loads((run / "train_report.json").read_text())
+    assert saved["warnings"] == report["warnings"]
+    assert (run / "grad_vs_distance.png").is_file()  # the plot says there is no curve

@@ -42,7 +42,12 @@ def train_run(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     from elman.train import fit
-    from elman.train.diagnostics import CellWeights, classification_curve, text_curve
+    from elman.train.diagnostics import (
+        CellWeights,
+        classification_curve,
+        guarded,
+        text_curve,
+    )
     from elman.train.loop import Trainer
     from elman.train.model import build_model, last_step_classifier, parameter_count
 
@@ -84,18 +89,24 @@ def train_run(
         "epochs": result.epochs,
         "stop_reason": result.stop_reason,
     }
+    # Everything after training is guarded: a failure becomes a warning in the report,
+    # never the loss of the trained model.
+    warnings: list[str] = []
     curve: dict = {}
     if text:
-        report.update(_text_results(dataset, result, cfg, progress))
+        report.update(guarded("the held-out metrics and n-gram baselines",
+                              lambda: _text_results(dataset, result, cfg, progress),
+                              warnings) or {})
         if cfg.diagnostics:
-            curve = text_curve(CellWeights.from_model(model), dataset.val_ids)
+            curve = guarded("the vanishing-gradient curve", lambda: text_curve(
+                CellWeights.from_model(model), dataset.val_ids), warnings) or {}
     else:
         model = last_step_classifier(model)
-        report["metrics"] = _classification_metrics(trainer, dataset, result)
+        report["metrics"] = guarded("the test-split metrics", lambda: _classification_metrics(
+            trainer, dataset, result), warnings) or {}
         if cfg.diagnostics:
-            curve = classification_curve(
-                CellWeights.from_model(model), dataset.x_test, dataset.y_test
-            )
+            curve = guarded("the vanishing-gradient curve", lambda: classification_curve(
+                CellWeights.from_model(model), dataset.x_test, dataset.y_test), warnings) or {}
     norms = np.array(result.grad_norms, dtype=np.float64)
     report["clipping"] = _clipping(norms, cfg.clip)
     report["grad_norm_vs_distance"] = curve
@@ -107,15 +118,23 @@ def train_run(
         "steps_per_second": result.steps / result.train_seconds if result.train_seconds else 0.0,
         "total_seconds": time.perf_counter() - started,
     }
+    report["warnings"] = warnings
 
     from elman.train.plots import plot_grad_vs_distance, plot_training_curves
 
     with staged_outputs(run_dir) as stage:
         model.save(stage.path(rundir.MODEL_KERAS))
         stage.write_json(rundir.DATA_SPEC, dataset.spec())
+        for name, what, plot in (
+            (rundir.TRAIN_CURVES_PNG, "the training-curve plot",
+             lambda path: plot_training_curves(report, norms[norms >= 0], path)),
+            (rundir.GRAD_DISTANCE_PNG, "the vanishing-gradient plot",
+             lambda path: plot_grad_vs_distance(curve, path)),
+        ):
+            path = stage.path(name)
+            if guarded(what, lambda plot=plot, path=path: plot(path) or True, warnings) is None:
+                path.unlink(missing_ok=True)
         stage.write_json(rundir.TRAIN_REPORT, report)
-        plot_training_curves(report, norms[norms >= 0], stage.path(rundir.TRAIN_CURVES_PNG))
-        plot_grad_vs_distance(curve, stage.path(rundir.GRAD_DISTANCE_PNG))
     return report
 
 

@@ -131,9 +131,9 @@ def summary(report: dict, run_dir: Path) -> str:
         f"({report['model']['parameters']} parameters, {t['train_seconds']:.1f} s, "
         f"{t['steps_per_second']:.0f} {t['unit']}/s)"
     ]
-    if report["task"] == "classification":
+    if "test_accuracy" in m:
         lines.append(f"test accuracy {m['test_accuracy']:.3f}")
-    else:
+    elif "val_perplexity" in m:
         lines.append(
             f"validation perplexity {m['val_perplexity']:.3f} ({m['val_bits_per_char']:.3f} bpc)"
         )
@@ -148,4 +148,5 @@ def summary(report: dict, run_dir: Path) -> str:
             f"clipped {c['clipped_updates']}/{c['updates']} updates "
             f"(threshold {c['threshold']:g}, median grad norm {c['grad_norm']['median']:.3g})"
         )
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines)

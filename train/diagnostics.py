@@ -6,13 +6,28 @@ sequences, the loss ``L_T`` = cross-entropy of the prediction made from the
 last state ``h_T`` (the class label, or the next character), and the backward
 recursion ``dL/dh_{t-1} = (dL/dh_t * (1 - h_t^2)) W_h^T``. Distance ``d``
 means ``k = T - d``; ``d = 0`` is the gradient at the last state itself.
+
+The work is capped by size, never by an index into the data: at most
+``MAX_SEQUENCES`` sequences, distances up to ``MAX_DISTANCE`` steps, and no more
+sequences than keep the stored states within ``MAX_STORED_VALUES`` floats and
+the forward pass within ``MAX_MACS`` multiply-accumulates. A diagnostic is never
+worth a trained model: :func:`guarded` turns any failure into a warning.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+MAX_SEQUENCES = 256
+MAX_DISTANCE = 1000
+MAX_STORED_VALUES = 4_000_000  # (sequences, distances + 1, units) float64: 32 MB
+MAX_MACS = 2_000_000_000  # forward pass: sequences x steps x units x (units + inputs)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,21 +62,46 @@ def hidden_states(weights: CellWeights, x: np.ndarray) -> np.ndarray:
     return h
 
 
-def grad_norms_by_distance(weights: CellWeights, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(N, T) array: ``[n, d] = ||dL_T/dh_{T-d}||`` for each sequence, d = 0 .. T-1."""
-    h = hidden_states(weights, x)
-    logits = h[:, -1] @ weights.w_y + weights.b_y
+def grad_norms_by_distance(weights: CellWeights, x: np.ndarray, targets: np.ndarray,
+                           max_distance: int | None = None) -> np.ndarray:
+    """(N, D) array: ``[n, d] = ||dL_T/dh_{T-d}||`` for each sequence, d = 0 .. D-1.
+
+    ``D`` is the sequence length T, or ``max_distance`` when smaller; only the
+    last ``D`` states are kept.
+    """
+    n, steps, _ = x.shape
+    if len(targets) != n:
+        raise ValueError(f"{n} sequences but {len(targets)} targets")
+    distances = steps if max_distance is None else max(1, min(steps, max_distance))
+    units = weights.w_h.shape[0]
+    kept = np.zeros((n, distances + 1, units))  # h_{T-D} .. h_T
+    h = np.zeros((n, units))
+    first_kept = steps - distances
+    if first_kept == 0:
+        kept[:, 0] = h
+    for t in range(steps):
+        h = np.tanh(x[:, t] @ weights.w_x + weights.b + h @ weights.w_h)
+        if t + 1 >= first_kept:
+            kept[:, t + 1 - first_kept] = h
+    logits = h @ weights.w_y + weights.b_y
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(len(targets)), targets] -= 1.0  # dL/dlogits
+    p[np.arange(n), targets] -= 1.0  # dL/dlogits
     g = p @ weights.w_y.T  # dL/dh_T
-    steps = x.shape[1]
-    norms = np.empty((len(x), steps))
-    for d in range(steps):
-        t = steps - d  # g is dL/dh_t
+    norms = np.empty((n, distances))
+    for d in range(distances):
         norms[:, d] = np.linalg.norm(g, axis=1)
-        g = (g * (1.0 - h[:, t] ** 2)) @ weights.w_h.T
+        g = (g * (1.0 - kept[:, distances - d] ** 2)) @ weights.w_h.T
     return norms
+
+
+def sequences_within_budget(count: int, steps: int, weights: CellWeights) -> int:
+    """How many of ``count`` sequences of ``steps`` steps the curve uses (at least 1)."""
+    units, inputs = weights.w_h.shape[0], weights.w_x.shape[0]
+    distances = min(steps, MAX_DISTANCE)
+    by_memory = MAX_STORED_VALUES // max(1, (distances + 1) * units)
+    by_work = MAX_MACS // max(1, steps * units * (units + inputs))
+    return max(1, min(count, MAX_SEQUENCES, by_memory, by_work))
 
 
 def grad_vs_distance_report(norms: np.ndarray) -> dict:
@@ -83,8 +123,16 @@ def grad_vs_distance_report(norms: np.ndarray) -> dict:
     }
 
 
-def classification_curve(weights: CellWeights, x: np.ndarray, y: np.ndarray, limit: int = 256):
-    return grad_vs_distance_report(grad_norms_by_distance(weights, x[:limit].astype(np.float64), y))
+def classification_curve(weights: CellWeights, x: np.ndarray, y: np.ndarray) -> dict:
+    """The curve on the first held-out sequences that fit the size caps."""
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} sequences but {len(y)} labels")
+    if len(x) == 0 or x.shape[1] == 0:
+        raise ValueError("no held-out sequences to measure on")
+    n = sequences_within_budget(len(x), x.shape[1], weights)
+    return grad_vs_distance_report(grad_norms_by_distance(
+        weights, x[:n].astype(np.float64), y[:n], MAX_DISTANCE))
 
 
 def text_curve(weights: CellWeights, ids: np.ndarray, length: int = 100, count: int = 64):
@@ -96,3 +144,13 @@ def text_curve(weights: CellWeights, ids: np.ndarray, length: int = 100, count: 
     targets = np.array([ids[s + length] for s in starts])
     x = weights.embedding[windows]
     return grad_vs_distance_report(grad_norms_by_distance(weights, x, targets))
+
+
+def guarded(what: str, compute: Callable[[], T], warnings: list[str]) -> T | None:
+    """``compute()``, or None with a warning appended when it fails (any Exception)."""
+    try:
+        return compute()
+    except Exception as exc:  # noqa: BLE001 - a diagnostic must never cost the model
+        warnings.append(f"{what} failed and was skipped ({type(exc).__name__}: {exc}); "
+                        "the trained model is kept")
+        return None
