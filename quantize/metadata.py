@@ -11,7 +11,15 @@ interpreters ignore. elman writes two:
          "labels": [...],                 # class names, or the vocabulary (one string per token)
          "norm_mean": [...] | null,       # float32 per input channel (sensor models)
          "norm_std": [...] | null,
-         "embedding": {"entry": "elman.embedding", "shape": [V, D], "dtype": "int8"} | null}
+         "embedding": {"entry": "elman.embedding", "shape": [V, D], "dtype": "int8"} | null,
+         "head_steps": "last" | "every",  # the head answers at the last step, or at every step
+         "head_activation": "linear" | "softmax",  # y is always logits; softmax: the trained
+                                                   # model applied softmax to them
+         "window_steps": 0}               # a classifier's trained window length; 0: streams
+
+    Files written before the three head fields existed mean ``last``/``linear``
+    for classifiers and ``every``/``linear`` for language models, window 0
+    (:func:`default_head_steps`).
 
 ``elman.embedding`` (text models only)
     The int8 embedding table, ``V * D`` bytes, row-major, quantized with the
@@ -36,6 +44,14 @@ from elman.errors import ModelError
 METADATA_NAME = "elman"
 EMBEDDING_METADATA_NAME = "elman.embedding"
 METADATA_FORMAT_VERSION = 1
+HEAD_STEPS = ("last", "every")
+HEAD_ACTIVATIONS = ("linear", "softmax")
+
+
+def default_head_steps(task: str) -> str:
+    """Where the head answers when a file does not say: classifiers at the last step,
+    language models at every step."""
+    return "every" if task == "language_model" else "last"
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,11 +61,34 @@ class StepMetadata:
     norm_mean: np.ndarray | None = None
     norm_std: np.ndarray | None = None
     embedding: np.ndarray | None = None  # int8 (vocab, input_dim)
+    head_steps: str | None = None  # "last" | "every"; None: the task's default
+    head_activation: str = "linear"  # "linear" | "softmax" (y holds logits either way)
+    window_steps: int = 0  # the window a classifier was trained on; 0: the model streams
+
+    def __post_init__(self) -> None:
+        if self.task in TASKS and self.head_steps is None:
+            object.__setattr__(self, "head_steps", default_head_steps(self.task))
+
+    def problems(self) -> list[str]:
+        """What is wrong with these fields (empty when they are consistent)."""
+        out = []
+        if self.task not in TASKS:
+            out.append(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.head_steps not in HEAD_STEPS:
+            out.append(f"head_steps must be one of {HEAD_STEPS}, got {self.head_steps!r}")
+        if self.head_activation not in HEAD_ACTIVATIONS:
+            out.append(f"head_activation must be one of {HEAD_ACTIVATIONS}, "
+                       f"got {self.head_activation!r}")
+        if (isinstance(self.window_steps, bool) or not isinstance(self.window_steps, int)
+                or self.window_steps < 0):
+            out.append(f"window_steps must be an integer >= 0, got {self.window_steps!r}")
+        return out
 
     def to_entries(self) -> dict[str, bytes]:
         """Metadata entries (name -> bytes) for this model."""
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         doc = {
             "format_version": METADATA_FORMAT_VERSION,
             "task": self.task,
@@ -57,6 +96,9 @@ class StepMetadata:
             "norm_mean": _floats(self.norm_mean),
             "norm_std": _floats(self.norm_std),
             "embedding": None,
+            "head_steps": self.head_steps,
+            "head_activation": self.head_activation,
+            "window_steps": int(self.window_steps),
         }
         entries = {}
         if self.embedding is not None:
@@ -108,12 +150,19 @@ class StepMetadata:
                 raise ModelError(f"{what}: the embedding table entry has {len(blob)} bytes, "
                                  f"which does not match its int8 shape {shape}")
             embedding = np.frombuffer(blob, np.int8).reshape(int(shape[0]), int(shape[1]))
-        return cls(
+        meta = cls(
             task=task, labels=tuple(labels),
             norm_mean=_array_or_none(doc.get("norm_mean"), what, "norm_mean"),
             norm_std=_array_or_none(doc.get("norm_std"), what, "norm_std"),
             embedding=embedding,
+            head_steps=doc.get("head_steps", default_head_steps(task)),
+            head_activation=doc.get("head_activation", "linear"),
+            window_steps=doc.get("window_steps", 0),
         )
+        problems = meta.problems()
+        if problems:
+            raise ModelError(f"{what}: elman metadata: " + "; ".join(problems))
+        return meta
 
 
 def _floats(v: np.ndarray | None) -> list[float] | None:
