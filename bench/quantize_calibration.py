@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from elman.quantize import calibration, evaluate
-from elman.quantize.keras_model import keras_cell, load_keras_model
+from elman.quantize.keras_model import read_keras_file
 from elman.quantize.reader import read_ir
 from elman.quantize.step_model import convert_step_model
 
@@ -47,17 +47,17 @@ def _bm_rows(run: Path) -> list[dict]:
     from elman.data.spec import load_run_data
 
     data = load_run_data(run)
-    cell = keras_cell(load_keras_model(run / "model.keras"), "classification")
+    fm = read_keras_file(run / "model.keras", "classification").model
     variants = [("elman", 99.9, True, 4000), ("inputs min/max", 100.0, True, 4000),
                 ("no clamp", 99.9, False, 4000), ("inputs min/max, no clamp", 100.0, False, 4000),
                 ("500 pairs", 99.9, True, 500)]
     rows = []
     for name, pct, clamp, pairs in variants:
-        cx, ch = calibration.classification_calibration(cell.weights, data.x_train, pairs, pct)
-        model = convert_step_model(cell.weights, cx, ch, task="classification",
+        cx, ch = calibration.classification_calibration(fm, data.x_train, pairs, pct)
+        model = convert_step_model(fm, cx, ch, task="classification",
                                    clamp_preactivation=clamp)
         ir = read_ir(model)
-        r = evaluate.evaluate_classification(cell.weights, ir, model, data.x_test, data.y_test)
+        r = evaluate.evaluate_classification(fm, ir, model, data.x_test, data.y_test)
         m = r["metrics"]
         rows.append({"task": "BasicMotions", "variant": name, "units": ir.units,
                      "float": m["float"]["accuracy"], "int8": m["int8"]["accuracy"],
@@ -73,17 +73,16 @@ def _text_rows(run: Path) -> list[dict]:
     from elman.data.spec import load_run_data
 
     data = load_run_data(run)
-    cell = keras_cell(load_keras_model(run / "model.keras"), "language_model")
+    fm = read_keras_file(run / "model.keras", "language_model").model
     steps = min(EVAL_CHARS, len(data.val_ids) - 1)
     rows = []
     for name, clamp, pairs in [("elman", True, 4000), ("no clamp", False, 4000),
                                ("500 pairs", True, 500)]:
-        cx, ch = calibration.text_calibration(cell.weights, cell.embedding, data.train_ids, pairs)
-        model = convert_step_model(cell.weights, cx, ch, task="language_model",
-                                   labels=data.vocab, embedding=cell.embedding,
+        cx, ch = calibration.text_calibration(fm, data.train_ids, pairs)
+        model = convert_step_model(fm, cx, ch, task="language_model", labels=data.vocab,
                                    clamp_preactivation=clamp)
         ir = read_ir(model)
-        r = evaluate.evaluate_text(cell.weights, cell.embedding, ir, model, data.val_ids, steps)
+        r = evaluate.evaluate_text(fm, ir, model, data.val_ids, steps)
         m = r["metrics"]
         rows.append({"task": "fortunes", "variant": name, "units": ir.units,
                      "float": m["float"]["bits_per_char"], "int8": m["int8"]["bits_per_char"],

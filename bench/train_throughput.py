@@ -35,8 +35,9 @@ def main() -> dict:
     import keras
     import numpy as np
     from elman.data.datasets import load_dataset
+    from elman.quantize.keras_model import read_keras
     from elman.train.config import TASK_DEFAULTS
-    from elman.train.diagnostics import CellWeights, text_curve
+    from elman.train.diagnostics import text_curve
     from elman.train.loop import Trainer, stream_windows
     from elman.train.model import build_model
 
@@ -91,7 +92,7 @@ def main() -> dict:
 
     trainer = Trainer(fresh(), "language_model", lr=2e-3, clip=1.0)
     start = time.perf_counter()
-    text_curve(CellWeights.from_model(trainer.model), data.val_ids)
+    text_curve(read_keras(trainer.model).model, data.val_ids)
     curve_seconds = time.perf_counter() - start
 
     result = {

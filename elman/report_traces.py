@@ -1,7 +1,7 @@
 """Float vs int8 hidden state along held-out data, for ``report.html``.
 
-The float states are the Keras model's SimpleRNN recurrence recomputed from
-its weights (``elman.runtime.float_reference``); the int8 states come from
+The float states are the Keras model's recurrence recomputed from its weights
+(``elman.quantize.float_model``, read by ``elman.quantize.keras_model``); the int8 states come from
 the bit-exact simulator (profile ``tflm``) running the ``.tflite`` step model,
 dequantized with the state's (1/128, 0).
 """
@@ -41,28 +41,28 @@ def hidden_traces(run_dir: Path | str) -> HiddenTraces:
     state never reset, as a sensor node that runs continuously would see them.
     """
     from elman.data.held_out import load_held_out
+    from elman.quantize.keras_model import read_keras_file
     from elman.quantize.reader import read_ir
-    from elman.runtime.float_reference import float_steps, keras_weights
     from elman.runtime.simulator import Simulator
 
     run_dir = Path(run_dir)
     ir = read_ir(rundir.require(run_dir, rundir.MODEL_TFLITE))
-    weights = keras_weights(rundir.require(run_dir, rundir.MODEL_KERAS))
+    model = read_keras_file(rundir.require(run_dir, rundir.MODEL_KERAS), ir.task).model
     sim = Simulator(ir, "tflm")
     if ir.task == "language_model":
         ids = load_held_out(run_dir, limit=TEXT_TRACE_STEPS).inputs
         int8 = sim.run_tokens(ids).h
-        flt, _ = float_steps(weights, weights["embedding"][ids])
+        flt = model.run(model.embed(ids), dtype=np.float64).h
         return HiddenTraces(flt[0], ir.state_quant.dequantize(int8[0]),
                             f"the first {ids.shape[1]} validation characters")
     held = load_held_out(run_dir)
     x = np.asarray(held.inputs, dtype=np.float64)
     first = x[:1]
-    flt, _ = float_steps(weights, first)
+    flt = model.run(first, dtype=np.float64).h
     int8 = sim.run(ir.input_quant.quantize(first)).h
     label = held.names[int(held.targets[0])]
     stream = x.reshape(1, -1, x.shape[2])
-    stream_f, _ = float_steps(weights, stream)
+    stream_f = model.run(stream, dtype=np.float64).h
     stream_q = ir.state_quant.dequantize(sim.run(ir.input_quant.quantize(stream)).h)
     return HiddenTraces(
         flt[0], ir.state_quant.dequantize(int8[0]),

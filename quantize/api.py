@@ -1,11 +1,14 @@
 """``quantize_run``: RUN_DIR/model.keras -> model_int8.tflite + quant_report.json.
 
-1. Load the Keras model and refuse anything but [Embedding] -> SimpleRNN(tanh)
-   -> Dense, listing every problem, before any conversion.
-2. Calibrate on the run's real training data (inputs and the float model's own
-   hidden states) and convert the one-step cell to int8 in a child process.
+1. Load the Keras model and read it by structure (``Input -> [Normalization] ->
+   [Masking] -> SimpleRNN x 1-3 -> [Dropout] -> Dense``, ``Embedding`` for
+   text), refusing anything else with every problem listed, before any
+   conversion.
+2. Calibrate on the run's real training data (inputs and every layer's own
+   float hidden states) and convert the one-step model to int8 in a child
+   process.
 3. Read the result back with the TF-free reader (validating the graph and the
-   pinned state) and compare float vs int8 on the held-out split in LiteRT.
+   pinned states) and compare float vs int8 on the held-out split in LiteRT.
 4. Write both files at once (``staged_outputs``).
 """
 
@@ -15,9 +18,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from elman.quantize import calibration, evaluate
+from elman.quantize import calibration, evaluate, task_metrics
 from elman.quantize.ir import QuantizedRNN
-from elman.quantize.keras_model import keras_cell, load_keras_model
+from elman.quantize.keras_model import KerasElman, load_keras_model, read_keras
 from elman.quantize.reader import read_ir
 from elman.quantize.step_model import MAX_CALIBRATION_SAMPLES, convert_step_model
 from tqdm import tqdm
@@ -28,6 +31,7 @@ from elman.files import staged_outputs
 
 REPORT_FORMAT = "elman-quant-report/1"
 EVAL_CHARS = 20_000
+NORMALIZATION_RTOL = 1e-5
 
 
 def quantize_run(run_dir: Path | str, progress: bool = True, *,
@@ -46,48 +50,51 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
     run_dir = Path(run_dir)
     model_path = rundir.require(run_dir, rundir.MODEL_KERAS)
     rundir.require(run_dir, rundir.DATA_SPEC)
-    task = _spec_task(run_dir / rundir.DATA_SPEC)
-    model = load_keras_model(model_path)
+    spec = _read_spec(run_dir / rundir.DATA_SPEC)
+    task = spec["task"]
+    keras_model = load_keras_model(model_path)
     # refuse an unsupported model before loading data or converting anything
-    cell = keras_cell(model, task, what=str(model_path))
+    read_keras(keras_model, task, what=str(model_path))
     data = load_run_data(run_dir)
+    extra: dict = {}
     if task == "language_model":
         labels = list(data.vocab)
-        cell = keras_cell(model, task, len(labels), len(labels), what=str(model_path))
-        cal_x, cal_h = calibration.text_calibration(cell.weights, cell.embedding,
-                                                    data.train_ids, calibration_samples)
-        extra = {"embedding": cell.embedding}
+        found = read_keras(keras_model, task, len(labels), len(labels), what=str(model_path))
+        cal_x, cal_h = calibration.text_calibration(found.model, data.train_ids,
+                                                    calibration_samples)
     else:
         labels = list(data.classes)
-        cell = keras_cell(model, task, data.x_train.shape[2], len(labels), what=str(model_path))
+        found = read_keras(keras_model, task, data.x_train.shape[2], len(labels),
+                           what=str(model_path))
         cal_x, cal_h = calibration.classification_calibration(
-            cell.weights, data.x_train, calibration_samples, input_percentile)
-        norm = json.loads((run_dir / rundir.DATA_SPEC).read_text())["input"]["normalization"]
-        extra = {"norm_mean": np.array(norm["mean"], np.float32),
-                 "norm_std": np.array(norm["std"], np.float32)}
+            found.model, data.x_train, calibration_samples, input_percentile)
+        extra = _normalization(spec, found, run_dir / rundir.DATA_SPEC)
+    window = _window_steps(spec, found)
     if progress:
-        tqdm.write(f"converting the step model ({len(cal_x)} calibration pairs)...")
-    tflite_bytes = convert_step_model(cell.weights, cal_x, cal_h, task=task, labels=labels,
-                                      **extra)
+        tqdm.write(f"converting the step model ({len(cal_x)} calibration tuples, "
+                   f"{found.model.depth} layer(s))...")
+    tflite_bytes = convert_step_model(found.model, cal_x, cal_h, task=task, labels=labels,
+                                      window_steps=window, **extra)
     ir = read_ir(tflite_bytes)
 
     if task == "language_model":
         steps = min(eval_chars, len(data.val_ids) - 1)
         with tqdm(total=steps, disable=not progress, desc="int8 in LiteRT", unit="step",
                   leave=False) as bar:
-            result = evaluate.evaluate_text(cell.weights, cell.embedding, ir, tflite_bytes,
-                                            data.val_ids, steps, bar.update)
+            result = evaluate.evaluate_text(found.model, ir, tflite_bytes, data.val_ids, steps,
+                                            bar.update)
     else:
         total = data.x_test.shape[0] * data.x_test.shape[1]
         with tqdm(total=total, disable=not progress, desc="int8 in LiteRT", unit="step",
                   leave=False) as bar:
-            result = evaluate.evaluate_classification(cell.weights, ir, tflite_bytes,
+            result = evaluate.evaluate_classification(found.model, ir, tflite_bytes,
                                                       data.x_test, data.y_test, bar.update)
     report = {
         "format": REPORT_FORMAT,
         "elman_version": __version__,
         "task": task,
         "data": data.source,
+        "keras_model": found.summary(),
         "model": model_summary(ir),
         "quantization": quantization_summary(
             ir, len(cal_x) + 2, None if task == "language_model" else input_percentile),
@@ -104,14 +111,41 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
     return report
 
 
-def _spec_task(path: Path) -> str:
+def _read_spec(path: Path) -> dict:
     try:
-        task = json.loads(path.read_text(encoding="utf-8")).get("task")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: not a valid data spec ({exc})") from None
-    if task not in ("classification", "language_model"):
-        raise ModelError(f"{path}: unknown task {task!r}")
-    return task
+    if not isinstance(spec, dict):
+        raise ModelError(f"{path}: not a valid data spec (not a JSON object)")
+    if spec.get("task") not in ("classification", "language_model"):
+        raise ModelError(f"{path}: unknown task {spec.get('task')!r}")
+    return spec
+
+
+def _normalization(spec: dict, found: KerasElman, path: Path) -> dict:
+    """The stored per-channel normalization (from the data spec), checked against a
+    Normalization layer of the model when it has one."""
+    try:
+        norm = spec["input"]["normalization"]
+        mean = np.array(norm["mean"], np.float64)
+        std = np.array(norm["std"], np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{path}: input.normalization needs 'mean' and 'std' lists") from None
+    if found.has_normalization and not (
+            np.allclose(mean, found.norm_mean, rtol=NORMALIZATION_RTOL, atol=0)
+            and np.allclose(std, found.norm_std, rtol=NORMALIZATION_RTOL, atol=0)):
+        raise ModelError(f"{path}: its normalization differs from the model's Normalization "
+                         "layer; write the data spec again with `elman import`")
+    return {"norm_mean": mean.astype(np.float32), "norm_std": std.astype(np.float32)}
+
+
+def _window_steps(spec: dict, found: KerasElman) -> int:
+    """The window a classifier answering at its last step was trained on (0: streams)."""
+    if found.task == "language_model" or found.model.head_steps == "every":
+        return 0
+    steps = (spec.get("input") or {}).get("timesteps")
+    return int(steps) if isinstance(steps, int) and steps > 0 else 0
 
 
 def model_summary(ir: QuantizedRNN) -> dict:
@@ -170,8 +204,14 @@ def summary_table(report: dict) -> str:
              f"{report['model']['tflite_bytes']:,} bytes, units {report['model']['units']}",
              f"{'metric':<28}{'float':>12}{'int8':>12}"]
     if report["task"] == "classification":
-        lines.append(f"{'accuracy (' + str(ev['sequences']) + ' test seqs)':<28}"
-                     f"{m['float']['accuracy']:>12.4f}{m['int8']['accuracy']:>12.4f}")
+        name, acc_f = task_metrics.headline(m["float"])
+        _, acc_q = task_metrics.headline(m["int8"])
+        lines.append(f"{name + ' (' + str(ev['sequences']) + ' test seqs)':<28}"
+                     f"{acc_f:>12.4f}{acc_q:>12.4f}")
+        if "switch_delay" in m["float"]:
+            d_f, d_q = m["float"]["switch_delay"], m["int8"]["switch_delay"]
+            lines.append(f"{'median switch delay (steps)':<28}"
+                         f"{_num(d_f['median_steps']):>12}{_num(d_q['median_steps']):>12}")
         lines.append(f"{'prediction agreement':<28}{m['prediction_agreement']:>24.4f}")
     else:
         lines.append(f"{'bits/char (' + str(ev['stream_steps']) + ' chars)':<28}"
@@ -187,6 +227,12 @@ def summary_table(report: dict) -> str:
     lines.append(f"state quantization: scale {q['state']['scale']} zero point "
                  f"{q['state']['zero_point']} (pinned); input scale {q['input']['scale']:.6g} "
                  f"zero point {q['input']['zero_point']}")
+    for note in report.get("keras_model", {}).get("notes", []):
+        lines.append(f"note: {note}")
     acc = ev["acceptance"]
     lines.append(f"acceptance ({acc['criterion']}): {'met' if acc['met'] else 'NOT met'}")
     return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"

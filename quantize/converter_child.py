@@ -1,12 +1,14 @@
 """The TF converter's child process: ``python -m elman.quantize.converter_child JOB_DIR``.
 
-Reads ``JOB_DIR/job.npz`` (weights, calibration pairs, optional normalization
-and float embedding table) and ``JOB_DIR/job.json`` (task, labels), builds the
-step model as a ``tf.function``, converts it with full-integer int8
-quantization, quantizes the embedding table with the converted ``x``
-parameters, adds elman's metadata, and writes ``JOB_DIR/model.tflite``. An
-expected failure is written to ``JOB_DIR/error.txt`` (exit status 2); a crash
-of the converter kills only this process.
+Reads ``JOB_DIR/job.npz`` (weights ``layer{l}_kernel`` ..., calibration tuples
+``calibration_x``, ``calibration_h{l}``, optional normalization and float
+embedding table) and ``JOB_DIR/job.json`` (task, labels, head placement and
+activation, window), builds the step model of ``L`` layers as a
+``tf.function``, converts it with full-integer int8 quantization, quantizes
+the embedding table with the converted ``x`` parameters, adds elman's
+metadata, and writes ``JOB_DIR/model.tflite``. An expected failure is written
+to ``JOB_DIR/error.txt`` (exit status 2); a crash of the converter kills only
+this process.
 """
 
 from __future__ import annotations
@@ -25,26 +27,39 @@ import numpy as np
 PREACTIVATION_LIMIT = 3.2
 
 
+def layer_count(arrays: dict[str, np.ndarray]) -> int:
+    count = 0
+    while f"layer{count + 1}_kernel" in arrays:
+        count += 1
+    return count
+
+
 def float_ranges(arrays: dict[str, np.ndarray], clamp_preactivation: bool = True
                  ) -> dict[str, tuple[float, float]]:
-    """min/max of every intermediate tensor over the calibration pairs (float32, like TF).
+    """min/max of every intermediate tensor over the calibration tuples (float32, like TF).
 
     TF 2.21's calibrator records FC(x)'s output range wrongly (measured: it logs the
     range of the ADD that follows, whose buffer it shares), so elman computes the
-    ranges of ``a = x W_x + b``, ``r = h W_h``, ``z = a + r`` and ``y`` itself and
-    writes them into the calibrated model before quantizing.
+    ranges of each layer's ``a_l = in_l W_x^l + b^l``, ``r_l = h_l W_h^l``,
+    ``z_l = a_l + r_l`` (keys ``a1``, ``r1``, ``z1``, ...) and of ``y`` itself and
+    writes them into the calibrated model before quantizing. ``in_l`` for ``l > 1``
+    is ``tanh(z_(l-1))`` of the same tuple, as in the step model.
     """
-    cx, ch = arrays["calibration_x"], arrays["calibration_h"]
-    a = cx @ arrays["kernel"] + arrays["bias"]
-    r = ch @ arrays["recurrent_kernel"]
-    z = a + r
-    out = {"a": a, "r": r, "z": z}
+    out = {}
+    layer_in = arrays["calibration_x"]
+    for i in range(1, layer_count(arrays) + 1):
+        a = layer_in @ arrays[f"layer{i}_kernel"] + arrays[f"layer{i}_bias"]
+        r = arrays[f"calibration_h{i}"] @ arrays[f"layer{i}_recurrent_kernel"]
+        z = a + r
+        out.update({f"a{i}": a, f"r{i}": r, f"z{i}": z})
+        layer_in = np.tanh(z)
     if "head_kernel" in arrays:
-        out["y"] = np.tanh(z) @ arrays["head_kernel"] + arrays["head_bias"]
+        out["y"] = layer_in @ arrays["head_kernel"] + arrays["head_bias"]
     ranges = {k: (min(float(v.min()), 0.0), max(float(v.max()), 0.0)) for k, v in out.items()}
     if clamp_preactivation:
-        lo, hi = ranges["z"]
-        ranges["z"] = (max(lo, -PREACTIVATION_LIMIT), min(hi, PREACTIVATION_LIMIT))
+        for key, (lo, hi) in ranges.items():
+            if key.startswith("z"):
+                ranges[key] = (max(lo, -PREACTIVATION_LIMIT), min(hi, PREACTIVATION_LIMIT))
     return ranges
 
 
@@ -52,31 +67,40 @@ def build_and_convert(arrays: dict[str, np.ndarray], clamp_preactivation: bool =
     """Full-integer int8 conversion of the step model from float weights and calibration."""
     import tensorflow as tf
 
-    kernel = tf.constant(arrays["kernel"])
-    recurrent = tf.constant(arrays["recurrent_kernel"])
-    bias = tf.constant(arrays["bias"])
+    depth = layer_count(arrays)
+    layers = [(tf.constant(arrays[f"layer{i}_kernel"]),
+               tf.constant(arrays[f"layer{i}_recurrent_kernel"]),
+               tf.constant(arrays[f"layer{i}_bias"])) for i in range(1, depth + 1)]
     has_head = "head_kernel" in arrays
     head_kernel = tf.constant(arrays["head_kernel"]) if has_head else None
     head_bias = tf.constant(arrays["head_bias"]) if has_head else None
-    d, units = arrays["kernel"].shape
+    d = arrays["layer1_kernel"].shape[0]
+    names = state_names(depth)
+    specs = [tf.TensorSpec([1, d], tf.float32, name="x")] + [
+        tf.TensorSpec([1, arrays[f"layer{i}_kernel"].shape[1]], tf.float32, name=names[i - 1])
+        for i in range(1, depth + 1)]
     ranges = float_ranges(arrays, clamp_preactivation)
 
     class StepModel(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([1, d], tf.float32, name="x"),
-                                      tf.TensorSpec([1, units], tf.float32, name="h")])
-        def step(self, x, h):
-            h_new = tf.tanh(tf.matmul(x, kernel) + bias + tf.matmul(h, recurrent))
-            out = {"h_next": h_new}
+        @tf.function(input_signature=specs)
+        def step(self, x, *states):
+            out, layer_in = {}, x
+            for i, ((kernel, recurrent, bias), h) in enumerate(zip(layers, states, strict=True)):
+                layer_in = tf.tanh(tf.matmul(layer_in, kernel) + bias + tf.matmul(h, recurrent))
+                out[f"{names[i]}_next"] = layer_in
             if has_head:
-                out["y"] = tf.matmul(h_new, head_kernel) + head_bias
+                out["y"] = tf.matmul(layer_in, head_kernel) + head_bias
             return out
 
     module = StepModel()
-    cx, ch = arrays["calibration_x"], arrays["calibration_h"]
+    cx = arrays["calibration_x"]
+    ch = [arrays[f"calibration_h{i}"] for i in range(1, depth + 1)]
 
     def representative_dataset():
-        for i in range(len(cx)):
-            yield {"x": cx[i:i + 1], "h": ch[i:i + 1]}
+        for j in range(len(cx)):
+            sample = {"x": cx[j:j + 1]}
+            sample.update({name: h[j:j + 1] for name, h in zip(names, ch, strict=True)})
+            yield sample
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [module.step.get_concrete_function()], module)
@@ -98,12 +122,20 @@ def build_and_convert(arrays: dict[str, np.ndarray], clamp_preactivation: bool =
         output_data_type=tf.int8, disable_per_channel_for_dense_layers=False))
 
 
-def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> bytes:
-    """Write the min/max of a, r, z (and y) into the calibrated float step model.
+def state_names(depth: int) -> list[str]:
+    """Input names of the states: ``h`` for one layer (as elman always wrote it), else
+    ``h1`` .. ``hL``."""
+    return ["h"] if depth == 1 else [f"h{i}" for i in range(1, depth + 1)]
 
-    Tensors are found by structure: z is the output of the one ADD, a and r its
-    inputs (r is produced by the FULLY_CONNECTED without bias, which reads h), y
-    the output of the FULLY_CONNECTED that reads TANH's output.
+
+def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> bytes:
+    """Write the min/max of every a_l, r_l, z_l (and y) into the calibrated float model.
+
+    Tensors are found by structure: each z_l is the output of an ADD read by a TANH,
+    a_l and r_l its inputs (r_l is produced by the FULLY_CONNECTED that reads a state
+    input; see :func:`_split_cell_fcs`). Layer 1's FC(x) reads a subgraph input; layer
+    l's reads layer l-1's TANH output. y is the output of the FULLY_CONNECTED that
+    reads the last TANH's output.
     """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
@@ -115,14 +147,35 @@ def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> byt
            for name, code in (("fc", schema.BuiltinOperator.FULLY_CONNECTED),
                               ("add", schema.BuiltinOperator.ADD),
                               ("tanh", schema.BuiltinOperator.TANH))}
-    if len(ops["add"]) != 1 or len(ops["tanh"]) != 1:
-        raise RuntimeError("the calibrated step model is not FC, FC, ADD, TANH[, FC]")
-    add, tanh = ops["add"][0], ops["tanh"][0]
-    producer = {int(op.outputs[0]): op for op in ops["fc"]}
-    rec, inp = _split_cell_fcs(graph, [producer[int(t)] for t in add.inputs])
-    tensor_of = {"z": int(add.outputs[0]), "a": int(inp.outputs[0]), "r": int(rec.outputs[0])}
+    depth = sum(1 for k in ranges if k.startswith("z"))
+    if len(ops["add"]) != depth or len(ops["tanh"]) != depth:
+        raise RuntimeError(f"the calibrated step model is not {depth} x (FC, FC, ADD, TANH)"
+                           "[, FC]")
+    producer = {int(op.outputs[0]): op for op in graph.operators}
+    tanh_outputs = {int(op.outputs[0]) for op in ops["tanh"]}
+    graph_inputs = {int(t) for t in graph.inputs}
+    cells = []  # (fc_in, fc_rec, add, tanh) per layer, unordered
+    for tanh in ops["tanh"]:
+        add = producer.get(int(tanh.inputs[0]))
+        if add is None or add not in ops["add"]:
+            raise RuntimeError("a TANH of the calibrated step model does not read an ADD")
+        rec, inp = _split_cell_fcs(graph, [producer[int(t)] for t in add.inputs],
+                                   tanh_outputs, graph_inputs)
+        cells.append((inp, rec, add, tanh))
+    ordered, source = [], None  # layer 1 reads a subgraph input, layer l the TANH of l-1
+    for _ in range(depth):
+        nxt = [c for c in cells if (int(c[0].inputs[0]) in graph_inputs if source is None
+                                    else int(c[0].inputs[0]) == source)]
+        if len(nxt) != 1:
+            raise RuntimeError("cannot order the layers of the calibrated step model")
+        ordered.append(nxt[0])
+        source = int(nxt[0][3].outputs[0])
+    tensor_of = {}
+    for i, (inp, rec, add, _) in enumerate(ordered, start=1):
+        tensor_of.update({f"z{i}": int(add.outputs[0]), f"a{i}": int(inp.outputs[0]),
+                          f"r{i}": int(rec.outputs[0])})
     for fc in ops["fc"]:
-        if int(fc.inputs[0]) == int(tanh.outputs[0]):
+        if int(fc.inputs[0]) == source:
             tensor_of["y"] = int(fc.outputs[0])
     if set(tensor_of) != set(ranges):
         raise RuntimeError(f"found tensors {sorted(tensor_of)} in the calibrated model, "
@@ -136,21 +189,30 @@ def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> byt
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _split_cell_fcs(graph, fcs: list) -> tuple:
-    """(FC(h), FC(x)) of the calibrated float model: FC(h) has no bias, or else reads a
-    [1, units] input whose calibrated range is the pinned state range [-1, 127/128]."""
+def _split_cell_fcs(graph, fcs: list, tanh_outputs: set[int], graph_inputs: set[int]
+                    ) -> tuple:
+    """(FC(h), FC(in)) of one layer of the calibrated float model: FC(in) of a layer above
+    the first reads a TANH output; else FC(h) has no bias, or else reads a [1, units]
+    subgraph input whose calibrated range is the pinned state range [-1, 127/128]."""
+    def reads_tanh(op) -> bool:
+        return int(op.inputs[0]) in tanh_outputs
+
     def no_bias(op) -> bool:
         return len(op.inputs) < 3 or op.inputs[2] < 0
 
     def reads_state(op) -> bool:
         q = graph.tensors[int(op.inputs[0])].quantization
-        return (q is not None and q.min is not None and q.max is not None
+        return (int(op.inputs[0]) in graph_inputs and q is not None and q.min is not None
+                and q.max is not None
                 and float(q.min[0]) == -1.0 and float(q.max[0]) == 127.0 / 128.0)
 
-    for rule in (no_bias, reads_state):
+    if len(fcs) != 2:
+        raise RuntimeError("an ADD of the calibrated step model does not add two FCs")
+    for rule, picks_input in ((reads_tanh, True), (no_bias, False), (reads_state, False)):
         picked = [op for op in fcs if rule(op)]
         if len(picked) == 1:
-            return picked[0], fcs[1] if picked[0] is fcs[0] else fcs[0]
+            other = fcs[1] if picked[0] is fcs[0] else fcs[0]
+            return (other, picked[0]) if picks_input else (picked[0], other)
     raise RuntimeError("cannot tell FC(x) from FC(h) in the calibrated step model")
 
 
@@ -162,14 +224,16 @@ def run_job(job: Path) -> bytes:
         arrays = {k: npz[k] for k in npz.files}
     info = json.loads((job / "job.json").read_text())
     model = build_and_convert(arrays, bool(info.get("clamp_preactivation", True)))
-    graph = read_step_graph(model, "the converted step model")
     embedding = None
     if "embedding" in arrays:
-        embedding = graph.input_fc.input.quantize(arrays["embedding"])
+        x_params = read_step_graph(model, "the converted step model").input_fc.input
+        embedding = x_params.quantize(arrays["embedding"])
     meta = StepMetadata(
         task=info["task"], labels=tuple(info["labels"]),
         norm_mean=arrays.get("norm_mean"), norm_std=arrays.get("norm_std"),
-        embedding=embedding,
+        embedding=embedding, head_steps=info.get("head_steps"),
+        head_activation=info.get("head_activation", "linear"),
+        window_steps=int(info.get("window_steps", 0)),
     )
     return add_metadata(model, meta.to_entries())
 

@@ -1,7 +1,8 @@
 """Float vs int8 on the held-out split, the int8 model run in LiteRT one step at a time.
 
-The float reference is the Keras model's cell in float32 numpy (the same
-weights, the same recurrence); the int8 side is the converted ``.tflite`` in
+The float reference is the Keras model in float32 numpy
+(:class:`~elman.quantize.float_model.FloatElman`: the same weights, the same
+recurrence); the int8 side is the converted ``.tflite`` in
 LiteRT's reference kernels (``elman.runtime.interpreters.run_litert``), each
 step's int8 ``h_t`` fed back as ``h_(t-1)``. Hidden-state errors are in float
 units (the int8 state dequantized with scale 1/128).
@@ -13,9 +14,9 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from elman.quantize.calibration import run_float
+from elman.quantize import task_metrics
+from elman.quantize.float_model import FloatElman
 from elman.quantize.ir import QuantizedRNN
-from elman.quantize.step_model import StepWeights
 
 DRIFT_WINDOW = 1000
 FIRST_STEPS = 100
@@ -37,28 +38,34 @@ def _hidden_error(ir: QuantizedRNN, h_q: np.ndarray, h_float: np.ndarray) -> np.
     return np.abs(ir.state_quant.dequantize(h_q) - h_float.astype(np.float64))
 
 
-def evaluate_classification(weights: StepWeights, ir: QuantizedRNN, model: bytes,
+def evaluate_classification(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
                             x_test: np.ndarray, y_test: np.ndarray,
                             progress: Progress = None) -> dict:
+    """Float vs int8 on the test split: accuracy at the last step (labels (N,)), or per-step
+    accuracy and switch delay (labels (N, T), a streaming classifier)."""
     x_q = ir.input_quant.quantize(x_test)
-    out = _run_litert(model, ir, x_q, progress)
-    h_f, y_f = run_float(weights, x_test)
-    float_pred = y_f[:, -1].argmax(axis=1)
-    int8_logits = ir.output_quant.dequantize(out.y[:, -1])
-    int8_pred = int8_logits.argmax(axis=1)
-    err = _hidden_error(ir, out.h, h_f)
-    acc_f = float((float_pred == y_test).mean())
-    acc_q = float((int8_pred == y_test).mean())
+    out = _run_litert(tflite, ir, x_q, progress)
+    flt = model.run(x_test)
+    int8_logits = ir.output_quant.dequantize(out.y)
+    per_step = np.ndim(y_test) == 2
+    m_f = task_metrics.classification_metrics(flt.logits, y_test)
+    m_q = task_metrics.classification_metrics(int8_logits, y_test)
+    name, acc_f = task_metrics.headline(m_f)
+    _, acc_q = task_metrics.headline(m_q)
+    compared = slice(None) if per_step else -1
+    err = _hidden_error(ir, out.h, flt.h)
     return {
         "split": "test",
         "sequences": int(len(y_test)),
         "steps_per_sequence": int(x_test.shape[1]),
+        "answers": "every step" if per_step else "last step",
         "metrics": {
-            "float": {"accuracy": acc_f},
-            "int8": {"accuracy": acc_q},
+            "float": m_f,
+            "int8": m_q,
             "accuracy_drop": acc_f - acc_q,
-            "prediction_agreement": float((float_pred == int8_pred).mean()),
-            "logit_mean_abs_error": float(np.abs(int8_logits - y_f[:, -1]).mean()),
+            "prediction_agreement": task_metrics.agreement(flt.logits, int8_logits, per_step),
+            "logit_mean_abs_error": float(np.abs(int8_logits[:, compared]
+                                                 - flt.logits[:, compared]).mean()),
         },
         "hidden_error": {
             "unit": "float units (state scale 1/128 = 0.0078125 per LSB)",
@@ -68,7 +75,7 @@ def evaluate_classification(weights: StepWeights, ir: QuantizedRNN, model: bytes
                         "max": err.max(axis=(0, 2)).tolist()},
         },
         "acceptance": {
-            "criterion": f"int8 accuracy within {ACCURACY_TOLERANCE:g} of float",
+            "criterion": f"int8 {name} within {ACCURACY_TOLERANCE:g} of float",
             "met": bool(acc_f - acc_q <= ACCURACY_TOLERANCE + 1e-12),
         },
     }
@@ -87,12 +94,13 @@ def _lm_metrics(nll: np.ndarray) -> dict:
     return {"nll": mean, "perplexity": math.exp(mean), "bits_per_char": mean / math.log(2)}
 
 
-def evaluate_text(weights: StepWeights, embedding: np.ndarray, ir: QuantizedRNN, model: bytes,
+def evaluate_text(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
                   val_ids: np.ndarray, eval_chars: int, progress: Progress = None) -> dict:
     ids = np.asarray(val_ids[: eval_chars + 1], np.int64)
     inputs, targets = ids[:-1], ids[1:]
-    out = _run_litert(model, ir, ir.embedding[inputs][None], progress)
-    h_f, y_f = run_float(weights, embedding[inputs][None])
+    out = _run_litert(tflite, ir, ir.embedding[inputs][None], progress)
+    flt = model.run(model.embed(inputs[None]))
+    h_f, y_f = flt.h, flt.logits
     nll_f = _nll(y_f[0], targets)
     nll_q = _nll(ir.output_quant.dequantize(out.y[0]), targets)
     err = _hidden_error(ir, out.h, h_f)[0]  # (T, H)

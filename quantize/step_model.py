@@ -1,15 +1,21 @@
-"""The one-step cell model ``(x_t, h_(t-1)) -> (h_t, y_t)`` and its int8 conversion.
+"""The one-step model ``(x_t, h_1 .. h_L) -> (h_1' .. h_L', y_t)`` and its int8 conversion.
 
-The graph is ``h_t = tanh(x W_x + b + h W_h)``, ``y_t = h_t W_y + b_y``, which
-the TFLite converter turns into FULLY_CONNECTED(x, bias) · FULLY_CONNECTED(h,
-no bias) · ADD · TANH · FULLY_CONNECTED(head). It is converted with full
-integer quantization (int8 inputs and outputs, per-channel int8 weights, int32
-biases) from a representative dataset of real ``(x_t, h_(t-1))`` pairs.
+One subgraph; for each layer ``l`` (``in_1 = x``, ``in_l = h_(l-1)'`` of the same
+step)::
 
-The state quantization is pinned: TANH's int8 output is always (1/128, 0), and
-the converter picks the same parameters for the ``h`` input when the
-calibration states are clipped to ``[-1, 127/128]`` and one sample reaches both
-ends (``(127/128 - (-1)) / 255 = 1/128``, zero point ``-128 - (-1)/(1/128) = 0``).
+    a_l  = FC(in_l; W_x^l, b^l)      r_l = FC(h_l; W_h^l)  (no bias)
+    z_l  = ADD(a_l, r_l)             h_l' = TANH(z_l)
+    y    = FC(h_L'; W_y, b_y)        (logits, also for a softmax head)
+
+which the TFLite converter emits as FULLY_CONNECTED · FULLY_CONNECTED · ADD ·
+TANH per layer and a FULLY_CONNECTED head. It is converted with full integer
+quantization (int8 inputs and outputs, per-channel int8 weights, int32 biases)
+from a representative dataset of real ``(x_t, h_1(t-1) .. h_L(t-1))`` tuples.
+
+Every state is pinned: TANH's int8 output is always (1/128, 0), and the
+converter picks the same parameters for an ``h_l`` input when its calibration
+states are clipped to ``[-1, 127/128]`` and one sample reaches both ends
+(``(127/128 - (-1)) / 255 = 1/128``, zero point ``-128 - (-1)/(1/128) = 0``).
 :func:`convert_step_model` adds those samples itself and checks the result.
 
 The converter runs in a child process (``python -m elman.quantize.converter_child``):
@@ -25,10 +31,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from elman.quantize.float_model import FloatElman
 from elman.quantize.ir import STATE_SCALE, TASKS
 from elman.quantize.reader import read_ir
 
@@ -42,133 +49,108 @@ CONVERTER_TIMEOUT_S = 600
 CRASH_ENV = "ELMAN_TEST_CONVERTER_SIGNAL"
 
 
-@dataclass(frozen=True, eq=False)
-class StepWeights:
-    """Float weights of an Elman cell in Keras layout (``x @ kernel``)."""
+def pinned_calibration(x: np.ndarray, states: Sequence[np.ndarray]
+                       ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Calibration tuples with every state clipped to [-1, 127/128] and both ends reached.
 
-    kernel: np.ndarray  # (input_dim, units)
-    recurrent_kernel: np.ndarray  # (units, units)
-    bias: np.ndarray  # (units,)
-    head_kernel: np.ndarray | None = None  # (units, outputs)
-    head_bias: np.ndarray | None = None  # (outputs,)
-
-    def __post_init__(self) -> None:
-        for name in ("kernel", "recurrent_kernel", "bias", "head_kernel", "head_bias"):
-            v = getattr(self, name)
-            if v is not None:
-                v = np.asarray(v, dtype=np.float32)
-                if not np.all(np.isfinite(v)):
-                    raise ModelError(f"the {name} weights contain NaN or infinity")
-                object.__setattr__(self, name, v)
-        d, h = self.kernel.shape
-        problems = []
-        if self.recurrent_kernel.shape != (h, h):
-            problems.append(f"recurrent kernel {self.recurrent_kernel.shape} != ({h}, {h})")
-        if self.bias.shape != (h,):
-            problems.append(f"bias {self.bias.shape} != ({h},)")
-        if (self.head_kernel is None) != (self.head_bias is None):
-            problems.append("head kernel and head bias must be given together")
-        elif self.head_kernel is not None:
-            if self.head_kernel.ndim != 2 or self.head_kernel.shape[0] != h:
-                problems.append(f"head kernel {self.head_kernel.shape} does not read {h} units")
-            elif self.head_bias.shape != (self.head_kernel.shape[1],):
-                problems.append(f"head bias {self.head_bias.shape} does not match the kernel")
-        if problems:
-            raise ModelError("inconsistent step weights: " + "; ".join(problems))
-
-    @property
-    def input_dim(self) -> int:
-        return int(self.kernel.shape[0])
-
-    @property
-    def units(self) -> int:
-        return int(self.kernel.shape[1])
-
-    @property
-    def output_dim(self) -> int:
-        return 0 if self.head_kernel is None else int(self.head_kernel.shape[1])
-
-    def step(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """One float step (float32, batched): ``(h_t, y_t)``."""
-        h_new = np.tanh(x @ self.kernel + self.bias + h @ self.recurrent_kernel)
-        y = None if self.head_kernel is None else h_new @ self.head_kernel + self.head_bias
-        return h_new.astype(np.float32), y
-
-
-def pinned_calibration(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Calibration pairs with the state clipped to [-1, 127/128] and both ends reached.
-
-    Two copies of the first real pair are appended, one with unit 0 at -1 and one
-    with unit 0 at 127/128, so the observed state range is exactly [-1, 127/128].
+    Two copies of the first real tuple are appended, one with unit 0 of every state
+    at -1 and one with it at 127/128, so each observed state range is exactly
+    [-1, 127/128].
     """
     x = np.asarray(x, np.float32)
-    h = np.clip(np.asarray(h, np.float32), STATE_MIN, STATE_MAX)
-    lo, hi = h[:1].copy(), h[:1].copy()
-    lo[0, 0], hi[0, 0] = STATE_MIN, STATE_MAX
-    return np.concatenate([x, x[:1], x[:1]]), np.concatenate([h, lo, hi])
+    out = []
+    for h in states:
+        h = np.clip(np.asarray(h, np.float32), STATE_MIN, STATE_MAX)
+        lo, hi = h[:1].copy(), h[:1].copy()
+        lo[0, 0], hi[0, 0] = STATE_MIN, STATE_MAX
+        out.append(np.concatenate([h, lo, hi]))
+    return np.concatenate([x, x[:1], x[:1]]), out
+
+
+def job_arrays(model: FloatElman) -> dict[str, np.ndarray]:
+    """The float weights as the converter child reads them (``layer{l}_kernel``, ...)."""
+    arrays = {}
+    for i, layer in enumerate(model.layers, start=1):
+        arrays[f"layer{i}_kernel"] = layer.kernel
+        arrays[f"layer{i}_recurrent_kernel"] = layer.recurrent_kernel
+        arrays[f"layer{i}_bias"] = layer.bias
+    if model.head_kernel is not None:
+        arrays["head_kernel"] = model.head_kernel
+        arrays["head_bias"] = model.head_bias
+    return arrays
 
 
 def convert_step_model(
-    weights: StepWeights,
+    model: FloatElman,
     calibration_x: np.ndarray,
-    calibration_h: np.ndarray,
+    calibration_h: Sequence[np.ndarray],
     *,
     task: str,
     labels: tuple[str, ...] | list[str] = (),
     norm_mean: np.ndarray | None = None,
     norm_std: np.ndarray | None = None,
-    embedding: np.ndarray | None = None,
+    window_steps: int = 0,
     clamp_preactivation: bool = True,
 ) -> bytes:
     """Convert the step model to int8 TFLite (in a child process) with elman metadata.
 
-    ``calibration_x`` (N, input_dim) and ``calibration_h`` (N, units) are real
-    ``(x_t, h_(t-1))`` pairs; states are clipped and pinned here. ``embedding``
-    is the float (vocab, input_dim) table of a text model: it is quantized with
-    the converted model's ``x`` parameters and stored in the file. Returns the
-    ``.tflite`` bytes, already checked by :func:`~elman.quantize.reader.read_ir`
-    (pinned state included). ``clamp_preactivation=False`` keeps the plain min/max
-    range of ADD's output instead of clamping it where TANH saturates (for
-    measurements; the default is better).
+    ``calibration_x`` (N, input_dim) and ``calibration_h`` (one (N, units_l) per
+    layer) are real ``(x_t, h_1(t-1) .. h_L(t-1))`` tuples; states are clipped and
+    pinned here. A text model's float embedding table (``model.embedding``) is
+    quantized with the converted model's ``x`` parameters and stored in the file;
+    the head's placement and activation (``model.head_steps``,
+    ``model.head_activation``) and ``window_steps`` (a classifier's trained window,
+    0 when it streams) go into the metadata. Returns the ``.tflite`` bytes, already
+    checked by :func:`~elman.quantize.reader.read_ir` (pinned states included).
+    ``clamp_preactivation=False`` keeps the plain min/max range of each ADD's
+    output instead of clamping it where TANH saturates (for measurements; the
+    default is better).
     """
     if task not in TASKS:
         raise ModelError(f"task must be one of {TASKS}, got {task!r}")
     cx = np.asarray(calibration_x, np.float32)
-    ch = np.asarray(calibration_h, np.float32)
-    if cx.ndim != 2 or cx.shape[1] != weights.input_dim or len(cx) == 0:
-        raise ModelError(f"calibration inputs must be (N, {weights.input_dim}), got {cx.shape}")
-    if ch.shape != (len(cx), weights.units):
-        raise ModelError(f"calibration states must be ({len(cx)}, {weights.units}), got {ch.shape}")
-    if not (np.all(np.isfinite(cx)) and np.all(np.isfinite(ch))):
+    states = [np.asarray(h, np.float32) for h in calibration_h]
+    if cx.ndim != 2 or cx.shape[1] != model.input_dim or len(cx) == 0:
+        raise ModelError(f"calibration inputs must be (N, {model.input_dim}), got {cx.shape}")
+    if len(states) != model.depth:
+        raise ModelError(f"calibration needs one state array per layer ({model.depth}), "
+                         f"got {len(states)}")
+    for i, (h, units) in enumerate(zip(states, model.units, strict=True), start=1):
+        if h.shape != (len(cx), units):
+            raise ModelError(f"calibration states of layer {i} must be ({len(cx)}, {units}), "
+                             f"got {h.shape}")
+    if not (np.all(np.isfinite(cx)) and all(np.all(np.isfinite(h)) for h in states)):
         raise ModelError("the calibration data contain NaN or infinity")
     if len(cx) > MAX_CALIBRATION_SAMPLES:
         pick = np.random.default_rng(0).choice(len(cx), MAX_CALIBRATION_SAMPLES, replace=False)
         pick.sort()
-        cx, ch = cx[pick], ch[pick]
-    cx, ch = pinned_calibration(cx, ch)
+        cx, states = cx[pick], [h[pick] for h in states]
+    cx, states = pinned_calibration(cx, states)
 
     with tempfile.TemporaryDirectory(prefix="elman-convert-") as tmp:
         job = Path(tmp)
-        arrays = {
-            "kernel": weights.kernel, "recurrent_kernel": weights.recurrent_kernel,
-            "bias": weights.bias, "calibration_x": cx, "calibration_h": ch,
-        }
-        if weights.head_kernel is not None:
-            arrays["head_kernel"] = weights.head_kernel
-            arrays["head_bias"] = weights.head_bias
+        arrays = {**job_arrays(model), "calibration_x": cx,
+                  **{f"calibration_h{i}": h for i, h in enumerate(states, start=1)}}
         for name, v in (("norm_mean", norm_mean), ("norm_std", norm_std),
-                        ("embedding", embedding)):
+                        ("embedding", model.embedding)):
             if v is not None:
                 arrays[name] = np.asarray(v, np.float32)
         np.savez(job / "job.npz", **arrays)
-        (job / "job.json").write_text(json.dumps({"task": task, "labels": list(labels),
-                                                  "clamp_preactivation": clamp_preactivation}))
-        model = _run_child(job)
+        (job / "job.json").write_text(json.dumps({
+            "task": task, "labels": list(labels), "layers": model.depth,
+            "clamp_preactivation": clamp_preactivation, "head_steps": model.head_steps,
+            "head_activation": model.head_activation, "window_steps": int(window_steps)}))
+        converted = _run_child(job)
+    check_pinned_states(converted)
+    return converted
+
+
+def check_pinned_states(model: bytes) -> None:
+    """Read ``model`` back (validating it) and require every state at (1/128, 0)."""
     ir = read_ir(model)  # validates the graph, dtypes, per-channel weights and metadata
     if ir.state_quant.scale != STATE_SCALE or ir.state_quant.zero_point != 0 \
             or ir.tanh.output.scale != STATE_SCALE or ir.tanh.output.zero_point != 0:
         raise ModelError("the converter did not pin the state quantization to (1/128, 0)")
-    return model
 
 
 def _run_child(job: Path) -> bytes:

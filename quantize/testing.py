@@ -1,7 +1,8 @@
 """Random-weight step models for tests of every stage (real TF conversion, real pinned state).
 
-``random_step_tflite`` builds an Elman cell with random weights, runs it in
-float over random input sequences to get its own hidden states, and converts it
+``random_step_tflite`` builds an Elman model (1-3 layers) with random weights,
+runs it in float over random input sequences to get its own hidden states, and
+converts it
 with :func:`~elman.quantize.step_model.convert_step_model`. The calibration
 inputs span exactly ``[-x_range, x_range]`` (one sample reaches both ends), so
 tests can choose extreme input scales; ``weight_scale`` multiplies the
@@ -21,26 +22,39 @@ import os
 from pathlib import Path
 
 import numpy as np
-from elman.quantize.step_model import StepWeights, convert_step_model
+from elman.quantize.float_model import ElmanLayer, FloatElman
+from elman.quantize.step_model import convert_step_model
 
 CALIBRATION_SEQUENCES = 8
 CALIBRATION_STEPS = 32
 CACHE_ENV = "ELMAN_RANDOM_STEP_CACHE"
 
 
-def random_step_weights(input_dim: int, units: int, output_dim: int, *, seed: int = 0,
-                        weight_scale: float = 1.0) -> StepWeights:
-    """Random float weights: N(0, weight_scale^2 / fan_in), biases N(0, (0.1 weight_scale)^2)."""
+def _units(units: int | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    return (int(units),) if isinstance(units, int | np.integer) else tuple(int(u) for u in units)
+
+
+def random_step_weights(input_dim: int, units: int | tuple[int, ...], output_dim: int, *,
+                        seed: int = 0, weight_scale: float = 1.0) -> FloatElman:
+    """Random float weights: N(0, weight_scale^2 / fan_in), biases N(0, (0.1 weight_scale)^2).
+
+    ``units``: one layer's size, or one size per stacked layer.
+    """
     rng = np.random.default_rng(seed)
 
     def normal(*shape: int, fan_in: int) -> np.ndarray:
         return (rng.standard_normal(shape) * weight_scale / np.sqrt(fan_in)).astype(np.float32)
 
-    return StepWeights(
-        kernel=normal(input_dim, units, fan_in=input_dim),
-        recurrent_kernel=normal(units, units, fan_in=units),
-        bias=(rng.standard_normal(units) * 0.1 * weight_scale).astype(np.float32),
-        head_kernel=normal(units, output_dim, fan_in=units) if output_dim else None,
+    layers, fan_in = [], input_dim
+    for u in _units(units):
+        layers.append(ElmanLayer(kernel=normal(fan_in, u, fan_in=fan_in),
+                                 recurrent_kernel=normal(u, u, fan_in=u),
+                                 bias=(rng.standard_normal(u) * 0.1 * weight_scale)
+                                 .astype(np.float32)))
+        fan_in = u
+    return FloatElman(
+        layers=tuple(layers),
+        head_kernel=normal(fan_in, output_dim, fan_in=fan_in) if output_dim else None,
         head_bias=(rng.standard_normal(output_dim) * 0.1 * weight_scale).astype(np.float32)
         if output_dim else None,
     )
@@ -48,7 +62,7 @@ def random_step_weights(input_dim: int, units: int, output_dim: int, *, seed: in
 
 def random_step_tflite(
     input_dim: int,
-    units: int,
+    units: int | tuple[int, ...],
     output_dim: int,
     *,
     seed: int = 0,
@@ -64,7 +78,7 @@ def random_step_tflite(
     file) and its labels are the vocabulary ``"t0", "t1", ...``. Classification
     models get labels ``"class0", ...``, ``norm_mean`` 0 and ``norm_std`` 1.
     """
-    args = (int(input_dim), int(units), int(output_dim), int(seed), str(task), int(vocab_size),
+    args = (int(input_dim), _units(units), int(output_dim), int(seed), str(task), int(vocab_size),
             float(x_range), float(weight_scale))
     cache_dir = os.environ.get(CACHE_ENV)
     if not cache_dir:
@@ -85,9 +99,9 @@ def random_step_tflite(
 
 
 @functools.lru_cache(maxsize=64)
-def _random_step_tflite(input_dim: int, units: int, output_dim: int, seed: int, task: str,
-                        vocab_size: int, x_range: float, weight_scale: float) -> bytes:
-    if input_dim < 1 or units < 1 or output_dim < 0:
+def _random_step_tflite(input_dim: int, units: tuple[int, ...], output_dim: int, seed: int,
+                        task: str, vocab_size: int, x_range: float, weight_scale: float) -> bytes:
+    if input_dim < 1 or min(units) < 1 or output_dim < 0:
         raise ValueError("need input_dim >= 1, units >= 1, output_dim >= 0")
     if x_range <= 0:
         raise ValueError("x_range must be positive")
@@ -109,20 +123,20 @@ def _random_step_tflite(input_dim: int, units: int, output_dim: int, seed: int, 
         labels = tuple(f"class{i}" for i in range(output_dim))
     else:
         raise ValueError(f"unknown task {task!r}")
-    hs = np.zeros((n, t, units), np.float32)
-    h = np.zeros((n, units), np.float32)
-    for step in range(t):
-        hs[:, step] = h
-        h, _ = weights.step(xs[:, step], h)
+    if embedding is not None:
+        weights = FloatElman(weights.layers, weights.head_kernel, weights.head_bias,
+                             head_steps="every", embedding=embedding)
+    run = weights.run(xs)
     cal_x = xs.reshape(-1, input_dim)
-    cal_h = hs.reshape(-1, units)
+    cal_h = [np.concatenate([np.zeros_like(h[:, :1]), h[:, :-1]], axis=1).reshape(-1, h.shape[2])
+             for h in run.states]
     if embedding is not None:  # every row of the table is a possible input
+        rows = rng.integers(0, len(cal_x), vocab_size)
         cal_x = np.concatenate([cal_x, embedding])
-        cal_h = np.concatenate([cal_h, cal_h[rng.integers(0, len(cal_h), vocab_size)]])
+        cal_h = [np.concatenate([h, h[rows]]) for h in cal_h]
     is_lm = task == "language_model"
     return convert_step_model(
         weights, cal_x, cal_h, task=task, labels=labels,
         norm_mean=None if is_lm else np.zeros(input_dim, np.float32),
         norm_std=None if is_lm else np.ones(input_dim, np.float32),
-        embedding=embedding,
     )

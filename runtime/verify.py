@@ -23,7 +23,7 @@ from elman.firmware_codegen.host import host_c_implementations
 from elman.profiles import PROFILE_NAMES, check_profile
 from elman.quantize.ir import QuantizedRNN
 from elman.runtime.compare import PairResult, compare_outputs
-from elman.runtime.float_reference import float_metrics, keras_weights
+from elman.runtime.float_reference import float_metrics
 from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.simulator import Simulator, StepOutputs, resolve_engine
 
@@ -260,8 +260,10 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
     }
     keras_path = run_dir / rundir.MODEL_KERAS
     if float_model and keras_path.exists():
-        weights = keras_weights(keras_path)
-        report["float_vs_int8"] = [float_metrics(weights, ir, inputs, simulated[p], p)
+        from elman.quantize.keras_model import read_keras_file
+
+        float_model = read_keras_file(keras_path, ir.task).model
+        report["float_vs_int8"] = [float_metrics(float_model, ir, inputs, simulated[p], p)
                                    for p in profiles]
     with staged_outputs(run_dir) as stage:
         stage.write_json(rundir.VERIFY_REPORT, report)

@@ -6,9 +6,8 @@ import shutil
 import numpy as np
 import pytest
 from elman.data.spec import load_run_data
-from elman.quantize.calibration import run_float
 from elman.quantize.ir import QuantizedRNN
-from elman.quantize.keras_model import keras_cell, load_keras_model
+from elman.quantize.keras_model import read_keras, read_keras_file
 from elman.quantize.reader import read_ir
 from elman.quantize.step_model import CRASH_ENV
 from typer.testing import CliRunner
@@ -42,8 +41,8 @@ def test_bm_report_numbers_are_reproducible(bm_run):
     data = load_run_data(bm_run)
     model = keras.saving.load_model(bm_run / rundir.MODEL_KERAS, compile=False)
     keras_logits = np.asarray(model(data.x_test))
-    cell = keras_cell(model, "classification")
-    _, y_float = run_float(cell.weights, data.x_test)
+    found = read_keras(model, "classification")
+    y_float = found.model.run(data.x_test).logits
     np.testing.assert_allclose(y_float[:, -1], keras_logits, atol=1e-4)
     ev = report["evaluation"]
     assert ev["metrics"]["float"]["accuracy"] == float(
@@ -75,11 +74,11 @@ def test_bm_report_numbers_are_reproducible(bm_run):
 def test_text_run_embedding_is_the_keras_table_quantized_with_x(text_run):
     ir = read_ir(text_run / rundir.MODEL_TFLITE)
     data = load_run_data(text_run)
-    cell = keras_cell(load_keras_model(text_run / rundir.MODEL_KERAS), "language_model")
+    found = read_keras_file(text_run / rundir.MODEL_KERAS, "language_model")
     assert ir.task == "language_model"
     assert ir.labels == tuple(data.vocab)
-    assert ir.embedding.shape == cell.embedding.shape == (len(data.vocab), 8)
-    np.testing.assert_array_equal(ir.embedding, ir.input_quant.quantize(cell.embedding))
+    assert ir.embedding.shape == found.model.embedding.shape == (len(data.vocab), 8)
+    np.testing.assert_array_equal(ir.embedding, ir.input_quant.quantize(found.model.embedding))
     assert (ir.state_quant.scale, ir.state_quant.zero_point) == (1 / 128, 0)
     report = json.loads((text_run / rundir.QUANT_REPORT).read_text())
     ev = report["evaluation"]

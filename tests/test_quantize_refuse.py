@@ -29,17 +29,23 @@ REFUSED = {
     "relu": (lambda L, x: L.Dense(4, name="head")(L.SimpleRNN(8, activation="relu",
                                                               name="rnn")(x)),
              ["layer 'rnn' uses activation 'relu'; elman needs tanh"]),
-    "two_rnns": (lambda L, x: L.Dense(4, name="head")(
-        L.SimpleRNN(8, name="rnn2")(L.SimpleRNN(8, return_sequences=True, name="rnn1")(x))),
-        ["the model has 2 recurrent layers (rnn1, rnn2); elman supports exactly one",
-         "layer 'rnn1' has return_sequences=True, but a classification model needs "
-         "return_sequences=False"]),
+    "four_rnns": (lambda L, x: L.Dense(4, name="head")(
+        L.SimpleRNN(8, name="r4")(L.SimpleRNN(8, return_sequences=True, name="r3")(
+            L.SimpleRNN(8, return_sequences=True, name="r2")(
+                L.SimpleRNN(8, return_sequences=True, name="r1")(x))))),
+        ["the model has 4 recurrent layers (r1, r2, r3, r4); elman supports 1 to 3"]),
+    "branch": (lambda L, x: L.Dense(4, name="head")(L.Add(name="add")(
+        [L.SimpleRNN(8, name="rnn1")(x), L.SimpleRNN(8, name="rnn2")(x)])),
+        ["layer 'add' reads 2 tensors"]),
     "return_state": (lambda L, x: L.Dense(4, name="head")(
         L.SimpleRNN(8, return_state=True, name="rnn")(x)[0]),
         ["layer 'rnn' has return_state=True"]),
-    "softmax_head": (lambda L, x: L.Dense(4, activation="softmax", name="head")(
+    "sigmoid_head": (lambda L, x: L.Dense(4, activation="sigmoid", name="head")(
         L.SimpleRNN(8, name="rnn")(x)),
-        ["head 'head' uses activation 'softmax'; elman's head outputs logits"]),
+        ["head 'head' uses activation 'sigmoid'; elman's head is linear (logits) or softmax"]),
+    "dense_between": (lambda L, x: L.Dense(4, name="head")(L.Dense(8, name="mid")(
+        L.SimpleRNN(8, name="rnn")(x))),
+        ["layer 'head' (Dense) is not the one head after the recurrent layers"]),
     "no_head": (lambda L, x: L.SimpleRNN(4, name="rnn")(x),
                 ["the model has no Dense head after the recurrent layer"]),
     "no_bias_and_conv": (lambda L, x: L.Dense(4, name="head")(L.SimpleRNN(
@@ -48,8 +54,8 @@ REFUSED = {
          "layer 'conv' (Conv1D) is not supported"]),
     "everything_wrong": (lambda L, x: L.Dense(4, activation="relu", name="head")(
         L.LSTM(8, name="lstm")(L.SimpleRNN(8, activation="sigmoid", return_sequences=True,
-                                           name="rnn")(x))),
-        ["layer 'lstm' is LSTM", "the model has 2 recurrent layers",
+                                           name="rnn")(L.Dense(6, name="pre")(x)))),
+        ["layer 'lstm' is LSTM", "layer 'pre' (Dense) is not the one head",
          "layer 'rnn' uses activation 'sigmoid'", "head 'head' uses activation 'relu'"]),
 }
 

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 from elman.quantize.converter_child import build_and_convert
+from elman.quantize.float_model import ElmanLayer, FloatElman
 from elman.quantize.metadata import METADATA_NAME
 from elman.quantize.reader import read_ir, read_step_graph
 from elman.quantize.step_model import (
     CRASH_ENV,
-    StepWeights,
     convert_step_model,
+    job_arrays,
     pinned_calibration,
 )
 from elman.quantize.testing import random_step_tflite, random_step_weights
@@ -16,10 +17,10 @@ from elman.quantize.testing import random_step_tflite, random_step_weights
 from elman.errors import ModelError
 
 
-def _calibration(weights: StepWeights, n=64, seed=0):
+def _calibration(weights: FloatElman, n=64, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (n, weights.input_dim)).astype(np.float32)
-    h = np.tanh(rng.normal(size=(n, weights.units))).astype(np.float32)
+    h = [np.tanh(rng.normal(size=(n, u))).astype(np.float32) for u in weights.units]
     return x, h
 
 
@@ -42,10 +43,11 @@ def test_converter_abort_in_child_names_the_signal(monkeypatch):
 def test_pinned_calibration_spans_the_state_range_exactly():
     x = np.zeros((3, 2), np.float32)
     h = np.array([[0.5, -2.0], [1.5, 0.1], [0.0, 0.0]], np.float32)
-    cx, ch = pinned_calibration(x, h)
-    assert ch.min() == -1.0 and ch.max() == 127 / 128
-    assert len(cx) == len(ch) == 5
+    cx, (ch, ch2) = pinned_calibration(x, [h, h[:, ::-1]])
+    assert ch.min() == ch2.min() == -1.0 and ch.max() == ch2.max() == 127 / 128
+    assert len(cx) == len(ch) == len(ch2) == 5
     np.testing.assert_array_equal(ch[:3], np.float32([[0.5, -1.0], [127 / 128, 0.1], [0, 0]]))
+    np.testing.assert_array_equal(ch2[:3], np.float32([[-1.0, 0.5], [0.1, 127 / 128], [0, 0]]))
 
 
 def test_real_conversion_pins_state_and_is_deterministic():
@@ -69,10 +71,8 @@ def test_unpinned_state_is_refused_loudly():
     """States calibrated on [-0.5, 0.5] give h another scale: the reader says why that fails."""
     weights = random_step_weights(3, 6, 2)
     x, h = _calibration(weights)
-    arrays = {"kernel": weights.kernel, "recurrent_kernel": weights.recurrent_kernel,
-              "bias": weights.bias, "head_kernel": weights.head_kernel,
-              "head_bias": weights.head_bias, "calibration_x": x,
-              "calibration_h": np.clip(h, -0.5, 0.5)}
+    arrays = {**job_arrays(weights), "calibration_x": x,
+              "calibration_h1": np.clip(h[0], -0.5, 0.5)}
     model = build_and_convert(arrays)
     with pytest.raises(ModelError, match=r"cannot feed back as h_\(t-1\)"):
         read_step_graph(model)
@@ -81,9 +81,13 @@ def test_unpinned_state_is_refused_loudly():
 def test_calibration_shape_errors_are_clear():
     weights = random_step_weights(3, 4, 2)
     with pytest.raises(ModelError, match=r"calibration inputs must be \(N, 3\)"):
-        convert_step_model(weights, np.zeros((5, 2)), np.zeros((5, 4)), task="classification")
+        convert_step_model(weights, np.zeros((5, 2)), [np.zeros((5, 4))],
+                           task="classification")
     with pytest.raises(ModelError, match="NaN or infinity"):
-        convert_step_model(weights, np.full((5, 3), np.nan), np.zeros((5, 4)),
+        convert_step_model(weights, np.full((5, 3), np.nan), [np.zeros((5, 4))],
+                           task="classification")
+    with pytest.raises(ModelError, match=r"one state array per layer \(1\), got 2"):
+        convert_step_model(weights, np.zeros((5, 3)), [np.zeros((5, 4))] * 2,
                            task="classification")
 
 
@@ -137,12 +141,14 @@ def test_float_step_model_is_refused_with_every_problem():
     import tensorflow as tf
 
     w = random_step_weights(3, 4, 2)
+    cell = w.layers[0]
 
     class Step(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, 3], tf.float32),
                                       tf.TensorSpec([1, 4], tf.float32)])
         def step(self, x, h):
-            h2 = tf.tanh(tf.matmul(x, w.kernel) + w.bias + tf.matmul(h, w.recurrent_kernel))
+            h2 = tf.tanh(tf.matmul(x, cell.kernel) + cell.bias
+                         + tf.matmul(h, cell.recurrent_kernel))
             return h2, tf.matmul(h2, w.head_kernel) + w.head_bias
 
     m = Step()
@@ -160,13 +166,14 @@ def test_zero_biases_square_cell_still_converts_and_reads():
     """All-zero biases are folded away by the converter (no bias on either FC) and x has
     as many features as h: FC(h) is still told apart, by its pinned input."""
     w = random_step_weights(8, 8, 3)
-    w = StepWeights(w.kernel, w.recurrent_kernel, np.zeros(8, np.float32), w.head_kernel,
-                    np.zeros(3, np.float32))
+    cell = w.layers[0]
+    w = FloatElman((ElmanLayer(cell.kernel, cell.recurrent_kernel, np.zeros(8, np.float32)),),
+                   w.head_kernel, np.zeros(3, np.float32))
     x, h = _calibration(w)
     ir = read_ir(convert_step_model(w, x * 3, h, task="classification"))
     assert not ir.input_fc.has_bias and not ir.recurrent_fc.has_bias
     assert (ir.state_quant.scale, ir.state_quant.zero_point) == (1 / 128, 0)
     assert ir.input_quant.scale > 2 / 128  # x (range +-3) was not taken for the state
     # the recurrent weights are W_h (per-channel symmetric: max |q| = 127 in every row)
-    expected = w.recurrent_kernel.T / ir.recurrent_fc.weight_scales[:, None]
+    expected = cell.recurrent_kernel.T / ir.recurrent_fc.weight_scales[:, None]
     np.testing.assert_array_equal(ir.recurrent_fc.weights, np.round(expected).astype(np.int8))

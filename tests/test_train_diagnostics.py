@@ -6,45 +6,52 @@ import math
 import numpy as np
 import pytest
 from elman.data.datasets import load_dataset
-from elman.train.diagnostics import CellWeights, grad_norms_by_distance, hidden_states
+from elman.train.diagnostics import grad_norms_by_distance
 from elman.train.kneser_ney import KneserNey
 
 tf = pytest.importorskip("tensorflow")
 
 
-def test_grad_norm_vs_distance_matches_autodiff():
+@pytest.mark.parametrize("units", [(10,), (7, 5), (4, 6, 3)], ids=["1", "2", "3"])
+def test_grad_norm_vs_distance_matches_autodiff(units):
     import keras
-    from elman.train.model import build_model
+    from elman.quantize.keras_model import read_keras
 
     keras.utils.set_random_seed(1)
-    model = build_model("classification", units=10, input_dim=6, output_dim=4)
+    L = keras.layers
+    rnns = [L.SimpleRNN(u, return_sequences=i < len(units) - 1) for i, u in enumerate(units)]
+    model = keras.Sequential([keras.Input((None, 6)), *rnns, L.Dense(4)])
     data = load_dataset("sensor:basicmotions")
     x, y = data.x_test[:5, :30], data.y_test[:5]
-    weights = CellWeights.from_model(model)
-    norms = grad_norms_by_distance(weights, x.astype(np.float64), y)
+    float_model = read_keras(model).model
+    norms = grad_norms_by_distance(float_model, x.astype(np.float64), y)
 
-    kernel, recurrent, bias = model.get_layer("rnn").get_weights()
-    w_y, b_y = model.get_layer("head").get_weights()
     xs = tf.constant(x, tf.float64)
     with tf.GradientTape() as tape:
         tape.watch(xs)
-        h = tf.zeros((5, 10), tf.float64)
+        hs = [tf.zeros((5, u), tf.float64) for u in units]
         states = []
         for t in range(30):
-            h = tf.tanh(
-                xs[:, t] @ kernel.astype(np.float64) + bias + h @ recurrent.astype(np.float64)
-            )
-            states.append(h)
-        logits = h @ w_y.astype(np.float64) + b_y
+            layer_in = xs[:, t]
+            for i, rnn in enumerate(rnns):
+                kernel, recurrent, bias = (w.astype(np.float64) for w in rnn.get_weights())
+                hs[i] = tf.tanh(layer_in @ kernel + bias + hs[i] @ recurrent)
+                layer_in = hs[i]
+            states.append(list(hs))
+        w_y, b_y = model.layers[-1].get_weights()
+        logits = layer_in @ w_y.astype(np.float64) + b_y
         loss = tf.reduce_sum(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         )
     grads = tape.gradient(loss, states)
-    expected = np.stack([np.linalg.norm(grads[29 - d].numpy(), axis=1) for d in range(30)], axis=1)
+    expected = np.stack([np.sqrt(sum(np.linalg.norm(g.numpy(), axis=1) ** 2
+                                     for g in grads[29 - d])) for d in range(30)], axis=1)
     np.testing.assert_allclose(norms, expected, rtol=1e-9)
-    # the numpy forward pass is the Keras layer's
-    keras_h = model.get_layer("rnn")(x)
-    np.testing.assert_allclose(hidden_states(weights, x)[:, -1], keras_h.numpy(), atol=1e-5)
+    # the numpy forward pass is the Keras model's
+    keras_h = x
+    for rnn in rnns:
+        keras_h = rnn(keras_h)
+    np.testing.assert_allclose(float_model.run(x).h[:, -1], keras_h.numpy(), atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +89,20 @@ def test_kneser_ney_sizes_count_distinct_ngrams_and_orders_improve(small_text):
 # ---- the curve's work is capped by size; a failing diagnostic never costs the model -------
 
 
-def _curve_weights(units=6, inputs=3, outputs=4, seed=0):
-    from elman.train.diagnostics import CellWeights
+def _curve_weights(units=6, inputs=3, outputs=4, seed=0, layers=1):
+    from elman.quantize.float_model import ElmanLayer, FloatElman
 
     rng = np.random.default_rng(seed)
-    return CellWeights(rng.normal(0, 0.5, (inputs, units)), rng.normal(0, 0.4, (units, units)),
-                       rng.normal(0, 0.1, units), rng.normal(0, 0.5, (units, outputs)),
-                       rng.normal(0, 0.1, outputs))
+    stack = [ElmanLayer(rng.normal(0, 0.5, (inputs if i == 0 else units, units)),
+                        rng.normal(0, 0.4, (units, units)), rng.normal(0, 0.1, units))
+             for i in range(layers)]
+    return FloatElman(tuple(stack), rng.normal(0, 0.5, (units, outputs)),
+                      rng.normal(0, 0.1, outputs))
 
 
-def test_the_curve_keeps_only_the_states_it_needs_and_gives_the_same_norms():
-    weights = _curve_weights()
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_curve_keeps_only_the_states_it_needs_and_gives_the_same_norms(layers):
+    weights = _curve_weights(layers=layers)
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(7, 40, 3)), rng.integers(0, 4, 7)
     full = grad_norms_by_distance(weights, x, y)

@@ -41,13 +41,9 @@ def train_run(
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+    from elman.quantize.keras_model import read_keras
     from elman.train import fit
-    from elman.train.diagnostics import (
-        CellWeights,
-        classification_curve,
-        guarded,
-        text_curve,
-    )
+    from elman.train.diagnostics import classification_curve, guarded, text_curve
     from elman.train.loop import Trainer
     from elman.train.model import build_model, last_step_classifier, parameter_count
 
@@ -99,14 +95,15 @@ def train_run(
                               warnings) or {})
         if cfg.diagnostics:
             curve = guarded("the vanishing-gradient curve", lambda: text_curve(
-                CellWeights.from_model(model), dataset.val_ids), warnings) or {}
+                read_keras(model, dataset.task).model, dataset.val_ids), warnings) or {}
     else:
         model = last_step_classifier(model)
         report["metrics"] = guarded("the test-split metrics", lambda: _classification_metrics(
             trainer, dataset, result), warnings) or {}
         if cfg.diagnostics:
             curve = guarded("the vanishing-gradient curve", lambda: classification_curve(
-                CellWeights.from_model(model), dataset.x_test, dataset.y_test), warnings) or {}
+                read_keras(model, dataset.task).model, dataset.x_test, dataset.y_test),
+                warnings) or {}
     norms = np.array(result.grad_norms, dtype=np.float64)
     report["clipping"] = _clipping(norms, cfg.clip)
     report["grad_norm_vs_distance"] = curve

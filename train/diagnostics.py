@@ -1,11 +1,15 @@
 """The vanishing-gradient curve: ||dL_T / dh_k|| against the distance T - k.
 
-Computed exactly in numpy from the trained weights (no TensorFlow): a forward
-pass ``h_t = tanh(x_t W_x + h_{t-1} W_h + b)`` from ``h_0 = 0`` over held-out
-sequences, the loss ``L_T`` = cross-entropy of the prediction made from the
-last state ``h_T`` (the class label, or the next character), and the backward
-recursion ``dL/dh_{t-1} = (dL/dh_t * (1 - h_t^2)) W_h^T``. Distance ``d``
-means ``k = T - d``; ``d = 0`` is the gradient at the last state itself.
+Computed exactly in numpy from the trained weights (no TensorFlow): the float
+model's forward pass (:class:`~elman.quantize.float_model.FloatElman`, float64)
+from zero states over held-out sequences, the loss ``L_T`` = cross-entropy of
+the prediction made from the last state (the class label, or the next
+character), and the backward recursion through every layer: at step ``t``,
+from the top layer down, ``g_l = dL/dh_l(t)`` (from step ``t+1`` and from layer
+``l+1`` of the same step), ``delta_l = g_l * (1 - h_l(t)^2)``, which flows to
+``h_(l-1)(t)`` through ``W_x^l`` and to ``h_l(t-1)`` through ``W_h^l``. The norm
+at distance ``d`` (``k = T - d``) is that of all layers' ``g`` together;
+``d = 0`` is the gradient at the last states themselves.
 
 The work is capped by size, never by an index into the data: at most
 ``MAX_SEQUENCES`` sequences, distances up to ``MAX_DISTANCE`` steps, and no more
@@ -17,10 +21,10 @@ worth a trained model: :func:`guarded` turns any failure into a warning.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+from elman.quantize.float_model import FloatElman
 
 MAX_SEQUENCES = 256
 MAX_DISTANCE = 1000
@@ -30,77 +34,56 @@ MAX_MACS = 2_000_000_000  # forward pass: sequences x steps x units x (units + i
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class CellWeights:
-    """Float weights of the trained model (numpy)."""
-
-    w_x: np.ndarray  # (input, units)
-    w_h: np.ndarray  # (units, units)
-    b: np.ndarray  # (units,)
-    w_y: np.ndarray  # (units, outputs)
-    b_y: np.ndarray  # (outputs,)
-    embedding: np.ndarray | None = None  # (vocab, emb) for text
-
-    @classmethod
-    def from_model(cls, model) -> CellWeights:
-        w_x, w_h, b = (np.asarray(w, np.float64) for w in model.get_layer("rnn").get_weights())
-        w_y, b_y = (np.asarray(w, np.float64) for w in model.get_layer("head").get_weights())
-        names = {layer.name for layer in model.layers}
-        emb = None
-        if "embedding" in names:
-            emb = np.asarray(model.get_layer("embedding").get_weights()[0], np.float64)
-        return cls(w_x, w_h, b, w_y, b_y, emb)
-
-
-def hidden_states(weights: CellWeights, x: np.ndarray) -> np.ndarray:
-    """(N, T+1, units) hidden states h_0 = 0, h_1 .. h_T for inputs (N, T, input)."""
-    n, steps, _ = x.shape
-    h = np.zeros((n, steps + 1, weights.w_h.shape[0]))
-    pre = x @ weights.w_x + weights.b
-    for t in range(steps):
-        h[:, t + 1] = np.tanh(pre[:, t] + h[:, t] @ weights.w_h)
-    return h
-
-
-def grad_norms_by_distance(weights: CellWeights, x: np.ndarray, targets: np.ndarray,
+def grad_norms_by_distance(model: FloatElman, x: np.ndarray, targets: np.ndarray,
                            max_distance: int | None = None) -> np.ndarray:
     """(N, D) array: ``[n, d] = ||dL_T/dh_{T-d}||`` for each sequence, d = 0 .. D-1.
 
     ``D`` is the sequence length T, or ``max_distance`` when smaller; only the
-    last ``D`` states are kept.
+    states of the last ``D`` steps are kept (the steps before run in windows of
+    ``D`` steps).
     """
+    x = np.asarray(x, np.float64)
     n, steps, _ = x.shape
     if len(targets) != n:
         raise ValueError(f"{n} sequences but {len(targets)} targets")
     distances = steps if max_distance is None else max(1, min(steps, max_distance))
-    units = weights.w_h.shape[0]
-    kept = np.zeros((n, distances + 1, units))  # h_{T-D} .. h_T
-    h = np.zeros((n, units))
     first_kept = steps - distances
-    if first_kept == 0:
-        kept[:, 0] = h
-    for t in range(steps):
-        h = np.tanh(x[:, t] @ weights.w_x + weights.b + h @ weights.w_h)
-        if t + 1 >= first_kept:
-            kept[:, t + 1 - first_kept] = h
-    logits = h @ weights.w_y + weights.b_y
+    states = model.zero_states(n, np.float64)
+    for start in range(0, first_kept, distances):
+        run = model.run(x[:, start:min(start + distances, first_kept)], states,
+                        dtype=np.float64)
+        states = tuple(h[:, -1] for h in run.states)
+    kept = model.run(x[:, first_kept:], states, dtype=np.float64).states  # (N, D, units_l)
+    w_y = model.head_kernel.astype(np.float64)
+    logits = kept[-1][:, -1] @ w_y + model.head_bias
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     p[np.arange(n), targets] -= 1.0  # dL/dlogits
-    g = p @ weights.w_y.T  # dL/dh_T
+    carried = [np.zeros((n, u)) for u in model.units]  # dL/dh_l(t) from step t+1
+    carried[-1] = p @ w_y.T  # dL/dh_L(T)
     norms = np.empty((n, distances))
     for d in range(distances):
-        norms[:, d] = np.linalg.norm(g, axis=1)
-        g = (g * (1.0 - kept[:, distances - d] ** 2)) @ weights.w_h.T
+        t = distances - 1 - d
+        from_above = 0.0
+        total_sq = np.zeros(n)
+        for i in range(model.depth - 1, -1, -1):
+            layer = model.layers[i]
+            g = carried[i] + from_above
+            total_sq += (g ** 2).sum(axis=1)
+            delta = g * (1.0 - kept[i][:, t] ** 2)
+            carried[i] = delta @ layer.recurrent_kernel.astype(np.float64).T
+            from_above = delta @ layer.kernel.astype(np.float64).T
+        norms[:, d] = np.sqrt(total_sq)
     return norms
 
 
-def sequences_within_budget(count: int, steps: int, weights: CellWeights) -> int:
+def sequences_within_budget(count: int, steps: int, model: FloatElman) -> int:
     """How many of ``count`` sequences of ``steps`` steps the curve uses (at least 1)."""
-    units, inputs = weights.w_h.shape[0], weights.w_x.shape[0]
+    units = sum(model.units)
+    macs = sum(la.units * (la.units + la.input_dim) for la in model.layers)
     distances = min(steps, MAX_DISTANCE)
     by_memory = MAX_STORED_VALUES // max(1, (distances + 1) * units)
-    by_work = MAX_MACS // max(1, steps * units * (units + inputs))
+    by_work = MAX_MACS // max(1, steps * macs)
     return max(1, min(count, MAX_SEQUENCES, by_memory, by_work))
 
 
@@ -123,27 +106,29 @@ def grad_vs_distance_report(norms: np.ndarray) -> dict:
     }
 
 
-def classification_curve(weights: CellWeights, x: np.ndarray, y: np.ndarray) -> dict:
-    """The curve on the first held-out sequences that fit the size caps."""
+def classification_curve(model: FloatElman, x: np.ndarray, y: np.ndarray) -> dict:
+    """The curve on the first held-out sequences that fit the size caps (per-step labels:
+    the last step's)."""
     x, y = np.asarray(x), np.asarray(y)
+    if y.ndim == 2:
+        y = y[:, -1]
     if len(x) != len(y):
         raise ValueError(f"{len(x)} sequences but {len(y)} labels")
     if len(x) == 0 or x.shape[1] == 0:
         raise ValueError("no held-out sequences to measure on")
-    n = sequences_within_budget(len(x), x.shape[1], weights)
+    n = sequences_within_budget(len(x), x.shape[1], model)
     return grad_vs_distance_report(grad_norms_by_distance(
-        weights, x[:n].astype(np.float64), y[:n], MAX_DISTANCE))
+        model, x[:n].astype(np.float64), y[:n], MAX_DISTANCE))
 
 
-def text_curve(weights: CellWeights, ids: np.ndarray, length: int = 100, count: int = 64):
+def text_curve(model: FloatElman, ids: np.ndarray, length: int = 100, count: int = 64):
     """Windows of ``length`` characters at evenly spaced places of a held-out stream."""
     length = min(length, len(ids) - 1)
     starts = np.linspace(0, len(ids) - length - 1, num=count).astype(int)
     starts = np.unique(starts)
     windows = np.stack([ids[s : s + length] for s in starts])
     targets = np.array([ids[s + length] for s in starts])
-    x = weights.embedding[windows]
-    return grad_vs_distance_report(grad_norms_by_distance(weights, x, targets))
+    return grad_vs_distance_report(grad_norms_by_distance(model, model.embed(windows), targets))
 
 
 def guarded(what: str, compute: Callable[[], T], warnings: list[str]) -> T | None:
