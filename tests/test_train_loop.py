@@ -9,14 +9,15 @@ from elman.train.loop import classification_windows, stream_windows
 tf = pytest.importorskip("tensorflow")
 
 
-def _text_trainer(units=12, clip=1.0, vocab=None):
+def _text_trainer(units=12, clip=1.0, vocab=None, layers=1):
     import keras
     from elman.train.loop import Trainer
     from elman.train.model import build_model
 
     keras.utils.set_random_seed(3)
     model = build_model(
-        "language_model", units=units, input_dim=vocab, output_dim=vocab, embedding=6
+        "language_model", units=units, input_dim=vocab, output_dim=vocab, embedding=6,
+        layers=layers,
     )
     return Trainer(model, "language_model", lr=1e-2, clip=clip)
 
@@ -37,9 +38,10 @@ def test_classification_windows_put_the_remainder_first():
     assert [w.shape[1] for w in classification_windows(x, None)] == [10]
 
 
-def test_carried_windows_equal_one_unrolled_pass():
+@pytest.mark.parametrize("layers", [1, 2])
+def test_carried_windows_equal_one_unrolled_pass(layers):
     data = load_dataset("text:fortunes", max_chars=2000)
-    trainer = _text_trainer(vocab=data.vocab_size)
+    trainer = _text_trainer(vocab=data.vocab_size, layers=layers)
     ids = data.train_ids[: 2 * 30 + 1]
     x, y = ids[:-1].reshape(2, 30), ids[1:].reshape(2, 30)
     full, h_full = trainer.window_loss(x, y, trainer.zero_state(2))
@@ -49,7 +51,9 @@ def test_carried_windows_equal_one_unrolled_pass():
         loss, h = trainer.window_loss(x[:, start : start + 10], y[:, start : start + 10], h)
         losses.append(float(loss))
     np.testing.assert_allclose(np.mean(losses), float(full), rtol=1e-5)
-    np.testing.assert_allclose(h.numpy(), h_full.numpy(), atol=1e-6)
+    assert len(h) == len(h_full) == layers
+    for got, want in zip(h, h_full, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
     # and the state really matters: restarting from zero gives a different loss
     restart, _ = trainer.window_loss(x[:, 10:20], y[:, 10:20], trainer.zero_state(2))
     assert abs(float(restart) - losses[1]) > 1e-4
@@ -64,11 +68,11 @@ def test_gradient_stops_at_window_boundaries():
     with tf.GradientTape() as tape:
         tape.watch(h)
         loss, _ = trainer.window_loss(x, y, h)
-    assert tape.gradient(loss, h) is not None  # within a window gradients reach the state
+    assert tape.gradient(loss, h)[0] is not None  # within a window gradients reach the state
     kernel = trainer.model.get_layer("rnn").trainable_variables[0]
     with tf.GradientTape() as tape:
         _, _, h2 = trainer.train_step(x, y, trainer.zero_state(2))
-        out = tf.reduce_sum(h2)
+        out = tf.reduce_sum(h2[0])
     g = tape.gradient(out, kernel)
     assert g is None or not np.any(g.numpy())  # the carried state is stop_gradient
 
@@ -125,6 +129,27 @@ def test_classification_loss_decreases_and_bptt_windows(tmp_path):
     cm = np.array(report["metrics"]["confusion_matrix"])
     assert cm.shape == (4, 4) and cm.sum() == 40
     assert report["metrics"]["test_accuracy"] == pytest.approx(np.trace(cm) / 40)
+
+
+def test_two_layer_classifier_trains_and_saves_both_layers(tmp_path):
+    from elman.quantize.keras_model import read_keras_file
+
+    cfg = TrainConfig(units=8, layers=2, epochs=3, batch=8, diagnostics=True)
+    report = train_run("sensor:basicmotions", tmp_path / "run", cfg, progress=False)
+    assert report["model"]["layers"] == 2 and report["config"]["layers"] == 2
+    losses = [e["train_loss"] for e in report["epochs"]]
+    assert losses[-1] < losses[0]
+    found = read_keras_file(tmp_path / "run" / "model.keras")
+    assert (found.model.depth, found.model.units, found.model.head_steps) == (2, (8, 8), "last")
+    assert len(report["grad_norm_vs_distance"]["mean_norm"]) == 100
+
+
+def test_layers_out_of_range_are_refused(tmp_path):
+    from elman.errors import ElmanError
+
+    with pytest.raises(ElmanError, match="--layers must be 1 to 3, got 4"):
+        train_run("sensor:basicmotions", tmp_path / "run", TrainConfig(layers=4), progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_schedule_warmup_then_cosine():

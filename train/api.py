@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from elman.data.datasets import ClassificationData, RunData, TextData, load_dataset
-from elman.train.config import TrainConfig
+from elman.train.config import PER_STEP_BPTT, TrainConfig
 
 from elman import __version__, rundir
 from elman.errors import DataError
@@ -32,6 +32,9 @@ def train_run(
     """
     config = config or TrainConfig()
     dataset = load_dataset(data, max_chars=config.max_chars)
+    per_step = isinstance(dataset, ClassificationData) and dataset.y_train.ndim == 2
+    if per_step and config.bptt is None:
+        config = dataclasses.replace(config, bptt=min(PER_STEP_BPTT, dataset.timesteps))
     cfg = config.resolved(dataset.task)
     if cfg.loss_steps is None:
         steps = dataset.timesteps if isinstance(dataset, ClassificationData) else 1
@@ -60,6 +63,7 @@ def train_run(
         recurrent_init=cfg.recurrent_init,
         recurrent_scale=cfg.recurrent_scale,
         sequence_outputs=True,
+        layers=cfg.layers,
     )
     trainer = Trainer(
         model,
@@ -69,9 +73,12 @@ def train_run(
         record_norms=cfg.diagnostics,
         weight_decay=cfg.weight_decay,
         loss_steps=cfg.loss_steps,
+        per_step=per_step,
     )
     if text:
         result = fit.fit_text(trainer, dataset, cfg, progress)
+    elif per_step:
+        result = fit.fit_per_step(trainer, dataset, cfg, progress)
     else:
         result = fit.fit_classification(trainer, dataset, cfg, progress)
 
@@ -97,9 +104,10 @@ def train_run(
             curve = guarded("the vanishing-gradient curve", lambda: text_curve(
                 read_keras(model, dataset.task).model, dataset.val_ids), warnings) or {}
     else:
-        model = last_step_classifier(model)
+        if not per_step:  # a per-step classifier is saved as trained (head at every step)
+            model = last_step_classifier(model)
         report["metrics"] = guarded("the test-split metrics", lambda: _classification_metrics(
-            trainer, dataset, result), warnings) or {}
+            trainer, dataset, result, per_step), warnings) or {}
         if cfg.diagnostics:
             curve = guarded("the vanishing-gradient curve", lambda: classification_curve(
                 read_keras(model, dataset.task).model, dataset.x_test, dataset.y_test),
@@ -151,13 +159,33 @@ def _text_results(dataset: TextData, result, cfg: TrainConfig, progress: bool) -
     return out
 
 
-def _classification_metrics(trainer, dataset: ClassificationData, result) -> dict:
+def _classification_metrics(trainer, dataset: ClassificationData, result,
+                            per_step: bool = False) -> dict:
+    from elman.quantize import task_metrics
     from elman.train.fit import confusion_matrix
     from elman.train.loop import predict_classes
 
-    predicted = predict_classes(trainer, dataset.x_test).argmax(axis=1)
     last = result.epochs[-1]
+    if per_step:
+        logits = predict_classes(trainer, dataset.x_test, every_step=True)
+        metrics = task_metrics.classification_metrics(logits, dataset.y_test)
+        return {
+            "answers": "every step",
+            "test_accuracy": metrics["per_step_accuracy"],
+            "test_per_step_accuracy": metrics["per_step_accuracy"],
+            "test_switch_delay": metrics["switch_delay"],
+            "test_loss": last["test_loss"],
+            "train_accuracy": last["train_accuracy"],
+            "classes": list(dataset.classes),
+            "confusion_matrix": confusion_matrix(dataset.y_test.reshape(-1),
+                                                 logits.argmax(-1).reshape(-1),
+                                                 len(dataset.classes)),
+            "confusion_matrix_layout": "rows: true class, columns: predicted class (every "
+                                       "step of every test stream)",
+        }
+    predicted = predict_classes(trainer, dataset.x_test).argmax(axis=1)
     return {
+        "answers": "last step",
         "test_accuracy": float((predicted == dataset.y_test).mean()),
         "test_loss": last["test_loss"],
         "train_accuracy": last["train_accuracy"],
@@ -210,6 +238,7 @@ def _model_summary(model, params: int, cfg: TrainConfig, input_dim: int, output_
     biases = sum(n for path, n in weights.items() if path.endswith("bias"))
     return {
         "units": cfg.units,
+        "layers": cfg.layers,
         "input_dim": input_dim,
         "output_dim": output_dim,
         "embedding": cfg.embedding,

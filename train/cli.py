@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from elman.train.config import TASK_DEFAULTS, TrainConfig
+from elman.train.config import PER_STEP_BPTT, TASK_DEFAULTS, TrainConfig
 
 _C, _T = TASK_DEFAULTS["classification"], TASK_DEFAULTS["language_model"]
 
@@ -26,6 +26,9 @@ def train(
         ),
     ] = "sensor:basicmotions",
     units: Annotated[int | None, typer.Option(help=f"Hidden units. {_d('units')}")] = None,
+    layers: Annotated[
+        int, typer.Option(help="Stacked SimpleRNN layers (1-3), each of --units units.")
+    ] = 1,
     embedding: Annotated[
         int | None, typer.Option(help=f"Embedding size (text). Default: {_T['embedding']}.")
     ] = None,
@@ -39,7 +42,8 @@ def train(
         int | None,
         typer.Option(
             help="Truncated-BPTT window in steps; state is carried between windows. "
-            f"Default: full sequence (sensor/npz), {_T['bptt']} (text)."
+            f"Default: full sequence (sensor/npz), {PER_STEP_BPTT} (per-step labels), "
+            f"{_T['bptt']} (text)."
         ),
     ] = None,
     clip: Annotated[
@@ -94,6 +98,10 @@ def train(
     windows with carried state); the loss averages the class predictions of the
     last --loss-steps steps; the saved model answers at the last step.
 
+    Per-step labels (npz y of shape (N, T), sensor:basicmotions-stream): streaming
+    detection; each stream is read in --bptt windows with the state carried, the
+    loss covers every step, and the saved model answers at every step.
+
     Text: next-character prediction; the text is cut into --batch parallel streams
     read in --bptt windows, hidden state carried between windows (gradient
     stopped) and reset every epoch; by default training stops after --minutes.
@@ -102,6 +110,7 @@ def train(
 
     config = TrainConfig(
         units=units,
+        layers=layers,
         embedding=embedding,
         lr=lr,
         batch=batch,
@@ -131,7 +140,12 @@ def summary(report: dict, run_dir: Path) -> str:
         f"({report['model']['parameters']} parameters, {t['train_seconds']:.1f} s, "
         f"{t['steps_per_second']:.0f} {t['unit']}/s)"
     ]
-    if "test_accuracy" in m:
+    if "test_switch_delay" in m:
+        d = m["test_switch_delay"]
+        median = "-" if d["median_steps"] is None else f"{d['median_steps']:.1f}"
+        lines.append(f"test per-step accuracy {m['test_per_step_accuracy']:.3f}, median switch "
+                     f"delay {median} steps ({d['missed']} of {d['changes']} changes missed)")
+    elif "test_accuracy" in m:
         lines.append(f"test accuracy {m['test_accuracy']:.3f}")
     elif "val_perplexity" in m:
         lines.append(

@@ -21,11 +21,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from elman.train.model import RECURRENT_INITS
+from elman.train.model import MAX_LAYERS, RECURRENT_INITS
 
 from elman.errors import ElmanError
 
 SCHEDULES = ("cosine", "constant")
+# Per-step classification (labels (N, T)) reads long streams in windows of this many steps
+# unless --bptt says otherwise.
+PER_STEP_BPTT = 100
 
 TASK_DEFAULTS = {
     "classification": {
@@ -58,6 +61,7 @@ class TrainConfig:
     """Options of ``elman train``; ``None`` means "the task's default"."""
 
     units: int | None = None
+    layers: int = 1  # stacked SimpleRNN layers of ``units`` each (1-3)
     embedding: int | None = None  # text only
     lr: float | None = None  # peak learning rate (Adam)
     batch: int | None = None  # sequences per update, or parallel text streams
@@ -94,6 +98,8 @@ class TrainConfig:
                 raise ElmanError(message)
 
         need(self.units >= 1, f"--units must be >= 1, got {self.units}")
+        need(1 <= self.layers <= MAX_LAYERS,
+             f"--layers must be 1 to {MAX_LAYERS}, got {self.layers}")
         need(self.lr > 0, f"--lr must be > 0, got {self.lr}")
         need(self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
         need(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")

@@ -178,6 +178,63 @@ def fit_classification(
     return result
 
 
+def fit_per_step(
+    trainer: Trainer, data: ClassificationData, cfg: TrainConfig, progress: bool
+) -> FitResult:
+    """Per-step classification (labels (N, T)): every stream in windows of ``cfg.bptt``
+    steps (0: whole streams), state carried between windows, one update per window."""
+    n = len(data.y_train)
+    batch = min(cfg.batch, n)
+    steps = data.timesteps
+    bptt = cfg.bptt or steps
+    per_epoch = -(-n // batch) * -(-steps // bptt)
+    schedule = Schedule(cfg, per_epoch * cfg.epochs)
+    rng = np.random.default_rng(cfg.seed)
+    result = FitResult()
+    bar = tqdm(range(1, cfg.epochs + 1), disable=not progress, leave=False, unit="epoch")
+    for epoch in bar:
+        order = rng.permutation(n)
+        losses, first = [], len(result.grad_norms)
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            idx = order[i : i + batch]
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            if cfg.noise > 0:
+                xb = xb + rng.normal(0.0, cfg.noise, xb.shape).astype(np.float32)
+            h = trainer.zero_state(len(idx))
+            for start in range(0, steps, bptt):
+                window = slice(start, start + bptt)
+                loss, h = _train_update(trainer, schedule, result, xb[:, window], yb[:, window], h)
+                losses.append(loss)
+            result.steps += len(idx) * steps
+        result.train_seconds += time.perf_counter() - t0
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            **_per_step_metrics(trainer, data.x_train, data.y_train, "train"),
+            **_per_step_metrics(trainer, data.x_test, data.y_test, "test"),
+            "lr_end": schedule.lr(result.updates),
+            "seconds": time.perf_counter() - t0,
+            **_epoch_norm_stats(result, first, cfg.clip),
+        }
+        result.epochs.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_accuracy']:.3f}")
+        if schedule.out_of_time():
+            result.stop_reason = f"time budget of {cfg.minutes} minutes"
+            break
+    return result
+
+
+def _per_step_metrics(trainer: Trainer, x: np.ndarray, y: np.ndarray, name: str) -> dict:
+    """Loss and accuracy over every step of every stream (from zero states)."""
+    logits = predict_classes(trainer, x, every_step=True)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    return {
+        f"{name}_loss": float(tf.reduce_mean(nll)),
+        f"{name}_accuracy": float((logits.argmax(axis=-1) == y).mean()),
+    }
+
+
 def _split_metrics(trainer: Trainer, x: np.ndarray, y: np.ndarray, name: str) -> dict:
     logits = predict_classes(trainer, x)
     nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)

@@ -9,6 +9,10 @@ What each task does (also in the README):
   boundaries), and is reset to zero at the start of every epoch. One update per
   window; the loss is the mean cross-entropy of every next-character prediction
   in the window.
+- **Per-step classification** (streaming detection, labels ``(N, T)``): like
+  text, each stream is read in windows of ``bptt`` steps with the state carried
+  (no gradient) from one window to the next and reset at each stream's start;
+  one update per window, the loss is the mean cross-entropy of every step.
 - **Classification**: by default full BPTT over the whole sequence. The head
   runs on every step during training and the loss averages the cross-entropy of
   the last ``loss_steps`` predictions against the sequence's label (default:
@@ -44,18 +48,22 @@ class Trainer:
         record_norms: bool = True,
         weight_decay: float = 0.0,
         loss_steps: int = 1,
+        per_step: bool = False,
     ):
         import keras
 
         self.model = model
         self.task = task
-        self.units = model.get_layer("rnn").units
+        from elman.train.model import head_layer, recurrent_layers
+
+        self.rnns = recurrent_layers(model)
+        self.units = [rnn.units for rnn in self.rnns]
         self.embedding = model.get_layer("embedding") if task == "language_model" else None
-        self.rnn = model.get_layer("rnn")
-        self.head = model.get_layer("head")
-        if not self.rnn.return_sequences:
+        self.head = head_layer(model)
+        if not self.rnns[-1].return_sequences:
             raise ValueError("train the sequence-output twin of a classifier (see model.py)")
         self.loss_steps = int(loss_steps)
+        self.per_step = bool(per_step) and task != "language_model"
         self.clip = float(clip)
         self.record_norms = record_norms or self.clip > 0
         if weight_decay > 0:
@@ -69,8 +77,8 @@ class Trainer:
             y_spec = tf.TensorSpec((None, None), tf.int32)
         else:
             x_spec = tf.TensorSpec((None, None, model.input_shape[-1]), tf.float32)
-            y_spec = tf.TensorSpec((None,), tf.int64)
-        h_spec = tf.TensorSpec((None, self.units), tf.float32)
+            y_spec = tf.TensorSpec((None, None) if self.per_step else (None,), tf.int64)
+        h_spec = [tf.TensorSpec((None, u), tf.float32) for u in self.units]
         # autograph=False: no tensor-dependent Python control flow here, and tracing
         # must not re-read this file's source (it may have changed since import)
         self.train_step = tf.function(
@@ -79,26 +87,31 @@ class Trainer:
         self.forward = tf.function(self._forward, input_signature=[x_spec, h_spec], autograph=False)
 
     def zero_state(self, batch: int):
-        return tf.zeros((batch, self.units), tf.float32)
+        """One zero state per recurrent layer."""
+        return [tf.zeros((batch, u), tf.float32) for u in self.units]
 
     def set_lr(self, lr: float) -> None:
         self.optimizer.learning_rate.assign(lr)
 
     def _forward(self, x, h0):
-        """(logits (B, T, outputs) of every step, last hidden state (B, units))."""
+        """(logits (B, T, outputs) of every step, each layer's last state [(B, units)])."""
         if self.embedding is not None:
             x = self.embedding(x)
-        h = self.rnn(x, initial_state=h0)
-        return self.head(h), h[:, -1]
+        last = []
+        for rnn, h in zip(self.rnns, h0, strict=True):
+            x = rnn(x, initial_state=h)
+            last.append(x[:, -1])
+        return self.head(x), last
 
     def window_loss(self, x, y, h0):
         """Mean cross-entropy of one window and its last hidden state (training mode).
 
         Text: every step against its next character ``y`` (B, T). Classification:
-        the last ``loss_steps`` steps against the label ``y`` (B,).
+        the last ``loss_steps`` steps against the label ``y`` (B,); per-step
+        classification: every step against its label ``y`` (B, T).
         """
         logits, h_last = self._forward(x, h0)
-        if self.task != "language_model":
+        if self.task != "language_model" and not self.per_step:
             logits = logits[:, -self.loss_steps :]
             y = tf.broadcast_to(tf.expand_dims(y, 1), tf.shape(logits)[:2])
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
@@ -114,7 +127,7 @@ class Trainer:
             scale = tf.minimum(1.0, self.clip / tf.maximum(norm, 1e-30))
             grads = [g * scale for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return loss, norm, tf.stop_gradient(h_last)
+        return loss, norm, [tf.stop_gradient(h) for h in h_last]
 
 
 # --- data iteration -------------------------------------------------------------------
@@ -161,11 +174,13 @@ def evaluate_stream(trainer: Trainer, ids: np.ndarray, batch: int = 64, window: 
     return total, count
 
 
-def predict_classes(trainer: Trainer, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Logits (N, classes) at the last step, from a zero state (as the saved model)."""
+def predict_classes(trainer: Trainer, x: np.ndarray, batch: int = 256,
+                    every_step: bool = False) -> np.ndarray:
+    """Logits (N, classes) at the last step (``every_step``: (N, T, classes)), from a zero
+    state (as the saved model)."""
     out = []
     for i in range(0, len(x), batch):
         xb = x[i : i + batch]
         logits, _ = trainer.forward(xb, trainer.zero_state(len(xb)))
-        out.append(logits[:, -1].numpy())
+        out.append(logits.numpy() if every_step else logits[:, -1].numpy())
     return np.concatenate(out)
