@@ -1,19 +1,20 @@
-"""Datasets: built-in sensor and text data, user ``.npz`` / text files, and ``data_spec.json``.
+"""Datasets: what ``--data`` names, loaded and normalized as the model sees it.
 
-Specs accepted by :func:`load_dataset`:
+Specs accepted by :func:`load_dataset` (the README's Data section):
 
 - ``sensor:basicmotions``, ``sensor:gunpoint``, ``sensor:pickupgesturewiimotez``:
-  UEA/UCR archive ``.ts`` files shipped inside the ``aeon`` wheel (or ``sktime``),
-  located with :func:`importlib.util.find_spec` without importing the package.
-- ``npz:PATH``: arrays ``x`` (N, T, C) float and ``y`` (N,) integer labels, optional
-  ``x_test`` / ``y_test``; without them the last 20% of a fixed (seed 0)
-  permutation is the test split.
+  UEA/UCR archive ``.ts`` files shipped inside the ``aeon`` wheel; ``ts:PATH``: a
+  user's ``.ts`` file (see :mod:`elman.data.ts_datasets`);
+- ``npz:PATH``: arrays ``x`` and ``y`` (see :mod:`elman.data.npz_format`);
+- ``csv:PATH``: one row per sample (see :mod:`elman.data.csv_format`);
 - ``text:fortunes`` and ``text:PATH``: see :mod:`elman.data.text_corpus`.
 
 Classification inputs are normalized per channel with the training split's mean
-and standard deviation (a channel with zero spread gets std 1); the statistics
+and standard deviation over real steps (a channel with zero spread gets std 1;
+a statistic that is not finite is refused, naming the channel); the statistics
 are stored in ``data_spec.json`` so that every later stage sees exactly the
-numbers the model saw (:func:`elman.data.spec.load_run_data`). Text is mapped to integer ids
+numbers the model saw (:func:`elman.data.spec.load_run_data`). Sequences keep
+their true lengths (:mod:`elman.data.sequences`). Text is mapped to integer ids
 with a vocabulary of every character of the corpus (both splits), sorted by
 code point, stored in ``data_spec.json``.
 """
@@ -21,31 +22,27 @@ code point, stored in ``data_spec.json``.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from elman.data import text_corpus
-from elman.data.ts_format import pad_front, read_ts
+from elman.data.sequences import mask
 
 from elman.errors import DataError
 
 SPEC_FORMAT = "elman-data-spec/1"
-
-SENSOR_DATASETS = {
-    "basicmotions": "BasicMotions",
-    "gunpoint": "GunPoint",
-    "pickupgesturewiimotez": "PickupGestureWiimoteZ",
-}
+KINDS = ("sensor", "ts", "npz", "csv", "text")
 TEXT_DATASETS = ("fortunes",)
-NPZ_TEST_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
 class ClassificationData:
-    """Sequence classification data, normalized exactly as the model sees it."""
+    """Sequence classification data, normalized exactly as the model sees it.
+
+    Sequence ``n`` is ``x[n, :lengths[n]]``; the steps after it are zeros (padding).
+    """
 
     source: str
     x_train: np.ndarray  # float32 (N, T, C)
@@ -56,7 +53,14 @@ class ClassificationData:
     mean: np.ndarray  # float64 (C,), raw units
     std: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)  # split, padding, file hashes
+    lengths_train: np.ndarray | None = None  # int64 (N,); None: every sequence is T long
+    lengths_test: np.ndarray | None = None
     task: str = "classification"
+
+    def __post_init__(self):
+        for name, x in (("lengths_train", self.x_train), ("lengths_test", self.x_test)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(len(x), x.shape[1], np.int64))
 
     @property
     def channels(self) -> int:
@@ -65,6 +69,11 @@ class ClassificationData:
     @property
     def timesteps(self) -> int:
         return self.x_train.shape[1]
+
+    @property
+    def equal_length(self) -> bool:
+        lengths = np.concatenate([self.lengths_train, self.lengths_test])
+        return bool((lengths == self.timesteps).all())
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -120,200 +129,146 @@ RunData = ClassificationData | TextData
 
 @dataclass(frozen=True)
 class RawClassification:
-    """Classification data in raw units, before normalization."""
+    """Classification data in raw units, before normalization (padding: zeros)."""
 
     source: str
-    x_train: np.ndarray  # float64, raw units
-    y_train: np.ndarray
+    x_train: np.ndarray  # float64 (N, T, C), raw units
+    y_train: np.ndarray  # int64 (N,) class indices
     x_test: np.ndarray
     y_test: np.ndarray
     classes: list[str]
     info: dict[str, Any]
+    lengths_train: np.ndarray  # int64 (N,)
+    lengths_test: np.ndarray
+    task: str = "classification"
 
     def normalized(self, mean=None, std=None) -> ClassificationData:
-        """Normalize with the given statistics, or with the training split's."""
+        """Normalize with the given statistics, or with the training split's (real steps)."""
         if mean is None:
-            mean = self.x_train.mean(axis=(0, 1))
-            std = self.x_train.std(axis=(0, 1))
-            std = np.where(std > 1e-12, std, 1.0)
+            mean, std = channel_statistics(self.x_train, self.lengths_train, self.source)
         return ClassificationData(
             source=self.source,
-            x_train=normalize(self.x_train, mean, std),
+            x_train=normalize(self.x_train, mean, std, self.lengths_train),
             y_train=self.y_train,
-            x_test=normalize(self.x_test, mean, std),
+            x_test=normalize(self.x_test, mean, std, self.lengths_test),
             y_test=self.y_test,
             classes=self.classes,
             mean=mean,
             std=std,
             info=self.info,
+            lengths_train=self.lengths_train,
+            lengths_test=self.lengths_test,
         )
 
 
-def load_dataset(spec: str, *, max_chars: int | None = None) -> RunData:
+def channel_statistics(x: np.ndarray, lengths: np.ndarray, where: str
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over the real steps; refuses a statistic that is not finite."""
+    real = x[mask(lengths, x.shape[1])]  # (steps, C)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = real.mean(axis=0)
+        std = real.std(axis=0)
+    for c in range(x.shape[2]):
+        if not (np.isfinite(mean[c]) and np.isfinite(std[c])):
+            big = float(np.abs(real[:, c]).max())
+            raise DataError(
+                f"{where}: channel {c}: the training data's mean or standard deviation is not a "
+                f"finite number (values up to {big:.3g} overflow float64 arithmetic); rescale "
+                "this channel")
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+              lengths: np.ndarray | None = None) -> np.ndarray:
+    """The input normalization every stage applies: float64 arithmetic, float32 result.
+
+    With ``lengths``, the steps after each sequence's end stay zero.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = ((np.asarray(x, np.float64) - mean) / std).astype(np.float32)
+    if lengths is not None:
+        out[~mask(lengths, x.shape[1])] = 0.0
+    if not np.isfinite(out).all():
+        n, t, c = (int(v[0]) for v in np.nonzero(~np.isfinite(out)))
+        raise DataError(f"normalized input [{n}, {t}, {c}] is not a finite float32 "
+                        f"(channel {c}: mean {mean[c]:.6g}, std {std[c]:.6g})")
+    return out
+
+
+def classification_data(source: str, train: tuple, test: tuple, classes: list[str],
+                        info: dict[str, Any]) -> RawClassification:
+    """Raw data from ((x, y, lengths) train, (x, y, lengths) test); the test split padded to
+    the same number of steps as the training split (or the other way round)."""
+    (x, y, n), (xt, yt, nt) = train, test
+    if x.shape[2] != xt.shape[2]:
+        raise DataError(f"{source}: training data has {x.shape[2]} channels, test data "
+                        f"{xt.shape[2]}")
+    steps = max(x.shape[1], xt.shape[1])
+    return RawClassification(source, _pad_to(x, steps), y, _pad_to(xt, steps), yt, classes,
+                             info, np.asarray(n, np.int64), np.asarray(nt, np.int64))
+
+
+def _pad_to(x: np.ndarray, steps: int) -> np.ndarray:
+    if x.shape[1] == steps:
+        return x
+    out = np.zeros((x.shape[0], steps, x.shape[2]), x.dtype)
+    out[:, : x.shape[1]] = x
+    return out
+
+
+def holdout_split(n: int, where: str, fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices): the test split is the last ``fraction`` of
+    numpy ``default_rng(0).permutation(n)``."""
+    if n < 5:
+        raise DataError(f"{where}: {n} sequences are too few to split off a test set")
+    order = np.random.default_rng(0).permutation(n)
+    n_test = max(1, round(n * fraction))
+    return np.sort(order[:-n_test]), np.sort(order[-n_test:])
+
+
+HOLDOUT_SPLIT = "last 20% of numpy default_rng(0).permutation(N) is test"
+
+
+def load_dataset(spec: str, *, max_chars: int | None = None,
+                 max_length: int | None = None) -> RunData:
     """Load the dataset named by ``spec`` (see the module docstring).
 
     ``max_chars`` (text only) keeps the first ``max_chars`` training characters
     and the first ``max(max_chars // 9, 1000)`` validation characters: for quick runs.
+    ``max_length`` (sequences) keeps the last ``max_length`` samples of longer
+    sequences (see :mod:`elman.data.sequences`).
     """
     kind, sep, name = spec.partition(":")
     if not sep or not name:
-        raise DataError(f"data spec {spec!r} must look like KIND:NAME (sensor:, text:, npz:)")
-    data = load_raw(kind, name, max_chars=max_chars)
+        raise DataError(f"data spec {spec!r} must look like KIND:NAME "
+                        f"({', '.join(k + ':' for k in KINDS)})")
+    data = load_raw(kind, name, max_chars=max_chars, max_length=max_length)
     return data.normalized() if isinstance(data, RawClassification) else data
 
 
-def load_raw(kind: str, name: str, *, max_chars: int | None = None
-             ) -> RawClassification | TextData:
+def load_raw(kind: str, name: str, *, max_chars: int | None = None,
+             max_length: int | None = None) -> RawClassification | TextData:
     """The data of source ``kind:name`` before normalization (text: encoded)."""
-    if kind == "sensor":
-        key = name.lower()
-        if key not in SENSOR_DATASETS:
-            known = ", ".join(f"sensor:{k}" for k in SENSOR_DATASETS)
-            raise DataError(f"unknown built-in data set 'sensor:{name}' (known: {known})")
-        return _load_sensor(key)
+    if kind in ("sensor", "ts"):
+        from elman.data import ts_datasets
+
+        if kind == "sensor":
+            return ts_datasets.load_sensor(name, max_length)
+        return ts_datasets.load_ts(Path(name), max_length)
     if kind == "npz":
-        return _load_npz(Path(name))
+        from elman.data import npz_format
+
+        return npz_format.load_npz(Path(name), max_length)
+    if kind == "csv":
+        from elman.data import csv_format
+
+        return csv_format.load_csv(name, max_length)
     if kind == "text":
+        if max_length is not None:
+            raise DataError("--max-length applies to sequences, not to text (see --max-chars)")
         return _load_text(name, max_chars)
-    raise DataError(f"unknown data kind {kind!r} in '{kind}:{name}' (use sensor:, text: or npz:)")
-
-
-# --- sensor (.ts) -----------------------------------------------------------------
-
-
-def archive_dir(name: str) -> Path:
-    """Directory holding ``<name>_TRAIN.ts`` in the installed aeon (or sktime) wheel."""
-    tried = []
-    for package in ("aeon", "sktime"):
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            tried.append(f"{package} (not installed)")
-            continue
-        d = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
-        if (d / f"{name}_TRAIN.ts").is_file():
-            return d
-        tried.append(str(d))
-    raise DataError(
-        f"the {name} archive files were not found (tried {', '.join(tried)}); "
-        "install them with: pip install --no-deps aeon==1.6.0"
-    )
-
-
-def _load_sensor(key: str) -> RawClassification:
-    name = SENSOR_DATASETS[key]
-    d = archive_dir(name)
-    train, test = read_ts(d / f"{name}_TRAIN.ts"), read_ts(d / f"{name}_TEST.ts")
-    classes = list(train.class_labels) or sorted(set(train.labels))
-    if train.channels != test.channels:
-        raise DataError(f"{name}: train has {train.channels} channels, test {test.channels}")
-    length = max(train.lengths + test.lengths)
-    equal = len(set(train.lengths + test.lengths)) == 1
-    y_train = np.array([classes.index(v) for v in train.labels], dtype=np.int64)
-    missing = sorted(set(test.labels) - set(classes))
-    if missing:
-        raise DataError(f"{name}: test labels {missing} do not occur in the training labels")
-    y_test = np.array([classes.index(v) for v in test.labels], dtype=np.int64)
-    info = {
-        "files": {p.name: sha256_file(p) for p in (d / f"{name}_TRAIN.ts", d / f"{name}_TEST.ts")},
-        "split": "archive TRAIN / TEST files",
-        "padding": "none (equal length)"
-        if equal
-        else f"front, repeating each series' first sample, to {length} steps",
-    }
-    return _raw(
-        f"sensor:{key}",
-        pad_front(train.series, length),
-        y_train,
-        pad_front(test.series, length),
-        y_test,
-        classes,
-        info,
-    )
-
-
-# --- npz ---------------------------------------------------------------------------
-
-
-def _load_npz(path: Path) -> RawClassification:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:  # zipfile / format errors from numpy
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
-    for key in ("x", "y"):
-        if key not in arrays:
-            raise DataError(f"{path}: array {key!r} missing (found: {sorted(arrays) or 'none'})")
-    if ("x_test" in arrays) != ("y_test" in arrays):
-        raise DataError(f"{path}: give both x_test and y_test, or neither")
-    x, y = _check_xy(path, arrays["x"], arrays["y"], "x", "y")
-    info: dict[str, Any] = {"files": {path.name: sha256_file(path)}, "path": str(path.resolve())}
-    if "x_test" in arrays:
-        x_test, y_test = _check_xy(path, arrays["x_test"], arrays["y_test"], "x_test", "y_test")
-        if x_test.shape[1:] != x.shape[1:]:
-            raise DataError(
-                f"{path}: x_test steps/channels {x_test.shape[1:]} differ from x {x.shape[1:]}"
-            )
-        info["split"] = "x/y train, x_test/y_test test"
-    else:
-        if len(y) < 5:
-            raise DataError(f"{path}: {len(y)} sequences are too few to split off a test set")
-        order = np.random.default_rng(0).permutation(len(y))
-        n_test = max(1, round(len(y) * NPZ_TEST_FRACTION))
-        test_idx, train_idx = np.sort(order[-n_test:]), np.sort(order[:-n_test])
-        x, y, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
-        info["split"] = "last 20% of numpy default_rng(0).permutation(N) is test"
-    values = np.unique(y)
-    unseen = sorted(set(np.unique(y_test).tolist()) - set(values.tolist()))
-    if unseen:
-        raise DataError(f"{path}: test labels {unseen} do not occur in the training labels")
-    classes = [str(int(v)) for v in values]
-    info["padding"] = "none"
-    return _raw(
-        f"npz:{path}",
-        x,
-        np.searchsorted(values, y).astype(np.int64),
-        x_test,
-        np.searchsorted(values, y_test).astype(np.int64),
-        classes,
-        info,
-    )
-
-
-def _check_xy(path: Path, x: np.ndarray, y: np.ndarray, xn: str, yn: str):
-    if x.ndim != 3:
-        raise DataError(f"{path}: {xn} must have shape (N, T, C), got {x.shape}")
-    if 0 in x.shape:
-        raise DataError(f"{path}: {xn} has an empty dimension: shape (N, T, C) = {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise DataError(f"{path}: {xn} must be real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        n, t, c = (int(v[0]) for v in np.nonzero(~np.isfinite(x)))
-        raise DataError(f"{path}: {xn} contains NaN or inf (first at [{n}, {t}, {c}])")
-    if y.ndim != 1:
-        raise DataError(f"{path}: {yn} must have shape (N,), got {y.shape}")
-    if len(y) != len(x):
-        raise DataError(f"{path}: {xn} has {len(x)} sequences but {yn} has {len(y)} labels")
-    if np.issubdtype(y.dtype, np.floating):
-        if not np.isfinite(y).all() or not np.array_equal(y, np.round(y)):
-            raise DataError(f"{path}: {yn} must be integer class labels")
-        y = y.astype(np.int64)
-    elif not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{path}: {yn} must be integer class labels, got dtype {y.dtype}")
-    return x, y.astype(np.int64)
-
-
-def _raw(source, x_train, y_train, x_test, y_test, classes, info) -> RawClassification:
-    if len(classes) < 2:
-        raise DataError(f"{source}: needs at least 2 classes, found {len(classes)}")
-    return RawClassification(source, x_train, y_train, x_test, y_test, classes, info)
-
-
-def normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """The input normalization every stage applies: float64 arithmetic, float32 result."""
-    return ((np.asarray(x, np.float64) - mean) / std).astype(np.float32)
+    raise DataError(f"unknown data kind {kind!r} in '{kind}:{name}' "
+                    f"(use {', '.join(k + ':' for k in KINDS)})")
 
 
 # --- text --------------------------------------------------------------------------

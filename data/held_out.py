@@ -25,7 +25,11 @@ class HeldOut:
 
     ``inputs``: classification, float32 (N, T, C) normalized test sequences; text,
     int64 (N, T) token ids. ``targets``: the class of each test sequence, the token
-    that follows each text window, or ``None`` for the text stream.
+    that follows each text window, or ``None`` for the text stream. ``lengths``: the
+    true length of each sequence (N,); its steps after that are padding, and its
+    answer is the output at step ``lengths[n] - 1``. An implementation that runs a
+    padded sequence from the reset state computes on its real steps exactly what
+    streaming only those samples computes (a step depends on earlier steps only).
     """
 
     task: str  # "classification" or "language_model"
@@ -34,6 +38,7 @@ class HeldOut:
     targets: np.ndarray | None
     names: list[str]  # class names (classification) or the vocabulary (text)
     description: str  # e.g. "test split, 40 sequences x 100 steps"
+    lengths: np.ndarray  # int64 (N,)
 
     @property
     def tokens(self) -> bool:
@@ -56,8 +61,13 @@ def load_held_out(run_dir: Path | str, *, limit: int | None = None,
         return _text(data, limit, window)
     x = np.asarray(data.x_test[:limit], np.float32)
     y = np.asarray(data.y_test[:limit], np.int64)
+    lengths = np.asarray(data.lengths_test[:limit], np.int64)
+    if len(lengths) and lengths.max() < x.shape[1]:
+        x = x[:, : lengths.max()]
+    steps = (f"{x.shape[1]} steps" if (lengths == x.shape[1]).all()
+             else f"{lengths.min()} to {lengths.max()} steps")
     return HeldOut(data.task, data.source, x, y, list(data.classes),
-                   f"test split, {x.shape[0]} sequences x {x.shape[1]} steps")
+                   f"test split, {x.shape[0]} sequences x {steps}", lengths)
 
 
 def _text(data: TextData, limit: int | None, window: int | None) -> HeldOut:
@@ -65,7 +75,8 @@ def _text(data: TextData, limit: int | None, window: int | None) -> HeldOut:
     if window is None:
         stream = ids[:limit][None, :]
         return HeldOut(data.task, data.source, stream, None, list(data.vocab),
-                       f"validation stream, 1 sequence x {stream.shape[1]} steps")
+                       f"validation stream, 1 sequence x {stream.shape[1]} steps",
+                       np.array([stream.shape[1]], np.int64))
     if window < 1:
         raise ElmanError(f"text window must be at least 1 token, got {window}")
     window = min(window, max(1, len(ids) - 1))
@@ -74,4 +85,4 @@ def _text(data: TextData, limit: int | None, window: int | None) -> HeldOut:
     windows = ids[: n * window].reshape(n, window)
     nexts = ids[np.minimum(np.arange(1, n + 1) * window, len(ids) - 1)]
     return HeldOut(data.task, data.source, windows, nexts, list(data.vocab),
-                   f"{n} validation windows of {window} tokens")
+                   f"{n} validation windows of {window} tokens", np.full(n, window, np.int64))

@@ -21,9 +21,9 @@ Policy (documented in the README):
   normalization statistics and the RNN state);
 - trailing missing values are length padding and are dropped;
 - series of unequal length are returned as they are (``TsData.series`` is a list
-  of ``(C, T_i)`` arrays); :func:`pad_front` makes them one array by repeating
-  each series' first sample in front, so that the *last* step, where the
-  classifier reads its answer, is always real data.
+  of ``(C, T_i)`` arrays; :mod:`elman.data.sequences` pads them and keeps the lengths);
+- the header's ``@dimensions``, ``@univariate``, ``@equalLength`` and
+  ``@seriesLength`` must agree with the data (one error lists every disagreement).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class TsData:
     class_labels: tuple[str, ...]  # as declared in the header (@classLabel)
     series: list[np.ndarray]  # each (channels, length) float64
     labels: list[str]  # one label per series
+    rows: list[int]  # the file's line number of each series
 
     @property
     def channels(self) -> int:
@@ -88,6 +89,7 @@ def read_ts(path: Path | str) -> TsData:
 
     series: list[np.ndarray] = []
     labels: list[str] = []
+    rows: list[int] = []
     for i in range(data_start, len(lines)):
         line = lines[i].strip()
         if not line or line.startswith("#"):
@@ -101,15 +103,56 @@ def read_ts(path: Path | str) -> TsData:
             raise DataError(f"{where}: class label {label!r} not declared in @classLabel")
         series.append(_parse_series(channel_fields, where))
         labels.append(label)
+        rows.append(i + 1)
     if not series:
         raise DataError(f"{path}: no series after @data")
     channels = {s.shape[0] for s in series}
     if len(channels) != 1:
         raise DataError(f"{path}: series have different channel counts {sorted(channels)}")
-    dims = header.get("dimensions")
-    if dims is not None and int(dims) != series[0].shape[0]:
-        raise DataError(f"{path}: @dimensions {dims} but series have {series[0].shape[0]} channels")
-    return TsData(header.get("problemname", path.stem), class_labels, series, labels)
+    check_header(path, header, series, rows)
+    return TsData(header.get("problemname", path.stem), class_labels, series, labels, rows)
+
+
+def check_header(path: Path, header: dict[str, str], series: list[np.ndarray],
+                 rows: list[int]) -> None:
+    """``@dimensions``, ``@univariate``, ``@equalLength`` and ``@seriesLength`` against the
+    data: every disagreement in one error."""
+    problems = []
+    channels = series[0].shape[0]
+    lengths = [s.shape[1] for s in series]
+    flags = {}
+    for key, shown in (("univariate", "@univariate"), ("equallength", "@equalLength")):
+        if key in header:
+            value = header[key].lower()
+            if value not in ("true", "false"):
+                problems.append(f"{shown} {header[key]!r} is not true or false")
+            else:
+                flags[key] = value == "true"
+    numbers = {}
+    for key, shown in (("dimensions", "@dimensions"), ("serieslength", "@seriesLength")):
+        if key in header:
+            try:
+                numbers[key] = int(header[key])
+            except ValueError:
+                problems.append(f"{shown} {header[key]!r} is not a whole number")
+    if "dimensions" in numbers and numbers["dimensions"] != channels:
+        problems.append(f"@dimensions {numbers['dimensions']} but the series have "
+                        f"{channels} channels")
+    if flags.get("univariate") and channels != 1:
+        problems.append(f"@univariate true but the series have {channels} channels")
+    if flags.get("equallength", False) and len(set(lengths)) > 1:
+        i = next(i for i, n in enumerate(lengths) if n != lengths[0])
+        problems.append(f"@equalLength true but the series of line {rows[i]} has {lengths[i]} "
+                        f"steps and that of line {rows[0]} {lengths[0]}")
+    expected = numbers.get("serieslength")
+    if expected is not None and flags.get("equallength", True):
+        wrong = [i for i, n in enumerate(lengths) if n != expected]
+        if wrong:
+            problems.append(f"@seriesLength {expected} but the series of line {rows[wrong[0]]} "
+                            f"has {lengths[wrong[0]]} steps ({len(wrong)} of {len(lengths)} "
+                            "differ)")
+    if problems:
+        raise DataError(f"{path}: the header disagrees with the data: " + "; ".join(problems))
 
 
 def _parse_series(channel_fields: list[str], where: str) -> np.ndarray:
@@ -145,17 +188,3 @@ def _parse_series(channel_fields: list[str], where: str) -> np.ndarray:
     if 0 in lengths:
         raise DataError(f"{where}: empty series (length 0)")
     return np.stack(channels)
-
-
-def pad_front(series: list[np.ndarray], length: int) -> np.ndarray:
-    """Stack ``(C, T_i)`` series into ``(N, length, C)``, repeating each first sample in front.
-
-    Longer series keep their last ``length`` samples.
-    """
-    out = np.empty((len(series), length, series[0].shape[0]), dtype=np.float64)
-    for n, s in enumerate(series):
-        s = s[:, -length:]
-        pad = length - s.shape[1]
-        out[n, pad:] = s.T
-        out[n, :pad] = s[:, 0]
-    return out

@@ -57,16 +57,17 @@ def hidden_traces(run_dir: Path | str) -> HiddenTraces:
                             f"the first {ids.shape[1]} validation characters")
     held = load_held_out(run_dir)
     x = np.asarray(held.inputs, dtype=np.float64)
-    first = x[:1]
+    first = x[:1, : held.lengths[0]]
     flt = model.run(first, dtype=np.float64).h
     int8 = sim.run(ir.input_quant.quantize(first)).h
     label = held.names[int(held.targets[0])]
-    stream = x.reshape(1, -1, x.shape[2])
+    # the real samples of every sequence, end to end (no padding)
+    stream = np.concatenate([s[:n] for s, n in zip(x, held.lengths, strict=True)])[None]
     stream_f = model.run(stream, dtype=np.float64).h
     stream_q = ir.state_quant.dequantize(sim.run(ir.input_quant.quantize(stream)).h)
     return HiddenTraces(
         flt[0], ir.state_quant.dequantize(int8[0]),
-        f"test sequence 0 (class {label}, {x.shape[1]} steps)",
+        f"test sequence 0 (class {label}, {first.shape[1]} steps)",
         np.abs(stream_f[0] - stream_q[0]).mean(axis=1),
         f"all {x.shape[0]} test sequences back to back, state never reset "
         f"({stream.shape[1]:,} steps)")

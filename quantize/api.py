@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +44,11 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
     """
     if not 50 < input_percentile <= 100:
         raise ElmanError(f"input percentile must be in (50, 100], got {input_percentile}")
-    from elman.data.spec import load_run_data
+    from elman.data.spec import load_run_data, read_spec
 
     run_dir = Path(run_dir)
     model_path = rundir.require(run_dir, rundir.MODEL_KERAS)
-    rundir.require(run_dir, rundir.DATA_SPEC)
-    spec = _read_spec(run_dir / rundir.DATA_SPEC)
+    spec = read_spec(rundir.require(run_dir, rundir.DATA_SPEC)).fields
     task = spec["task"]
     keras_model = load_keras_model(model_path)
     # refuse an unsupported model before loading data or converting anything
@@ -88,7 +86,8 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
         with tqdm(total=total, disable=not progress, desc="int8 in LiteRT", unit="step",
                   leave=False) as bar:
             result = evaluate.evaluate_classification(found.model, ir, tflite_bytes,
-                                                      data.x_test, data.y_test, bar.update)
+                                                      data.x_test, data.y_test, bar.update,
+                                                      lengths=data.lengths_test)
     report = {
         "format": REPORT_FORMAT,
         "elman_version": __version__,
@@ -109,18 +108,6 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
         stage.write_bytes(rundir.MODEL_TFLITE, tflite_bytes)
         stage.write_json(rundir.QUANT_REPORT, report)
     return report
-
-
-def _read_spec(path: Path) -> dict:
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: not a valid data spec ({exc})") from None
-    if not isinstance(spec, dict):
-        raise ModelError(f"{path}: not a valid data spec (not a JSON object)")
-    if spec.get("task") not in ("classification", "language_model"):
-        raise ModelError(f"{path}: unknown task {spec.get('task')!r}")
-    return spec
 
 
 def _normalization(spec: dict, found: KerasElman, path: Path) -> dict:

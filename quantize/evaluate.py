@@ -38,22 +38,37 @@ def _hidden_error(ir: QuantizedRNN, h_q: np.ndarray, h_float: np.ndarray) -> np.
     return np.abs(ir.state_quant.dequantize(h_q) - h_float.astype(np.float64))
 
 
+def _by_step(err: np.ndarray, real: np.ndarray) -> dict:
+    """Mean and max of (B, T, H) errors per step, over the sequences still running."""
+    masked = np.where(real[..., None], err, np.nan)
+    return {"mean": np.nanmean(masked, axis=(0, 2)).tolist(),
+            "max": np.nanmax(masked, axis=(0, 2)).tolist()}
+
+
 def evaluate_classification(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
                             x_test: np.ndarray, y_test: np.ndarray,
-                            progress: Progress = None) -> dict:
+                            progress: Progress = None, lengths: np.ndarray | None = None
+                            ) -> dict:
     """Float vs int8 on the test split: accuracy at the last step (labels (N,)), or per-step
-    accuracy and switch delay (labels (N, T), a streaming classifier)."""
+    accuracy and switch delay (labels (N, T), a streaming classifier). ``lengths``: each
+    sequence's true length (default: all steps); its answer is the output at its last real
+    step, and the hidden error covers real steps only."""
+    if lengths is not None:
+        x_test = x_test[:, : int(np.max(lengths))]
+        if np.ndim(y_test) == 2:
+            y_test = y_test[:, : x_test.shape[1]]
     x_q = ir.input_quant.quantize(x_test)
     out = _run_litert(tflite, ir, x_q, progress)
     flt = model.run(x_test)
     int8_logits = ir.output_quant.dequantize(out.y)
     per_step = np.ndim(y_test) == 2
-    m_f = task_metrics.classification_metrics(flt.logits, y_test)
-    m_q = task_metrics.classification_metrics(int8_logits, y_test)
+    m_f = task_metrics.classification_metrics(flt.logits, y_test, lengths)
+    m_q = task_metrics.classification_metrics(int8_logits, y_test, lengths)
     name, acc_f = task_metrics.headline(m_f)
     _, acc_q = task_metrics.headline(m_q)
-    compared = slice(None) if per_step else -1
-    err = _hidden_error(ir, out.h, flt.h)
+    real = task_metrics.real_steps(x_test.shape[0], x_test.shape[1], lengths)  # (N, T)
+    answers = real if per_step else task_metrics.last_steps(real)
+    err = _hidden_error(ir, out.h, flt.h)[real]  # padding after each end is not data
     return {
         "split": "test",
         "sequences": int(len(y_test)),
@@ -63,16 +78,16 @@ def evaluate_classification(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
             "float": m_f,
             "int8": m_q,
             "accuracy_drop": acc_f - acc_q,
-            "prediction_agreement": task_metrics.agreement(flt.logits, int8_logits, per_step),
-            "logit_mean_abs_error": float(np.abs(int8_logits[:, compared]
-                                                 - flt.logits[:, compared]).mean()),
+            "prediction_agreement": task_metrics.agreement(flt.logits, int8_logits, per_step,
+                                                           lengths),
+            "logit_mean_abs_error": float(np.abs(int8_logits[answers]
+                                                 - flt.logits[answers]).mean()),
         },
         "hidden_error": {
             "unit": "float units (state scale 1/128 = 0.0078125 per LSB)",
             "mean": float(err.mean()),
             "max": float(err.max()),
-            "by_step": {"mean": err.mean(axis=(0, 2)).tolist(),
-                        "max": err.max(axis=(0, 2)).tolist()},
+            "by_step": _by_step(_hidden_error(ir, out.h, flt.h), real),
         },
         "acceptance": {
             "criterion": f"int8 {name} within {ACCURACY_TOLERANCE:g} of float",

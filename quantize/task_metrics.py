@@ -58,30 +58,55 @@ def delay_summary(delays: list[int], missed: int) -> dict:
     }
 
 
-def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
+def real_steps(sequences: int, steps: int, lengths: np.ndarray | None = None) -> np.ndarray:
+    """(B, T) bool: True on the real steps of each sequence (``lengths``; None: all steps).
+    Sequences of unequal length are padded at the end (``elman.data.sequences``)."""
+    if lengths is None:
+        return np.ones((sequences, steps), bool)
+    return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+
+
+def last_steps(real: np.ndarray) -> np.ndarray:
+    """(B, T) bool: True at each sequence's last real step, where it answers."""
+    out = np.zeros_like(real)
+    out[np.arange(real.shape[0]), real.sum(axis=1) - 1] = True
+    return out
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray,
+                           lengths: np.ndarray | None = None) -> dict:
     """Metrics of logits (B, T, O) at every step against labels (B,) or (B, T).
 
-    Labels (B,): one answer per sequence, at the last step: ``accuracy``.
+    Labels (B,): one answer per sequence, at its last (real) step: ``accuracy``.
     Labels (B, T): one answer per step: ``per_step_accuracy`` and ``switch_delay``.
+    ``lengths``: each sequence's true length; steps after it are padding, not answers.
     """
     logits = np.asarray(logits)
     labels = np.asarray(labels)
     pred = predictions(logits)
+    real = real_steps(pred.shape[0], pred.shape[1], lengths)
     if labels.ndim == 1:
-        return {"accuracy": float((pred[:, -1] == labels).mean())}
+        return {"accuracy": float((pred[last_steps(real)] == labels).mean())}
     if labels.shape != pred.shape:
         raise ValueError(f"per-step labels {labels.shape} do not match the answers "
                          f"{pred.shape}")
-    return {"per_step_accuracy": float((pred == labels).mean()),
-            "switch_delay": delay_summary(*switch_delays(pred, labels))}
+    if lengths is None:
+        delays = switch_delays(pred, labels)
+    else:
+        found = [switch_delays(p[:n], y[:n]) for p, y, n in zip(pred, labels, lengths,
+                                                                  strict=True)]
+        delays = ([d for f in found for d in f[0]], sum(f[1] for f in found))
+    return {"per_step_accuracy": float((pred == labels)[real].mean()),
+            "switch_delay": delay_summary(*delays)}
 
 
-def agreement(logits_a: np.ndarray, logits_b: np.ndarray, per_step: bool) -> float:
+def agreement(logits_a: np.ndarray, logits_b: np.ndarray, per_step: bool,
+              lengths: np.ndarray | None = None) -> float:
     """Fraction of answers on which two implementations agree (last step, or every step)."""
     a, b = predictions(logits_a), predictions(logits_b)
-    if not per_step:
-        a, b = a[:, -1], b[:, -1]
-    return float((a == b).mean())
+    real = real_steps(a.shape[0], a.shape[1], lengths)
+    answers = real if per_step else last_steps(real)
+    return float((a[answers] == b[answers]).mean())
 
 
 def headline(metrics: dict) -> tuple[str, float]:

@@ -37,7 +37,8 @@ def float_metrics(model: FloatElman, ir: QuantizedRNN, inputs: Any,
     run = model.run(x, dtype=np.float64)
     logits_float = run.logits
     h_int8 = ir.state_quant.dequantize(simulated.h)
-    err = np.abs(h_int8 - run.h)
+    real = task_metrics.real_steps(x.shape[0], x.shape[1], inputs.lengths)
+    err = np.abs(h_int8 - run.h)[real]  # the padding after a sequence's end is not data
     metrics: dict[str, Any] = {
         "hidden_abs_error_mean": float(err.mean()),
         "hidden_abs_error_max": float(err.max()),
@@ -47,8 +48,10 @@ def float_metrics(model: FloatElman, ir: QuantizedRNN, inputs: Any,
     if simulated.y is not None and ir.output_quant is not None:
         logits_int8 = ir.output_quant.dequantize(simulated.y)
         if inputs.labels is not None:
-            m_f = task_metrics.classification_metrics(logits_float, inputs.labels)
-            m_q = task_metrics.classification_metrics(logits_int8, inputs.labels)
+            m_f = task_metrics.classification_metrics(logits_float, inputs.labels,
+                                                          inputs.lengths)
+            m_q = task_metrics.classification_metrics(logits_int8, inputs.labels,
+                                                          inputs.lengths)
             per_step = np.ndim(inputs.labels) == 2
             for key in ("accuracy", "per_step_accuracy"):
                 if key in m_f:
@@ -63,7 +66,7 @@ def float_metrics(model: FloatElman, ir: QuantizedRNN, inputs: Any,
                         metrics[f"{name}_switch_delay_mean"] = delay["mean_steps"]
                     metrics[f"{name}_switches_missed"] = float(delay["missed"])
             metrics["prediction_agreement"] = task_metrics.agreement(
-                logits_float, logits_int8, per_step)
+                logits_float, logits_int8, per_step, inputs.lengths)
         elif inputs.ids is not None and inputs.ids.shape[1] > 1:
             target = inputs.ids[:, 1:]
             for name, logits in (("float", logits_float), ("int8", logits_int8)):

@@ -43,6 +43,8 @@ class VerifyInputs:
     labels: np.ndarray | None  # int (B,) class labels of a classifier, else None
     x_float: np.ndarray | None  # float (B, T, D) normalized inputs of a classifier, else None
     description: str  # e.g. "test split, 40 sequences x 100 steps"
+    # int (B,) true lengths: sequence b is steps 0..lengths[b]-1, padding after (None: all T)
+    lengths: np.ndarray | None = None
 
     @property
     def sequences(self) -> int:
@@ -69,7 +71,9 @@ class VerifyInputs:
         return VerifyInputs(
             self.x_q[cut], None if self.ids is None else self.ids[cut],
             None if self.labels is None else self.labels[cut[0]],
-            None if self.x_float is None else self.x_float[cut], desc), cut
+            None if self.x_float is None else self.x_float[cut], desc,
+            None if self.lengths is None else np.minimum(self.lengths[cut[0]], n)
+            if self.ids is not None else self.lengths[cut[0]]), cut
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,8 @@ def load_verify_inputs(run_dir: Path, ir: QuantizedRNN, limit: int | None = None
     if x.shape[2] != ir.input_dim:
         raise ElmanError(f"{run_dir}: the data has {x.shape[2]} channels, the model "
                          f"{ir.input_dim}")
-    return VerifyInputs(ir.input_quant.quantize(x), None, held.targets, x, held.description)
+    return VerifyInputs(ir.input_quant.quantize(x), None, held.targets, x, held.description,
+                        held.lengths)
 
 
 def _simulate(ir: QuantizedRNN, profile: str, inputs: VerifyInputs, engine: str

@@ -77,3 +77,37 @@ def test_bad_option_leaves_existing_run_dir_untouched(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip() == "error: --units must be >= 1, got 0"
     assert sorted(p.name for p in run.iterdir()) == ["keep.txt"]
+
+
+FLOAT_OPTIONS = ["--lr", "--clip", "--minutes", "--recurrent-scale", "--weight-decay", "--noise"]
+
+
+@pytest.mark.parametrize("option", FLOAT_OPTIONS)
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_float_options_reject_nan_and_inf(tmp_path, option, value):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--data", "sensor:basicmotions", str(run),
+                                      option, value, "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == f"error: {option} must be a finite number, got {value}"
+    assert not run.exists()
+
+
+def test_run_rejects_a_nan_learning_rate(tmp_path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--data", "sensor:basicmotions", str(run),
+                                      "--lr", "nan", "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "error: --lr must be a finite number, got nan" in result.output
+    assert not (run / "model.keras").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-length", "0"], "--max-length must be >= 1, got 0"),
+    (["--data", "text:fortunes", "--max-length", "5"], "--max-length applies to sequences"),
+])
+def test_max_length_option_errors(tmp_path, args, message):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(run), "--no-progress", *args])
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from elman.data.datasets import archive_dir, load_dataset
-from elman.data.ts_format import pad_front, read_ts
+from elman.data.datasets import load_dataset
+from elman.data.ts_datasets import archive_dir
+from elman.data.ts_format import read_ts
 
 from elman.errors import DataError
 
@@ -37,11 +38,13 @@ def test_univariate_and_unequal_length_files():
     assert set(gp.labels) == {"1", "2"}
     pick = read_ts(archive_dir("PickupGestureWiimoteZ") / "PickupGestureWiimoteZ_TRAIN.ts")
     assert len(pick.series) == 50 and len(set(pick.lengths)) > 1
-    x = pad_front(pick.series, max(pick.lengths))
-    for s, row in zip(pick.series, x, strict=True):
-        n = s.shape[1]
-        np.testing.assert_array_equal(row[-n:, 0], s[0])
-        np.testing.assert_array_equal(row[: x.shape[1] - n, 0], s[0, 0])
+    data = load_dataset("sensor:pickupgesturewiimotez")
+    assert data.lengths_train.tolist() == pick.lengths
+    # real samples first (normalized with the stored statistics), zeros after each end
+    for s, row, n in zip(pick.series, data.x_train, data.lengths_train, strict=True):
+        expected = ((s[0] - data.mean[0]) / data.std[0]).astype(np.float32)
+        np.testing.assert_array_equal(row[:n, 0], expected)
+        assert not row[n:].any()
 
 
 def test_builtin_datasets_are_normalized_with_train_statistics():
@@ -54,7 +57,13 @@ def test_builtin_datasets_are_normalized_with_train_statistics():
     assert np.bincount(d.y_test).tolist() == [10, 10, 10, 10]
     pick = load_dataset("sensor:PickupGestureWiimoteZ")
     assert pick.x_train.shape == (50, 361, 1) and len(pick.classes) == 10
-    assert pick.spec()["padding"].startswith("front")
+    assert pick.spec()["padding"].startswith("end, with zeros")
+    assert pick.spec()["lengths"] == {"min": 29, "max": 361, "median": 131.0}
+    # the statistics are those of the real samples only, not of the padding
+    real = np.concatenate([s[0] for s in read_ts(
+        archive_dir("PickupGestureWiimoteZ") / "PickupGestureWiimoteZ_TRAIN.ts").series])
+    np.testing.assert_allclose(pick.mean, [real.mean()], rtol=1e-12)
+    np.testing.assert_allclose(pick.std, [real.std()], rtol=1e-12)
 
 
 def test_missing_value_inside_a_series_is_an_error(tmp_path):

@@ -162,3 +162,48 @@ def test_schedule_warmup_then_cosine():
     assert s.lr(100) == pytest.approx(0.0, abs=1e-12)
     constant = Schedule(TrainConfig(lr=1e-2, schedule="constant"), total_updates=100)
     assert constant.lr(0) == constant.lr(99) == 1e-2
+
+
+def test_unequal_lengths_loss_and_answer_use_real_steps_only():
+    """A batch padded at the end (with anything) trains and answers exactly as each
+    sequence does on its own: the loss weights cover its own last steps, and its
+    answer is the output at its last real step."""
+    import keras
+    from elman.train.loop import Trainer, loss_weights, predict_classes
+    from elman.train.model import build_model
+
+    data = load_dataset("sensor:pickupgesturewiimotez")
+    keras.utils.set_random_seed(0)
+    model = build_model("classification", units=8, input_dim=1, output_dim=10,
+                        sequence_outputs=True)
+    trainer = Trainer(model, "classification", lr=1e-3, clip=0.0)
+    lengths = data.lengths_train[:4]
+    x = data.x_train[:4, : lengths.max()].copy()
+    for n, length in enumerate(lengths):
+        x[n, length:] = 1e3  # garbage after each end must not matter
+    y = data.y_train[:4]
+    w = loss_weights(lengths, x.shape[1], None)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-6)
+    assert (w[np.arange(x.shape[1])[None, :] >= lengths[:, None]] == 0).all()
+    batch_loss, _ = trainer.window_loss(x, y, trainer.zero_state(4), w)
+    alone = []
+    for n, length in enumerate(lengths):
+        xn = x[n : n + 1, :length]
+        loss, _ = trainer.window_loss(xn, y[n : n + 1], trainer.zero_state(1),
+                                      loss_weights(lengths[n : n + 1], length, None))
+        alone.append(float(loss))
+    np.testing.assert_allclose(float(batch_loss), np.mean(alone), rtol=1e-5)
+    logits = predict_classes(trainer, x, lengths)
+    for n, length in enumerate(lengths):
+        single, _ = trainer.forward(x[n : n + 1, :length], trainer.zero_state(1))
+        np.testing.assert_allclose(logits[n], single.numpy()[0, -1], rtol=1e-5, atol=1e-6)
+
+
+def test_bptt_with_unequal_lengths_is_refused(tmp_path):
+    from elman.errors import DataError
+
+    cfg = TrainConfig(units=4, epochs=1, bptt=20, diagnostics=False)
+    with pytest.raises(DataError, match=r"--bptt windows need sequences of equal length "
+                                        r"\(these have 29 to 361 steps\)"):
+        train_run("sensor:pickupgesturewiimotez", tmp_path / "run", cfg, progress=False)
+    assert not (tmp_path / "run").exists()

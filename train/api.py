@@ -31,12 +31,14 @@ def train_run(
     options raise :class:`~elman.errors.ElmanError` before anything is written.
     """
     config = config or TrainConfig()
-    dataset = load_dataset(data, max_chars=config.max_chars)
+    dataset = load_dataset(data, max_chars=config.max_chars, max_length=config.max_length)
     per_step = isinstance(dataset, ClassificationData) and dataset.y_train.ndim == 2
     if per_step and config.bptt is None:
         config = dataclasses.replace(config, bptt=min(PER_STEP_BPTT, dataset.timesteps))
     cfg = config.resolved(dataset.task)
-    if cfg.loss_steps is None:
+    if cfg.loss_steps is None and (not isinstance(dataset, ClassificationData)
+                                   or dataset.equal_length):
+        # unequal lengths keep None: half of each sequence's own length
         steps = dataset.timesteps if isinstance(dataset, ClassificationData) else 1
         cfg = dataclasses.replace(cfg, loss_steps=max(1, steps // 2))
     _check_trainable(dataset, cfg)
@@ -183,7 +185,7 @@ def _classification_metrics(trainer, dataset: ClassificationData, result,
             "confusion_matrix_layout": "rows: true class, columns: predicted class (every "
                                        "step of every test stream)",
         }
-    predicted = predict_classes(trainer, dataset.x_test).argmax(axis=1)
+    predicted = predict_classes(trainer, dataset.x_test, dataset.lengths_test).argmax(axis=1)
     return {
         "answers": "last step",
         "test_accuracy": float((predicted == dataset.y_test).mean()),
@@ -205,6 +207,11 @@ def _check_trainable(data: RunData, cfg: TrainConfig) -> None:
             )
         if len(data.val_ids) < 2:
             raise DataError(f"{data.source}: validation text is too short")
+    elif cfg.bptt and not data.equal_length:
+        lengths = np.concatenate([data.lengths_train, data.lengths_test])
+        raise DataError(
+            f"{data.source}: --bptt windows need sequences of equal length (these have "
+            f"{lengths.min()} to {lengths.max()} steps); train with full BPTT (--bptt 0)")
 
 
 def _clipping(norms: np.ndarray, threshold: float) -> dict:

@@ -21,8 +21,9 @@ def train(
         str,
         typer.Option(
             help="sensor:basicmotions | sensor:gunpoint | sensor:pickupgesturewiimotez | "
-            "text:fortunes | npz:PATH (x (N,T,C), y (N,), optional x_test/y_test) | "
-            "text:PATH (UTF-8)."
+            "ts:PATH (a UEA/UCR .ts file) | npz:PATH (x (N,T,C) or (N,T), y (N,); optional "
+            "lengths, classes, x_test/y_test) | csv:PATH (one row per sample: channel "
+            "columns, a label and a sequence id column) | text:fortunes | text:PATH (UTF-8)."
         ),
     ] = "sensor:basicmotions",
     units: Annotated[int | None, typer.Option(help=f"Hidden units. {_d('units')}")] = None,
@@ -60,6 +61,11 @@ def train(
     ] = None,
     max_chars: Annotated[
         int | None, typer.Option(help="Text: train on the first N characters only (quick runs).")
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="Sequences: keep the last N samples of longer sequences (else a "
+                     "sequence over 10x the median length is an error)."),
     ] = None,
     schedule: Annotated[
         str, typer.Option(help="Learning rate: cosine (linear warmup, cosine decay) | constant.")
@@ -120,6 +126,7 @@ def train(
         seed=seed,
         minutes=minutes,
         max_chars=max_chars,
+        max_length=max_length,
         schedule=schedule,
         recurrent_init=recurrent_init,
         recurrent_scale=recurrent_scale,

@@ -19,6 +19,7 @@ this project's 2-core machines (shared, load 5-10 while measuring):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from elman.train.model import MAX_LAYERS, RECURRENT_INITS
@@ -29,6 +30,7 @@ SCHEDULES = ("cosine", "constant")
 # Per-step classification (labels (N, T)) reads long streams in windows of this many steps
 # unless --bptt says otherwise.
 PER_STEP_BPTT = 100
+FLOAT_OPTIONS = ("lr", "clip", "minutes", "warmup", "recurrent_scale", "weight_decay", "noise")
 
 TASK_DEFAULTS = {
     "classification": {
@@ -71,6 +73,7 @@ class TrainConfig:
     seed: int = 0
     minutes: float | None = None  # training time budget (the schedule follows); 0 = none
     max_chars: int | None = None  # text: use only the first characters (quick runs)
+    max_length: int | None = None  # sequences: keep the last N samples of longer ones
     schedule: str = "cosine"  # learning rate: linear warmup then cosine decay, or constant
     warmup: float = 0.02  # fraction of the updates spent warming up
     recurrent_init: str = "orthogonal"
@@ -80,6 +83,16 @@ class TrainConfig:
     noise: float | None = None  # std of Gaussian noise added to training inputs (sensor/npz)
     diagnostics: bool = True  # record gradient norms every update (and the distance curve)
     baseline: bool = True  # text: fit Kneser-Ney n-gram baselines
+
+    def __post_init__(self):
+        # NaN passes every comparison that validate() makes: refuse it (and inf) up front
+        for name in FLOAT_OPTIONS:
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ElmanError(f"--{name.replace('_', '-')} must be a finite number, "
+                                 f"got {value}")
+        if self.max_length is not None and self.max_length < 1:
+            raise ElmanError(f"--max-length must be >= 1, got {self.max_length}")
 
     def resolved(self, task: str) -> TrainConfig:
         """A copy with every ``None`` replaced by the task default, validated."""

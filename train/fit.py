@@ -17,6 +17,7 @@ from elman.train.loop import (
     Trainer,
     classification_windows,
     evaluate_stream,
+    loss_weights,
     predict_classes,
     stream_windows,
     window_count,
@@ -62,9 +63,9 @@ class Schedule:
         return self.budget is not None and time.perf_counter() - self.start >= self.budget
 
 
-def _train_update(trainer, schedule, result, x, y, h):
+def _train_update(trainer, schedule, result, x, y, h, *weights):
     trainer.set_lr(schedule.lr(result.updates))
-    loss, norm, h = trainer.train_step(x, y, h)
+    loss, norm, h = trainer.train_step(x, y, h, *weights)
     result.updates += 1
     result.grad_norms.append(norm)
     return float(loss), h
@@ -150,22 +151,25 @@ def fit_classification(
         t0 = time.perf_counter()
         for i in range(0, n, batch):
             idx = order[i : i + batch]
-            xb = data.x_train[idx]
+            lengths = data.lengths_train[idx]
+            xb = data.x_train[idx, : int(lengths.max())]  # padding at the end only
             if cfg.noise > 0:
                 xb = xb + rng.normal(0.0, cfg.noise, xb.shape).astype(np.float32)
             windows = classification_windows(xb, cfg.bptt)
             h = trainer.zero_state(len(idx))
             for w in windows[:-1]:
                 _, h = trainer.forward(w, h)
-            loss, _ = _train_update(trainer, schedule, result, windows[-1], data.y_train[idx], h)
+            weights = loss_weights(lengths, xb.shape[1], cfg.loss_steps)[:, -windows[-1].shape[1]:]
+            loss, _ = _train_update(trainer, schedule, result, windows[-1], data.y_train[idx], h,
+                                    weights)
             losses.append(loss)
-            result.steps += len(idx) * data.timesteps
+            result.steps += int(lengths.sum())
         result.train_seconds += time.perf_counter() - t0
         row = {
             "epoch": epoch,
             "train_loss": float(np.mean(losses)),
-            **_split_metrics(trainer, data.x_train, data.y_train, "train"),
-            **_split_metrics(trainer, data.x_test, data.y_test, "test"),
+            **_split_metrics(trainer, data.x_train, data.y_train, data.lengths_train, "train"),
+            **_split_metrics(trainer, data.x_test, data.y_test, data.lengths_test, "test"),
             "lr_end": schedule.lr(result.updates),
             "seconds": time.perf_counter() - t0,
             **_epoch_norm_stats(result, first, cfg.clip),
@@ -235,8 +239,9 @@ def _per_step_metrics(trainer: Trainer, x: np.ndarray, y: np.ndarray, name: str)
     }
 
 
-def _split_metrics(trainer: Trainer, x: np.ndarray, y: np.ndarray, name: str) -> dict:
-    logits = predict_classes(trainer, x)
+def _split_metrics(trainer: Trainer, x: np.ndarray, y: np.ndarray, lengths: np.ndarray,
+                   name: str) -> dict:
+    logits = predict_classes(trainer, x, lengths)
     nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
     return {
         f"{name}_loss": float(tf.reduce_mean(nll)),

@@ -18,7 +18,11 @@ What each task does (also in the README):
   the last ``loss_steps`` predictions against the sequence's label (default:
   the last half of the steps; measured on BasicMotions: test accuracy 0.95-1.0
   over 5 seeds, against 0.5-0.85 with the last step only); the saved model
-  answers at the last step. With ``bptt=k`` the sequence is run in windows of
+  answers at the last step. Sequences of unequal length are padded at the end:
+  the loss weights (:func:`loss_weights`) cover only each sequence's own last
+  steps, and its answer is read at its last real step (a step's output depends
+  on earlier steps only, so the padding after it changes nothing before it).
+  With ``bptt=k`` (equal lengths only) the sequence is run in windows of
   ``k`` steps (the first window takes the remainder, so the last one is full);
   the state is carried (no gradient) through all windows but the last, and the
   update back-propagates through the last window only (whose steps are the
@@ -47,7 +51,7 @@ class Trainer:
         clip: float,
         record_norms: bool = True,
         weight_decay: float = 0.0,
-        loss_steps: int = 1,
+        loss_steps: int | None = 1,
         per_step: bool = False,
     ):
         import keras
@@ -62,7 +66,7 @@ class Trainer:
         self.head = head_layer(model)
         if not self.rnns[-1].return_sequences:
             raise ValueError("train the sequence-output twin of a classifier (see model.py)")
-        self.loss_steps = int(loss_steps)
+        self.loss_steps = loss_steps  # None: half of each sequence (see loss_weights)
         self.per_step = bool(per_step) and task != "language_model"
         self.clip = float(clip)
         self.record_norms = record_norms or self.clip > 0
@@ -81,9 +85,15 @@ class Trainer:
         h_spec = [tf.TensorSpec((None, u), tf.float32) for u in self.units]
         # autograph=False: no tensor-dependent Python control flow here, and tracing
         # must not re-read this file's source (it may have changed since import)
-        self.train_step = tf.function(
-            self._train_step, input_signature=[x_spec, y_spec, h_spec], autograph=False
-        )
+        if task == "language_model" or self.per_step:  # train_step(x, y, h0)
+            self.train_step = tf.function(
+                lambda x, y, h0: self._train_step(x, y, h0, None),
+                input_signature=[x_spec, y_spec, h_spec], autograph=False)
+        else:  # train_step(x, y, h0, loss weights (B, T))
+            w_spec = tf.TensorSpec((None, None), tf.float32)
+            self.train_step = tf.function(
+                self._train_step, input_signature=[x_spec, y_spec, h_spec, w_spec],
+                autograph=False)
         self.forward = tf.function(self._forward, input_signature=[x_spec, h_spec], autograph=False)
 
     def zero_state(self, batch: int):
@@ -103,24 +113,26 @@ class Trainer:
             last.append(x[:, -1])
         return self.head(x), last
 
-    def window_loss(self, x, y, h0):
+    def window_loss(self, x, y, h0, w=None):
         """Mean cross-entropy of one window and its last hidden state (training mode).
 
-        Text: every step against its next character ``y`` (B, T). Classification:
-        the last ``loss_steps`` steps against the label ``y`` (B,); per-step
-        classification: every step against its label ``y`` (B, T).
+        Text: every step against its next character ``y`` (B, T); per-step
+        classification: every step against its label ``y`` (B, T); ``w`` is unused.
+        Classification: every step against the label ``y`` (B,), weighted by ``w``
+        (B, T), whose rows sum to 1 (:func:`loss_weights`).
         """
         logits, h_last = self._forward(x, h0)
-        if self.task != "language_model" and not self.per_step:
-            logits = logits[:, -self.loss_steps :]
-            y = tf.broadcast_to(tf.expand_dims(y, 1), tf.shape(logits)[:2])
+        if self.task == "language_model" or self.per_step:
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            return tf.reduce_mean(nll), h_last
+        y = tf.broadcast_to(tf.expand_dims(y, 1), tf.shape(logits)[:2])
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        return tf.reduce_mean(nll), h_last
+        return tf.reduce_sum(nll * w) / tf.cast(tf.shape(x)[0], tf.float32), h_last
 
-    def _train_step(self, x, y, h0):
+    def _train_step(self, x, y, h0, w):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            loss, h_last = self.window_loss(x, y, h0)
+            loss, h_last = self.window_loss(x, y, h0, w)
         grads = tape.gradient(loss, variables)
         norm = tf.linalg.global_norm(grads) if self.record_norms else tf.constant(-1.0)
         if self.clip > 0:
@@ -174,13 +186,28 @@ def evaluate_stream(trainer: Trainer, ids: np.ndarray, batch: int = 64, window: 
     return total, count
 
 
-def predict_classes(trainer: Trainer, x: np.ndarray, batch: int = 256,
-                    every_step: bool = False) -> np.ndarray:
-    """Logits (N, classes) at the last step (``every_step``: (N, T, classes)), from a zero
-    state (as the saved model)."""
+def loss_weights(lengths: np.ndarray, steps: int, loss_steps: int | None) -> np.ndarray:
+    """(B, steps) float32: 1/k on each sequence's last k real steps, 0 elsewhere, with
+    k = min(loss_steps, length), or half the length (at least 1) when ``loss_steps`` is None."""
+    lengths = np.asarray(lengths, np.int64)
+    k = np.maximum(1, lengths // 2) if loss_steps is None else np.minimum(loss_steps, lengths)
+    t = np.arange(steps)[None, :]
+    inside = (t < lengths[:, None]) & (t >= (lengths - k)[:, None])
+    return (inside / k[:, None]).astype(np.float32)
+
+
+def predict_classes(trainer: Trainer, x: np.ndarray, lengths: np.ndarray | None = None,
+                    batch: int = 256, every_step: bool = False) -> np.ndarray:
+    """Logits (N, classes) at each sequence's last real step (``lengths``; default: the
+    last step), from a zero state (as the saved model on the true-length sequence);
+    ``every_step``: (N, T, classes)."""
+    if lengths is None:
+        lengths = np.full(len(x), x.shape[1], np.int64)
     out = []
     for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
+        nb = np.asarray(lengths[i : i + batch], np.int64)
+        xb = x[i : i + batch, : int(nb.max())]
         logits, _ = trainer.forward(xb, trainer.zero_state(len(xb)))
-        out.append(logits.numpy() if every_step else logits[:, -1].numpy())
+        logits = logits.numpy()
+        out.append(logits if every_step else logits[np.arange(len(nb)), nb - 1])
     return np.concatenate(out)

@@ -1,0 +1,108 @@
+"""Sequences of unequal length -> one padded array and the true lengths.
+
+Policy (the README's, one place):
+
+- sequences keep their own length: ``(N, T, C)`` holds sequence ``n`` in steps
+  ``0 .. lengths[n] - 1`` and zeros after its end (padding at the end); training
+  masks the padding out of the loss, and every later stage reads a sequence's
+  answer at its last real step and compares implementations on real steps only;
+- a sequence far longer than the rest (more than :data:`FAR_LONGER` times the
+  median length) is refused, naming it, because padding every sequence to it
+  costs memory and time in every stage; ``max_length`` keeps the last
+  ``max_length`` samples of each longer sequence instead (recorded in the
+  data spec);
+- a missing value (NaN) inside a sequence is an error; NaN after the last real
+  step of every channel is end padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from elman.errors import DataError
+
+FAR_LONGER = 10  # times the median length
+
+
+def check_max_length(max_length: int | None) -> None:
+    if max_length is not None and (isinstance(max_length, bool) or max_length < 1):
+        raise DataError(f"--max-length must be a positive number of steps, got {max_length}")
+
+
+def stack(series: Sequence[np.ndarray], names: Sequence[str], where: str,
+          max_length: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Stack ``(T_i, C)`` float64 series into ``(N, T, C)`` padded with zeros at the end.
+
+    Returns (array, int64 lengths (N,), info for the data spec). ``names`` name each
+    series in errors (e.g. ``file.ts:12``).
+    """
+    check_max_length(max_length)
+    lengths = np.array([len(s) for s in series], np.int64)
+    cut = 0
+    if max_length is None:
+        check_far_longer(lengths, names, where)
+    else:
+        cut = int((lengths > max_length).sum())
+        lengths = np.minimum(lengths, max_length)
+    steps = int(lengths.max())
+    x = np.zeros((len(series), steps, series[0].shape[1]), np.float64)
+    for n, s in enumerate(series):
+        x[n, : lengths[n]] = s[len(s) - lengths[n]:]
+    return x, lengths, describe(lengths, max_length, cut)
+
+
+def describe(lengths: np.ndarray, max_length: int | None = None, cut: int = 0) -> dict:
+    """The data spec's record of the lengths."""
+    info = {"lengths": {"min": int(lengths.min()), "max": int(lengths.max()),
+                        "median": float(np.median(lengths))}}
+    if lengths.min() == lengths.max():
+        info["padding"] = "none (equal length)"
+    else:
+        info["padding"] = ("end, with zeros; masked in training, and each sequence's answer "
+                           "is read at its last real step")
+    if max_length is not None:
+        info["max_length"] = int(max_length)
+        info["lengths"]["cut_to_max_length"] = cut
+    return info
+
+
+def check_far_longer(lengths: np.ndarray, names: Sequence[str], where: str) -> None:
+    median = float(np.median(lengths))
+    longest = int(np.argmax(lengths))
+    if lengths[longest] > FAR_LONGER * median:
+        n_far = int((lengths > FAR_LONGER * median).sum())
+        others = f" (and {n_far - 1} more)" if n_far > 1 else ""
+        raise DataError(
+            f"{where}: sequence {names[longest]} has {int(lengths[longest]):,} steps, more than "
+            f"{FAR_LONGER}x the median length {median:g}{others}; padding every sequence to it "
+            f"would cost {lengths.size * int(lengths[longest]):,} steps per channel. Remove it, "
+            "or pass --max-length N to keep the last N samples of longer sequences")
+
+
+def end_padding(x: np.ndarray, where: str, name: str) -> np.ndarray:
+    """True lengths of ``(N, T, C)`` data padded with NaN at the end (every channel NaN).
+
+    A NaN before a sequence's last real step is an error naming its position.
+    """
+    real = ~np.isnan(x).all(axis=2)  # (N, T): a step with any value is real
+    any_real = real.any(axis=1)
+    if not any_real.all():
+        raise DataError(f"{where}: {name}[{int(np.flatnonzero(~any_real)[0])}] is all NaN "
+                        "(an empty sequence)")
+    lengths = x.shape[1] - np.argmax(real[:, ::-1], axis=1)
+    inside = np.arange(x.shape[1])[None, :] < lengths[:, None]
+    bad = ~np.isfinite(x) & inside[:, :, None]
+    if bad.any():
+        n, t, c = (int(v[0]) for v in np.nonzero(bad))
+        raise DataError(f"{where}: {name} contains NaN or inf (first at [{n}, {t}, {c}]), inside "
+                        f"sequence {n} (its last real step is {int(lengths[n]) - 1}); NaN may "
+                        "only pad a sequence after its end, in every channel; elman does not "
+                        "impute")
+    return lengths.astype(np.int64)
+
+
+def mask(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """Boolean (N, steps): True on real steps."""
+    return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
