@@ -1,0 +1,229 @@
+"""Training defaults on hard real data: what was tried, chosen on validation folds, and the result.
+
+Two parts (both print a table and write JSON under ``bench/results/``):
+
+``--sweep``: each candidate configuration is trained with k-fold cross-validation
+on the *training split only* (stratified folds, fixed seed); its score is the
+mean validation accuracy over the folds and data sets. The test split is never
+looked at here. Candidates are ``TrainConfig`` overrides (``CANDIDATES``), on
+BasicMotions, GunPoint and PickupGestureWiimoteZ by default.
+Writes ``bench/results/data_defaults_sweep.json``.
+
+default (no flag): ``elman run`` with today's defaults on BasicMotions,
+GunPoint, PickupGestureWiimoteZ and JapaneseVowels (unequal lengths, 370 test
+sequences): float / int8 / C accuracy of both profiles, training time (wall and
+CPU), every verify pair bit-exact or not. Writes ``bench/results/data_defaults.json``.
+
+Run it alone (``nice -n 10``): training is CPU-bound.
+
+    python bench/data_defaults.py --sweep --folds 4 --candidates default,long
+    python bench/data_defaults.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SWEEP_DATA = ("sensor:basicmotions", "sensor:gunpoint", "sensor:pickupgesturewiimotez")
+
+# TrainConfig overrides; "default" is what `elman train` does with no options.
+CANDIDATES: dict[str, dict] = {
+    "default": {},
+    "epochs150": {"epochs": 150},
+    "units128": {"units": 128},
+    "lr1e-2": {"lr": 1e-2},
+    "batch4": {"batch": 4},
+    "noise0.1": {"noise": 0.1},
+    "loss_all": {"loss_steps": 100_000},  # every real step
+    "loss_last": {"loss_steps": 1},
+    "identity": {"recurrent_init": "identity"},
+    "wd1e-3": {"weight_decay": 1e-3},
+    "epochs150_noise0.1": {"epochs": 150, "noise": 0.1},
+    "epochs150_units128": {"epochs": 150, "units": 128},
+}
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _folds(y, k: int, seed: int = 0):
+    """Stratified folds: each class's sequences dealt round-robin after a seeded shuffle."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), np.int64)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        fold[idx] = np.arange(len(idx)) % k
+    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
+
+
+def _fit_score(data, cfg) -> float:
+    """Train on data's training split; accuracy on its test split (here: a validation fold)."""
+    import dataclasses
+
+    import keras
+    from elman.train import fit
+    from elman.train.loop import Trainer, predict_classes
+    from elman.train.model import build_model
+
+    if cfg.loss_steps is None and data.equal_length:
+        cfg = dataclasses.replace(cfg, loss_steps=max(1, data.timesteps // 2))
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model("classification", units=cfg.units, input_dim=data.channels,
+                        output_dim=len(data.classes), recurrent_init=cfg.recurrent_init,
+                        recurrent_scale=cfg.recurrent_scale, sequence_outputs=True)
+    trainer = Trainer(model, "classification", lr=cfg.lr, clip=cfg.clip, record_norms=False,
+                      weight_decay=cfg.weight_decay, loss_steps=cfg.loss_steps)
+    fit.fit_classification(trainer, data, cfg, progress=False)
+    predicted = predict_classes(trainer, data.x_test, data.lengths_test).argmax(axis=1)
+    return float((predicted == data.y_test).mean())
+
+
+def sweep(datasets, names, folds: int) -> dict:
+    import dataclasses
+
+    import numpy as np
+    from elman.data.datasets import load_dataset
+    from elman.train.config import TrainConfig
+
+    rows = []
+    for spec in datasets:
+        full = load_dataset(spec)
+        splits = _folds(full.y_train, folds)
+        for name in names:
+            cfg = TrainConfig(**CANDIDATES[name], diagnostics=False).resolved("classification")
+            wall, cpu = time.perf_counter(), _cpu_seconds()
+            scores = []
+            for train_idx, val_idx in splits:
+                # the validation fold plays the test split; the real test split is unused
+                part = dataclasses.replace(
+                    full, x_train=full.x_train[train_idx], y_train=full.y_train[train_idx],
+                    lengths_train=full.lengths_train[train_idx],
+                    x_test=full.x_train[val_idx], y_test=full.y_train[val_idx],
+                    lengths_test=full.lengths_train[val_idx])
+                scores.append(_fit_score(part, cfg))
+            row = {"data": spec, "candidate": name, "overrides": CANDIDATES[name],
+                   "fold_accuracy": scores, "val_accuracy": float(np.mean(scores)),
+                   "wall_s": time.perf_counter() - wall, "cpu_s": _cpu_seconds() - cpu}
+            rows.append(row)
+            print(f"{spec:32s} {name:22s} val {row['val_accuracy']:.3f} "
+                  f"({', '.join(f'{s:.2f}' for s in scores)})  {row['wall_s']:.0f} s wall, "
+                  f"{row['cpu_s']:.0f} s CPU", flush=True)
+    return rows
+
+
+def summarize(rows: list[dict], datasets) -> dict:
+    """Mean validation accuracy per candidate over the data sets, printed best first."""
+    import numpy as np
+
+    summary = {}
+    for name in dict.fromkeys(r["candidate"] for r in rows):
+        mine = {r["data"]: r for r in rows if r["candidate"] == name}
+        if not all(d in mine for d in datasets):
+            continue  # not run on every data set: not comparable
+        summary[name] = {"mean_val_accuracy": float(np.mean([mine[d]["val_accuracy"]
+                                                             for d in datasets])),
+                         **{d: mine[d]["val_accuracy"] for d in datasets},
+                         "cpu_s": float(sum(mine[d]["cpu_s"] for d in datasets))}
+    print(f"\n{'candidate':22s} {'mean':>6s} " + " ".join(f"{d.split(':')[1][:12]:>12s}"
+                                                          for d in datasets) + "   CPU s")
+    for name, s in sorted(summary.items(), key=lambda kv: -kv[1]["mean_val_accuracy"]):
+        print(f"{name:22s} {s['mean_val_accuracy']:6.3f} "
+              + " ".join(f"{s[d]:12.3f}" for d in datasets) + f"   {s['cpu_s']:6.0f}")
+    return summary
+
+
+def pipeline_table(datasets) -> dict:
+    """`elman run` with the defaults on each data set; float / int8 / C accuracy."""
+    rows = []
+    for spec in datasets:
+        with tempfile.TemporaryDirectory(prefix="elman-bench-") as tmp:
+            run = Path(tmp) / "run"
+            wall, cpu = time.perf_counter(), _cpu_seconds()
+            done = subprocess.run([sys.executable, "-m", "elman.cli", "run", "--data", spec,
+                                   str(run), "--quiet"], capture_output=True, text=True)
+            wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+            if done.returncode != 0:
+                raise SystemExit(f"elman run --data {spec} failed:\n{done.stdout}{done.stderr}")
+            train = json.loads((run / "train_report.json").read_text())
+            verify = json.loads((run / "verify_report.json").read_text())
+            quant = json.loads((run / "quant_report.json").read_text())
+        row = {"data": spec, "config": train["config"], "wall_s": wall, "cpu_s": cpu,
+               "train_s": train["throughput"]["total_seconds"],
+               "float": train["metrics"]["test_accuracy"],
+               "int8_litert": quant["evaluation"]["metrics"]["int8"]["accuracy"],
+               "all_bit_exact": bool(verify["ok"]) and all(p["exact"] for p in verify["pairs"]),
+               "pairs": len(verify["pairs"]), "verify_data": verify["data"]["description"],
+               "profiles": {}}
+        for f in verify["float_vs_int8"]:
+            row["profiles"][f["profile"]] = {
+                "float": f["metrics"]["float_accuracy"], "int8": f["metrics"]["int8_accuracy"],
+                # the C is bit-exact with the simulator of its profile (all_bit_exact)
+                "C": f["metrics"]["int8_accuracy"] if row["all_bit_exact"] else None}
+        rows.append(row)
+    print(f"{'data':32s} {'float':>6s} {'int8 tflm':>9s} {'C tflm':>7s} {'int8 tflite':>11s} "
+          f"{'C tflite':>8s} {'LiteRT':>6s} {'pairs':>9s} {'train s':>8s} {'run CPU s':>9s}")
+    for r in rows:
+        p = r["profiles"]
+        print(f"{r['data']:32s} {r['float']:6.3f} {p['tflm']['int8']:9.3f} {p['tflm']['C']:7.3f} "
+              f"{p['tflite']['int8']:11.3f} {p['tflite']['C']:8.3f} {r['int8_litert']:6.3f} "
+              f"{('all ' if r['all_bit_exact'] else 'NOT ') + str(r['pairs']):>9s} "
+              f"{r['train_s']:8.0f} {r['cpu_s']:9.0f}")
+    return {"rows": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sweep", action="store_true", help="cross-validate the candidates")
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--candidates", default=",".join(CANDIDATES))
+    ap.add_argument("--datasets", default=None, help="comma-separated --data values")
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.sweep:
+        names = args.candidates.split(",")
+        unknown = sorted(set(names) - set(CANDIDATES))
+        if unknown:
+            raise SystemExit(f"unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
+        datasets = args.datasets.split(",") if args.datasets else list(SWEEP_DATA)
+        out = RESULTS / "data_defaults_sweep.json"
+        # earlier sweeps with the same folds are kept: a candidate's rows are replaced
+        old = json.loads(out.read_text()) if out.exists() else {}
+        rows = old.get("rows", []) if old.get("folds") == args.folds else []
+        new = sweep(datasets, names, args.folds)
+        fresh = {(r["data"], r["candidate"]) for r in new}
+        rows = [r for r in rows if (r["data"], r["candidate"]) not in fresh] + new
+        result = {"folds": args.folds, "rows": rows, "summary": summarize(rows, datasets)}
+    else:
+        archive = _archive_path("JapaneseVowels")
+        datasets = args.datasets.split(",") if args.datasets else [
+            *SWEEP_DATA, f"ts:{archive}/JapaneseVowels_TRAIN.ts"]
+        result = pipeline_table(datasets)
+        out = RESULTS / "data_defaults.json"
+    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(f"\nwrote {out}")
+
+
+def _archive_path(name: str) -> str:
+    from elman.data.ts_datasets import archive_dir
+
+    return str(archive_dir(name))
+
+
+if __name__ == "__main__":
+    main()
