@@ -46,7 +46,7 @@ def inspect(
 
     path = rundir.require(target, rundir.MODEL_TFLITE) if target.is_dir() else target
     if not path.is_file():
-        raise ElmanError(f"{path} does not exist")
+        raise ElmanError(f"{path} does not exist or is not a file")
     if path.suffix == ".json":
         try:
             ir = QuantizedRNN.from_json(path.read_text(encoding="utf-8"))

@@ -217,6 +217,7 @@ def _split_cell_fcs(graph, fcs: list, tanh_outputs: set[int], graph_inputs: set[
 
 
 def run_job(job: Path) -> bytes:
+    from elman.quantize.integrity import seal
     from elman.quantize.metadata import StepMetadata, add_metadata
     from elman.quantize.reader import read_step_graph
 
@@ -235,7 +236,7 @@ def run_job(job: Path) -> bytes:
         head_activation=info.get("head_activation", "linear"),
         window_steps=int(info.get("window_steps", 0)),
     )
-    return add_metadata(model, meta.to_entries())
+    return seal(add_metadata(model, meta.to_entries()))  # the checksum comes last
 
 
 def main(argv: list[str]) -> int:

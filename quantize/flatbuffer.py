@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tflite
+from elman.quantize.flatbuffer_verify import validate_tflite
 
 from elman.errors import ModelError
 
@@ -100,6 +101,7 @@ def parse_tflite(data: bytes, what: str = "the model") -> TfliteGraph:
             f"{what} is not a TFLite model: its flatbuffer identifier is {ident!r}, "
             "expected b'TFL3'"
         )
+    validate_tflite(data, what)  # as strict as LiteRT, before any accessor reads it
     try:
         return _parse(bytes(data))
     except ModelError:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from elman.quantize.flatbuffer import OperatorInfo, TensorInfo, TfliteGraph, parse_tflite
+from elman.quantize.integrity import check_integrity
 from elman.quantize.ir import (
     STATE_SCALE,
     STATE_ZERO_POINT,
@@ -54,6 +55,7 @@ class StepGraph:
 def read_ir(source: Path | str | bytes | bytearray) -> QuantizedRNN:
     """Read an elman step model from a path or bytes into a validated :class:`QuantizedRNN`."""
     data, what = _load(source)
+    check_integrity(data, what)  # a valid flatbuffer whose contents match its checksum
     graph = parse_tflite(data, what)
     step = analyze_step_graph(graph, what)
     meta = StepMetadata.from_entries(graph.metadata, what)
@@ -86,7 +88,10 @@ def _load(source: Path | str | bytes | bytearray) -> tuple[bytes, str]:
     path = Path(source)
     if not path.is_file():
         raise ModelError(f"{path} does not exist or is not a file")
-    return path.read_bytes(), str(path)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def analyze_step_graph(g: TfliteGraph, what: str = "the model") -> StepGraph:

@@ -5,6 +5,12 @@
 ``tflite-micro`` package (profile ``tflm``). Both feed each step's int8 ``h``
 output back as the next step's ``h`` input, starting from zeros, in the tensor
 positions of the IR's ``StepSignature``. Neither needs TensorFlow.
+
+An interpreter that refuses or fails on the model (LiteRT's ``ValueError: The
+model is not a valid Flatbuffer buffer``, TFLite Micro's ``struct.error`` or
+``RuntimeError``, ...) raises one :class:`~elman.errors.ModelError` naming the
+interpreter and its first line of complaint; :func:`check_model_loads` does
+that for every interpreter before a stage starts real work.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 from elman.quantize.ir import QuantizedRNN
 from elman.runtime.simulator import StepOutputs, embed_tokens
 
-from elman.errors import ToolchainError
+from elman.errors import ModelError, ToolchainError
 
 ModelSource = Path | str | bytes
 
@@ -27,7 +33,17 @@ ModelSource = Path | str | bytes
 def _model_bytes(model: ModelSource) -> bytes:
     if isinstance(model, bytes | bytearray):
         return bytes(model)
-    return Path(model).read_bytes()
+    try:
+        return Path(model).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read the model {model}: {exc.strerror or exc}") from None
+
+
+def interpreter_error(interpreter: str, doing: str, exc: BaseException) -> ModelError:
+    """One line for an interpreter's exception (their messages run to many lines)."""
+    lines = [s.strip() for s in str(exc).splitlines() if s.strip()]
+    detail = lines[0] if lines else type(exc).__name__
+    return ModelError(f"{interpreter} {doing}: {type(exc).__name__}: {detail}")
 
 
 def _check_x(ir: QuantizedRNN, x_q: np.ndarray) -> np.ndarray:
@@ -81,20 +97,27 @@ def litert_step(model: ModelSource, ir: QuantizedRNN):
     except ImportError as exc:  # pragma: no cover - dependency of elman
         raise ToolchainError(
             f"LiteRT is not installed (pip install ai-edge-litert): {exc}") from exc
-    with _quiet_stderr():
-        interp = Interpreter(model_content=_model_bytes(model),
-                             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-        interp.allocate_tensors()
-    ins, outs = interp.get_input_details(), interp.get_output_details()
-    sig = ir.signature
-    x_idx, h_idx = ins[sig.x_input]["index"], ins[sig.h_input]["index"]
-    h_out = outs[sig.h_output]["index"]
-    y_out = None if sig.y_output is None else outs[sig.y_output]["index"]
+    data = _model_bytes(model)
+    try:
+        with _quiet_stderr():
+            interp = Interpreter(model_content=data,
+                                 experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+            interp.allocate_tensors()
+        ins, outs = interp.get_input_details(), interp.get_output_details()
+        sig = ir.signature
+        x_idx, h_idx = ins[sig.x_input]["index"], ins[sig.h_input]["index"]
+        h_out = outs[sig.h_output]["index"]
+        y_out = None if sig.y_output is None else outs[sig.y_output]["index"]
+    except (ValueError, RuntimeError, IndexError, KeyError) as exc:
+        raise interpreter_error("LiteRT", "cannot load the model", exc) from None
 
     def step(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        interp.set_tensor(x_idx, x)
-        interp.set_tensor(h_idx, h)
-        interp.invoke()
+        try:
+            interp.set_tensor(x_idx, x)
+            interp.set_tensor(h_idx, h)
+            interp.invoke()
+        except (ValueError, RuntimeError) as exc:
+            raise interpreter_error("LiteRT", "failed to run the model", exc) from None
         y = None if y_out is None else interp.get_tensor(y_out)
         return interp.get_tensor(h_out), y
 
@@ -110,20 +133,39 @@ def tflm_step(model: ModelSource, ir: QuantizedRNN):
                              ) from exc
     data = _model_bytes(model)
     try:
+        # its Python wrapper parses the flatbuffer itself first: struct.error, IndexError,
+        # UnicodeDecodeError... on damaged bytes, RuntimeError from the C++ side
         interp = tflm_runtime.Interpreter.from_bytes(
             data, arena_size=max(64 * 1024, 16 * len(data)))
-    except RuntimeError as exc:
-        raise ToolchainError(f"the TFLite Micro interpreter cannot load this model: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the model's
+        raise interpreter_error("the TFLite Micro interpreter", "cannot load the model", exc
+                                ) from None
     sig = ir.signature
 
     def step(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        interp.set_input(x, sig.x_input)
-        interp.set_input(h, sig.h_input)
-        interp.invoke()
+        try:
+            interp.set_input(x, sig.x_input)
+            interp.set_input(h, sig.h_input)
+            interp.invoke()
+        except (ValueError, RuntimeError) as exc:
+            raise interpreter_error("the TFLite Micro interpreter", "failed to run the model",
+                                    exc) from None
         y = None if sig.y_output is None else interp.get_output(sig.y_output)
         return interp.get_output(sig.h_output), y
 
     return step
+
+
+def check_model_loads(model: ModelSource, ir: QuantizedRNN,
+                      profiles: tuple[str, ...] = ("tflite", "tflm")) -> None:
+    """Load the model in the interpreter of each profile (LiteRT for ``tflite``, TFLite
+    Micro for ``tflm``) and run one step: a model either refuses is one ModelError here,
+    before a stage generates or computes anything."""
+    x = np.zeros((1, ir.input_dim), np.int8)
+    h = np.zeros((1, ir.units), np.int8)
+    for profile, make in (("tflite", litert_step), ("tflm", tflm_step)):
+        if profile in profiles:
+            make(model, ir)(x, h)
 
 
 def run_litert(model: ModelSource, ir: QuantizedRNN, x_q: np.ndarray,

@@ -24,7 +24,7 @@ from elman.profiles import PROFILE_NAMES, check_profile
 from elman.quantize.ir import QuantizedRNN
 from elman.runtime.compare import PairResult, compare_outputs
 from elman.runtime.float_reference import float_metrics
-from elman.runtime.interpreters import run_litert, run_tflm
+from elman.runtime.interpreters import check_model_loads, run_litert, run_tflm
 from elman.runtime.simulator import Simulator, StepOutputs, resolve_engine
 
 from elman import rundir
@@ -222,8 +222,9 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
         except ValueError as exc:
             raise ElmanError(str(exc)) from None
     model_path = rundir.require(run_dir, rundir.MODEL_TFLITE)
+    ir = read_ir(model_path)  # a directory, an unreadable or a damaged file: one error
     model = model_path.read_bytes()
-    ir = read_ir(model)
+    check_model_loads(model, ir, profiles)  # both interpreters take it, before any work
     inputs = load_verify_inputs(run_dir, ir, limit)
     try:
         engine = resolve_engine(engine)
