@@ -9,6 +9,7 @@ stderr and exit status 1, never a traceback.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,12 +20,20 @@ from elman import __version__
 from elman.errors import ElmanError
 
 
+def reject_non_finite(options: dict[str, Any]) -> None:
+    """Every float option is a finite number: ``--lr nan`` or ``--clip inf`` is an error."""
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ElmanError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn ElmanError into one clear line on stderr and exit status 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            reject_non_finite(kwargs)
             return fn(*args, **kwargs)
         except ElmanError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -19,6 +19,7 @@ the rest reads attributes of the objects it is given).
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,12 @@ class KerasElman:
 
 def load_keras_model(path: Path | str):
     """Load ``model.keras`` without compiling; a file Keras cannot read is a ModelError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist or is not a file")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise ModelError(f"{path} is not a Keras model: a .keras file is a zip archive and "
+                         "this one is not (damaged, truncated or another format)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 

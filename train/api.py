@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from elman.data.datasets import ClassificationData, RunData, TextData, load_dataset
 from elman.train.config import PER_STEP_BPTT, TrainConfig
+from elman.train.limits import check_sizes
 
 from elman import __version__, rundir
 from elman.errors import DataError
@@ -42,6 +43,11 @@ def train_run(
         steps = dataset.timesteps if isinstance(dataset, ClassificationData) else 1
         cfg = dataclasses.replace(cfg, loss_steps=max(1, steps // 2))
     _check_trainable(dataset, cfg)
+    text = isinstance(dataset, TextData)
+    check_sizes(cfg.units, cfg.embedding if text else dataset.channels,
+                dataset.vocab_size if text else len(dataset.classes), batch=cfg.batch,
+                steps=cfg.bptt if text or cfg.bptt else dataset.timesteps,
+                vocab=dataset.vocab_size if text else 0, layers=cfg.layers)
     started = time.perf_counter()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
