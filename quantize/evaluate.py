@@ -45,6 +45,12 @@ def _by_step(err: np.ndarray, real: np.ndarray) -> dict:
             "max": np.nanmax(masked, axis=(0, 2)).tolist()}
 
 
+def _by_sequence(err: np.ndarray, real: np.ndarray) -> dict:
+    """Mean of (B, T, H) errors per sequence, over its real steps (verify's expectation)."""
+    masked = np.where(real[..., None], err, np.nan)
+    return {"mean": np.nanmean(masked, axis=(1, 2)).tolist()}
+
+
 def evaluate_classification(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
                             x_test: np.ndarray, y_test: np.ndarray,
                             progress: Progress = None, lengths: np.ndarray | None = None
@@ -88,6 +94,7 @@ def evaluate_classification(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
             "mean": float(err.mean()),
             "max": float(err.max()),
             "by_step": _by_step(_hidden_error(ir, out.h, flt.h), real),
+            "by_sequence": _by_sequence(_hidden_error(ir, out.h, flt.h), real),  # for verify
         },
         "acceptance": {
             "criterion": f"int8 {name} within {ACCURACY_TOLERANCE:g} of float",

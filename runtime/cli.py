@@ -29,7 +29,13 @@ def verify(
              "ELMAN_SIMULATOR_ENGINE says otherwise).")] = "auto",
 ) -> None:
     """Compare the simulator with LiteRT, TFLite Micro (and more) on the held-out data."""
-    from elman.runtime.verify import format_table, mismatch_message, verify_run
+    from elman.runtime.float_expectation import hidden_error_message
+    from elman.runtime.verify import (
+        format_table,
+        mismatch_message,
+        state_error_failed,
+        verify_run,
+    )
 
     if profile not in PROFILE_CHOICES:
         raise ElmanError(f"--profile must be one of {', '.join(PROFILE_CHOICES)}, "
@@ -40,3 +46,5 @@ def verify(
     typer.echo(format_table(report))
     if not report["ok"]:
         raise VerificationError(mismatch_message(report))
+    if state_error_failed(report):
+        raise VerificationError(hidden_error_message(report["state_error"]))
