@@ -104,4 +104,4 @@ def test_unreadable_model_file_is_refused(spec_only_run, tmp_path):
     (run / rundir.MODEL_KERAS).write_bytes(b"not a zip archive")
     result = CliRunner().invoke(app, ["quantize", "--no-progress", str(run)])
     assert result.exit_code == 1
-    assert "cannot load" in result.output and "Traceback" not in result.output
+    assert "is not a Keras model" in result.output and "Traceback" not in result.output
