@@ -44,9 +44,8 @@ def test_non_finite_float_options_are_refused(tmp_path, command, option, value):
 @pytest.mark.parametrize("field", ["recurrent_scale", "lr", "clip", "weight_decay", "noise"])
 def test_train_config_refuses_non_finite_values(field):
     for value in (float("nan"), float("inf")):
-        config = TrainConfig(**{field: value})
         with pytest.raises(ElmanError, match=f"--{field.replace('_', '-')} must be a finite"):
-            config.resolved("classification")
+            TrainConfig(**{field: value}).resolved("classification")
 
 
 def test_units_beyond_a_tflite_file_are_refused_before_training(tmp_path):

@@ -110,10 +110,6 @@ class TrainConfig:
             if not ok:
                 raise ElmanError(message)
 
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            need(not isinstance(value, float) or math.isfinite(value),
-                 f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
         need(self.units >= 1, f"--units must be >= 1, got {self.units}")
         need(1 <= self.layers <= MAX_LAYERS,
              f"--layers must be 1 to {MAX_LAYERS}, got {self.layers}")
