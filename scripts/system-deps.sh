@@ -4,6 +4,7 @@
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi Cortex-M builds (elman mcu)
 #   qemu-system-arm                           whole-image smoke test (optional)
 #   chromium                                  renders report.html in a test (optional)
+#   libstdc++-arm-none-eabi-newlib            C++ headers for TFLite Micro in bench/peers (--with-peers)
 # As root this runs apt-get; otherwise it prints the exact line to run and fails.
 set -euo pipefail
 
@@ -15,6 +16,10 @@ optional=()
 if [ "${1:-}" = "--with-optional" ]; then
   command -v qemu-system-arm >/dev/null 2>&1 || optional+=(qemu-system-arm)
   command -v chromium >/dev/null 2>&1 || optional+=(chromium)
+fi
+if [ "${1:-}" = "--with-peers" ]; then
+  [ -d /usr/lib/arm-none-eabi/newlib ] && ls /usr/include/newlib/c++/*/new >/dev/null 2>&1 \
+    || optional+=(libstdc++-arm-none-eabi-newlib)
 fi
 missing=("${required[@]}" "${optional[@]}")
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -31,7 +31,11 @@ RAM_LENGTH = 512 * 1024
 STACK_BYTES = 16 * 1024
 HARNESS_TAG = "armharness"  # object files whose name contains this are the harness
 
-LINKER_SCRIPT = f"""\
+
+def linker_script(stack_bytes: int = STACK_BYTES) -> str:
+    """The emulator's linker script, with ``stack_bytes`` of stack (the harness sections
+    first, then the model's code, tables and RAM, then the stack)."""
+    return f"""\
 /* elman: image for the emulator; the harness lives in sections of its own. */
 MEMORY
 {{
@@ -48,10 +52,13 @@ SECTIONS
   .data : {{ . = ALIGN(4); *(.data*) }} > RAM AT > FLASH
   .bss (NOLOAD) : {{ . = ALIGN(4); *(.bss*) *(COMMON) }} > RAM
   .stack (NOLOAD) :
-  {{ . = ALIGN(8); __stack_limit = .; . += {STACK_BYTES}; __stack_top = .; }} > RAM
+  {{ . = ALIGN(8); __stack_limit = .; . += {stack_bytes}; __stack_top = .; }} > RAM
   /DISCARD/ : {{ *(.comment) *(.ARM.attributes) *(.note*) }}
 }}
 """
+
+
+LINKER_SCRIPT = linker_script()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,128 @@
+"""What every peer is measured on and compared with: the run directory's model and data.
+
+- the int8 step model (``model_int8.tflite``) and its IR, for TFLM and elman;
+- the held-out test sequences of the run's own data (normalized as the model sees
+  them; int8 with the model's input quantization);
+- the float Keras model's weights (``rnn``: kernel, recurrent kernel, bias;
+  ``head``: kernel, bias), handed to the float and the NNoM converters, which
+  rebuild the same network in their own TensorFlow;
+- the float reference: the Keras model's own outputs on the test sequences, and the
+  per-step hidden state and head output of the same float recurrence in numpy
+  (checked against Keras before use).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RunModel:
+    run_dir: Path
+    ir: Any  # elman's QuantizedRNN
+    tflite: bytes
+    x: np.ndarray  # float32 (N, T, D): test sequences, normalized
+    labels: np.ndarray  # int (N,)
+    x_q: np.ndarray  # int8 (N, T, D)
+    x_calibration: np.ndarray  # float32: the training split (NNoM calibrates on it)
+    weights: dict[str, np.ndarray]  # wx (D, U), wh (U, U), b (U,), wy (U, O), by (O,)
+    float_h: np.ndarray  # float64 (N, T, U)
+    float_y: np.ndarray  # float64 (N, T, O): the head on every step
+    keras_y: np.ndarray  # float32 (N, O): the saved Keras model's output
+    data_source: str
+
+    @property
+    def units(self) -> int:
+        return int(self.weights["wh"].shape[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.x.shape[1])
+
+    def describe(self) -> str:
+        n, t = self.x.shape[:2]
+        return f"{n} test sequences x {t} steps of {self.data_source}"
+
+
+def _load_run_data(run_dir: Path):
+    try:  # the data room (elman.data) once it exists, else its first home
+        from elman.data import load_run_data
+    except ImportError:
+        from elman.train.data import load_run_data
+    return load_run_data(run_dir)
+
+
+def float_recurrence(x: np.ndarray, w: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """h_t = tanh(x_t Wx + h_{t-1} Wh + b), y_t = h_t Wy + by, in float64, every step."""
+    n, t, _ = x.shape
+    h = np.zeros((n, w["wh"].shape[0]))
+    hs = np.zeros((n, t, h.shape[1]))
+    for s in range(t):
+        h = np.tanh(x[:, s].astype(np.float64) @ w["wx"] + h @ w["wh"] + w["b"])
+        hs[:, s] = h
+    return hs, hs @ w["wy"] + w["by"]
+
+
+def load(run_dir: Path | str, sequences: int | None) -> RunModel:
+    """Everything the peers are measured on; ``sequences`` limits the test sequences."""
+    import keras
+    from elman.quantize.reader import read_ir
+
+    run_dir = Path(run_dir)
+    tflite_path = run_dir / "model_int8.tflite"
+    keras_path = run_dir / "model.keras"
+    for p in (tflite_path, keras_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} is missing: run `elman run` (train and quantize) "
+                                    "into that directory first")
+    ir = read_ir(tflite_path)
+    if ir.embedding is not None or ir.head is None:
+        raise ValueError("the peers bench runs classification models (a head, no embedding)")
+    data = _load_run_data(run_dir)
+    x = np.asarray(data.x_test if sequences is None else data.x_test[:sequences], np.float32)
+    labels = np.asarray(data.y_test[: len(x)])
+    model = keras.models.load_model(keras_path, compile=False)
+    kernel, recurrent, bias = model.get_layer("rnn").get_weights()
+    wy, by = model.get_layer("head").get_weights()
+    w = {"wx": kernel, "wh": recurrent, "b": bias, "wy": wy, "by": by}
+    keras_y = np.asarray(model.predict(x, verbose=0), np.float32)
+    float_h, float_y = float_recurrence(x, {k: v.astype(np.float64) for k, v in w.items()})
+    gap = float(np.max(np.abs(float_y[:, -1] - keras_y)))
+    if gap > 1e-3:
+        raise ValueError(f"the numpy float recurrence differs from {keras_path} by {gap:g}; "
+                         "the model is not the SimpleRNN + Dense the peers rebuild")
+    return RunModel(run_dir=run_dir, ir=ir, tflite=tflite_path.read_bytes(), x=x,
+                    labels=labels, x_q=ir.input_quant.quantize(x),
+                    x_calibration=np.asarray(data.x_train, np.float32), weights=w,
+                    float_h=float_h, float_y=float_y, keras_y=keras_y,
+                    data_source=data.source)
+
+
+def int8_agreement(name: str, got: np.ndarray, want: np.ndarray) -> dict[str, Any]:
+    """Bit-exactness of int8 outputs, every step of every sequence."""
+    got, want = np.asarray(got, np.int32), np.asarray(want, np.int32)
+    diff = np.abs(got - want)
+    bad = np.argwhere(diff > 0)
+    out: dict[str, Any] = {"against": name, "values": int(diff.size),
+                           "mismatches": int(len(bad)), "max_abs_diff_lsb": int(diff.max())}
+    if len(bad):
+        i = tuple(int(v) for v in bad[0])
+        out["first_mismatch"] = {"index": i, "got": int(got[i]), "want": int(want[i])}
+    return out
+
+
+def float_agreement(y: np.ndarray, model: RunModel, per_step: bool = False) -> dict[str, Any]:
+    """Error of float (or dequantized) outputs against the Keras float model; ``per_step``:
+    ``y`` is (N, T, O), compared with the float head on every step, else (N, O) at the end."""
+    want = model.float_y if per_step else model.keras_y
+    err = np.abs(np.asarray(y, np.float64) - want)
+    last = y[:, -1] if per_step else y
+    return {"against": "Keras float model" + (" (every step)" if per_step else " (last step)"),
+            "max_abs_error": float(err.max()), "mean_abs_error": float(err.mean()),
+            "output_range": float(np.ptp(model.keras_y)),
+            "argmax_agrees": float(np.mean(np.argmax(last, -1) == np.argmax(model.keras_y, -1))),
+            "accuracy": float(np.mean(np.argmax(last, -1) == model.labels))}

@@ -1,0 +1,296 @@
+"""elman and its peers, measured side by side on the model of one run directory.
+
+Every peer is built with Debian's arm-none-eabi-gcc for bare-metal Cortex-M4 and
+Cortex-M0+ and run in elman's own emulator harness (unicorn, exact instruction
+counts, painted stack, sizes from the linker map), on the run's own held-out test
+sequences:
+
+- elman's generated C (profile ``tflm``), bit-exact with elman's simulator;
+- TensorFlow Lite Micro (``--tflm DIR``; its third-party trees from ``--tflm-deps``),
+  reference and CMSIS-NN kernels, on the run's ``model_int8.tflite``, compared bit for
+  bit with elman's simulator (profile ``tflm``); smallest arena by bisection;
+- NNoM (``--nnom DIR``), q7, the model converted by NNoM's own script (TensorFlow
+  2.14, in its own environment) and run once per sequence (head on the last step);
+- keras2c (``--keras2c DIR``), float, the sequence API and a stateful one-step model.
+
+A peer whose sources are not given is skipped with a line saying so. Prints one table
+per core and writes JSON (default ``bench/results/peers_<run name>.json``).
+
+Usage:
+  .venv/bin/python bench/peers/run.py RUN_DIR [--tflm DIR [--tflm-deps DIR]]
+      [--nnom DIR] [--keras2c DIR] [--envs DIR] [--cpu cortex-m4 --cpu cortex-m0plus]
+      [--opt O2 --opt Os] [--sequences 8] [--work DIR] [--jobs 2] [--json PATH]
+See the README's "Compared with other tools" section for where to get the sources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+CPUS = ("cortex-m4", "cortex-m0plus")
+OPTS = ("O2", "Os")
+DEFAULT_WORK = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "elman" / "peers"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", type=Path, help="a run directory of `elman run` (sensor data)")
+    p.add_argument("--tflm", type=Path, help="a tflite-micro source tree")
+    p.add_argument("--tflm-deps", type=Path,
+                   help="folder holding TFLM's third-party trees, one per repository "
+                        "(flatbuffers, gemmlowp, ruy, CMSIS-NN, CMSIS_6, Cortex_DFP, kissfft, "
+                        "pigweed); default: the folder that holds --tflm")
+    p.add_argument("--nnom", type=Path, help="an NNoM source tree")
+    p.add_argument("--keras2c", type=Path, help="a keras2c source tree (its C runtime)")
+    p.add_argument("--envs", type=Path, default=DEFAULT_WORK / "envs",
+                   help="the Python environments of NNoM and keras2c, made by "
+                        "bench/peers/setup_envs.sh (default: %(default)s)")
+    p.add_argument("--cpu", action="append", choices=CPUS, help="repeat; default: both")
+    p.add_argument("--opt", action="append", choices=OPTS, help="repeat; default: both")
+    p.add_argument("--sequences", type=int, default=8,
+                   help="held-out test sequences to run (default: 8; 0: all)")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK,
+                   help="builds and caches (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default: 2)")
+    p.add_argument("--json", type=Path, help="output JSON (default: "
+                                             "bench/results/peers_<run name>.json)")
+    args = p.parse_args(argv)
+    args.cpu = tuple(args.cpu or CPUS)
+    args.opt = tuple(args.opt or OPTS)
+    if args.sequences < 0:
+        p.error("--sequences must be >= 0")
+    return args
+
+
+def elman_rows(model, cpus, opts) -> list[dict[str, Any]]:
+    from elman.firmware_codegen.arm.emulate import run_emulated
+    from elman.runtime.simulator import Simulator
+    from reference import int8_agreement
+
+    ir = model.ir
+    want = Simulator(ir, "tflm").run(model.x_q)
+    rows = []
+    for cpu in cpus:
+        for opt in opts:
+            run = run_emulated(ir, model.x_q, profile="tflm", cpu=cpu, opt=opt)
+            s = run.sizes
+            check = int8_agreement("elman simulator (tflm)",
+                                   np.concatenate([run.outputs.h, run.outputs.y], -1),
+                                   np.concatenate([want.h, want.y], -1))
+            rows.append({
+                "peer": "elman", "variant": "tflm profile", "cpu": cpu, "opt": opt,
+                "flash": s["flash"],
+                "flash_split": {"step code": s["code"], "weights and tables":
+                                s["weights_tables"] + s["data"] + s["other_flash"]},
+                "ram": s["ram"] + ir.units + run.stack_bytes,
+                "ram_split": {"static": s["ram"], "stack": run.stack_bytes, "state": ir.units},
+                "instructions_per_step": run.instructions_per_step,
+                "instructions_by_function": {k: round(v, 1) for k, v in run.by_function.items()},
+                "head": "every step", "check": check,
+            })
+            print(line(rows[-1], ir.macs_per_step), flush=True)
+    return rows
+
+
+def tflm_rows(model, args, log) -> list[dict[str, Any]]:
+    from elman.runtime.simulator import Simulator
+    from reference import int8_agreement
+    from sources import source_tree
+    from tflm import measure
+    from tflm_build import KERNELS, MAKE_DIR, TflmConfig, check_cxx_headers, prepare_tree
+
+    check_cxx_headers()
+    tree = source_tree("TFLM", args.tflm, MAKE_DIR + "/Makefile")
+    deps = (args.tflm_deps or tree.path.parent).expanduser().resolve()
+    prepared = prepare_tree(tree, deps, args.work.resolve(), log)
+    want = Simulator(model.ir, "tflm").run(model.x_q)
+    rows = []
+    for cpu in args.cpu:
+        for kernels in KERNELS:
+            for opt in args.opt:
+                config = TflmConfig(cpu, kernels, opt)
+                r = measure(model.ir, model.tflite, model.x_q, prepared, config,
+                            args.work.resolve() / "programs" / "tflm" / model_key(model) /
+                            config.name, args.jobs, log)
+                check = int8_agreement("elman simulator (tflm)",
+                                       np.concatenate([r.pop("h"), r.pop("y")], -1),
+                                       np.concatenate([want.h, want.y], -1))
+                rows.append({"peer": "TFLM", "variant": f"{kernels} kernels", "cpu": cpu,
+                             "opt": opt, "head": "every step", "check": check,
+                             "commit": tree.commit, **r})
+                print(line(rows[-1], model.ir.macs_per_step), flush=True)
+    return rows
+
+
+def env_python(args, name: str) -> Path | None:
+    python = args.envs / name / "bin" / "python"
+    return python if python.exists() else None
+
+
+def nnom_rows(model, args, log) -> list[dict[str, Any]]:
+    from nnom_peer import measure
+    from reference import float_agreement
+    from sources import source_tree
+
+    tree = source_tree("NNoM", args.nnom, "scripts/nnom.py")
+    python = env_python(args, "nnom")
+    if python is None:
+        return skip("NNoM", f"no environment {args.envs / 'nnom'} (create it with "
+                            f"bench/peers/setup_envs.sh {args.envs})")
+    rows = []
+    for cpu in args.cpu:
+        for opt in args.opt:
+            r = measure(model, tree.path, python, cpu, opt,
+                        args.work.resolve() / "nnom" / model_key(model), log)
+            check = float_agreement(r.pop("y_dequantized"), model)
+            rows.append({"peer": "NNoM", "variant": "q7", "cpu": cpu, "opt": opt,
+                         "head": "last step", "check": check, "commit": tree.commit, **r})
+            print(line(rows[-1], model.ir.macs_per_step), flush=True)
+    return rows
+
+
+def keras2c_rows(model, args, log) -> list[dict[str, Any]]:
+    from keras2c_peer import VARIANTS, measure
+    from reference import float_agreement
+    from sources import source_tree
+
+    tree = source_tree("keras2c", args.keras2c, "include/k2c_include.h")
+    python = env_python(args, "keras2c")
+    if python is None:
+        return skip("keras2c", f"no environment {args.envs / 'keras2c'} (create it with "
+                               f"bench/peers/setup_envs.sh {args.envs})")
+    rows = []
+    for cpu in args.cpu:
+        for variant in VARIANTS:
+            for opt in args.opt:
+                r = measure(model, tree.path, python, variant, cpu, opt,
+                            args.work.resolve() / "keras2c" / model_key(model), log)
+                y = r.pop("y")
+                check = float_agreement(y, model, per_step=variant != "sequence")
+                rows.append({"peer": "keras2c", "variant": f"float {variant}", "cpu": cpu,
+                             "opt": opt, "check": check, "commit": tree.commit,
+                             "head": "last step" if variant == "sequence" else "every step",
+                             **r})
+                print(line(rows[-1], model.ir.macs_per_step), flush=True)
+    return rows
+
+
+SKIPPED: dict[str, str] = {}
+
+
+def skip(name: str, why: str) -> list[dict[str, Any]]:
+    SKIPPED[name] = why
+    print(f"{name}: skipped ({why})", flush=True)
+    return []
+
+
+def model_key(model) -> str:
+    return model.ir.source_sha256[:12] or model.run_dir.name
+
+
+def fmt_split(split: dict[str, int]) -> str:
+    return " + ".join(f"{k} {v:,}" for k, v in split.items() if v)
+
+
+def line(row: dict[str, Any], macs: int) -> str:
+    c = row["check"]
+    if "mismatches" in c:
+        check = ("bit-exact" if c["mismatches"] == 0 else
+                 f"{c['mismatches']} of {c['values']} differ (max {c['max_abs_diff_lsb']} LSB)")
+    else:
+        check = f"max |err| {c['max_abs_error']:.3g}, argmax {c['argmax_agrees']:.0%}"
+    ips = row["instructions_per_step"]
+    return (f"  {row['peer'] + ' ' + row['variant']:<30} {row['opt']:<3} {row['flash']:>8,} "
+            f"{row['ram']:>8,} {ips:>12,.0f} {ips / macs:>9.2f}  {check}")
+
+
+def table(rows: list[dict[str, Any]], macs: int, cpu: str) -> str:
+    head = (f"  {'implementation':<30} {'opt':<3} {'flash B':>8} {'RAM B':>8} "
+            f"{'instr/step':>12} {'instr/MAC':>9}  check")
+    out = [head, "  " + "-" * (len(head) + 20)]
+    for r in rows:
+        if r["cpu"] == cpu:
+            out.append(line(r, macs))
+            out.append(f"      flash: {fmt_split(r['flash_split'])}")
+            out.append(f"      RAM:   {fmt_split(r['ram_split'])}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from image import PeerBuildError
+    from reference import load
+    from sources import PeerSourceError
+
+    started, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_SELF)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        model = load(args.run_dir, args.sequences or None)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    ir = model.ir
+    print(f"{args.run_dir}: {ir.input_dim}->{ir.units}->{ir.output_dim}, "
+          f"{ir.macs_per_step:,} MACs per step; {model.describe()}")
+    rows = elman_rows(model, args.cpu, args.opt)
+    peers = [("TFLM", args.tflm, "--tflm DIR", tflm_rows),
+             ("NNoM", args.nnom, "--nnom DIR", nnom_rows),
+             ("keras2c", args.keras2c, "--keras2c DIR", keras2c_rows)]
+    for name, given, flag, fn in peers:
+        if given is None:
+            skip(name, f"no {flag} given; the README says where its sources are")
+            continue
+        try:
+            rows += fn(model, args, log)
+        except (PeerSourceError, PeerBuildError) as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 1
+    for cpu in args.cpu:
+        print(f"\n{cpu}, {ir.units} units")
+        print(table(rows, ir.macs_per_step, cpu))
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "run_dir": str(args.run_dir), "model": {
+            "input_dim": ir.input_dim, "units": ir.units, "output_dim": ir.output_dim,
+            "macs_per_step": ir.macs_per_step, "tflite_sha256": ir.source_sha256},
+        "data": model.describe(), "rows": rows, "skipped": SKIPPED,
+        "seconds": {"wall": round(time.time() - started, 1),
+                    "cpu": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+                                 1)},
+    }
+    out = args.json or RESULTS / f"peers_{args.run_dir.resolve().name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, sort_keys=True, default=_jsonable) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, Path):
+        return str(v)
+    raise TypeError(type(v))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""bench/peers without the peers' source trees (those are not on PyPI; the bench itself
+runs by hand): the skip lines and elman's own rows on a real run, the linker-map size
+split, the arena bisection, TFLM's pins and the object closure's symbol lookups."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PEERS = Path(__file__).resolve().parents[1] / "bench" / "peers"
+sys.path.insert(0, str(PEERS))
+
+import image  # noqa: E402
+import run as peers_run  # noqa: E402
+import sources  # noqa: E402
+import tflm_build  # noqa: E402
+from nnom_peer import quantize_input  # noqa: E402
+
+
+def test_without_sources_every_peer_is_skipped_and_elman_is_measured(bm_run, tmp_path,
+                                                                       capsys):
+    out = tmp_path / "peers.json"
+    rc = peers_run.main([str(bm_run), "--cpu", "cortex-m4", "--opt", "O2", "--sequences", "2",
+                         "--work", str(tmp_path / "work"), "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    for name, flag in (("TFLM", "--tflm"), ("NNoM", "--nnom"), ("keras2c", "--keras2c")):
+        assert f"{name}: skipped (no {flag} DIR given" in text
+    report = json.loads(out.read_text())
+    assert set(report["skipped"]) == {"TFLM", "NNoM", "keras2c"}
+    (row,) = report["rows"]
+    assert row["peer"] == "elman" and row["cpu"] == "cortex-m4" and row["opt"] == "O2"
+    assert row["check"]["mismatches"] == 0 and row["check"]["values"] == 2 * 100 * (16 + 4)
+    assert row["ram"] == sum(row["ram_split"].values())
+    assert row["flash"] == sum(row["flash_split"].values())
+    assert row["instructions_per_step"] > 1000
+
+
+def test_a_missing_run_is_one_error_line(tmp_path, capsys):
+    assert peers_run.main([str(tmp_path / "nothing"), "--json", str(tmp_path / "x.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "model_int8.tflite is missing" in err
+    assert not (tmp_path / "x.json").exists()
+
+
+C_SOURCE = """\
+#include <string.h>
+int counter = 3;
+static char scratch[40];
+const int table[4] = {1, 2, 3, 4};
+int step(char *p, int n) { memcpy(scratch, p, (size_t)n); return table[n & 3] + counter++; }
+"""
+HARNESS = "char armharness_buffer[64];\n"
+
+
+def test_the_map_split_adds_up_to_the_image_without_the_harness(tmp_path):
+    (tmp_path / "step.c").write_text(C_SOURCE)
+    (tmp_path / "armharness.c").write_text(HARNESS)
+    flags = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"]
+    objs = image.compile_c("arm-none-eabi-gcc", [*flags, "-O2", "-ffunction-sections",
+                                                 "-fdata-sections"],
+                           [tmp_path / "step.c", tmp_path / "armharness.c"], tmp_path)
+    img = image.link(["arm-none-eabi-gcc", *flags], objs, tmp_path, cpu="cortex-m4",
+                     opt="O2", entry_points=("step",))
+    split = image.size_split(tmp_path / "image.map", img.elf,
+                             lambda s: image.classify_runtime(s) or Path(s).name)
+    assert set(split) == {"step.o", "libc/libm/libgcc"}
+    s = img.sizes
+    assert sum(p["flash"] for p in split.values()) == s.code + s.weights + s.data + s.other_flash
+    assert sum(p["ram"] for p in split.values()) == s.data + s.bss
+    assert split["step.o"]["ram"] == 4 + 40  # counter and scratch; the harness buffer is not
+    assert split["libc/libm/libgcc"]["flash"] > 0  # memcpy
+
+
+def test_smallest_buffer_is_exact_and_refuses_a_predicate_that_never_holds():
+    assert image.smallest_buffer(lambda n: n >= 2553, 1 << 18) == 2553
+    assert image.smallest_buffer(lambda n: True, 100) == 0
+    with pytest.raises(image.PeerBuildError):
+        image.smallest_buffer(lambda n: False, 100)
+
+
+def test_undefined_symbols_name_the_functions_that_define_them():
+    ident = tflm_build.identifier
+    assert ident("tflite::micro::GetEvalInput(TfLiteContext const*, TfLiteNode const*, int)") \
+        == "GetEvalInput"
+    assert ident("vtable for tflite::MicroAllocator") == "MicroAllocator"
+    assert ident("arm_fully_connected_s8") == "arm_fully_connected_s8"
+    assert ident("tflite::Foo<int>::Bar(int)") == "Bar"
+    defines = tflm_build.defines_name
+    assert defines("namespace x {\nconst T* GetEvalInput(const C* c,\n    int i) {\n", "GetEvalInput")
+    assert defines("TfLiteStatus\nEval(TfLiteContext* c) {\n", "Eval")
+    assert not defines("  auto* t = GetEvalInput(c, n, 0);\n", "GetEvalInput")
+    assert not defines("const T* GetEvalInput(const C* c, int i);\n", "GetEvalInput")
+    assert not defines("// GetEvalInput(c) returns\n", "GetEvalInput")
+
+
+def _git_tree(path: Path, marker: str) -> str:
+    (path / marker).parent.mkdir(parents=True, exist_ok=True)
+    (path / marker).write_text("x\n")
+    env = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", *env, *cmd], cwd=path, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, check=True, text=True,
+                          capture_output=True).stdout.strip()
+
+
+def _fake_tflm(root: Path, pins: dict[str, str]) -> Path:
+    make = root / "tflm" / sources.MAKE_DIR
+    (make / "ext_libs").mkdir(parents=True)
+    (make / "flatbuffers_download.sh").write_text(f'  ZIP_PREFIX="{pins["flatbuffers"]}"\n')
+    (make / "third_party_downloads.inc").write_text(
+        f'GEMMLOWP_URL := "https://github.com/google/gemmlowp/archive/{pins["gemmlowp"]}.zip"\n'
+        f'RUY_URL="https://github.com/google/ruy/archive/{pins["ruy"]}.zip"\n')
+    (make / "ext_libs/cmsis_nn_download.sh").write_text(f'ZIP_PREFIX_NN="{pins["CMSIS-NN"]}"\n')
+    (make / "ext_libs/cmsis_download.sh").write_text(
+        f'  ZIP_PREFIX="{pins["CMSIS_6"]}"\n  ZIP_PREFIX="{pins["Cortex_DFP"]}"\n')
+    (make / "kissfft_download.sh").write_text(
+        '  KISSFFT_URL="https://github.com/mborgerding/kissfft/archive/refs/tags/v130.zip"\n')
+    (make / "pigweed_download.sh").write_text(f'  git checkout {pins["pigweed"]} >&2\n')
+    return root / "tflm"
+
+
+def test_third_party_trees_must_be_at_tflms_pins(tmp_path):
+    names = ["flatbuffers", "gemmlowp", "ruy", "CMSIS-NN", "CMSIS_6", "Cortex_DFP", "kissfft",
+             "pigweed"]
+    deps = tmp_path / "deps"
+    # TFLM's pins, read from its own scripts; the trees here are other commits
+    wanted = {n: f"{i:040x}" for i, n in enumerate(names, start=1)}
+    wanted["flatbuffers"] = "v25.9.23"
+    tflm = _fake_tflm(tmp_path, wanted)
+    pins = sources.tflm_pins(tflm)
+    assert pins["CMSIS_6"].rev == wanted["CMSIS_6"] and pins["kissfft"].rev == "v130"
+    assert pins["Cortex_DFP"].download_name == "cmsis/Cortex_DFP"
+    commits = {n: _git_tree(deps / n, pins[n].marker) for n in names if n != "pigweed"}
+    with pytest.raises(sources.PeerSourceError) as err:
+        sources.tflm_third_party(tflm, deps)
+    text = str(err.value)
+    assert "pigweed: " in text and "is not a directory" in text  # missing, with its pin
+    assert f"TFLM pins google/pigweed at {wanted['pigweed']}" in text
+    assert f"gemmlowp: {deps / 'gemmlowp'} is at {commits['gemmlowp'][:12]}" in text
+    assert "flatbuffers: " in text and "has no tag v25.9.23" in text
+    # at the pinned commits, every tree is accepted
+    _git_tree(deps / "pigweed", pins["pigweed"].marker)
+    pinned = {n: subprocess.run(["git", "rev-parse", "HEAD"], cwd=deps / n, text=True,
+                                capture_output=True, check=True).stdout.strip() for n in names}
+    for name, tag in (("flatbuffers", "v25.9.23"), ("kissfft", "v130")):
+        pinned[name] = tag
+        subprocess.run(["git", "tag", tag], cwd=deps / name, check=True)
+    tflm2 = _fake_tflm(tmp_path / "second", pinned)
+    found = sources.tflm_third_party(tflm2, deps)
+    assert {n: t.commit for n, (_p, t) in found.items()}["ruy"] == pinned["ruy"]
+
+
+def test_nnom_input_quantization_rounds_half_away_and_saturates():
+    x = np.array([0.5, -0.5, 0.25, -0.75, 100.0, -100.0, 1.0 / 32]) / 16
+    np.testing.assert_array_equal(quantize_input(x, 5),
+                                  np.array([1, -1, 1, -2, 127, -128, 0], np.int8))
+    np.testing.assert_array_equal(quantize_input(np.array([3.0, -3.0]), -1),
+                                  np.array([2, -2], np.int8))
