@@ -92,7 +92,8 @@ def test_undefined_symbols_name_the_functions_that_define_them():
     assert ident("arm_fully_connected_s8") == "arm_fully_connected_s8"
     assert ident("tflite::Foo<int>::Bar(int)") == "Bar"
     defines = tflm_build.defines_name
-    assert defines("namespace x {\nconst T* GetEvalInput(const C* c,\n    int i) {\n", "GetEvalInput")
+    assert defines("namespace x {\nconst T* GetEvalInput(const C* c,\n    int i) {\n",
+                   "GetEvalInput")
     assert defines("TfLiteStatus\nEval(TfLiteContext* c) {\n", "Eval")
     assert not defines("  auto* t = GetEvalInput(c, n, 0);\n", "GetEvalInput")
     assert not defines("const T* GetEvalInput(const C* c, int i);\n", "GetEvalInput")

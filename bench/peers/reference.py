@@ -3,12 +3,12 @@
 - the int8 step model (``model_int8.tflite``) and its IR, for TFLM and elman;
 - the held-out test sequences of the run's own data (normalized as the model sees
   them; int8 with the model's input quantization);
-- the float Keras model's weights (``rnn``: kernel, recurrent kernel, bias;
-  ``head``: kernel, bias), handed to the float and the NNoM converters, which
-  rebuild the same network in their own TensorFlow;
+- the float Keras model's weights (the recurrent layer's kernel, recurrent kernel
+  and bias; the head's kernel and bias, as elman's reader finds them), handed to the
+  keras2c and NNoM converters, which rebuild the same network in their own TensorFlow;
 - the float reference: the Keras model's own outputs on the test sequences, and the
-  per-step hidden state and head output of the same float recurrence in numpy
-  (checked against Keras before use).
+  per-step hidden state and head output of elman's float model
+  (``elman.quantize.float_model``, checked against Keras before use).
 """
 
 from __future__ import annotations
@@ -48,28 +48,13 @@ class RunModel:
         return f"{n} test sequences x {t} steps of {self.data_source}"
 
 
-def _load_run_data(run_dir: Path):
-    try:  # the data room (elman.data) once it exists, else its first home
-        from elman.data import load_run_data
-    except ImportError:
-        from elman.train.data import load_run_data
-    return load_run_data(run_dir)
-
-
-def float_recurrence(x: np.ndarray, w: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """h_t = tanh(x_t Wx + h_{t-1} Wh + b), y_t = h_t Wy + by, in float64, every step."""
-    n, t, _ = x.shape
-    h = np.zeros((n, w["wh"].shape[0]))
-    hs = np.zeros((n, t, h.shape[1]))
-    for s in range(t):
-        h = np.tanh(x[:, s].astype(np.float64) @ w["wx"] + h @ w["wh"] + w["b"])
-        hs[:, s] = h
-    return hs, hs @ w["wy"] + w["by"]
-
-
 def load(run_dir: Path | str, sequences: int | None) -> RunModel:
-    """Everything the peers are measured on; ``sequences`` limits the test sequences."""
-    import keras
+    """Everything the peers are measured on; ``sequences`` limits the test sequences.
+    The float weights come from elman's own reader of the Keras model (by structure);
+    the peers rebuild one SimpleRNN and a Dense head on the last step, so other shapes
+    are refused."""
+    from elman.data.spec import load_run_data
+    from elman.quantize.keras_model import load_keras_model, read_keras
     from elman.quantize.reader import read_ir
 
     run_dir = Path(run_dir)
@@ -80,25 +65,34 @@ def load(run_dir: Path | str, sequences: int | None) -> RunModel:
             raise FileNotFoundError(f"{p} is missing: run `elman run` (train and quantize) "
                                     "into that directory first")
     ir = read_ir(tflite_path)
-    if ir.embedding is not None or ir.head is None:
-        raise ValueError("the peers bench runs classification models (a head, no embedding)")
-    data = _load_run_data(run_dir)
+    keras_model = load_keras_model(keras_path)
+    fm = read_keras(keras_model, what=str(keras_path))
+    f = fm.model
+    shape_problems = [why for bad, why in (
+        (fm.task != "classification", "is not a classifier"),
+        (f.depth != 1, f"has {f.depth} recurrent layers"),
+        (f.head_kernel is None, "has no head"),
+        (f.head_steps != "last", "answers at every step"),
+        (f.mask_value is not None, "masks its input"),
+        (fm.has_normalization, "normalizes inside the model")) if bad]
+    if shape_problems:
+        raise ValueError(f"{keras_path} {', '.join(shape_problems)}: the peers bench rebuilds "
+                         "one SimpleRNN with a Dense head on the last step")
+    data = load_run_data(run_dir)
     x = np.asarray(data.x_test if sequences is None else data.x_test[:sequences], np.float32)
     labels = np.asarray(data.y_test[: len(x)])
-    model = keras.models.load_model(keras_path, compile=False)
-    kernel, recurrent, bias = model.get_layer("rnn").get_weights()
-    wy, by = model.get_layer("head").get_weights()
-    w = {"wx": kernel, "wh": recurrent, "b": bias, "wy": wy, "by": by}
-    keras_y = np.asarray(model.predict(x, verbose=0), np.float32)
-    float_h, float_y = float_recurrence(x, {k: v.astype(np.float64) for k, v in w.items()})
-    gap = float(np.max(np.abs(float_y[:, -1] - keras_y)))
+    layer = f.layers[0]
+    w = {"wx": layer.kernel, "wh": layer.recurrent_kernel, "b": layer.bias,
+         "wy": f.head_kernel, "by": f.head_bias}
+    keras_y = np.asarray(keras_model.predict(x, verbose=0), np.float32)
+    run = f.run(x, dtype=np.float64)
+    gap = float(np.max(np.abs(run.logits[:, -1] - keras_y)))
     if gap > 1e-3:
-        raise ValueError(f"the numpy float recurrence differs from {keras_path} by {gap:g}; "
-                         "the model is not the SimpleRNN + Dense the peers rebuild")
+        raise ValueError(f"elman's float model differs from {keras_path} by {gap:g}")
     return RunModel(run_dir=run_dir, ir=ir, tflite=tflite_path.read_bytes(), x=x,
                     labels=labels, x_q=ir.input_quant.quantize(x),
                     x_calibration=np.asarray(data.x_train, np.float32), weights=w,
-                    float_h=float_h, float_y=float_y, keras_y=keras_y,
+                    float_h=run.h, float_y=run.logits, keras_y=keras_y,
                     data_source=data.source)
 
 

@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     from reference import load
     from sources import PeerSourceError
 
+    from elman.errors import ElmanError
+
     started, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_SELF)
 
     def log(msg: str) -> None:
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model = load(args.run_dir, args.sequences or None)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, ElmanError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     ir = model.ir
