@@ -98,16 +98,16 @@ def elman_rows(model, cpus, opts) -> list[dict[str, Any]]:
                 "ram_split": {"static": s["ram"], "stack": run.stack_bytes, "state": ir.units},
                 "instructions_per_step": run.instructions_per_step,
                 "instructions_by_function": {k: round(v, 1) for k, v in run.by_function.items()},
-                "head": "every step", "check": check,
+                "head": "every step", "macs_per_step": ir.macs_per_step, "check": check,
             })
-            print(line(rows[-1], ir.macs_per_step), flush=True)
+            print(line(rows[-1]), flush=True)
     return rows
 
 
 def tflm_rows(model, args, log) -> list[dict[str, Any]]:
     from elman.runtime.simulator import Simulator
     from reference import int8_agreement
-    from sources import source_tree
+    from sources import source_tree, tflm_third_party
     from tflm import measure
     from tflm_build import KERNELS, MAKE_DIR, TflmConfig, check_cxx_headers, prepare_tree
 
@@ -115,6 +115,9 @@ def tflm_rows(model, args, log) -> list[dict[str, Any]]:
     tree = source_tree("TFLM", args.tflm, MAKE_DIR + "/Makefile")
     deps = (args.tflm_deps or tree.path.parent).expanduser().resolve()
     prepared = prepare_tree(tree, deps, args.work.resolve(), log)
+    SOURCES["TFLM"] = {**tree.to_dict(), "third_party": {
+        name: {**t.to_dict(), "pinned": f"{pin.repo}@{pin.rev}"}
+        for name, (pin, t) in tflm_third_party(tree.path, deps).items()}}
     want = Simulator(model.ir, "tflm").run(model.x_q)
     rows = []
     for cpu in args.cpu:
@@ -129,8 +132,9 @@ def tflm_rows(model, args, log) -> list[dict[str, Any]]:
                                        np.concatenate([want.h, want.y], -1))
                 rows.append({"peer": "TFLM", "variant": f"{kernels} kernels", "cpu": cpu,
                              "opt": opt, "head": "every step", "check": check,
+                             "macs_per_step": model.ir.macs_per_step,
                              "commit": tree.commit, **r})
-                print(line(rows[-1], model.ir.macs_per_step), flush=True)
+                print(line(rows[-1]), flush=True)
     return rows
 
 
@@ -145,6 +149,7 @@ def nnom_rows(model, args, log) -> list[dict[str, Any]]:
     from sources import source_tree
 
     tree = source_tree("NNoM", args.nnom, "scripts/nnom.py")
+    SOURCES["NNoM"] = tree.to_dict()
     python = env_python(args, "nnom")
     if python is None:
         return skip("NNoM", f"no environment {args.envs / 'nnom'} (create it with "
@@ -156,8 +161,9 @@ def nnom_rows(model, args, log) -> list[dict[str, Any]]:
                         args.work.resolve() / "nnom" / model_key(model), log)
             check = float_agreement(r.pop("y_dequantized"), model)
             rows.append({"peer": "NNoM", "variant": "q7", "cpu": cpu, "opt": opt,
-                         "head": "last step", "check": check, "commit": tree.commit, **r})
-            print(line(rows[-1], model.ir.macs_per_step), flush=True)
+                         "head": "last step", "macs_per_step": macs_per_step(model, False),
+                         "check": check, "commit": tree.commit, **r})
+            print(line(rows[-1]), flush=True)
     return rows
 
 
@@ -167,6 +173,7 @@ def keras2c_rows(model, args, log) -> list[dict[str, Any]]:
     from sources import source_tree
 
     tree = source_tree("keras2c", args.keras2c, "include/k2c_include.h")
+    SOURCES["keras2c"] = tree.to_dict()
     python = env_python(args, "keras2c")
     if python is None:
         return skip("keras2c", f"no environment {args.envs / 'keras2c'} (create it with "
@@ -182,18 +189,29 @@ def keras2c_rows(model, args, log) -> list[dict[str, Any]]:
                 rows.append({"peer": "keras2c", "variant": f"float {variant}", "cpu": cpu,
                              "opt": opt, "check": check, "commit": tree.commit,
                              "head": "last step" if variant == "sequence" else "every step",
+                             "macs_per_step": macs_per_step(model, variant != "sequence"),
                              **r})
-                print(line(rows[-1], model.ir.macs_per_step), flush=True)
+                print(line(rows[-1]), flush=True)
     return rows
 
 
 SKIPPED: dict[str, str] = {}
+SOURCES: dict[str, Any] = {}
 
 
 def skip(name: str, why: str) -> list[dict[str, Any]]:
     SKIPPED[name] = why
     print(f"{name}: skipped ({why})", flush=True)
     return []
+
+
+def macs_per_step(model, head_every_step: bool) -> float:
+    """Multiply-accumulates per step: the two recurrent matrices, and the head on every
+    step or once per sequence."""
+    ir = model.ir
+    head = ir.units * ir.output_dim
+    return ir.units * (ir.input_dim + ir.units) + (head if head_every_step else
+                                                   head / model.steps)
 
 
 def model_key(model) -> str:
@@ -204,7 +222,8 @@ def fmt_split(split: dict[str, int]) -> str:
     return " + ".join(f"{k} {v:,}" for k, v in split.items() if v)
 
 
-def line(row: dict[str, Any], macs: int) -> str:
+def line(row: dict[str, Any]) -> str:
+    macs = row["macs_per_step"]
     c = row["check"]
     if "mismatches" in c:
         check = ("bit-exact" if c["mismatches"] == 0 else
@@ -212,25 +231,28 @@ def line(row: dict[str, Any], macs: int) -> str:
     else:
         check = f"max |err| {c['max_abs_error']:.3g}, argmax {c['argmax_agrees']:.0%}"
     ips = row["instructions_per_step"]
-    return (f"  {row['peer'] + ' ' + row['variant']:<30} {row['opt']:<3} {row['flash']:>8,} "
+    name = f"{row['peer']} {row['variant']}" + (" *" if row["head"] == "last step" else "")
+    return (f"  {name:<32} {row['opt']:<3} {row['flash']:>8,} "
             f"{row['ram']:>8,} {ips:>12,.0f} {ips / macs:>9.2f}  {check}")
 
 
-def table(rows: list[dict[str, Any]], macs: int, cpu: str) -> str:
-    head = (f"  {'implementation':<30} {'opt':<3} {'flash B':>8} {'RAM B':>8} "
+def table(rows: list[dict[str, Any]], cpu: str) -> str:
+    head = (f"  {'implementation':<32} {'opt':<3} {'flash B':>8} {'RAM B':>8} "
             f"{'instr/step':>12} {'instr/MAC':>9}  check")
     out = [head, "  " + "-" * (len(head) + 20)]
     for r in rows:
         if r["cpu"] == cpu:
-            out.append(line(r, macs))
+            out.append(line(r))
             out.append(f"      flash: {fmt_split(r['flash_split'])}")
             out.append(f"      RAM:   {fmt_split(r['ram_split'])}")
+    out.append("  * head on the last step only: a sequence's instructions / T (MACs likewise)")
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from elman.firmware_codegen.arm.toolchain import find_toolchain
     from image import PeerBuildError
     from reference import load
     from sources import PeerSourceError
@@ -265,14 +287,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     for cpu in args.cpu:
         print(f"\n{cpu}, {ir.units} units")
-        print(table(rows, ir.macs_per_step, cpu))
+        print(table(rows, cpu))
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     report = {
         "date": datetime.date.today().isoformat(),
         "run_dir": str(args.run_dir), "model": {
             "input_dim": ir.input_dim, "units": ir.units, "output_dim": ir.output_dim,
             "macs_per_step": ir.macs_per_step, "tflite_sha256": ir.source_sha256},
-        "data": model.describe(), "rows": rows, "skipped": SKIPPED,
+        "data": model.describe(), "rows": rows, "skipped": SKIPPED, "sources": SOURCES,
+        "toolchain": find_toolchain().version(),
+        "emulator": "unicorn, elman.firmware_codegen.arm.machine (exact Thumb instruction "
+                    "counts, painted stack)",
         "seconds": {"wall": round(time.time() - started, 1),
                     "cpu": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
                                  1)},
