@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,12 @@ class RunModel:
     @property
     def steps(self) -> int:
         return int(self.x.shape[1])
+
+    def first(self, n: int) -> RunModel:
+        """The same model on its first ``n`` test sequences."""
+        return dataclasses.replace(self, x=self.x[:n], labels=self.labels[:n],
+                                   x_q=self.x_q[:n], float_h=self.float_h[:n],
+                                   float_y=self.float_y[:n], keras_y=self.keras_y[:n])
 
     def describe(self) -> str:
         n, t = self.x.shape[:2]

@@ -19,7 +19,8 @@ per core and writes JSON (default ``bench/results/peers_<run name>.json``).
 Usage:
   .venv/bin/python bench/peers/run.py RUN_DIR [--tflm DIR [--tflm-deps DIR]]
       [--nnom DIR] [--keras2c DIR] [--envs DIR] [--cpu cortex-m4 --cpu cortex-m0plus]
-      [--opt O2 --opt Os] [--sequences 8] [--work DIR] [--jobs 2] [--json PATH]
+      [--opt O2 --opt Os] [--sequences 8] [--keras2c-sequences 2] [--work DIR]
+      [--jobs 2] [--json PATH]
 See the README's "Compared with other tools" section for where to get the sources.
 """
 
@@ -61,6 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--opt", action="append", choices=OPTS, help="repeat; default: both")
     p.add_argument("--sequences", type=int, default=8,
                    help="held-out test sequences to run (default: 8; 0: all)")
+    p.add_argument("--keras2c-sequences", type=int, default=2,
+                   help="keras2c runs at most this many of them (default: 2): soft float on "
+                        "the Cortex-M0+ costs about a million instructions per step, and "
+                        "float code's instruction count barely depends on the data")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK,
                    help="builds and caches (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default: 2)")
@@ -69,8 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.cpu = tuple(args.cpu or CPUS)
     args.opt = tuple(args.opt or OPTS)
-    if args.sequences < 0:
-        p.error("--sequences must be >= 0")
+    if args.sequences < 0 or args.keras2c_sequences < 1:
+        p.error("--sequences must be >= 0 and --keras2c-sequences >= 1")
     return args
 
 
@@ -178,6 +183,7 @@ def keras2c_rows(model, args, log) -> list[dict[str, Any]]:
     if python is None:
         return skip("keras2c", f"no environment {args.envs / 'keras2c'} (create it with "
                                f"bench/peers/setup_envs.sh {args.envs})")
+    model = model.first(args.keras2c_sequences)
     rows = []
     for cpu in args.cpu:
         for variant in VARIANTS:
@@ -188,6 +194,7 @@ def keras2c_rows(model, args, log) -> list[dict[str, Any]]:
                 check = float_agreement(y, model, per_step=variant != "sequence")
                 rows.append({"peer": "keras2c", "variant": f"float {variant}", "cpu": cpu,
                              "opt": opt, "check": check, "commit": tree.commit,
+                             "sequences": len(model.x),
                              "head": "last step" if variant == "sequence" else "every step",
                              "macs_per_step": macs_per_step(model, variant != "sequence"),
                              **r})

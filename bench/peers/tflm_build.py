@@ -258,6 +258,11 @@ def identifier(symbol: str) -> str | None:
     return names[-1] if names else None
 
 
+def _relative(obj: str) -> str:
+    """An object's path below its configuration's ``obj/`` folder."""
+    return obj.split("/obj/", 1)[1]
+
+
 def defines_name(text: str, name: str) -> bool:
     """Whether C/C++ source ``text`` seems to define function ``name``: the name on a line
     that starts at column 0 (TFLM and CMSIS-NN define functions at namespace scope,
@@ -269,17 +274,22 @@ def defines_name(text: str, name: str) -> bool:
 def build_closure(tree: Path, config: TflmConfig, seeds: tuple[str, ...],
                   probe, jobs: int = 2, log=print) -> TflmLibrary:
     """Compile the part of ``libtensorflow-microlite.a`` a program needs, with TFLM's own
-    rules and flags: the whole framework list plus the kernel objects named in ``seeds``,
-    then, while ``probe(lib)`` (a link of the program) reports undefined symbols, every
-    other library object whose source names one of them. The program linked against
-    this archive is the program linked against the full library: an archive member is
-    linked only when it defines a symbol the program still needs. Raises when an
-    undefined symbol is defined by no library source."""
+    rules and flags. Start from the framework's object list, the kernel objects named in
+    ``seeds`` and those earlier configurations of the same kernels needed; then, while
+    ``probe(lib)`` (a link of the program) reports undefined symbols, add the library
+    objects whose source defines each one (the ones that merely name it when none
+    plainly does). The program linked against this archive is the program linked
+    against the full library: an archive member is linked only when it defines a
+    symbol the program still needs. Raises when no library source names a symbol."""
     lib = library_for(tree, config)
     lists = library_objects(tree, config)
     every = [o for k in OBJECT_LISTS for o in lists[k]]
+    # what other configurations of the same kernels needed, to compile it in one round
+    known = tree / "gen" / f"closure-{config.kernels}.json"
+    before = set(json.loads(known.read_text())) if known.exists() else set()
     chosen = list(lists["MICROLITE_LIB_OBJS"]) + [
-        o for o in every if Path(o).stem in seeds and o not in lists["MICROLITE_LIB_OBJS"]]
+        o for o in every if o not in lists["MICROLITE_LIB_OBJS"] and
+        (Path(o).stem in seeds or _relative(o) in before)]
     sources = {o: source_of(tree, o) for o in every}
     texts: dict[str, str] = {}
     for _round in range(20):
@@ -287,6 +297,7 @@ def build_closure(tree: Path, config: TflmConfig, seeds: tuple[str, ...],
         archive(tree, lib, chosen)
         missing = sorted(set(_UNDEFINED.findall(probe(lib))))
         if not missing:
+            known.write_text(json.dumps(sorted(before | {_relative(o) for o in chosen})))
             return lib
         added = []
         for sym in missing:
