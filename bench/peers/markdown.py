@@ -1,0 +1,100 @@
+"""The README's comparison tables, from the JSON files ``run.py`` wrote.
+
+Usage: .venv/bin/python bench/peers/markdown.py bench/results/peers_bm64.json
+           bench/results/peers_bm128.json
+Prints, per model size and core, a table of the -O2 builds (flash and RAM with their
+split, instructions per step and per MAC, agreement), then one table of the -Os
+builds of every size and core.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+CPU_TITLES = {"cortex-m4": "Cortex-M4", "cortex-m0plus": "Cortex-M0+"}
+SHORT = {"weights and tables": "weights", "model (.tflite)": ".tflite",
+         "libc/libm/libgcc": "libc", "model (weights.h)": "model",
+         "model (generated C)": "model", "keras2c runtime": "runtime",
+         "NNoM library": "library", "application": "app", "step code": "code"}
+
+
+def name(row: dict[str, Any]) -> str:
+    if row["peer"] == "elman":
+        return "elman (`tflm` profile)"
+    text = f"{row['peer']} {row['variant']}"
+    if row["peer"] == "keras2c":
+        text += " (M4F)" if row["cpu"] == "cortex-m4" else " (soft float)"
+    return text + (" †" if row["head"] == "last step" else "")
+
+
+def split(parts: dict[str, int]) -> str:
+    return " + ".join(f"{v:,} {SHORT.get(k, k)}" for k, v in
+                      sorted(parts.items(), key=lambda kv: -kv[1]) if v)
+
+
+def agreement(row: dict[str, Any]) -> str:
+    c = row["check"]
+    if "mismatches" in c:
+        if c["mismatches"] == 0:
+            return "bit-exact (every step)"
+        return f"{c['mismatches']:,} of {c['values']:,} differ, max {c['max_abs_diff_lsb']} LSB"
+    return f"max abs error {c['max_abs_error']:.2g} of a {c['output_range']:.1f} range"
+
+
+def o2_table(report: dict[str, Any], cpu: str) -> str:
+    m = report["model"]
+    head = (f"| {m['units']} units, {CPU_TITLES[cpu]}, −O2 | flash B | RAM B | "
+            "instructions / step | / MAC | vs elman's simulator or Keras float |")
+    lines = [head, "|---|---|---|---:|---:|---|"]
+    for r in report["rows"]:
+        if r["cpu"] != cpu or r["opt"] != "O2":
+            continue
+        ips = r["instructions_per_step"]
+        lines.append(f"| {name(r)} | **{r['flash']:,}** ({split(r['flash_split'])}) | "
+                     f"**{r['ram']:,}** ({split(r['ram_split'])}) | {ips:,.0f} | "
+                     f"{ips / r['macs_per_step']:.2f} | {agreement(r)} |")
+    return "\n".join(lines)
+
+
+def os_table(reports: list[dict[str, Any]]) -> str:
+    cols = [(rep, cpu) for rep in reports for cpu in CPU_TITLES]
+    head = "| −Os: flash B / RAM B / instructions per step | " + " | ".join(
+        f"{rep['model']['units']} u, {CPU_TITLES[cpu]}" for rep, cpu in cols) + " |"
+    lines = [head, "|---|" + "---:|" * len(cols)]
+    names: list[tuple[str, str]] = []
+    for rep in reports:
+        for r in rep["rows"]:
+            key = (r["peer"], r["variant"])
+            if r["opt"] == "Os" and key not in names:
+                names.append(key)
+    for peer, variant in names:
+        cells = []
+        label = None
+        for rep, cpu in cols:
+            row = next((r for r in rep["rows"] if (r["peer"], r["variant"]) == (peer, variant)
+                        and r["cpu"] == cpu and r["opt"] == "Os"), None)
+            if row is None:
+                cells.append("—")
+                continue
+            label = label or name(row).replace(" (M4F)", "").replace(" (soft float)", "")
+            cells.append(f"{row['flash']:,} / {row['ram']:,} / "
+                         f"{row['instructions_per_step']:,.0f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(paths: list[str]) -> None:
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    for rep in reports:
+        for cpu in CPU_TITLES:
+            if any(r["cpu"] == cpu for r in rep["rows"]):
+                print(o2_table(rep, cpu))
+                print()
+    print(os_table(reports))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
