@@ -86,6 +86,9 @@ def load(run_dir: Path | str, sequences: int | None) -> RunModel:
         raise ValueError(f"{keras_path} {', '.join(shape_problems)}: the peers bench rebuilds "
                          "one SimpleRNN with a Dense head on the last step")
     data = load_run_data(run_dir)
+    if not data.equal_length:
+        raise ValueError(f"{run_dir}: the peers bench needs sequences of one length (NNoM "
+                         "and keras2c's sequence API take a fixed T); this data has several")
     x = np.asarray(data.x_test if sequences is None else data.x_test[:sequences], np.float32)
     labels = np.asarray(data.y_test[: len(x)])
     layer = f.layers[0]
