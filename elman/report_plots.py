@@ -173,3 +173,23 @@ def confusion_matrix(matrix: np.ndarray, labels: Sequence[str]) -> str:
         ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=8,
                 color="white" if v > top / 2 else "black")
     return _data_uri(fig)
+
+
+def size_curve(ngram_points: Sequence[tuple[float, float]],
+               ngram_frontier: Sequence[tuple[float, float]],
+               models: Sequence[tuple[str, float, float]]) -> str:
+    """Perplexity against bytes (log scale): n-gram points, their frontier, labelled models."""
+    fig, (ax,) = _figure(width=7.0, height=3.6)
+    if ngram_points:
+        b, p = zip(*ngram_points, strict=True)
+        ax.scatter(b, p, s=10, color="#999999", label="pruned Kneser–Ney (order, cut-off)")
+    if ngram_frontier:
+        b, p = zip(*ngram_frontier, strict=True)
+        ax.plot(b, p, color="#555555", linewidth=1, label="smallest n-gram at each perplexity")
+    for i, (label, size, ppl) in enumerate(models):
+        ax.scatter([size], [ppl], s=40, marker="D", color=f"C{i}", zorder=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes")
+    ax.set_ylabel("validation perplexity")
+    ax.legend(fontsize=7)
+    return _data_uri(fig)

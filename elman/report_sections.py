@@ -17,10 +17,11 @@ import numpy as np
 from elman import report_plots, rundir
 from elman.errors import ElmanError
 from elman.report_page import Card, Cell, Section, fmt, status_cell
+from elman.report_size_curve import size_curve_section
 
 Report = dict[str, Any] | None
 EPOCH_BOOKKEEPING = ("epoch", "seconds", "lr_end", "updates", "grad_norm_mean",
-                     "fraction_clipped")
+                     "fraction_clipped", "chars")
 
 
 def _missing(name: str, run_dir: Path) -> str:
@@ -42,6 +43,7 @@ def build_page(run_dir: Path, reports: dict[str, Report]) -> dict[str, Any]:
             training_section(run_dir, train),
             quantization_section(run_dir, quant),
             task_section(run_dir, train, quant, verify),
+            *filter(None, [size_curve_section(train, quant, verify)]),
             verification_section(run_dir, verify, mcu),
             mcu_section(run_dir, mcu),
             files_section(run_dir),

@@ -24,15 +24,20 @@ __all__ = ["TrainConfig", "train_run"]
 
 
 def train_run(
-    data: str, run_dir: Path | str, config: TrainConfig | None = None, progress: bool = True
+    data: str | RunData,
+    run_dir: Path | str,
+    config: TrainConfig | None = None,
+    progress: bool = True,
 ) -> dict:
-    """Train on ``data`` (a spec such as ``sensor:basicmotions``) and write the run directory.
+    """Train on ``data`` (a spec such as ``sensor:basicmotions``, or data already
+    loaded, e.g. a split of one's own) and write the run directory.
 
     Returns the train report (also written as ``train_report.json``). Bad data or
     options raise :class:`~elman.errors.ElmanError` before anything is written.
     """
     config = config or TrainConfig()
-    dataset = load_dataset(data, max_chars=config.max_chars, max_length=config.max_length)
+    dataset = (load_dataset(data, max_chars=config.max_chars, max_length=config.max_length)
+               if isinstance(data, str) else data)
     per_step = isinstance(dataset, ClassificationData) and dataset.y_train.ndim == 2
     if per_step and config.bptt is None:
         config = dataclasses.replace(config, bptt=min(PER_STEP_BPTT, dataset.timesteps))
@@ -59,6 +64,7 @@ def train_run(
     from elman.train.model import build_model, last_step_classifier, parameter_count
 
     keras.utils.set_random_seed(cfg.seed)
+    _deterministic_ops()
     text = isinstance(dataset, TextData)
     input_dim = dataset.vocab_size if text else dataset.channels
     output_dim = dataset.vocab_size if text else len(dataset.classes)
@@ -82,6 +88,9 @@ def train_run(
         weight_decay=cfg.weight_decay,
         loss_steps=cfg.loss_steps,
         per_step=per_step,
+        dropout_embedding=cfg.dropout_embedding,
+        dropout_head=cfg.dropout_head,
+        seed=cfg.seed,
     )
     if text:
         result = fit.fit_text(trainer, dataset, cfg, progress)
@@ -151,19 +160,34 @@ def train_run(
     return report
 
 
+def _deterministic_ops() -> None:
+    """Same seed and options -> the same weights, run after run (TF's op determinism)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
 def _text_results(dataset: TextData, result, cfg: TrainConfig, progress: bool) -> dict:
+    from elman import perplexity
+
     last = result.epochs[-1]
     out: dict = {
         "metrics": {
-            k: last[k] for k in ("val_loss", "val_perplexity", "val_bits_per_char", "train_loss")
+            **{k: last[k] for k in ("val_loss", "val_perplexity", "val_bits_per_char",
+                                    "train_loss")},
+            "val_predictions": len(dataset.val_ids) - 1,
+            "val_definition": perplexity.DEFINITION,
+            "train_loss_note": "mean cross-entropy (nats) of the last epoch's training "
+                               "windows, with dropout",
         }
     }
     if cfg.baseline:
-        from elman.train.kneser_ney import baseline_report
+        from elman.train.kneser_ney import baselines, size_curve
 
-        out["baseline"] = baseline_report(
-            dataset.train_ids, dataset.val_ids, dataset.vocab_size, progress=progress
-        )
+        curve = size_curve(dataset.train_ids, dataset.val_ids, dataset.vocab_size,
+                           progress=progress)
+        out["baseline"] = baselines(curve)
+        out["size_curve"] = curve
     return out
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from elman.train.config import PER_STEP_BPTT, TASK_DEFAULTS, TrainConfig
+from elman.train.config import BUDGETS, PER_STEP_BPTT, TASK_DEFAULTS, TEXT_RECIPES, TrainConfig
 
 _C, _T = TASK_DEFAULTS["classification"], TASK_DEFAULTS["language_model"]
 
@@ -38,7 +38,28 @@ def train(
         int | None,
         typer.Option(help=f"Sequences per update / parallel text streams. {_d('batch')}"),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help=f"Epochs. {_d('epochs')}")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Epochs. Default: {_C['epochs']} (sensor/npz); text trains --chars characters "
+            "unless --epochs is given."
+        ),
+    ] = None,
+    chars: Annotated[
+        int | None,
+        typer.Option(
+            help="Text: training characters (the amount of work; the same on every machine). "
+            f"Default: {TEXT_RECIPES['default']['chars']:,} (--budget default), "
+            f"{TEXT_RECIPES['long']['chars']:,} (--budget long)."
+        ),
+    ] = None,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help=f"Text recipe: {' | '.join(BUDGETS)} (a longer run that reaches a lower "
+            "perplexity). Options given explicitly override the recipe."
+        ),
+    ] = "default",
     bptt: Annotated[
         int | None,
         typer.Option(
@@ -54,9 +75,9 @@ def train(
     minutes: Annotated[
         float | None,
         typer.Option(
-            help="Training time budget in minutes; the LR schedule follows the budget (cosine "
-            "over time) and training stops at it or after --epochs. 0: no limit (reproducible "
-            f"runs). Default: {_C['minutes']:g} (sensor/npz), {_T['minutes']:g} (text)."
+            help="Wall-clock budget in minutes; the LR schedule follows the clock and training "
+            "stops at it or after --epochs / --chars, whichever comes first. Results then "
+            "depend on the machine's speed. Default: 0 (no limit: reproducible runs)."
         ),
     ] = None,
     max_chars: Annotated[
@@ -84,8 +105,21 @@ def train(
         ),
     ] = None,
     weight_decay: Annotated[
-        float, typer.Option(help="Decoupled weight decay (AdamW); 0 = Adam.")
-    ] = 0.0,
+        float | None,
+        typer.Option(help=f"Decoupled weight decay (AdamW); 0 = Adam. {_d('weight_decay')}"),
+    ] = None,
+    dropout_embedding: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Text: dropout rate on the embedded characters. Default: "
+            f"{_T['dropout_embedding']:g}."
+        ),
+    ] = None,
+    dropout_head: Annotated[
+        float | None,
+        typer.Option(help=f"Dropout rate on the head's input (hidden states). "
+                     f"{_d('dropout_head')}"),
+    ] = None,
     noise: Annotated[
         float | None,
         typer.Option(help="Sensor/npz: std of Gaussian noise added to normalized training inputs."),
@@ -110,7 +144,9 @@ def train(
 
     Text: next-character prediction; the text is cut into --batch parallel streams
     read in --bptt windows, hidden state carried between windows (gradient
-    stopped) and reset every epoch; by default training stops after --minutes.
+    stopped) and reset every epoch; training runs for --chars characters (the
+    recipe of --budget), the same work on every machine. Validation perplexity:
+    the whole validation stream as one sequence, state carried across it.
     """
     from elman.train.api import train_run
 
@@ -121,6 +157,8 @@ def train(
         lr=lr,
         batch=batch,
         epochs=epochs,
+        chars=chars,
+        budget=budget,
         bptt=bptt,
         clip=clip,
         seed=seed,
@@ -132,6 +170,8 @@ def train(
         recurrent_scale=recurrent_scale,
         loss_steps=loss_steps,
         weight_decay=weight_decay,
+        dropout_embedding=dropout_embedding,
+        dropout_head=dropout_head,
         noise=noise,
         diagnostics=diagnostics,
         baseline=baseline,

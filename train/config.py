@@ -1,19 +1,15 @@
 """Training options and their per-task defaults.
 
-Any option left ``None`` takes the default of its task, chosen by measurement on
-this project's 2-core machines (shared, load 5-10 while measuring):
+Any option left ``None`` takes the default of its task (for text: of its recipe,
+``--budget``), chosen by measurement on this project's 2-core machines:
 
 - classification (BasicMotions): 64 units, Adam 3e-3 with warmup + cosine decay,
   batch 8, 60 epochs, full BPTT, loss over the last half of the steps: test
   accuracy 0.95-1.0 over seeds 0-4 (32 units: 0.75-0.9; loss at the last step
   only: 0.5-0.85), about 30 s wall clock.
-- language model (fortunes): 384 units, embedding 32, batch 32, Adam 3e-3,
-  35-step windows, trained for 3.5 minutes of wall clock (the cosine schedule
-  follows the clock). Validation perplexity measured with 256 units and 4-minute
-  budgets: batch 64 lr 2e-3 -> 6.04, batch 64 lr 4e-3 -> 5.84, batch 32 lr 3e-3
-  -> 5.53, batch 32 lr 5e-3 -> 5.69, batch 16 lr 2e-3 -> 5.93; 128 units -> 6.07.
-  With 3.5 minutes: 256 units -> 5.28, 384 -> 5.15, 512 -> 5.95 (too slow).
-  256 units with ``--minutes 20`` reach 5.01 (Kneser-Ney order 5: 4.81).
+- language model: a fixed amount of work (``chars``: training characters, so
+  that two machines train the same model); the recipes and the measurements that
+  chose them are in :data:`TEXT_RECIPES` and ``bench/lm_recipes.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +28,35 @@ SCHEDULES = ("cosine", "constant")
 PER_STEP_BPTT = 100
 FLOAT_OPTIONS = ("lr", "clip", "minutes", "warmup", "recurrent_scale", "weight_decay", "noise")
 
+BUDGETS = ("default", "long")
+
+# Text recipes, chosen by validation perplexity on a split carved from the training
+# text (bench/lm_recipes.py reproduces the table). "chars" is the amount of training.
+TEXT_RECIPES = {
+    "default": {
+        "units": 384,
+        "embedding": 32,
+        "lr": 3e-3,
+        "batch": 32,
+        "bptt": 35,
+        "chars": 16_000_000,
+        "dropout_embedding": 0.0,
+        "dropout_head": 0.0,
+        "weight_decay": 0.0,
+    },
+    "long": {
+        "units": 384,
+        "embedding": 32,
+        "lr": 3e-3,
+        "batch": 32,
+        "bptt": 35,
+        "chars": 64_000_000,
+        "dropout_embedding": 0.0,
+        "dropout_head": 0.0,
+        "weight_decay": 0.0,
+    },
+}
+
 TASK_DEFAULTS = {
     "classification": {
         "units": 64,
@@ -43,15 +68,15 @@ TASK_DEFAULTS = {
         "minutes": 0.0,
         "noise": 0.0,
         "loss_steps": None,  # resolved to half the sequence length by train_run
+        "chars": None,
+        "dropout_embedding": 0.0,
+        "dropout_head": 0.0,
+        "weight_decay": 0.0,
     },
     "language_model": {
-        "units": 384,
-        "embedding": 32,
-        "lr": 3e-3,
-        "batch": 32,
-        "epochs": 20,  # upper bound: the time budget usually ends training first
-        "bptt": 35,
-        "minutes": 3.5,  # wall-clock budget: the whole run stays under 5 minutes
+        **TEXT_RECIPES["default"],
+        "epochs": None,  # the amount of training is "chars" unless --epochs is given
+        "minutes": 0.0,  # no wall-clock limit: the same work on every machine
         "noise": 0.0,
         "loss_steps": 1,  # unused: every step has a target
     },
@@ -67,18 +92,22 @@ class TrainConfig:
     embedding: int | None = None  # text only
     lr: float | None = None  # peak learning rate (Adam)
     batch: int | None = None  # sequences per update, or parallel text streams
-    epochs: int | None = None
+    epochs: int | None = None  # text: an amount of training instead of ``chars``
+    chars: int | None = None  # text: training characters (the default amount of work)
+    budget: str = "default"  # text recipe: default | long
     bptt: int | None = None  # window length; 0 = full sequence (classification)
     clip: float = 1.0  # global-norm threshold; 0 disables clipping
     seed: int = 0
-    minutes: float | None = None  # training time budget (the schedule follows); 0 = none
+    minutes: float | None = None  # wall-clock budget (the schedule follows); 0 = none
     max_chars: int | None = None  # text: use only the first characters (quick runs)
     max_length: int | None = None  # sequences: keep the last N samples of longer ones
     schedule: str = "cosine"  # learning rate: linear warmup then cosine decay, or constant
     warmup: float = 0.02  # fraction of the updates spent warming up
     recurrent_init: str = "orthogonal"
     recurrent_scale: float = 1.0
-    weight_decay: float = 0.0  # decoupled (AdamW); 0 = plain Adam
+    weight_decay: float | None = None  # decoupled (AdamW); 0 = plain Adam
+    dropout_embedding: float | None = None  # text: dropout on the embedded characters
+    dropout_head: float | None = None  # dropout on the head's input (the hidden states)
     loss_steps: int | None = None  # classification: the loss averages the last N steps
     noise: float | None = None  # std of Gaussian noise added to training inputs (sensor/npz)
     diagnostics: bool = True  # record gradient norms every update (and the distance curve)
@@ -96,7 +125,15 @@ class TrainConfig:
 
     def resolved(self, task: str) -> TrainConfig:
         """A copy with every ``None`` replaced by the task default, validated."""
-        defaults = TASK_DEFAULTS[task]
+        if self.budget not in BUDGETS:
+            raise ElmanError(f"--budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
+        defaults = dict(TASK_DEFAULTS[task])
+        if task == "language_model":
+            defaults.update(TEXT_RECIPES[self.budget])
+            if self.epochs is not None and self.chars is None:
+                defaults["chars"] = None  # --epochs sets the amount of training
+        elif self.budget != "default":
+            raise ElmanError("--budget chooses a text recipe; sensor/npz data have one default")
         filled = {k: (v if v is not None else defaults.get(k)) for k, v in self.as_dict().items()}
         cfg = TrainConfig(**filled)
         cfg.validate(task)
@@ -115,7 +152,11 @@ class TrainConfig:
              f"--layers must be 1 to {MAX_LAYERS}, got {self.layers}")
         need(self.lr > 0, f"--lr must be > 0, got {self.lr}")
         need(self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
-        need(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        need(self.epochs is None or self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        need(self.chars is None or self.chars >= 1, f"--chars must be >= 1, got {self.chars}")
+        for name in ("dropout_embedding", "dropout_head"):
+            rate = getattr(self, name)
+            need(0 <= rate < 1, f"--{name.replace('_', '-')} must be in [0, 1), got {rate}")
         need(self.bptt >= 0, f"--bptt must be >= 0, got {self.bptt}")
         need(self.clip >= 0, f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
         need(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
@@ -134,3 +175,8 @@ class TrainConfig:
         if task == "language_model":
             need(self.embedding >= 1, f"--embedding must be >= 1, got {self.embedding}")
             need(self.bptt >= 1, "--bptt must be >= 1 for text (window length)")
+            need(self.epochs is None or self.chars is None,
+                 "give --chars or --epochs (the amount of text training), not both")
+        else:
+            need(self.chars is None, "--chars is the amount of text training (text data only)")
+            need(self.dropout_embedding == 0, "--dropout-embedding applies to text models only")

@@ -16,7 +16,6 @@ from elman.train.config import TrainConfig
 from elman.train.loop import (
     Trainer,
     classification_windows,
-    evaluate_stream,
     loss_weights,
     predict_classes,
     stream_windows,
@@ -82,43 +81,55 @@ def _epoch_norm_stats(result: FitResult, first: int, clip: float) -> dict:
     }
 
 
+def text_updates(cfg: TrainConfig, train_chars: int) -> int:
+    """Updates of a text run: ``chars`` / (batch x bptt), or ``epochs`` full passes."""
+    if cfg.epochs is not None:
+        return window_count(train_chars - cfg.bptt, cfg.batch, cfg.bptt) * cfg.epochs
+    return max(1, math.ceil(cfg.chars / (cfg.batch * cfg.bptt)))
+
+
 def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool) -> FitResult:
-    per_epoch = window_count(len(data.train_ids) - cfg.bptt, cfg.batch, cfg.bptt)
-    schedule = Schedule(cfg, per_epoch * cfg.epochs)
+    """Truncated BPTT for a fixed number of updates (the amount of work), in epochs.
+
+    Each epoch starts at a random offset with a zero state; the last one may be
+    partial. After every epoch the model is scored on the validation stream with the
+    one definition of :mod:`elman.perplexity` (the learning curve).
+    """
+    from elman.train.stream_eval import stream_score
+
+    total = text_updates(cfg, len(data.train_ids))
+    schedule = Schedule(cfg, total)
     rng = np.random.default_rng(cfg.seed)
     result = FitResult()
-    for epoch in range(1, cfg.epochs + 1):
+    bar = tqdm(total=total, disable=not progress, leave=False, desc="training", unit="update")
+    epoch = 0
+    while result.updates < total and result.stop_reason == "epochs":
+        epoch += 1
         offset = int(rng.integers(cfg.bptt))
         h = trainer.zero_state(cfg.batch)
-        losses, first = [], len(result.grad_norms)
+        losses, first, steps = [], len(result.grad_norms), 0
         t0 = time.perf_counter()
-        windows = stream_windows(data.train_ids, cfg.batch, cfg.bptt, offset)
-        bar = tqdm(
-            windows,
-            total=per_epoch,
-            disable=not progress,
-            leave=False,
-            desc=f"epoch {epoch}/{cfg.epochs}",
-            unit="win",
-        )
-        for x, y in bar:
+        for x, y in stream_windows(data.train_ids, cfg.batch, cfg.bptt, offset):
             loss, h = _train_update(trainer, schedule, result, x, y, h)
             losses.append(loss)
-            result.steps += x.size
+            steps += x.size
+            bar.update()
             if len(losses) % 50 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+                bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-50:]):.3f}")
             if schedule.out_of_time():
-                result.stop_reason = f"time budget of {cfg.minutes} minutes"
+                result.stop_reason = f"time budget of {cfg.minutes:g} minutes"
+            if result.updates >= total or result.stop_reason != "epochs":
                 break
+        result.steps += steps
         result.train_seconds += time.perf_counter() - t0
-        total, count = evaluate_stream(trainer, data.val_ids)
-        val_loss = total / count
+        scored = stream_score(trainer.model, data.val_ids)
         row = {
             "epoch": epoch,
+            "chars": result.steps,
             "train_loss": float(np.mean(losses)),
-            "val_loss": val_loss,
-            "val_perplexity": math.exp(val_loss),
-            "val_bits_per_char": val_loss / math.log(2),
+            "val_loss": scored["nll"],
+            "val_perplexity": scored["perplexity"],
+            "val_bits_per_char": scored["bits_per_char"],
             "lr_end": schedule.lr(result.updates),
             "updates": len(losses),
             "seconds": time.perf_counter() - t0,
@@ -127,11 +138,11 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool)
         result.epochs.append(row)
         if progress:
             tqdm.write(
-                f"epoch {epoch}: train loss {row['train_loss']:.4f}, "
-                f"val perplexity {row['val_perplexity']:.3f} ({row['val_bits_per_char']:.3f} bpc)"
+                f"epoch {epoch} ({result.steps / 1e6:.1f}M chars): train loss "
+                f"{row['train_loss']:.4f}, validation perplexity {row['val_perplexity']:.3f} "
+                f"({row['val_bits_per_char']:.3f} bpc)"
             )
-        if result.stop_reason != "epochs":
-            break
+    bar.close()
     return result
 
 

@@ -14,10 +14,20 @@ Size: every stored n-gram (all orders) is one entry; its storage is estimated
 as in an ARPA-style table: ``order`` symbol bytes (1 per symbol when the
 vocabulary fits a byte, else 2) + a float32 probability + a float32 back-off
 weight.
+
+Pruning (:meth:`KneserNey.pruned`, count cut-offs as in SRILM's ``-gtNmin``):
+every n-gram of order 2 and up whose (raw or continuation) count is below the
+cut-off is dropped; a context keeps its full count as denominator, so the mass of
+the dropped n-grams moves to the back-off weight (the model still sums to one),
+and a context left with no n-gram backs off completely (it needs no entry). The
+contexts of kept n-grams are kept (an ARPA table needs them for their back-off
+weights). :func:`size_curve` fits orders and cut-offs and keeps the smallest model
+at each perplexity: the curve the RNN's size is compared with.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -29,8 +39,8 @@ class _OrderTable:
     grams: np.ndarray  # sorted int64 keys of the n-grams of this order
     counts: np.ndarray  # raw (highest order) or continuation counts
     contexts: np.ndarray  # sorted keys of the contexts (gram // base)
-    context_total: np.ndarray
-    context_types: np.ndarray
+    context_total: np.ndarray  # full count of each context (pruned n-grams included)
+    context_backoff: np.ndarray  # D x kept types + the counts of pruned n-grams
     discount: float
 
 
@@ -73,7 +83,30 @@ class KneserNey:
         contexts, inverse = np.unique(grams // self.base, return_inverse=True)
         total = np.bincount(inverse, weights=counts).astype(np.float64)
         types = np.bincount(inverse).astype(np.float64)
-        return _OrderTable(grams, counts.astype(np.float64), contexts, total, types, discount)
+        return _OrderTable(grams, counts.astype(np.float64), contexts, total, discount * types,
+                           discount)
+
+    def pruned(self, cutoff: int) -> KneserNey:
+        """A copy without the n-grams (order >= 2) whose count is below ``cutoff``."""
+        if cutoff <= 1:
+            return self
+        out = copy.copy(self)
+        out.tables = {}
+        needed = None  # contexts of the kept n-grams of the order above
+        for m in range(self.order, 0, -1):
+            t = self.tables[m]
+            keep = t.counts >= cutoff if m >= 2 else np.ones(len(t.grams), bool)
+            if needed is not None:
+                keep |= np.isin(t.grams, needed, assume_unique=True)
+            grams, counts = t.grams[keep], t.counts[keep]
+            contexts, inverse = np.unique(grams // self.base, return_inverse=True)
+            kept_total = np.bincount(inverse, weights=counts)
+            types = np.bincount(inverse).astype(np.float64)
+            total = self._lookup(t.contexts, t.context_total, contexts)
+            backoff = t.discount * types + (total - kept_total)
+            out.tables[m] = _OrderTable(grams, counts, contexts, total, backoff, t.discount)
+            needed = contexts
+        return out
 
     @staticmethod
     def _lookup(sorted_keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -92,10 +125,10 @@ class KneserNey:
             contexts = grams // self.base
             count = self._lookup(t.grams, t.counts, grams)
             total = self._lookup(t.contexts, t.context_total, contexts)
-            types = self._lookup(t.contexts, t.context_types, contexts)
+            backoff = self._lookup(t.contexts, t.context_backoff, contexts)
             seen = total > 0
             safe = np.where(seen, total, 1.0)
-            mixed = (np.maximum(count - t.discount, 0.0) + t.discount * types * p) / safe
+            mixed = (np.maximum(count - t.discount, 0.0) + backoff * p) / safe
             p = np.where(seen, mixed, p)
         return p
 
@@ -114,14 +147,37 @@ class KneserNey:
         }
 
 
-def baseline_report(
-    train_ids, val_ids, vocab_size: int, orders=(3, 5, 7), progress: bool = False
-) -> dict:
-    """KN perplexity / bits per char on the validation stream, and size, for each order."""
+CURVE_ORDERS = (3, 4, 5, 6, 7)
+CURVE_CUTOFFS = (1, 2, 3, 5, 10, 20)
+
+
+def size_curve(train_ids, val_ids, vocab_size: int, orders=CURVE_ORDERS,
+               cutoffs=CURVE_CUTOFFS, progress: bool = False) -> dict:
+    """Pruned Kneser-Ney models of several orders and cut-offs on the validation stream.
+
+    ``points``: every (order, cut-off) with its perplexity and size; ``frontier``:
+    the points no other point beats in both perplexity and bytes, smallest first.
+    """
     from tqdm import tqdm
 
-    out = {}
-    for order in tqdm(orders, desc="Kneser-Ney baselines", disable=not progress, leave=False):
-        model = KneserNey(train_ids, vocab_size, order)
-        out[f"kn{order}"] = {"order": order, **model.evaluate(val_ids), **model.size()}
-    return out
+    points = []
+    for order in tqdm(orders, desc="pruned Kneser-Ney", disable=not progress, leave=False):
+        full = KneserNey(train_ids, vocab_size, order)
+        for cutoff in cutoffs:
+            model = full.pruned(cutoff)
+            points.append({"order": order, "cutoff": cutoff, **model.evaluate(val_ids),
+                           **model.size()})
+    ranked = sorted(points, key=lambda p: (p["bytes"], p["val_perplexity"]))
+    frontier, best = [], math.inf
+    for p in ranked:
+        if p["val_perplexity"] < best:
+            frontier.append(p)
+            best = p["val_perplexity"]
+    return {"pruning": "count cut-off on every order >= 2 (SRILM -gtNmin style)",
+            "points": points, "frontier": frontier}
+
+
+def baselines(curve: dict, orders=(3, 5, 7)) -> dict:
+    """The unpruned models of ``orders`` from a :func:`size_curve`: ``{"kn5": {...}, ...}``."""
+    return {f"kn{p['order']}": {k: v for k, v in p.items() if k != "cutoff"}
+            for p in curve["points"] if p["cutoff"] == 1 and p["order"] in orders}

@@ -53,6 +53,9 @@ class Trainer:
         weight_decay: float = 0.0,
         loss_steps: int | None = 1,
         per_step: bool = False,
+        dropout_embedding: float = 0.0,
+        dropout_head: float = 0.0,
+        seed: int = 0,
     ):
         import keras
 
@@ -68,6 +71,10 @@ class Trainer:
             raise ValueError("train the sequence-output twin of a classifier (see model.py)")
         self.loss_steps = loss_steps  # None: half of each sequence (see loss_weights)
         self.per_step = bool(per_step) and task != "language_model"
+        self.dropout_embedding = float(dropout_embedding)
+        self.dropout_head = float(dropout_head)
+        # stateless dropout masks from (seed, update): the same run draws the same masks
+        self.dropout_seed = tf.Variable([int(seed), 0], dtype=tf.int64, trainable=False)
         self.clip = float(clip)
         self.record_norms = record_norms or self.clip > 0
         if weight_decay > 0:
@@ -103,15 +110,28 @@ class Trainer:
     def set_lr(self, lr: float) -> None:
         self.optimizer.learning_rate.assign(lr)
 
-    def _forward(self, x, h0):
-        """(logits (B, T, outputs) of every step, each layer's last state [(B, units)])."""
+    def _forward(self, x, h0, training: bool = False):
+        """(logits (B, T, outputs) of every step, each layer's last state [(B, units)]).
+
+        ``training``: dropout on the embedded inputs and on the head's input (the last
+        layer's states; the carried states themselves are never dropped).
+        """
         if self.embedding is not None:
             x = self.embedding(x)
+            if training:
+                x = self._dropout(x, self.dropout_embedding, 1)
         last = []
         for rnn, h in zip(self.rnns, h0, strict=True):
             x = rnn(x, initial_state=h)
             last.append(x[:, -1])
-        return self.head(x), last
+        y_in = self._dropout(x, self.dropout_head, 2) if training else x
+        return self.head(y_in), last
+
+    def _dropout(self, x, rate: float, stream: int):
+        if rate <= 0:
+            return x
+        seed = self.dropout_seed + tf.constant([0, stream], tf.int64) * (1 << 40)
+        return tf.nn.experimental.stateless_dropout(x, rate, seed=seed)
 
     def window_loss(self, x, y, h0, w=None):
         """Mean cross-entropy of one window and its last hidden state (training mode).
@@ -121,7 +141,7 @@ class Trainer:
         Classification: every step against the label ``y`` (B,), weighted by ``w``
         (B, T), whose rows sum to 1 (:func:`loss_weights`).
         """
-        logits, h_last = self._forward(x, h0)
+        logits, h_last = self._forward(x, h0, training=True)
         if self.task == "language_model" or self.per_step:
             nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             return tf.reduce_mean(nll), h_last
@@ -139,6 +159,7 @@ class Trainer:
             scale = tf.minimum(1.0, self.clip / tf.maximum(norm, 1e-30))
             grads = [g * scale for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        self.dropout_seed.assign_add(tf.constant([0, 1], tf.int64))
         return loss, norm, [tf.stop_gradient(h) for h in h_last]
 
 
@@ -171,29 +192,6 @@ def classification_windows(x: np.ndarray, bptt: int | None) -> list[np.ndarray]:
     first = steps % bptt or bptt
     cuts = list(range(first, steps, bptt))
     return np.split(x, cuts, axis=1)
-
-
-def evaluate_stream(trainer: Trainer, ids: np.ndarray, batch: int = 64, window: int = 100):
-    """(total negative log-likelihood in nats, count) over a held-out stream, state carried."""
-    batch = max(1, min(batch, (len(ids) - 1) // window))
-    total, count = 0.0, 0
-    h = trainer.zero_state(batch)
-    for x, y in stream_windows(ids, batch, window):
-        logits, h = trainer.forward(x, h)
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        total += float(tf.reduce_sum(nll))
-        count += int(np.prod(y.shape))
-    return total, count
-
-
-def loss_weights(lengths: np.ndarray, steps: int, loss_steps: int | None) -> np.ndarray:
-    """(B, steps) float32: 1/k on each sequence's last k real steps, 0 elsewhere, with
-    k = min(loss_steps, length), or half the length (at least 1) when ``loss_steps`` is None."""
-    lengths = np.asarray(lengths, np.int64)
-    k = np.maximum(1, lengths // 2) if loss_steps is None else np.minimum(loss_steps, lengths)
-    t = np.arange(steps)[None, :]
-    inside = (t < lengths[:, None]) & (t >= (lengths - k)[:, None])
-    return (inside / k[:, None]).astype(np.float32)
 
 
 def predict_classes(trainer: Trainer, x: np.ndarray, lengths: np.ndarray | None = None,
