@@ -51,8 +51,8 @@ def tuning_data():
     import dataclasses
 
     import numpy as np
-    from elman.train.data import load_dataset
-    from elman.train.text_corpus import fortunes_split
+    from elman.data.datasets import load_dataset
+    from elman.data.text_corpus import fortunes_split
 
     full = load_dataset("text:fortunes")
     train_text, _ = fortunes_split()

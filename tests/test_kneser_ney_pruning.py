@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from elman.train.data import load_dataset
+from elman.data.datasets import load_dataset
 from elman.train.kneser_ney import KneserNey, baselines, size_curve
 
 
