@@ -62,3 +62,15 @@ def test_size_curve_frontier_is_the_smallest_model_at_each_perplexity(text):
     assert set(kn) == {"kn2", "kn4"}
     exact = KneserNey(text.train_ids, text.vocab_size, 4).evaluate(text.val_ids)
     assert kn["kn4"]["val_perplexity"] == exact["val_perplexity"]
+
+
+def test_a_cutoff_above_every_count_leaves_a_lower_order_model(text):
+    ids = text.train_ids[:2000]
+    model = KneserNey(ids, text.vocab_size, 4).pruned(10_000)
+    assert model.size()["entries_per_order"] == {"1": len(model.tables[1].grams), "2": 0,
+                                                 "3": 0, "4": 0}
+    # no context is left: each character has one probability wherever it occurs
+    p = model.probabilities(text.val_ids)
+    for token in np.unique(text.val_ids):
+        assert np.ptp(p[text.val_ids == token]) < 1e-15
+    assert np.isfinite(model.evaluate(text.val_ids)["val_perplexity"])

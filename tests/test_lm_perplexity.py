@@ -43,8 +43,8 @@ def test_training_score_is_the_keras_model_run_as_one_stream():
     """stream_score (numpy, in chunks) == the Keras model called once on the whole stream."""
     pytest.importorskip("tensorflow")
     import keras
-    from elman.train import stream_eval
     from elman.data.datasets import load_dataset
+    from elman.train import stream_eval
     from elman.train.model import build_model
 
     data = load_dataset("text:fortunes", max_chars=60_000)

@@ -110,6 +110,8 @@ class KneserNey:
 
     @staticmethod
     def _lookup(sorted_keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+        if len(sorted_keys) == 0:  # every n-gram of this order pruned
+            return np.zeros(len(query))
         idx = np.searchsorted(sorted_keys, query)
         idx = np.minimum(idx, len(sorted_keys) - 1)
         found = sorted_keys[idx] == query
