@@ -98,8 +98,8 @@ def _trainer(**kwargs):
 
 def test_dropout_acts_in_training_only_with_masks_fixed_by_seed_and_update():
     x = np.random.default_rng(0).integers(0, 30, (4, 9)).astype(np.int32)
-    h0 = tf.zeros((4, 12))
     plain, drop = _trainer(), _trainer(dropout_embedding=0.5, dropout_head=0.5, seed=7)
+    h0 = plain.zero_state(4)
     # inference ignores dropout: same weights, same logits
     np.testing.assert_array_equal(plain.forward(x, h0)[0].numpy(), drop.forward(x, h0)[0].numpy())
     # training: dropout changes the loss; the same (seed, update) gives the same mask
