@@ -43,6 +43,9 @@ RECIPES: dict[str, dict] = {
     "bptt-70": dict(bptt=70),
     "lr-5e-3": dict(lr=5e-3),
     "batch-64": dict(batch=64, lr=4e-3),
+    "units-512": dict(units=512, chars=9_600_000),  # about the compute of base
+    "lr-2e-3": dict(lr=2e-3),
+    "emb-64": dict(embedding=64),
 }
 
 
