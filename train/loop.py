@@ -194,6 +194,16 @@ def classification_windows(x: np.ndarray, bptt: int | None) -> list[np.ndarray]:
     return np.split(x, cuts, axis=1)
 
 
+def loss_weights(lengths: np.ndarray, steps: int, loss_steps: int | None) -> np.ndarray:
+    """(B, steps) float32: 1/k on each sequence's last k real steps, 0 elsewhere, with
+    k = min(loss_steps, length), or half the length (at least 1) when ``loss_steps`` is None."""
+    lengths = np.asarray(lengths, np.int64)
+    k = np.maximum(1, lengths // 2) if loss_steps is None else np.minimum(loss_steps, lengths)
+    t = np.arange(steps)[None, :]
+    inside = (t < lengths[:, None]) & (t >= (lengths - k)[:, None])
+    return (inside / k[:, None]).astype(np.float32)
+
+
 def predict_classes(trainer: Trainer, x: np.ndarray, lengths: np.ndarray | None = None,
                     batch: int = 256, every_step: bool = False) -> np.ndarray:
     """Logits (N, classes) at each sequence's last real step (``lengths``; default: the
