@@ -108,14 +108,14 @@ class _Decoder:
 
     def table(self, pos: int, name: str | None, depth: int, type_code: int = 0
               ) -> Table | OpaqueTable:
-        what = f"a {name or 'options'} table"
+        what = f"the {name or 'options'} table"
         if depth > MAX_DEPTH:
             raise CorruptFlatbuffer(f"tables nest more than {MAX_DEPTH} deep")
         self.tables += 1
         if self.tables > MAX_TABLES:
             raise CorruptFlatbuffer(f"more than {MAX_TABLES} tables")
         vtable = pos - self.scalar("i", pos, what)
-        vt_what = f"the vtable of {what} at byte {pos}"
+        vt_what = f"the vtable of {what} (byte {pos})"
         vsize = self.scalar("H", vtable, vt_what)
         tsize = self.scalar("H", vtable + 2, vt_what)
         if vsize < 4 or vsize % 2:
@@ -356,6 +356,7 @@ def validate_tflite(data: bytes, what: str = "the model") -> Table:
                          f"{exc}") from None
     problems = model_problems(model, bytes(data))
     if problems:
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        more = (f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+                if len(problems) > 1 else "")
         raise ModelError(f"{what} is not a valid TFLite model: {problems[0]}{more}")
     return model
