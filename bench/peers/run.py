@@ -80,31 +80,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def elman_rows(model, cpus, opts) -> list[dict[str, Any]]:
-    from elman.firmware_codegen.arm.emulate import run_emulated
-    from elman.runtime.simulator import Simulator
-    from reference import int8_agreement
+    from elman_peer import head_every_step, head_last_step
 
-    ir = model.ir
-    want = Simulator(ir, "tflm").run(model.x_q)
     rows = []
     for cpu in cpus:
         for opt in opts:
-            run = run_emulated(ir, model.x_q, profile="tflm", cpu=cpu, opt=opt)
-            s = run.sizes
-            check = int8_agreement("elman simulator (tflm)",
-                                   np.concatenate([run.outputs.h, run.outputs.y], -1),
-                                   np.concatenate([want.h, want.y], -1))
-            rows.append({
-                "peer": "elman", "variant": "tflm profile", "cpu": cpu, "opt": opt,
-                "flash": s["flash"],
-                "flash_split": {"step code": s["code"], "weights and tables":
-                                s["weights_tables"] + s["data"] + s["other_flash"]},
-                "ram": s["ram"] + ir.units + run.stack_bytes,
-                "ram_split": {"static": s["ram"], "stack": run.stack_bytes, "state": ir.units},
-                "instructions_per_step": run.instructions_per_step,
-                "instructions_by_function": {k: round(v, 1) for k, v in run.by_function.items()},
-                "head": "every step", "macs_per_step": ir.macs_per_step, "check": check,
-            })
+            rows.append(head_every_step(model, cpu, opt))
+            print(line(rows[-1]), flush=True)
+            rows.append(head_last_step(model, cpu, opt, macs_per_step(model, False)))
             print(line(rows[-1]), flush=True)
     return rows
 
