@@ -12,10 +12,12 @@ in flash and in RAM.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
@@ -229,3 +231,22 @@ def smallest_buffer(works: Callable[[int], bool], most: int) -> int:
         else:
             lo = mid + 1
     return hi
+
+
+def size_summary(split: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Flash and static RAM of a size split, in total and by part."""
+    return {"flash": sum(p["flash"] for p in split.values()),
+            "flash_split": {k: v["flash"] for k, v in split.items() if v["flash"]},
+            "static": sum(p["ram"] for p in split.values()),
+            "static_split": {k: v["ram"] for k, v in split.items() if v["ram"]}}
+
+
+def run_converter(python: Path, script: Path, argv: list[str], what: str) -> dict[str, Any]:
+    """Run a peer's converter script in its own Python environment; its last stdout line
+    is a JSON object, returned. A failure raises with the end of its stderr."""
+    proc = subprocess.run([str(python), str(script), *argv], capture_output=True, text=True,
+                          check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise PeerBuildError(f"{what} failed ({python} {script.name}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])

@@ -20,7 +20,6 @@ float model.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ from image import (
     compile_c,
     link,
     repaint_stack,
+    run_converter,
     size_split,
+    size_summary,
 )
 
 STACK_BYTES = 256 * 1024
@@ -77,11 +78,8 @@ def convert(model, python: Path, out: Path, log=print) -> dict[str, Any]:
     npz = out / "model.npz"
     np.savez(npz, **model.weights, x_check=model.x, y_check=model.keras_y)
     log(f"  keras2c: converting with {python} ...")
-    proc = subprocess.run([str(python), str(Path(__file__).with_name("keras2c_child.py")),
-                           str(npz), str(out)], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise PeerBuildError(f"keras2c failed:\n{proc.stderr[-3000:]}")
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info = run_converter(python, Path(__file__).with_name("keras2c_child.py"),
+                         [str(npz), str(out)], "keras2c")
     for key in ("rebuilt_max_abs_diff", "stateful_max_abs_diff"):
         if info[key] > 1e-4:
             raise PeerBuildError(f"keras2c: the network rebuilt in TensorFlow 2.14 differs "
@@ -159,15 +157,11 @@ def measure(model, keras2c_dir: Path, python: Path, variant: str, cpu: str, opt:
                 m.write(xa, model.x[b, s].astype(np.float32).tobytes())
                 counts.append(m.call("peer_run", xa, ya).instructions)
                 y[b, s] = np.frombuffer(m.read(ya, 4 * outputs), np.float32)
-    split = size_split(image.elf.with_suffix(".map"), image.elf, classify)
-    static = sum(p["ram"] for p in split.values())
+    sizes = size_summary(size_split(image.elf.with_suffix(".map"), image.elf, classify))
     stack = max(setup_stack, m.stack_high_water())
     return {
-        "flash": sum(p["flash"] for p in split.values()),
-        "flash_split": {k: v["flash"] for k, v in split.items() if v["flash"]},
-        "ram": static + stack,
-        "ram_split": {"static": static, "stack": stack},
-        "static_split": {k: v["ram"] for k, v in split.items() if v["ram"]},
+        **sizes, "ram": sizes["static"] + stack,
+        "ram_split": {"static": sizes["static"], "stack": stack},
         "instructions_per_step": float(np.mean(counts)),
         "setup_instructions": setup.instructions,
         "float": CPU_NOTE[cpu], "y": y, "converter": info,

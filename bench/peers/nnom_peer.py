@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,9 @@ from image import (
     compile_c,
     link,
     repaint_stack,
+    run_converter,
     size_split,
+    size_summary,
     smallest_buffer,
 )
 
@@ -99,12 +100,10 @@ def convert(model, nnom_dir: Path, python: Path, out: Path, log=print) -> dict[s
     np.savez(npz, **model.weights, x_calibration=model.x_calibration,
              x_check=model.x, y_check=model.keras_y)
     log(f"  NNoM: converting with {python} (TensorFlow 2.14) ...")
-    proc = subprocess.run([str(python), str(Path(__file__).with_name("nnom_child.py")),
-                           str(nnom_dir), str(npz), str(out)], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0 or not weights_h.exists():
-        raise PeerBuildError(f"NNoM's converter failed:\n{proc.stderr[-3000:]}")
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info = run_converter(python, Path(__file__).with_name("nnom_child.py"),
+                         [str(nnom_dir), str(npz), str(out)], "NNoM's converter")
+    if not weights_h.exists():
+        raise PeerBuildError(f"NNoM's converter wrote no {weights_h}")
     text = weights_h.read_text()
     info["input_dec"] = _define(text, "INPUT_OUTPUT_DEC")
     info["output_dec"] = _define(text, "DENSE_OUTPUT_DEC")
@@ -205,17 +204,13 @@ def measure(model, nnom_dir: Path, python: Path, cpu: str, opt: str, work: Path,
     run = _run(image, buffer, xq, out_bytes)
     if run is None:
         raise PeerBuildError(f"NNoM failed with its smallest buffer ({buffer} bytes)")
-    split = size_split(image.elf.with_suffix(".map"), image.elf, classify)
-    static = sum(p["ram"] for p in split.values())
+    sizes = size_summary(size_split(image.elf.with_suffix(".map"), image.elf, classify))
     stack = max(run["setup_stack"], run["step_stack"])
     steps = model.steps
     y = run["y"].astype(np.float64) / (2.0 ** info["output_dec"])
     return {
-        "flash": sum(p["flash"] for p in split.values()),
-        "flash_split": {k: v["flash"] for k, v in split.items() if v["flash"]},
-        "ram": buffer + static + stack,
-        "ram_split": {"buffer": buffer, "static": static, "stack": stack},
-        "static_split": {k: v["ram"] for k, v in split.items() if v["ram"]},
+        **sizes, "ram": buffer + sizes["static"] + stack,
+        "ram_split": {"buffer": buffer, "static": sizes["static"], "stack": stack},
         "stack_setup": run["setup_stack"], "stack_step": run["step_stack"],
         "instructions_per_step": float(np.mean(run["instructions"])) / steps,
         "instructions_per_sequence": float(np.mean(run["instructions"])),

@@ -126,27 +126,35 @@ def tflm_rows(model, args, log) -> list[dict[str, Any]]:
     return rows
 
 
-def env_python(args, name: str) -> Path | None:
-    python = args.envs / name / "bin" / "python"
-    return python if python.exists() else None
+def converter_peer(args, name: str, given: Path, marker: str, env: str):
+    """(source tree, the Python of its environment) of a peer whose converter runs in an
+    environment of its own; None (with a skip line) when that environment is missing."""
+    from sources import source_tree
+
+    tree = source_tree(name, given, marker)
+    SOURCES[name] = tree.to_dict()
+    python = args.envs / env / "bin" / "python"
+    if not python.exists():
+        skip(name, f"no environment {args.envs / env} (create it with "
+                   f"bench/peers/setup_envs.sh {args.envs})")
+        return None
+    return tree, python
 
 
 def nnom_rows(model, args, log) -> list[dict[str, Any]]:
     from nnom_peer import measure
     from reference import float_agreement
-    from sources import source_tree
 
-    tree = source_tree("NNoM", args.nnom, "scripts/nnom.py")
-    SOURCES["NNoM"] = tree.to_dict()
-    python = env_python(args, "nnom")
-    if python is None:
-        return skip("NNoM", f"no environment {args.envs / 'nnom'} (create it with "
-                            f"bench/peers/setup_envs.sh {args.envs})")
+    found = converter_peer(args, "NNoM", args.nnom, "scripts/nnom.py", "nnom")
+    if found is None:
+        return []
+    tree, python = found
     rows = []
     for cpu in args.cpu:
         for opt in args.opt:
             r = measure(model, tree.path, python, cpu, opt,
-                        args.work.resolve() / "nnom" / model_key(model), log)
+                        args.work.resolve() / "nnom" / model_key(model) /
+                        (tree.commit or "tree")[:12], log)
             check = float_agreement(r.pop("y_dequantized"), model)
             rows.append({"peer": "NNoM", "variant": "q7", "cpu": cpu, "opt": opt,
                          "head": "last step", "macs_per_step": macs_per_step(model, False),
@@ -158,21 +166,19 @@ def nnom_rows(model, args, log) -> list[dict[str, Any]]:
 def keras2c_rows(model, args, log) -> list[dict[str, Any]]:
     from keras2c_peer import VARIANTS, measure
     from reference import float_agreement
-    from sources import source_tree
 
-    tree = source_tree("keras2c", args.keras2c, "include/k2c_include.h")
-    SOURCES["keras2c"] = tree.to_dict()
-    python = env_python(args, "keras2c")
-    if python is None:
-        return skip("keras2c", f"no environment {args.envs / 'keras2c'} (create it with "
-                               f"bench/peers/setup_envs.sh {args.envs})")
+    found = converter_peer(args, "keras2c", args.keras2c, "include/k2c_include.h", "keras2c")
+    if found is None:
+        return []
+    tree, python = found
     model = model.first(args.keras2c_sequences)
     rows = []
     for cpu in args.cpu:
         for variant in VARIANTS:
             for opt in args.opt:
                 r = measure(model, tree.path, python, variant, cpu, opt,
-                            args.work.resolve() / "keras2c" / model_key(model), log)
+                            args.work.resolve() / "keras2c" / model_key(model) /
+                            (tree.commit or "tree")[:12], log)
                 y = r.pop("y")
                 check = float_agreement(y, model, per_step=variant != "sequence")
                 rows.append({"peer": "keras2c", "variant": f"float {variant}", "cpu": cpu,

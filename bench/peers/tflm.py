@@ -29,6 +29,7 @@ from image import (
     repaint_stack,
     run_tool,
     size_split,
+    size_summary,
     smallest_buffer,
 )
 from tflm_build import TflmLibrary, build_closure
@@ -224,7 +225,7 @@ def measure(ir: Any, model: bytes, x_q: np.ndarray, tree: Path, config, out: Pat
     lib, image = build_program(
         ir, model, lambda probe: build_closure(tree, config, SEEDS, probe, jobs, log), out)
     map_path = out / "image.map"
-    split = size_split(map_path, image.elf, classify)
+    sizes = size_summary(size_split(map_path, image.elf, classify))
     arena = smallest_arena(image)
     run = run_steps(image, arena, x_q, ir.units, ir.output_dim)
     parts = part_of_functions(image, map_path)
@@ -232,16 +233,13 @@ def measure(ir: Any, model: bytes, x_q: np.ndarray, tree: Path, config, out: Pat
     for fn, v in run["by_function"].items():
         per_part[parts.get(fn, "other")] = per_part.get(parts.get(fn, "other"), 0) + v
     top = sorted(run["by_function"].items(), key=lambda kv: -kv[1])[:12]
-    flash = sum(p["flash"] for p in split.values())
-    static = sum(p["ram"] for p in split.values())
     stack = max(run["setup_stack"], run["step_stack"])
     return {
         "config": {"cpu": config.cpu, "kernels": config.kernels, "opt": config.opt},
-        "h": run["h"], "y": run["y"],
-        "flash": flash, "flash_split": {k: v["flash"] for k, v in split.items() if v["flash"]},
-        "ram": arena + static + stack + ir.units,
-        "ram_split": {"arena": arena, "static": static, "stack": stack, "state": ir.units},
-        "static_split": {k: v["ram"] for k, v in split.items() if v["ram"]},
+        "h": run["h"], "y": run["y"], **sizes,
+        "ram": arena + sizes["static"] + stack + ir.units,
+        "ram_split": {"arena": arena, "static": sizes["static"], "stack": stack,
+                      "state": ir.units},
         "stack_setup": run["setup_stack"], "stack_step": run["step_stack"],
         "instructions_per_step": float(np.mean(run["instructions"])),
         "instructions_min": int(min(run["instructions"])),
