@@ -16,6 +16,7 @@ PEERS = Path(__file__).resolve().parents[1] / "bench" / "peers"
 sys.path.insert(0, str(PEERS))
 
 import image  # noqa: E402
+import markdown  # noqa: E402
 import run as peers_run  # noqa: E402
 import sources  # noqa: E402
 import tflm_build  # noqa: E402
@@ -44,6 +45,10 @@ def test_without_sources_every_peer_is_skipped_and_elman_is_measured(bm_run, tmp
     assert last["check"]["values"] == 2 * (100 * 16 + 4)
     assert every["flash"] == last["flash"]
     assert 1000 < last["instructions_per_step"] < every["instructions_per_step"]
+    md = markdown.o2_table(report, "cortex-m4").splitlines()
+    assert md[0].startswith("| 16 units, Cortex-M4, −O2 | flash B | RAM B |")
+    assert md[2].startswith(f"| elman (`tflm` profile) | **{every['flash']:,}** (")
+    assert md[3].startswith("| elman (`tflm` profile) † |") and len(md) == 4
 
 
 def test_a_missing_run_is_one_error_line(tmp_path, capsys):

@@ -22,9 +22,8 @@ SHORT = {"weights and tables": "weights", "model (.tflite)": ".tflite",
 
 
 def name(row: dict[str, Any]) -> str:
-    if row["peer"] == "elman":
-        return "elman (`tflm` profile)"
-    text = f"{row['peer']} {row['variant']}"
+    elman = row["peer"] == "elman"
+    text = "elman (`tflm` profile)" if elman else f"{row['peer']} {row['variant']}"
     if row["peer"] == "keras2c":
         text += " (M4F)" if row["cpu"] == "cortex-m4" else " (soft float)"
     return text + (" †" if row["head"] == "last step" else "")
@@ -64,17 +63,17 @@ def os_table(reports: list[dict[str, Any]]) -> str:
     head = "| −Os: flash B / RAM B / instructions per step | " + " | ".join(
         f"{rep['model']['units']} u, {CPU_TITLES[cpu]}" for rep, cpu in cols) + " |"
     lines = [head, "|---|" + "---:|" * len(cols)]
-    names: list[tuple[str, str]] = []
+    names: list[tuple[str, str, str]] = []
     for rep in reports:
         for r in rep["rows"]:
-            key = (r["peer"], r["variant"])
+            key = (r["peer"], r["variant"], r["head"])
             if r["opt"] == "Os" and key not in names:
                 names.append(key)
-    for peer, variant in names:
+    for key in names:
         cells = []
         label = None
         for rep, cpu in cols:
-            row = next((r for r in rep["rows"] if (r["peer"], r["variant"]) == (peer, variant)
+            row = next((r for r in rep["rows"] if (r["peer"], r["variant"], r["head"]) == key
                         and r["cpu"] == cpu and r["opt"] == "Os"), None)
             if row is None:
                 cells.append("—")
