@@ -1,98 +1,130 @@
-"""The ``elman`` command: every stage's commands, composed in one place.
+"""The ``elman`` console script: the commands (:mod:`elman.commands`), run so that
+no traceback reaches the user and no run leaves temporaries behind.
 
-Each stage module defines plain functions with ``Annotated`` Typer options that
-are thin wrappers over that stage's pure functions; this module only registers
-them. An :class:`~elman.errors.ElmanError` becomes ``error: <message>`` on
-stderr and exit status 1, never a traceback.
+This module imports only the standard library at the top, so :func:`main` takes
+over Ctrl-C before anything heavy is imported. Then:
+
+- Ctrl-C at any moment (importing TensorFlow, training, writing files) ends the
+  command with exit status 130 and no traceback; the stage being written is
+  rolled back by :mod:`elman.files`, the run directory's lock is released;
+- every temporary file of the command and its children (gcc, the converter, the
+  emulator builds) goes into one private directory ``$TMPDIR/elman-<pid>-*``,
+  removed when the command ends; those of commands that were killed are removed
+  by the next command.
+
+``elman.cli.app`` is the Typer application (imported on first use).
 """
 
 from __future__ import annotations
 
-import functools
-import math
+import os
+import signal
 import sys
-from collections.abc import Callable
-from typing import Any
 
-import typer
+INTERRUPT_EXIT = 130
+TMP_PREFIX = "elman-"
 
-from elman import __version__
-from elman.errors import ElmanError
+_interrupted = False
 
 
-def reject_non_finite(options: dict[str, Any]) -> None:
-    """Every float option is a finite number: ``--lr nan`` or ``--clip inf`` is an error."""
-    for name, value in options.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ElmanError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+def _on_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
 
 
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn ElmanError into one clear line on stderr and exit status 1."""
+def __getattr__(name: str):
+    if name in ("app", "stage_command"):
+        from elman import commands
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return getattr(commands, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _is_private_tmp(path) -> int | None:
+    """The pid of ``elman-<pid>-<random>``, or None for any other name."""
+    pid, sep, _ = path.name[len(TMP_PREFIX):].partition("-")
+    return int(pid) if path.name.startswith(TMP_PREFIX) and sep and pid.isdigit() else None
+
+
+def remove_dead_temporaries(root) -> list:
+    """Remove the private temporary directories of elman commands that no longer run."""
+    import shutil
+
+    removed = []
+    for path in root.glob(f"{TMP_PREFIX}*-*"):
+        pid = _is_private_tmp(path)
+        if pid is None or pid == os.getpid() or not path.is_dir():
+            continue
         try:
-            reject_non_finite(kwargs)
-            return fn(*args, **kwargs)
-        except ElmanError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"elman {__version__}")
-        raise typer.Exit()
+            if path.stat().st_uid != os.getuid():
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
-app = typer.Typer(
-    name="elman",
-    help="Train Elman RNNs, quantize them to int8, generate bit-exact C for microcontrollers.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+def _private_tmp():
+    import contextlib
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        remove_dead_temporaries(root)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=root))
+    except OSError:
+        return None  # a full or read-only $TMPDIR: the stage reports what fails
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = str(tmp)
+    return tmp
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """elman: data -> model.keras -> model_int8.tflite -> C, each step proven on real data."""
+def _run(args: list[str]) -> int:
+    from elman import rundir
 
+    rundir.argv = list(args)
+    from elman import commands
 
-def _register() -> None:
-    from elman import pipeline
-    from elman.firmware_codegen import cli as codegen_cli
-    from elman.firmware_codegen.arm import cli as mcu_cli
-    from elman.quantize import cli as quantize_cli
-    from elman.runtime import cli as runtime_cli
-    from elman.train import cli as train_cli
-
-    commands: list[tuple[str, Callable[..., Any]]] = [
-        ("train", train_cli.train),
-        ("quantize", quantize_cli.quantize),
-        ("inspect", quantize_cli.inspect),
-        ("codegen", codegen_cli.codegen),
-        ("verify", runtime_cli.verify),
-        ("mcu", mcu_cli.mcu),
-        ("run", pipeline.run),
-    ]
-    for name, fn in commands:
-        app.command(name)(user_errors(fn))
-
-
-_register()
+    return commands.app_main(args)
 
 
 def main() -> None:
-    app(prog_name="elman")
+    """Entry point of the ``elman`` console script."""
+    signal.signal(signal.SIGINT, _on_interrupt)
+    import contextlib
+    import shutil
+
+    code, tmp = 1, None
+    try:
+        tmp = _private_tmp()
+        code = _run(sys.argv[1:])
+    except KeyboardInterrupt:
+        code = INTERRUPT_EXIT
+    except BrokenPipeError:  # `elman ... | head`: stop writing, quietly
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below is not interrupted
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if _interrupted:
+        code = INTERRUPT_EXIT
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    if code == INTERRUPT_EXIT:
+        os._exit(code)  # skip the exit handlers of half-imported libraries
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

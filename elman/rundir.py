@@ -1,4 +1,4 @@
-"""Standard file names inside a run directory.
+"""Standard file names inside a run directory, and which stage makes each.
 
 Every stage reads and writes these names in one directory, so a user types
 ``elman train --data sensor:basicmotions runs/bm`` and then
@@ -22,17 +22,36 @@ VERIFY_REPORT = "verify_report.json"
 CODE_DIR = "c"
 MCU_REPORT = "mcu_report.json"
 REPORT_HTML = "report.html"
+PROVENANCE = "provenance.json"
 
-_PRODUCER = {
-    MODEL_KERAS: "elman train",
-    DATA_SPEC: "elman train",
-    TRAIN_REPORT: "elman train",
-    MODEL_TFLITE: "elman quantize",
-    QUANT_REPORT: "elman quantize",
-    VERIFY_REPORT: "elman verify",
-    CODE_DIR: "elman codegen",
-    MCU_REPORT: "elman mcu",
+STAGES = ("train", "quantize", "codegen", "verify", "mcu", "report")
+
+# what each stage writes into the run directory
+OUTPUTS = {
+    "train": (MODEL_KERAS, DATA_SPEC, TRAIN_REPORT, TRAIN_CURVES_PNG, GRAD_DISTANCE_PNG),
+    "quantize": (MODEL_TFLITE, QUANT_REPORT),
+    "codegen": (CODE_DIR,),
+    "verify": (VERIFY_REPORT,),
+    "mcu": (MCU_REPORT,),
+    "report": (REPORT_HTML,),
 }
+# each stage's JSON report
+REPORTS = {"train": TRAIN_REPORT, "quantize": QUANT_REPORT, "verify": VERIFY_REPORT,
+           "mcu": MCU_REPORT}
+# the stages whose outputs are made from a stage's outputs (directly or not)
+DOWNSTREAM = {
+    "train": ("quantize", "codegen", "verify", "mcu", "report"),
+    "quantize": ("codegen", "verify", "mcu", "report"),
+    "codegen": ("report",),
+    "verify": ("report",),
+    "mcu": ("report",),
+    "report": (),
+}
+PRODUCER = {name: f"elman {stage}" for stage, names in OUTPUTS.items() for name in names
+            if stage != "report"}
+
+# the command line of this process, when the ``elman`` console script started it
+argv: list[str] | None = None
 
 
 def require(run_dir: Path | str, name: str) -> Path:
@@ -42,6 +61,6 @@ def require(run_dir: Path | str, name: str) -> Path:
         raise ElmanError(f"run directory {run_dir} does not exist")
     path = run_dir / name
     if not path.exists():
-        producer = _PRODUCER.get(name, "an earlier stage")
+        producer = PRODUCER.get(name, "an earlier stage")
         raise ElmanError(f"{path} is missing: run `{producer} {run_dir}` first")
     return path
