@@ -16,9 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from elman import __version__, rundir
+from elman import __version__, provenance, rundir
 from elman.errors import ElmanError
-from elman.files import staged_outputs
 
 REPORTS = (rundir.TRAIN_REPORT, rundir.QUANT_REPORT, rundir.VERIFY_REPORT, rundir.MCU_REPORT)
 
@@ -56,9 +55,17 @@ def render_report(run_dir: Path | str) -> str:
 
 
 def build_report(run_dir: Path | str) -> Path:
-    """Write ``RUN_DIR/report.html`` and return its path."""
+    """Write ``RUN_DIR/report.html`` and return its path.
+
+    Every file the page describes is checked first (:mod:`elman.provenance`): a
+    report made from a model other than the one in the directory is refused.
+    """
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ElmanError(f"run directory {run_dir} does not exist")
+    stage_run = provenance.begin(run_dir, "report", optional=[
+        name for stage in rundir.STAGES[:-1] for name in rundir.OUTPUTS[stage]])
     html = render_report(run_dir)
-    with staged_outputs(run_dir) as stage:
+    with stage_run.outputs() as stage:
         stage.write_text(rundir.REPORT_HTML, html)
     return run_dir / rundir.REPORT_HTML

@@ -14,9 +14,9 @@ from elman.firmware_codegen.generate import generate_c
 from elman.firmware_codegen.identifiers import validate_prefix
 from elman.profiles import PROFILE_NAMES
 
+from elman import provenance
 from elman.errors import ElmanError
-from elman.files import staged_outputs
-from elman.rundir import CODE_DIR, DATA_SPEC, MODEL_TFLITE, require
+from elman.rundir import CODE_DIR, DATA_SPEC, MODEL_TFLITE
 
 
 def codegen_run(
@@ -40,7 +40,9 @@ def codegen_run(
     validate_prefix(prefix)
     if profile not in PROFILE_NAMES:
         raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
-    tflite = require(run_dir, MODEL_TFLITE)
+    stage_run = provenance.begin(run_dir, "codegen", reads=[MODEL_TFLITE],
+                           optional=[DATA_SPEC] if example else [])
+    tflite = Path(run_dir) / MODEL_TFLITE
     ir = read_ir(tflite)
     files = generate_c(ir, prefix=prefix, profile=profile)
     if example:
@@ -52,7 +54,7 @@ def codegen_run(
     target = Path(out_dir) if out_dir is not None else Path(run_dir) / CODE_DIR
     if target.exists() and not target.is_dir():
         raise ElmanError(f"output path {target} exists and is not a directory")
-    with staged_outputs(target) as stage:
+    with stage_run.outputs(target) as stage:
         for name in sorted(files):
             stage.write_text(name, files[name])
     return sorted(target / name for name in files)

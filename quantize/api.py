@@ -24,9 +24,8 @@ from elman.quantize.reader import read_ir
 from elman.quantize.step_model import MAX_CALIBRATION_SAMPLES, convert_step_model
 from tqdm import tqdm
 
-from elman import __version__, rundir
+from elman import __version__, provenance, rundir
 from elman.errors import ElmanError, ModelError
-from elman.files import staged_outputs
 
 REPORT_FORMAT = "elman-quant-report/1"
 EVAL_CHARS = 20_000
@@ -47,8 +46,10 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
     from elman.data.spec import load_run_data, read_spec
 
     run_dir = Path(run_dir)
-    model_path = rundir.require(run_dir, rundir.MODEL_KERAS)
-    spec = read_spec(rundir.require(run_dir, rundir.DATA_SPEC)).fields
+    stage_run = provenance.begin(run_dir, "quantize",
+                                 reads=[rundir.MODEL_KERAS, rundir.DATA_SPEC])
+    model_path = run_dir / rundir.MODEL_KERAS
+    spec = read_spec(run_dir / rundir.DATA_SPEC).fields
     task = spec["task"]
     keras_model = load_keras_model(model_path)
     # refuse an unsupported model before loading data or converting anything
@@ -104,7 +105,7 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
             **result,
         },
     }
-    with staged_outputs(run_dir) as stage:
+    with stage_run.outputs() as stage:
         stage.write_bytes(rundir.MODEL_TFLITE, tflite_bytes)
         stage.write_json(rundir.QUANT_REPORT, report)
     return report

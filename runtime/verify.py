@@ -32,9 +32,8 @@ from elman.runtime.float_reference import float_metrics
 from elman.runtime.interpreters import check_model_loads, run_litert, run_tflm
 from elman.runtime.simulator import Simulator, StepOutputs, resolve_engine
 
-from elman import rundir
+from elman import provenance, rundir
 from elman.errors import ElmanError, VerificationError
-from elman.files import staged_outputs
 
 REPORT_FORMAT = 1
 
@@ -226,7 +225,9 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
             check_profile(p)
         except ValueError as exc:
             raise ElmanError(str(exc)) from None
-    model_path = rundir.require(run_dir, rundir.MODEL_TFLITE)
+    stage_run = provenance.begin(run_dir, "verify", reads=[rundir.MODEL_TFLITE],
+                                 optional=[rundir.DATA_SPEC, rundir.MODEL_KERAS])
+    model_path = run_dir / rundir.MODEL_TFLITE
     ir = read_ir(model_path)  # a directory, an unreadable or a damaged file: one error
     model = model_path.read_bytes()
     check_model_loads(model, ir, profiles)  # both interpreters take it, before any work
@@ -278,7 +279,7 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
                                    for p in profiles]
         report["state_error"] = check_hidden_error(
             report["float_vs_int8"], expected_hidden_error(run_dir, ir, inputs.sequences))
-    with staged_outputs(run_dir) as stage:
+    with stage_run.outputs() as stage:
         stage.write_json(rundir.VERIFY_REPORT, report)
     if raise_on_mismatch and not report["ok"]:
         raise VerificationError(mismatch_message(report))

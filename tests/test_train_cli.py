@@ -12,7 +12,7 @@ from elman.cli import app
 REPORT_KEYS = {
     "format", "task", "data", "config", "versions", "model", "epochs", "stop_reason",
     "metrics", "baseline", "size_curve", "clipping", "grad_norm_vs_distance", "throughput",
-    "warnings",
+    "warnings", "provenance",
 }  # fmt: skip
 
 
@@ -28,8 +28,8 @@ def test_train_text_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     assert "validation perplexity" in result.output and "kn5: perplexity" in result.output
     assert sorted(p.name for p in run.iterdir()) == [
-        "data_spec.json", "grad_vs_distance.png", "model.keras", "train_curves.png",
-        "train_report.json",
+        "data_spec.json", "grad_vs_distance.png", "model.keras", "provenance.json",
+        "train_curves.png", "train_report.json",
     ]  # fmt: skip
     report = json.loads((run / "train_report.json").read_text())
     assert set(report) == REPORT_KEYS and report["warnings"] == []

@@ -14,9 +14,8 @@ from elman.data.datasets import ClassificationData, RunData, TextData, load_data
 from elman.train.config import PER_STEP_BPTT, TrainConfig
 from elman.train.limits import check_sizes
 
-from elman import __version__, rundir
+from elman import __version__, provenance, rundir
 from elman.errors import DataError
-from elman.files import staged_outputs
 
 REPORT_FORMAT = "elman-train-report/1"
 
@@ -36,6 +35,8 @@ def train_run(
     options raise :class:`~elman.errors.ElmanError` before anything is written.
     """
     config = config or TrainConfig()
+    source = data if isinstance(data, str) else str(getattr(data, "source", data))
+    stage_run = provenance.begin(run_dir, "train", rerun=["train", "--data", source])
     dataset = (load_dataset(data, max_chars=config.max_chars, max_length=config.max_length)
                if isinstance(data, str) else data)
     per_step = isinstance(dataset, ClassificationData) and dataset.y_train.ndim == 2
@@ -144,7 +145,7 @@ def train_run(
 
     from elman.train.plots import plot_grad_vs_distance, plot_training_curves
 
-    with staged_outputs(run_dir) as stage:
+    with stage_run.outputs() as stage:
         model.save(stage.path(rundir.MODEL_KERAS))
         stage.write_json(rundir.DATA_SPEC, dataset.spec())
         for name, what, plot in (

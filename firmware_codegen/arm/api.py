@@ -21,9 +21,8 @@ from elman.firmware_codegen.arm.toolchain import check_cpu_opt, find_toolchain
 from elman.quantize.ir import QuantizedRNN
 from tqdm import tqdm
 
-from elman import rundir
+from elman import provenance, rundir
 from elman.errors import VerificationError
-from elman.files import staged_outputs
 
 DEFAULT_CPUS = ("cortex-m0plus", "cortex-m4")
 DEFAULT_OPTS = ("O2", "Os")
@@ -97,7 +96,9 @@ def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
     from elman.quantize.reader import read_ir
 
     run_dir = Path(run_dir)
-    model_path = rundir.require(run_dir, rundir.MODEL_TFLITE)
+    stage_run = provenance.begin(run_dir, "mcu", reads=[rundir.MODEL_TFLITE],
+                           optional=[rundir.DATA_SPEC])
+    model_path = run_dir / rundir.MODEL_TFLITE
     cpus, opts, profiles = tuple(cpus), tuple(opts), tuple(profiles)
     for cpu in cpus:
         for opt in opts:
@@ -124,7 +125,7 @@ def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
         "all_bit_exact": all(r["bit_exact"] for r in rows),
         "tflm": tflm_footprint(model_path),
     }
-    with staged_outputs(run_dir) as stage:
+    with stage_run.outputs() as stage:
         stage.write_json(rundir.MCU_REPORT, report)
     bad = [r for r in rows if not r["bit_exact"]]
     if bad:
