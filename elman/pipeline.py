@@ -3,21 +3,22 @@
 :func:`run_pipeline` calls each stage's public function in order on one run
 directory. Before the first stage it checks what would otherwise fail late
 (the C prefix, the profiles, the cpus and optimization levels, the Arm
-toolchain), so a typo does not cost a training run. A stage that fails raises
-its own :class:`~elman.errors.ElmanError` (the CLI prints it as
-``error: ...``, exit 1); the stages before it have already committed their
+toolchain), and, with ``--from STAGE``, that the directory holds the outputs of
+every stage before it, unchanged since they were written (:mod:`elman.provenance`).
+The whole run holds the run directory's lock (:mod:`elman.run_lock`). A stage
+that fails raises its own :class:`~elman.errors.ElmanError` (the CLI prints it
+as ``error: ...``, exit 1); the stages before it have already committed their
 files (each stage writes atomically), so they stay for inspection, and
 ``--from STAGE`` re-runs the chain from that stage on the same directory.
-Outputs of later stages left by a previous run are removed as soon as the
-first stage of this run has replaced what they were made from, so a run
-directory never mixes a new model with an old report.
+Outputs of later stages left by a previous run are removed by the commit of
+the stage that replaces what they were made from (:mod:`elman.provenance`), so
+a run directory never mixes a new model with an old report.
 Each stage prints a line when it starts and one with its elapsed time when it
 ends (stderr); the run ends with one summary (:mod:`elman.pipeline_summary`).
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,14 +28,22 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from elman import rundir
+from elman import provenance, rundir
 from elman.errors import ElmanError
+from elman.rundir import STAGES
 
 DEFAULT_DATA = "sensor:basicmotions"
 DEFAULT_CPUS = ("cortex-m0plus", "cortex-m4")
 DEFAULT_OPTS = ("O2",)
 PROFILES = ("tflm", "tflite")
-STAGES = ("train", "quantize", "codegen", "verify", "mcu", "report")
+# what a run starting after a stage needs from it
+PREREQUISITES = {
+    "train": (rundir.MODEL_KERAS, rundir.DATA_SPEC, rundir.TRAIN_REPORT),
+    "quantize": (rundir.MODEL_TFLITE, rundir.QUANT_REPORT),
+    "codegen": (rundir.CODE_DIR,),
+    "verify": (rundir.VERIFY_REPORT,),
+    "mcu": (rundir.MCU_REPORT,),
+}
 
 
 @dataclass(frozen=True)
@@ -71,16 +80,6 @@ class _Progress:
         self.timings.append(StageTiming(name, seconds))
         self._say(f"[{index}/{self.total}] {name} done in {seconds:.1f} s")
         return result
-
-    def remove_stale(self, paths: list[Path]) -> None:
-        """Remove a previous run's later outputs once an earlier stage has replaced its inputs."""
-        for path in paths:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-        self._say(f"    removed the previous run's {', '.join(p.name for p in paths)} "
-                  "(made from the files just replaced)")
 
     def _say(self, line: str) -> None:
         if self.enabled:
@@ -127,12 +126,7 @@ def run_pipeline(
     The C is generated for ``profiles[0]``; ``verify`` checks every profile in
     ``profiles``; ``mcu`` builds for every cpu × opt.
     """
-    from elman.firmware_codegen.api import codegen_run
-    from elman.firmware_codegen.arm.api import mcu_run
-    from elman.quantize.api import quantize_run
-    from elman.report_html import build_report
-    from elman.runtime.verify import verify_run
-    from elman.train.api import train_run
+    from elman.run_lock import locked
 
     run_dir = Path(run_dir)
     profiles, cpus, opts = tuple(profiles), tuple(cpus), tuple(opts)
@@ -140,6 +134,38 @@ def run_pipeline(
     if start != "train" and not run_dir.is_dir():
         raise ElmanError(f"run directory {run_dir} does not exist: start from train")
     data = data or DEFAULT_DATA
+    with locked(run_dir, f"elman run {run_dir}", create=start == "train"):
+        check_prerequisites(run_dir, start)
+        return _run_stages(data, run_dir, config=config, prefix=prefix, profiles=profiles,
+                           cpus=cpus, opts=opts, verify_limit=verify_limit, start=start,
+                           progress=progress)
+
+
+def check_prerequisites(run_dir: Path, start: str) -> None:
+    """Refuse to start at ``start`` unless every earlier stage's outputs are there, unchanged."""
+    for stage in STAGES[:STAGES.index(start)]:
+        missing = [name for name in PREREQUISITES[stage] if not (run_dir / name).exists()
+                   or ((run_dir / name).is_dir() and not any((run_dir / name).iterdir()))]
+        if missing:
+            again = (f"elman run --data DATA {run_dir}" if stage == "train"
+                     else f"elman run --from {stage} {run_dir}")
+            raise ElmanError(f"cannot start at {start}: {run_dir} has no "
+                             f"{', '.join(missing)} (made by `elman {stage}`); "
+                             f"start from {stage}: `{again}`")
+    provenance.check_run(run_dir, [name for stage in STAGES[:STAGES.index(start)]
+                                   for name in rundir.OUTPUTS[stage]])
+
+
+def _run_stages(data: str, run_dir: Path, *, config: Any, prefix: str,
+                profiles: tuple[str, ...], cpus: tuple[str, ...], opts: tuple[str, ...],
+                verify_limit: int | None, start: str, progress: bool) -> dict[str, Any]:
+    from elman.firmware_codegen.api import codegen_run
+    from elman.firmware_codegen.arm.api import mcu_run
+    from elman.quantize.api import quantize_run
+    from elman.report_html import build_report
+    from elman.runtime.verify import verify_run
+    from elman.train.api import train_run
+
     stages: list[tuple[str, str, Callable[[], Any]]] = [
         ("train", f"{data} → {rundir.MODEL_KERAS}",
          lambda: train_run(data, run_dir, config, progress=progress)),
@@ -162,12 +188,8 @@ def run_pipeline(
     began = time.perf_counter()
     results: dict[str, Any] = {"run_dir": str(run_dir), "data": data if start == "train"
                                else _recorded_data(run_dir)}
-    stale = _outputs_of(run_dir, STAGES[STAGES.index(start) + 1:])
     for name, what, fn in stages:
         results[name] = steps.run(name, what, fn)
-        if stale:  # made from what this run just replaced: never leave them beside it
-            steps.remove_stale(stale)
-            stale = []
     for name in STAGES[:STAGES.index(start)]:
         results[name] = _earlier_report(run_dir, name)
     results["timings"] = {t.name: round(t.seconds, 1) for t in steps.timings}
@@ -175,31 +197,10 @@ def run_pipeline(
     return results
 
 
-OUTPUTS = {
-    "train": (rundir.MODEL_KERAS, rundir.DATA_SPEC, rundir.TRAIN_REPORT, rundir.TRAIN_CURVES_PNG,
-              rundir.GRAD_DISTANCE_PNG),
-    "quantize": (rundir.MODEL_TFLITE, rundir.QUANT_REPORT),
-    "codegen": (rundir.CODE_DIR,),
-    "verify": (rundir.VERIFY_REPORT,),
-    "mcu": (rundir.MCU_REPORT,),
-    "report": (rundir.REPORT_HTML,),
-}
-
-
-def _outputs_of(run_dir: Path, stages: Sequence[str]) -> list[Path]:
-    """The files that ``stages`` wrote into ``run_dir`` before (those that exist)."""
-    return [run_dir / name for stage in stages for name in OUTPUTS[stage]
-            if (run_dir / name).exists()]
-
-
-_REPORT_OF = {"train": rundir.TRAIN_REPORT, "quantize": rundir.QUANT_REPORT,
-              "verify": rundir.VERIFY_REPORT, "mcu": rundir.MCU_REPORT}
-
-
 def _earlier_report(run_dir: Path, stage: str) -> Any:
     from elman.report_html import load_report
 
-    name = _REPORT_OF.get(stage)
+    name = rundir.REPORTS.get(stage)
     return None if name is None else load_report(run_dir, name)
 
 
@@ -251,13 +252,19 @@ def run(
         "--from", help=f"Start at this stage of an existing run: {', '.join(STAGES)}.")]
     = "train",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit with status 1 when an acceptance check is NOT met (int8 vs "
+                         "float, float vs chance or vs a 3-gram, bit-exactness).")] = False,
 ) -> None:
     """Run every stage: train, quantize, codegen, verify, mcu; then write report.html.
+
+    The summary shows every acceptance check, met or NOT met; --strict makes one
+    NOT met an error (exit 1).
 
     Training takes the most common options here; for all of them run
     `elman train ... RUN_DIR`, then `elman run --from quantize RUN_DIR`.
     """
-    from elman.pipeline_summary import format_summary
+    from elman.pipeline_summary import checks_of, format_summary
 
     if profile not in (*PROFILES, "both"):
         raise ElmanError(f"unknown profile {profile!r}; choose tflm, tflite or both")
@@ -270,6 +277,10 @@ def run(
         cpus=tuple(cpu or DEFAULT_CPUS), opts=tuple(opt or DEFAULT_OPTS), verify_limit=limit,
         start=start, progress=not quiet)
     typer.echo(format_summary(result))
+    failed = [c.name for c in checks_of(result) if not c.met]
+    if strict and failed:
+        raise ElmanError(f"{len(failed)} acceptance check{'s' if len(failed) > 1 else ''} NOT "
+                         f"met (--strict): {', '.join(failed)}")
 
 
 def _train_config(**overrides: Any) -> Any:

@@ -1,4 +1,5 @@
-"""The one summary `elman run` prints at the end: metrics, bit-exactness, size, speed, files."""
+"""The one summary `elman run` prints at the end: the acceptance checks first (met / NOT met,
+and what to try), then metrics, bit-exactness, size, speed and files."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from elman import rundir
+from elman.quality_gates import Check, acceptance_checks
 from elman.report_page import fmt
 from elman.report_sections import bit_exact_pairs, mcu_rows, task_metric_rows
 
@@ -22,6 +24,28 @@ def text_table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> 
     return [line(header)] + [line(r) for r in cells]
 
 
+def checks_of(result: dict[str, Any]) -> list[Check]:
+    """The acceptance checks of a :func:`elman.pipeline.run_pipeline` result."""
+    return acceptance_checks(result.get("train"), result.get("quantize"), result.get("verify"),
+                             bit_exact_pairs(result.get("verify"), result.get("mcu")))
+
+
+def check_lines(checks: list[Check]) -> list[str]:
+    """The checks as a table, a verdict line first, then what to try for each one NOT met."""
+    if not checks:
+        return []
+    bad = [c for c in checks if not c.met]
+    verdict = f"acceptance checks: {len(checks) - len(bad)} of {len(checks)} met"
+    if bad:
+        verdict += f"; NOT met: {', '.join(c.name for c in bad)}"
+    lines = [verdict]
+    lines += text_table(["check", "measured", "criterion", "status"],
+                        [[c.name, c.measured, c.criterion, c.status] for c in checks])
+    for advice in dict.fromkeys(c.advice for c in bad if c.advice):
+        lines.append(f"  what to try: {advice}")
+    return lines + [""]
+
+
 def format_summary(result: dict[str, Any]) -> str:
     """Text summary of a :func:`elman.pipeline.run_pipeline` result."""
     run_dir = Path(result["run_dir"])
@@ -30,6 +54,9 @@ def format_summary(result: dict[str, Any]) -> str:
     timings = ", ".join(f"{k} {v:.0f} s" for k, v in result.get("timings", {}).items())
     lines = [f"elman run {run_dir}: {result.get('data', '')}, "
              f"{result.get('seconds', 0):.0f} s ({timings})", ""]
+    lines += check_lines(checks_of(result))
+    warnings = (train or {}).get("warnings") or []
+    lines += [f"warning: {w}" for w in warnings] + ([""] if warnings else [])
 
     header, rows = task_metric_rows(train, quant, verify)
     if rows:
@@ -63,11 +90,13 @@ def format_summary(result: dict[str, Any]) -> str:
         lines.append("")
 
     lines.append("files")
-    code = sorted(p.name for p in (run_dir / rundir.CODE_DIR).glob("*")) \
+    code = sorted(p.name for p in (run_dir / rundir.CODE_DIR).glob("*") if p.is_file()) \
         if (run_dir / rundir.CODE_DIR).is_dir() else []
     for name, what in [(rundir.MODEL_KERAS, "float Keras model"),
                        (rundir.MODEL_TFLITE, "int8 step model"),
-                       (rundir.CODE_DIR + "/", "C99: " + ", ".join(code) if code else "C99"),
-                       (rundir.REPORT_HTML, "plots and tables, open in a browser")]:
-        lines.append(f"  {run_dir / name}  ({what})")
+                       (rundir.CODE_DIR + "/", "C99: " + ", ".join(code)),
+                       (rundir.REPORT_HTML, "plots and tables, open in a browser"),
+                       (rundir.PROVENANCE, "which stage wrote each file, SHA-256")]:
+        if (run_dir / name).exists() and (name != rundir.CODE_DIR + "/" or code):
+            lines.append(f"  {run_dir / name}  ({what})")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ import numpy as np
 
 from elman import report_plots, rundir
 from elman.errors import ElmanError
+from elman.quality_gates import Check, acceptance_checks
 from elman.report_page import Card, Cell, Section, fmt, status_cell
 from elman.report_size_curve import size_curve_section
 
@@ -25,7 +26,7 @@ EPOCH_BOOKKEEPING = ("epoch", "seconds", "lr_end", "updates", "grad_norm_mean",
 
 
 def _missing(name: str, run_dir: Path) -> str:
-    producer = rundir._PRODUCER.get(name, "an earlier stage")
+    producer = rundir.PRODUCER.get(name, "an earlier stage")
     return f"{name} is missing: run `{producer} {run_dir}` to fill this section."
 
 
@@ -35,14 +36,15 @@ def build_page(run_dir: Path, reports: dict[str, Report]) -> dict[str, Any]:
     quant = reports.get(rundir.QUANT_REPORT)
     verify = reports.get(rundir.VERIFY_REPORT)
     mcu = reports.get(rundir.MCU_REPORT)
+    checks = acceptance_checks(train, quant, verify, bit_exact_pairs(verify, mcu))
     return {
         "title": run_dir.resolve().name,
         "subtitle": _subtitle(train),
-        "cards": summary_cards(train, quant, verify, mcu),
+        "cards": check_cards(checks) + summary_cards(train, quant, verify, mcu),
         "sections": [
             training_section(run_dir, train),
             quantization_section(run_dir, quant),
-            task_section(run_dir, train, quant, verify),
+            task_section(run_dir, train, quant, verify, checks),
             *filter(None, [size_curve_section(train, quant, verify)]),
             verification_section(run_dir, verify, mcu),
             mcu_section(run_dir, mcu),
@@ -62,6 +64,11 @@ def _subtitle(train: Report) -> str:
 
 
 # ---- summary ----------------------------------------------------------------------
+
+
+def check_cards(checks: list[Check]) -> list[Card]:
+    """One card per acceptance check, first on the page: a failed one is never hidden."""
+    return [Card(c.name, c.status, "ok" if c.met else "bad") for c in checks]
 
 
 def summary_cards(train: Report, quant: Report, verify: Report, mcu: Report) -> list[Card]:
@@ -175,6 +182,8 @@ def training_section(run_dir: Path, train: Report) -> Section:
     if train is None:
         s.missing = _missing(rundir.TRAIN_REPORT, run_dir)
         return s
+    for warning in train.get("warnings") or []:
+        s.note_missing(f"Warning: {warning}.")
     history = train.get("epochs") or []
     if history:
         epochs, series = _epoch_series(history)
@@ -333,13 +342,21 @@ def _drift(s: Section, drift: dict[str, Any] | None, traces: Any) -> None:
 # ---- the task metric ---------------------------------------------------------------
 
 
-def task_section(run_dir: Path, train: Report, quant: Report, verify: Report) -> Section:
+def task_section(run_dir: Path, train: Report, quant: Report, verify: Report,
+                 checks: list[Check] | None = None) -> Section:
     s = Section("task", "Task metric")
     header, rows = task_metric_rows(train, quant, verify)
     if not rows:
         s.missing = _missing(rundir.TRAIN_REPORT, run_dir)
         return s
     s.table(header, rows)
+    if checks:
+        s.heading("Acceptance checks")
+        s.table(["check", "measured", "criterion", "status"],
+                [[c.name, c.measured, c.criterion, Cell(c.status, "status")] for c in checks],
+                ["ok" if c.met else "bad" for c in checks])
+        for advice in dict.fromkeys(c.advice for c in checks if not c.met and c.advice):
+            s.text(f"What to try: {advice}.")
     metrics = (train or {}).get("metrics", {})
     cm = metrics.get("confusion_matrix")
     if cm:

@@ -56,6 +56,7 @@ def test_a_failing_middle_stage_stops_the_run_and_keeps_earlier_files(bm_run, tm
     shutil.copytree(bm_run, run)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     (run / "model_int8.tflite").write_bytes(b"TFL3 this is not a flatbuffer")
+    (run / "provenance.json").unlink()  # no ledger: the file reaches the reader's own checks
     result = invoke("--from", "codegen", str(run))
     assert result.exit_code == 1
     assert "error: " in result.output and "model_int8.tflite" in result.output
@@ -160,17 +161,36 @@ def test_a_stage_failing_after_another_succeeded_leaves_no_stale_outputs(tiny_ru
     assert result.exit_code == 0, result.output
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
+    (copy / "provenance.json").unlink()  # a run directory of elman 0.1, made before the ledger
     kept = {name: (copy / name).read_bytes() for name in
-            ("model.keras", "model_int8.tflite", "train_report.json", "quant_report.json")}
+            ("model.keras", "model_int8.tflite", "train_report.json", "quant_report.json",
+             "verify_report.json", "mcu_report.json")}
     (copy / "data_spec.json").write_text("{broken", encoding="utf-8")
     failed = invoke("--from", "codegen", "--prefix", "gesture", str(copy))
     assert failed.exit_code == 1
     assert "data_spec.json: not valid JSON" in failed.output
     assert "[1/4] codegen done in" in failed.output
     assert "[2/4] verify failed after" in failed.output
-    # the new C is there; nothing made from the old model or C is left beside it
+    # the new C is there; the page that listed the old C is gone; the reports of the
+    # same model_int8.tflite stay (nothing they were made from changed)
     assert (copy / "c" / "gesture_model.h").is_file()
-    for name in ("verify_report.json", "mcu_report.json", "report.html"):
-        assert not (copy / name).exists(), name
+    assert not (copy / "report.html").exists()
     for name, data in kept.items():
         assert (copy / name).read_bytes() == data
+
+
+def test_a_changed_input_is_refused_before_any_stage_runs(tiny_run, tmp_path):
+    run, result = tiny_run
+    assert result.exit_code == 0, result.output
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    (copy / "data_spec.json").write_text("{broken", encoding="utf-8")
+    failed = invoke("--from", "codegen", "--prefix", "gesture", str(copy))
+    assert failed.exit_code == 1
+    assert failed.output.startswith(f"error: {copy / 'data_spec.json'} changed since "
+                                    "`elman train` wrote it")
+    assert "codegen" not in failed.output.split("rerun")[0]  # no stage started
+    after = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    assert after.keys() == before.keys()
+    assert all(after[p] == data for p, data in before.items() if p.name != "data_spec.json")
