@@ -17,6 +17,7 @@ over Ctrl-C before anything heavy is imported. Then:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -68,21 +69,24 @@ def remove_dead_temporaries(root) -> list:
     return removed
 
 
-def _private_tmp():
-    import contextlib
+def _private_tmp(created: list):
+    """Make this command's private temporary directory (appended to ``created``)."""
     import tempfile
     from pathlib import Path
+
+    from elman.files import deferred_interrupts
 
     root = Path(tempfile.gettempdir())
     with contextlib.suppress(OSError):
         remove_dead_temporaries(root)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=root))
-    except OSError:
-        return None  # a full or read-only $TMPDIR: the stage reports what fails
-    os.environ["TMPDIR"] = str(tmp)
-    tempfile.tempdir = str(tmp)
-    return tmp
+    with deferred_interrupts():  # made and remembered as one step
+        try:
+            created.append(Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-",
+                                                 dir=root)))
+        except OSError:
+            return  # a full or read-only $TMPDIR: the stage reports what fails
+    os.environ["TMPDIR"] = str(created[0])
+    tempfile.tempdir = str(created[0])
 
 
 def _run(args: list[str]) -> int:
@@ -94,32 +98,38 @@ def _run(args: list[str]) -> int:
     return commands.app_main(args)
 
 
-def main() -> None:
-    """Entry point of the ``elman`` console script."""
-    signal.signal(signal.SIGINT, _on_interrupt)
-    import contextlib
-    import shutil
-
-    code, tmp = 1, None
+def _main() -> int:
+    created: list = []
     try:
-        tmp = _private_tmp()
-        code = _run(sys.argv[1:])
+        signal.signal(signal.SIGINT, _on_interrupt)  # first, and inside the try
+        _private_tmp(created)
+        return _run(sys.argv[1:])
     except KeyboardInterrupt:
-        code = INTERRUPT_EXIT
+        return INTERRUPT_EXIT
     except BrokenPipeError:  # `elman ... | head`: stop writing, quietly
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 1
+        return 1
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        return exc.code if isinstance(exc.code, int) else 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below is not interrupted
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup is not interrupted
+        if created:
+            import shutil
+
+            shutil.rmtree(created[0], ignore_errors=True)
+
+
+def main() -> None:
+    """Entry point of the ``elman`` console script."""
+    try:
+        code = _main()
+    except KeyboardInterrupt:  # in the instant before the handler or the cleanup began
+        code = INTERRUPT_EXIT
     if _interrupted:
         code = INTERRUPT_EXIT
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a closed pipe: nothing more to say
             stream.flush()
     if code == INTERRUPT_EXIT:
         os._exit(code)  # skip the exit handlers of half-imported libraries

@@ -137,10 +137,10 @@ def staged_outputs(run_dir: Path | str, subdir: str = "",
     root.mkdir(parents=True, exist_ok=True)
     recover(root)
     tmp = root / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-    (tmp / "new").mkdir(parents=True)
     stage = Stage(tmp, root, subdir)
     stage.annotate_json = annotate_json
     try:
+        (tmp / "new").mkdir(parents=True)
         yield stage
         if before_commit is not None:
             before_commit(stage)

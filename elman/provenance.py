@@ -91,9 +91,9 @@ class _Hashes:
 
 
 def _expand(run_dir: Path, ledger: dict[str, Any] | None, name: str) -> list[str]:
-    """``name``, or for a directory (``c``) the files in it (those the ledger lists, if any)."""
+    """``name``, or for the C directory the files in it (those the ledger lists, if any)."""
     path = run_dir / name
-    if not path.is_dir():
+    if name != rundir.CODE_DIR or not path.is_dir():
         return [name]
     prefix = name.rstrip("/") + "/"
     listed = sorted(rel for _, record in (ledger or {}).get("stages", {}).items()
@@ -227,7 +227,12 @@ class StageRun:
         """Before the commit: the ledger, and the stale outputs of later stages to remove."""
         new = stage.staging / "new"
         outputs = {rel: sha256_file(new / rel) for rel in stage.staged()}
-        ledger = load_ledger(self.run_dir) or {"format": FORMAT, "stages": {}}
+        try:
+            ledger = load_ledger(self.run_dir) or {"format": FORMAT, "stages": {}}
+        except ProvenanceError:
+            if self.stage != "train":
+                raise
+            ledger = {"format": FORMAT, "stages": {}}  # training starts the directory anew
         stages: dict[str, Any] = ledger["stages"]
         previous = stages.get(self.stage)
         if self.stage == "codegen" and previous and previous.get("inputs") == self.inputs:

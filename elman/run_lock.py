@@ -113,13 +113,17 @@ def locked(run_dir: Path | str, command: str, *, create: bool = False, need_mb: 
             _held[key] -= 1
         return
     try:
-        fd = _acquire(run_dir, command, notify)
+        with deferred_interrupts():  # the lock file is made and owned as one step
+            fd = _acquire(run_dir, command, notify)
+            _held[key] = 1
     except BaseException:
+        if key in _held:  # taken, then interrupted as the step ended
+            del _held[key]
+            _release(run_dir, fd)
         if created:
             with contextlib.suppress(OSError):
                 run_dir.rmdir()
         raise
-    _held[key] = 1
     try:
         for line in recover(run_dir):
             notify(f"note: {line}")
