@@ -28,12 +28,12 @@ from elman import __version__, provenance, rundir
 from elman.errors import ElmanError, ModelError
 
 REPORT_FORMAT = "elman-quant-report/1"
-EVAL_CHARS = 20_000
+EVAL_CHARS = None  # text: the whole validation stream (elman.perplexity's definition)
 NORMALIZATION_RTOL = 1e-5
 
 
 def quantize_run(run_dir: Path | str, progress: bool = True, *,
-                 eval_chars: int = EVAL_CHARS,
+                 eval_chars: int | None = EVAL_CHARS,
                  calibration_samples: int = MAX_CALIBRATION_SAMPLES,
                  input_percentile: float = calibration.INPUT_PERCENTILE) -> dict:
     """Quantize a trained run; returns the report (also written as ``quant_report.json``).
@@ -77,7 +77,9 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
     ir = read_ir(tflite_bytes)
 
     if task == "language_model":
-        steps = min(eval_chars, len(data.val_ids) - 1)
+        steps = len(data.val_ids) - 1
+        if eval_chars is not None:
+            steps = min(eval_chars, steps)
         with tqdm(total=steps, disable=not progress, desc="int8 in LiteRT", unit="step",
                   leave=False) as bar:
             result = evaluate.evaluate_text(found.model, ir, tflite_bytes, data.val_ids, steps,
@@ -202,9 +204,11 @@ def summary_table(report: dict) -> str:
                          f"{_num(d_f['median_steps']):>12}{_num(d_q['median_steps']):>12}")
         lines.append(f"{'prediction agreement':<28}{m['prediction_agreement']:>24.4f}")
     else:
-        lines.append(f"{'bits/char (' + str(ev['stream_steps']) + ' chars)':<28}"
+        what = "validation" if ev.get("whole_stream") else \
+            f"first {ev['stream_steps']:,} chars"
+        lines.append(f"{'bits/char (' + what + ')':<28}"
                      f"{m['float']['bits_per_char']:>12.4f}{m['int8']['bits_per_char']:>12.4f}")
-        lines.append(f"{'perplexity':<28}"
+        lines.append(f"{'perplexity (' + what + ')':<28}"
                      f"{m['float']['perplexity']:>12.4f}{m['int8']['perplexity']:>12.4f}")
         d = ev["drift"]
         lines.append(f"{'hidden error first/last 1k':<28}"

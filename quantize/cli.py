@@ -13,9 +13,10 @@ from elman.errors import ElmanError, ModelError
 
 def quantize(
     run_dir: Annotated[Path, typer.Argument(help="Run directory with model.keras (elman train).")],
-    eval_chars: Annotated[int, typer.Option(
-        help="Text models: validation characters run through LiteRT for the report "
-             "(one stream, state carried).")] = 20_000,
+    eval_chars: Annotated[int | None, typer.Option(
+        help="Text models: run only the first N validation characters through LiteRT "
+             "(quicker; a prefix's perplexity, labelled as such). Default: the whole "
+             "validation stream, the validation perplexity.")] = None,
     input_percentile: Annotated[float, typer.Option(
         help="Sensor models: calibrate x on the [100-p, p] percentile range of the training "
              "inputs (100 = min/max).")] = 99.9,
@@ -24,7 +25,7 @@ def quantize(
     """Convert model.keras to an int8 one-step TFLite model and report float vs int8."""
     from elman.quantize.api import quantize_run, summary_table
 
-    if eval_chars < 1:
+    if eval_chars is not None and eval_chars < 1:
         raise ElmanError(f"--eval-chars must be >= 1, got {eval_chars}")
     report = quantize_run(run_dir, progress=progress, eval_chars=eval_chars,
                           input_percentile=input_percentile)

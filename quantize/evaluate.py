@@ -18,6 +18,8 @@ from elman.quantize import task_metrics
 from elman.quantize.float_model import FloatElman
 from elman.quantize.ir import QuantizedRNN
 
+from elman import perplexity
+
 DRIFT_WINDOW = 1000
 FIRST_STEPS = 100
 LONG_STREAM = 10_000  # drift is only meaningful over thousands of steps
@@ -103,28 +105,18 @@ def evaluate_classification(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
     }
 
 
-def _nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Negative log-likelihood (nats) of ``targets`` under ``logits`` (T, V), float64."""
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -logp[np.arange(len(targets)), targets]
-
-
-def _lm_metrics(nll: np.ndarray) -> dict:
-    mean = float(nll.mean())
-    return {"nll": mean, "perplexity": math.exp(mean), "bits_per_char": mean / math.log(2)}
-
-
 def evaluate_text(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
                   val_ids: np.ndarray, eval_chars: int, progress: Progress = None) -> dict:
-    ids = np.asarray(val_ids[: eval_chars + 1], np.int64)
-    inputs, targets = ids[:-1], ids[1:]
+    """Float vs int8 (LiteRT) on the first ``eval_chars`` predictions of the validation
+    stream; with all of them, both perplexities are the validation perplexity
+    (:mod:`elman.perplexity`: one sequence, state carried)."""
+    whole = eval_chars >= len(val_ids) - 1
+    inputs, targets = perplexity.stream_pairs(val_ids[: eval_chars + 1])
     out = _run_litert(tflite, ir, ir.embedding[inputs][None], progress)
     flt = model.run(model.embed(inputs[None]))
     h_f, y_f = flt.h, flt.logits
-    nll_f = _nll(y_f[0], targets)
-    nll_q = _nll(ir.output_quant.dequantize(out.y[0]), targets)
+    nll_f = perplexity.next_token_nll(y_f[0], targets)
+    nll_q = perplexity.next_token_nll(ir.output_quant.dequantize(out.y[0]), targets)
     err = _hidden_error(ir, out.h, h_f)[0]  # (T, H)
     per_step_mean, per_step_max = err.mean(axis=1), err.max(axis=1)
     windows = []
@@ -137,10 +129,14 @@ def evaluate_text(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
             "float_bits_per_char": float(nll_f[sl].mean() / math.log(2)),
             "int8_bits_per_char": float(nll_q[sl].mean() / math.log(2)),
         })
-    m_f, m_q = _lm_metrics(nll_f), _lm_metrics(nll_q)
+    m_f, m_q = perplexity.score_nll(nll_f), perplexity.score_nll(nll_q)
     return {
         "split": "validation",
         "stream_steps": int(len(inputs)),
+        "whole_stream": bool(whole),
+        "perplexity": perplexity.DEFINITION if whole else
+        f"on the first {len(inputs):,} characters of the validation stream only (not the "
+        "validation perplexity, which runs the whole stream)",
         "metrics": {
             "float": m_f,
             "int8": m_q,

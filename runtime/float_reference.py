@@ -18,10 +18,7 @@ from elman.quantize.float_model import FloatElman
 from elman.quantize.ir import QuantizedRNN
 from elman.runtime.simulator import StepOutputs
 
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+from elman import perplexity
 
 
 def float_metrics(model: FloatElman, ir: QuantizedRNN, inputs: Any,
@@ -68,12 +65,12 @@ def float_metrics(model: FloatElman, ir: QuantizedRNN, inputs: Any,
             metrics["prediction_agreement"] = task_metrics.agreement(
                 logits_float, logits_int8, per_step, inputs.lengths)
         elif inputs.ids is not None and inputs.ids.shape[1] > 1:
+            # elman.perplexity's definition when the inputs are the whole validation stream
             target = inputs.ids[:, 1:]
             for name, logits in (("float", logits_float), ("int8", logits_int8)):
-                lp = _log_softmax(logits[:, :-1])
-                nll = -np.take_along_axis(lp, target[..., None], axis=-1).mean()
-                metrics[f"{name}_perplexity"] = float(np.exp(nll))
-                metrics[f"{name}_bits_per_char"] = float(nll / np.log(2))
+                scored = perplexity.score_logits(logits[:, :-1], target)
+                metrics[f"{name}_perplexity"] = scored["perplexity"]
+                metrics[f"{name}_bits_per_char"] = scored["bits_per_char"]
                 metrics[f"{name}_next_token_accuracy"] = float(
                     (logits[:, :-1].argmax(-1) == target).mean())
             metrics["prediction_agreement"] = float(

@@ -69,3 +69,49 @@ def test_training_score_is_the_keras_model_run_as_one_stream(layers, monkeypatch
     restarted = (stream_eval.stream_score(model, ids[: cut + 1])["nll"] * cut
                  + stream_eval.stream_score(model, ids[cut:])["nll"] * (len(ids) - 1 - cut))
     assert abs(restarted / (len(ids) - 1) - got["nll"]) > 1e-6
+
+
+def test_training_quantize_and_verify_report_the_same_validation_perplexity(text_run):
+    """One number: train_report's, quant_report's float (whole stream) and verify's float
+    metric (float64 recurrence) agree; the int8 side of quantize is labelled the same way."""
+    import json
+    from types import SimpleNamespace
+
+    from elman.data.spec import load_run_data
+    from elman.quantize.keras_model import read_keras_file
+    from elman.quantize.reader import read_ir
+    from elman.runtime.float_reference import float_metrics
+    from elman.runtime.simulator import Simulator, embed_tokens
+
+    train = json.loads((text_run / "train_report.json").read_text())
+    quant = json.loads((text_run / "quant_report.json").read_text())["evaluation"]
+    ids = load_run_data(text_run).val_ids
+    assert train["metrics"]["val_predictions"] == quant["stream_steps"] == len(ids) - 1
+    assert quant["whole_stream"] and quant["perplexity"] == perplexity.DEFINITION
+    expected = train["metrics"]["val_perplexity"]
+    assert quant["metrics"]["float"]["perplexity"] == pytest.approx(expected, rel=1e-6)
+
+    ir = read_ir(text_run / "model_int8.tflite")
+    stream = np.asarray(ids, np.int64)[None]
+    simulated = Simulator(ir, "tflm").run(embed_tokens(ir, stream))
+    model = read_keras_file(text_run / "model.keras", "language_model").model
+    verify = float_metrics(model, ir, SimpleNamespace(ids=stream, labels=None, x_float=None,
+                                                           lengths=None),
+                           simulated, "tflm")["metrics"]
+    assert verify["float_perplexity"] == pytest.approx(expected, rel=1e-5)
+    # the simulator's int8 perplexity is a perplexity of the same stream
+    assert verify["int8_perplexity"] == pytest.approx(
+        perplexity.score_logits(ir.output_quant.dequantize(simulated.y[0, :-1]),
+                                stream[0, 1:])["perplexity"], rel=1e-5)
+
+
+def test_quantize_labels_a_prefix_evaluation(text_run, tmp_path):
+    import shutil
+
+    from elman.quantize.api import quantize_run
+
+    run = tmp_path / "run"
+    shutil.copytree(text_run, run)
+    ev = quantize_run(run, progress=False, eval_chars=500)["evaluation"]
+    assert ev["stream_steps"] == 500 and not ev["whole_stream"]
+    assert ev["perplexity"].startswith("on the first 500 characters")
