@@ -46,6 +46,9 @@ RECIPES: dict[str, dict] = {
     "units-512": dict(units=512, chars=9_600_000),  # about the compute of base
     "lr-2e-3": dict(lr=2e-3),
     "emb-64": dict(embedding=64),
+    "wd-0.01": dict(weight_decay=0.01),
+    "drop-head-0.05": dict(dropout_head=0.05),
+    "batch-128": dict(batch=128, lr=5e-3),
 }
 
 

@@ -196,12 +196,21 @@ def summary(report: dict, run_dir: Path) -> str:
         lines.append(f"test accuracy {m['test_accuracy']:.3f}")
     elif "val_perplexity" in m:
         lines.append(
-            f"validation perplexity {m['val_perplexity']:.3f} ({m['val_bits_per_char']:.3f} bpc)"
+            f"validation perplexity {m['val_perplexity']:.3f} ({m['val_bits_per_char']:.3f} bpc; "
+            "the whole validation stream, state carried)"
         )
+        int8_bytes = report["model"]["int8_bytes"]
         for name, b in sorted(report.get("baseline", {}).items()):
             lines.append(
-                f"  {name}: perplexity {b['val_perplexity']:.3f}, {b['entries']} n-grams, "
-                f"{b['bytes']} bytes (RNN int8 ~{report['model']['int8_bytes']} bytes)"
+                f"  {name}: perplexity {b['val_perplexity']:.3f}, {b['entries']:,} n-grams, "
+                f"{b['bytes']:,} bytes (RNN int8 ~{int8_bytes:,} bytes)"
+            )
+        smallest = _smallest_ngram(report.get("size_curve"), m["val_perplexity"])
+        if smallest:
+            lines.append(
+                f"  smallest pruned n-gram at least as good: order {smallest['order']}, cut-off "
+                f"{smallest['cutoff']}, perplexity {smallest['val_perplexity']:.3f}, "
+                f"{smallest['bytes']:,} bytes ({smallest['bytes'] / int8_bytes:.0f}x the RNN int8)"
             )
     c = report["clipping"]
     if c["fraction_clipped"] is not None:
@@ -211,3 +220,9 @@ def summary(report: dict, run_dir: Path) -> str:
         )
     lines += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _smallest_ngram(curve: dict | None, perplexity: float) -> dict | None:
+    from elman.report_size_curve import smallest_ngram_at
+
+    return smallest_ngram_at(curve["points"], perplexity) if curve else None
