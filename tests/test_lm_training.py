@@ -112,3 +112,13 @@ def test_dropout_acts_in_training_only_with_masks_fixed_by_seed_and_update():
                  .window_loss(x, x, h0)[0]) != loss_a
     drop.train_step(x, x, h0)  # each update draws new masks
     assert drop.dropout_seed.numpy().tolist() == [7, 1]
+
+
+def test_minutes_stay_an_option_and_stop_the_clock(tmp_path):
+    from elman.train.api import train_run
+
+    cfg = TrainConfig(**TINY, chars=10**9, minutes=0.05)
+    report = train_run("text:fortunes", tmp_path / "run", cfg, progress=False)
+    assert report["stop_reason"] == "time budget of 0.05 minutes"
+    assert 0 < report["throughput"]["updates"] < 10**9 // 40
+    assert report["metrics"]["val_perplexity"] == report["epochs"][-1]["val_perplexity"]
