@@ -51,6 +51,15 @@ CANDIDATES: dict[str, dict] = {
     "wd1e-3": {"weight_decay": 1e-3},
     "epochs150_noise0.1": {"epochs": 150, "noise": 0.1},
     "epochs150_units128": {"epochs": 150, "units": 128},
+    "epochs300": {"epochs": 300},
+    "epochs150_identity": {"epochs": 150, "recurrent_init": "identity"},
+    "epochs150_batch4": {"epochs": 150, "batch": 4},
+    "epochs150_units32": {"epochs": 150, "units": 32},
+    "epochs150_clip0": {"epochs": 150, "clip": 0.0},
+    "epochs150_lr1e-3": {"epochs": 150, "lr": 1e-3},
+    # epochs from the data: at least this many updates (and at least the default epochs)
+    "updates1500": {"min_updates": 1500},
+    "updates3000": {"min_updates": 3000},
 }
 
 
@@ -72,8 +81,9 @@ def _folds(y, k: int, seed: int = 0):
     return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]
 
 
-def _fit_score(data, cfg) -> float:
-    """Train on data's training split; accuracy on its test split (here: a validation fold)."""
+def _fit_score(data, cfg) -> tuple[float, float]:
+    """Train on data's training split: (accuracy on its test split (here: a validation
+    fold), accuracy on its training split)."""
     import dataclasses
 
     import keras
@@ -89,9 +99,9 @@ def _fit_score(data, cfg) -> float:
                         recurrent_scale=cfg.recurrent_scale, sequence_outputs=True)
     trainer = Trainer(model, "classification", lr=cfg.lr, clip=cfg.clip, record_norms=False,
                       weight_decay=cfg.weight_decay, loss_steps=cfg.loss_steps)
-    fit.fit_classification(trainer, data, cfg, progress=False)
+    result = fit.fit_classification(trainer, data, cfg, progress=False)
     predicted = predict_classes(trainer, data.x_test, data.lengths_test).argmax(axis=1)
-    return float((predicted == data.y_test).mean())
+    return float((predicted == data.y_test).mean()), result.epochs[-1]["train_accuracy"]
 
 
 def sweep(datasets, names, folds: int) -> dict:
@@ -106,9 +116,14 @@ def sweep(datasets, names, folds: int) -> dict:
         full = load_dataset(spec)
         splits = _folds(full.y_train, folds)
         for name in names:
-            cfg = TrainConfig(**CANDIDATES[name], diagnostics=False).resolved("classification")
+            overrides = dict(CANDIDATES[name])
+            min_updates = overrides.pop("min_updates", None)
+            cfg = TrainConfig(**overrides, diagnostics=False).resolved("classification")
+            if min_updates:
+                per_epoch = -(-len(splits[0][0]) // cfg.batch)
+                cfg = dataclasses.replace(cfg, epochs=max(cfg.epochs, -(-min_updates // per_epoch)))
             wall, cpu = time.perf_counter(), _cpu_seconds()
-            scores = []
+            scores, train_scores = [], []
             for train_idx, val_idx in splits:
                 # the validation fold plays the test split; the real test split is unused
                 part = dataclasses.replace(
@@ -116,12 +131,16 @@ def sweep(datasets, names, folds: int) -> dict:
                     lengths_train=full.lengths_train[train_idx],
                     x_test=full.x_train[val_idx], y_test=full.y_train[val_idx],
                     lengths_test=full.lengths_train[val_idx])
-                scores.append(_fit_score(part, cfg))
+                val, train = _fit_score(part, cfg)
+                scores.append(val)
+                train_scores.append(train)
             row = {"data": spec, "candidate": name, "overrides": CANDIDATES[name],
                    "fold_accuracy": scores, "val_accuracy": float(np.mean(scores)),
+                   "train_accuracy": float(np.mean(train_scores)),
                    "wall_s": time.perf_counter() - wall, "cpu_s": _cpu_seconds() - cpu}
             rows.append(row)
             print(f"{spec:32s} {name:22s} val {row['val_accuracy']:.3f} "
+                  f"train {row['train_accuracy']:.3f} "
                   f"({', '.join(f'{s:.2f}' for s in scores)})  {row['wall_s']:.0f} s wall, "
                   f"{row['cpu_s']:.0f} s CPU", flush=True)
     return rows

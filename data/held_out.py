@@ -44,6 +44,18 @@ class HeldOut:
     def tokens(self) -> bool:
         return self.task == "language_model"
 
+    def same_length(self, count: int) -> HeldOut:
+        """At most ``count`` sequences that share one length, cut to it (no padding): for a
+        consumer that runs every sample for the same number of steps. The length is the
+        most common one (the longest of those on a tie); its first sequences, in order."""
+        values, counts = np.unique(self.lengths, return_counts=True)
+        length = int(values[counts == counts.max()].max())
+        pick = np.flatnonzero(self.lengths == length)[:count]
+        return HeldOut(self.task, self.source, self.inputs[pick, :length],
+                       None if self.targets is None else self.targets[pick], self.names,
+                       f"{len(pick)} sequences of {length} steps of the {self.description}",
+                       self.lengths[pick])
+
 
 def load_held_out(run_dir: Path | str, *, limit: int | None = None,
                   window: int | None = None) -> HeldOut:

@@ -216,7 +216,8 @@ def _recorded_data(run_dir: Path) -> str:
 def run(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (created if missing).")],
     data: Annotated[str | None, typer.Option(
-        help="sensor:NAME, text:fortunes, npz:PATH or text:PATH (default: sensor:basicmotions)."
+        help="sensor:NAME, ts:PATH, npz:PATH, csv:PATH, text:fortunes or text:PATH "
+             "(default: sensor:basicmotions)."
     )] = None,
     units: Annotated[int | None, typer.Option(help="Hidden units (default: the task's).")]
     = None,
@@ -236,6 +237,9 @@ def run(
         help="Stop training after this many minutes.")] = None,
     max_chars: Annotated[int | None, typer.Option(
         help="Text: train on the first N characters only (quick runs).")] = None,
+    max_length: Annotated[int | None, typer.Option(
+        help="Sequences: keep the last N samples of longer sequences (else a sequence over "
+             "10x the median length is an error).")] = None,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(
@@ -271,7 +275,8 @@ def run(
     profiles = PROFILES if profile == "both" else (profile,)
     config = _train_config(units=units, embedding=embedding, epochs=epochs, batch=batch,
                            bptt=bptt, lr=lr, clip=clip, seed=seed, minutes=minutes,
-                           max_chars=max_chars) if start == "train" else None
+                           max_chars=max_chars, max_length=max_length
+                           ) if start == "train" else None
     result = run_pipeline(
         data, run_dir, config=config, prefix=prefix, profiles=profiles,
         cpus=tuple(cpu or DEFAULT_CPUS), opts=tuple(opt or DEFAULT_OPTS), verify_limit=limit,

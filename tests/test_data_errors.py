@@ -1,5 +1,6 @@
 """Bad input to `elman train`: one clear error, exit 1, nothing left in the run directory."""
 
+import json
 import re
 
 import numpy as np
@@ -111,3 +112,33 @@ def test_max_length_option_errors(tmp_path, args, message):
     result = CliRunner().invoke(app, ["train", str(run), "--no-progress", *args])
     assert result.exit_code == 1, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_far_longer_sequence_is_named_by_train_and_run_and_max_length_cuts_it(tmp_path):
+    from elman.data.ts_datasets import archive_dir
+    from elman.data.ts_format import read_ts
+
+    ts = read_ts(archive_dir("BasicMotions") / "BasicMotions_TRAIN.ts")
+    x = np.zeros((40, 1500, 6))
+    x[:, :100] = np.stack([s.T for s in ts.series])
+    x[:, 100:] = np.nan  # the end of each sequence...
+    x[9] = np.tile(x[9, :100], (15, 1))  # ...but sequence 9 is 1,500 steps long
+    np.savez(tmp_path / "long.npz", x=x, y=np.array(ts.labels))
+    spec = f"npz:{tmp_path / 'long.npz'}"
+    message = "sequence x[9] has 1,500 steps, more than 10x the median length 100"
+    for command in (["train", "--no-progress"], ["run", "--quiet"]):
+        run = tmp_path / command[0]
+        result = CliRunner().invoke(app, [*command, "--data", spec, str(run)])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert "--max-length N" in result.output and not run.exists()
+    result = CliRunner().invoke(app, ["run", "--data", spec, str(tmp_path / "r"),
+                                      "--max-length", "0", "--quiet"])
+    assert result.output.strip() == "error: --max-length must be >= 1, got 0"
+    run = tmp_path / "cut"
+    result = CliRunner().invoke(app, ["train", "--data", spec, str(run), "--max-length", "120",
+                                      "--epochs", "1", "--units", "4", "--no-progress",
+                                      "--no-diagnostics"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "data_spec.json").read_text())
+    assert saved["max_length"] == 120 and saved["input"]["timesteps"] == 120
+    assert saved["lengths"]["cut_to_max_length"] == 1

@@ -279,3 +279,24 @@ def test_spec_with_lengths_round_trips_through_json(tmp_path):
     assert spec["lengths"] == {"min": 29, "max": 361, "median": 131.0}
     again = _reload(tmp_path, data)
     np.testing.assert_array_equal(again.lengths_train, data.lengths_train)
+
+
+def test_held_out_same_length_subset_for_the_firmware_example(tmp_path):
+    from elman.data.held_out import load_held_out
+
+    data = load_dataset("sensor:pickupgesturewiimotez")
+    (tmp_path / "data_spec.json").write_text(dumps_json(data.spec()))
+    held = load_held_out(tmp_path)
+    assert held.lengths.tolist() == data.lengths_test.tolist()
+    assert held.inputs.shape[1] == data.lengths_test.max()  # trimmed to the longest
+    some = held.same_length(8)
+    length = int(some.lengths[0])
+    assert (some.lengths == length).all() and some.inputs.shape[1] == length
+    values, counts = np.unique(data.lengths_test, return_counts=True)
+    assert length == values[counts == counts.max()].max()
+    first = np.flatnonzero(data.lengths_test == length)[: len(some.lengths)]
+    np.testing.assert_array_equal(some.inputs, data.x_test[first, :length])
+    np.testing.assert_array_equal(some.targets, data.y_test[first])
+    bm = load_dataset("sensor:basicmotions")
+    (tmp_path / "data_spec.json").write_text(dumps_json(bm.spec()))
+    np.testing.assert_array_equal(load_held_out(tmp_path).same_length(3).inputs, bm.x_test[:3])

@@ -44,10 +44,12 @@ class ExampleSamples:
 def example_samples(run_dir: Path | str, ir: QuantizedRNN,
                     count: int = DEFAULT_SAMPLES, max_steps: int = 64) -> ExampleSamples:
     """The first ``count`` held-out samples of the run's own data, quantized as the model sees
-    them (classification: the test split; text: windows of ``max_steps`` validation tokens)."""
+    them (classification: the test split; text: windows of ``max_steps`` validation tokens).
+    Sequences of unequal length: the first ``count`` of the most common length, so that
+    every sample runs for its own number of steps."""
     from elman.data.held_out import load_held_out
 
-    held = load_held_out(run_dir, limit=count, window=max_steps)
+    held = load_held_out(run_dir, window=max_steps).same_length(count)
     inputs = held.inputs if held.tokens else ir.input_quant.quantize(held.inputs)
     return ExampleSamples(inputs=inputs, labels=held.targets, tokens=held.tokens)
 
