@@ -5,6 +5,8 @@ Specs accepted by :func:`load_dataset` (the README's Data section):
 - ``sensor:basicmotions``, ``sensor:gunpoint``, ``sensor:pickupgesturewiimotez``:
   UEA/UCR archive ``.ts`` files shipped inside the ``aeon`` wheel; ``ts:PATH``: a
   user's ``.ts`` file (see :mod:`elman.data.ts_datasets`);
+- ``sensor:basicmotions-stream``: long streams of real BasicMotions recordings,
+  labelled per step (see :mod:`elman.data.streams`);
 - ``npz:PATH``: arrays ``x`` and ``y`` (see :mod:`elman.data.npz_format`);
 - ``csv:PATH``: one row per sample (see :mod:`elman.data.csv_format`);
 - ``text:fortunes`` and ``text:PATH``: see :mod:`elman.data.text_corpus`.
@@ -46,7 +48,7 @@ class ClassificationData:
 
     source: str
     x_train: np.ndarray  # float32 (N, T, C)
-    y_train: np.ndarray  # int64 (N,)
+    y_train: np.ndarray  # int64 (N,), or (N, T): one label per step
     x_test: np.ndarray
     y_test: np.ndarray
     classes: list[str]
@@ -91,6 +93,7 @@ class ClassificationData:
                 },
             },
             "sizes": {"train": len(self.y_train), "test": len(self.y_test)},
+            "per_step_labels": bool(self.y_train.ndim == 2),
             **self.info,
         }
 
@@ -249,6 +252,14 @@ def load_dataset(spec: str, *, max_chars: int | None = None,
 def load_raw(kind: str, name: str, *, max_chars: int | None = None,
              max_length: int | None = None) -> RawClassification | TextData:
     """The data of source ``kind:name`` before normalization (text: encoded)."""
+    if kind == "sensor":
+        from elman.data.streams import STREAM_DATASETS, load_stream
+
+        if name.lower() in STREAM_DATASETS:
+            if max_length is not None:
+                raise DataError(f"--max-length does not apply to sensor:{name} (streams of "
+                                "whole recordings)")
+            return load_stream(name.lower())
     if kind in ("sensor", "ts"):
         from elman.data import ts_datasets
 

@@ -26,7 +26,20 @@ EXACT_FLOAT_INTEGER = 2**53
 def encode_labels(y_train: np.ndarray, y_test: np.ndarray, where: str, *,
                   classes: Sequence[str] | None = None, names: tuple[str, str] = ("y", "y_test")
                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(int64 class indices of the training labels, of the test labels, class names)."""
+    """(int64 class indices of the training labels, of the test labels, class names).
+
+    Labels are (N,), one per sequence, or (N, T), one per step (a streaming
+    classifier); both splits the same way.
+    """
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if y_train.ndim == 2 or y_test.ndim == 2:
+        if y_train.ndim != y_test.ndim:
+            raise DataError(f"{where}: {names[0]} and {names[1]} must both have one label per "
+                            f"sequence or both one per step, got {y_train.shape} and "
+                            f"{y_test.shape}")
+        flat_train, flat_test, found = encode_labels(y_train.reshape(-1), y_test.reshape(-1),
+                                                     where, classes=classes, names=names)
+        return flat_train.reshape(y_train.shape), flat_test.reshape(y_test.shape), found
     y_train = _labels(y_train, where, names[0])
     y_test = _labels(y_test, where, names[1])
     if y_train.dtype.kind != y_test.dtype.kind and "U" in (y_train.dtype.kind, y_test.dtype.kind):

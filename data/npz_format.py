@@ -5,6 +5,7 @@ Arrays (names are fixed; ``np.savez(path, x=..., y=...)``):
 - ``x``: float (N, T, C), or (N, T) for one channel (C = 1);
 - ``y``: (N,) class labels: integers (any values, e.g. 3 and 7, or uint64) or
   strings (``np.array(names, dtype=str)``; object arrays need pickle and are refused);
+  or (N, T), one label per step (a streaming classifier: one answer per sample);
 - ``lengths`` (optional): (N,) the true length of each sequence, 1..T; the steps
   after it are ignored (they may hold anything, NaN included). Without it, NaN in
   every channel after a sequence's last real step marks the end;
@@ -76,6 +77,9 @@ def load_npz(path: Path, max_length: int | None = None) -> RawClassification:
     y, yt, names = encode_labels(y, yt, str(path), classes=None if classes is None
                                  else classes.astype(str).tolist())
     cut = 0
+    if max_length is not None and y.ndim == 2:
+        raise DataError(f"{path}: --max-length does not apply to per-step labels (y of shape "
+                        "(N, T)); cut the streams yourself")
     if max_length is not None:
         cut = int((np.concatenate([n, nt]) > max_length).sum())
         x, n = _keep_last(x, n, max_length)
@@ -142,8 +146,9 @@ def _sequences(path: Path, arrays: dict, xn: str, ln: str) -> tuple[np.ndarray, 
 
 
 def _check_count(path: Path, x: np.ndarray, y: np.ndarray, xn: str, yn: str) -> None:
-    if y.ndim != 1:
-        raise DataError(f"{path}: {yn} must have shape (N,), got {y.shape}")
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape != x.shape[:2]):
+        raise DataError(f"{path}: {yn} must have shape (N,) (one label per sequence) or "
+                        f"(N, T) = {x.shape[:2]} (one label per step), got {y.shape}")
     if len(y) != len(x):
         raise DataError(f"{path}: {xn} has {len(x)} sequences but {yn} has {len(y)} labels")
 

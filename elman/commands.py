@@ -176,6 +176,7 @@ def _register() -> None:
 
     always: Callable[[dict[str, Any]], bool] = lambda kwargs: True  # noqa: E731
     app.command("train")(stage_command("train", train_cli.train, creates=always))
+    app.command("import")(stage_command("import", quantize_cli.import_model, creates=always))
     app.command("quantize")(stage_command("quantize", quantize_cli.quantize))
     app.command("inspect")(stage_command("inspect", quantize_cli.inspect, writes=False))
     app.command("codegen")(stage_command("codegen", codegen_cli.codegen))

@@ -99,13 +99,16 @@ def summary_cards(train: Report, quant: Report, verify: Report, mcu: Report) -> 
 
 def _metric_value(name: str, value: Any) -> Any:
     """Accuracies with three decimals (1.000, 0.975); other metrics as numbers."""
-    if name == "accuracy" and isinstance(value, int | float):
+    if name.endswith("accuracy") and isinstance(value, int | float):
         return f"{value:.3f}"
     return value
 
 
 def _task_metric_names(task: str | None) -> tuple[str, ...]:
-    return ("perplexity", "bits_per_char") if task == "language_model" else ("accuracy",)
+    if task == "language_model":
+        return ("perplexity", "bits_per_char")
+    # per-step classifiers (streaming): per-step accuracy and the switch delay in steps
+    return ("accuracy", "per_step_accuracy", "switch_delay_median")
 
 
 def task_metric_rows(train: Report, quant: Report, verify: Report
@@ -150,7 +153,10 @@ def task_metric_rows(train: Report, quant: Report, verify: Report
                              f"quantize: {where}; int8 = LiteRT BUILTIN_REF (tflite)"])
     if not rows and train:
         metrics = train.get("metrics", {})
-        for key in ("test_accuracy", "val_perplexity", "val_bits_per_char"):
+        for key in ("test_per_step_accuracy", "test_accuracy", "val_perplexity",
+                    "val_bits_per_char"):
+            if key == "test_accuracy" and "test_per_step_accuracy" in metrics:
+                continue  # a per-step classifier's accuracy is its per-step accuracy
             if key in metrics:
                 name = key.split("_", 1)[1].replace("_", " ")
                 rows.append([name, _metric_value(name, metrics[key]), None, None,

@@ -60,14 +60,20 @@ def hidden_traces(run_dir: Path | str) -> HiddenTraces:
     first = x[:1, : held.lengths[0]]
     flt = model.run(first, dtype=np.float64).h
     int8 = sim.run(ir.input_quant.quantize(first)).h
-    label = held.names[int(held.targets[0])]
+    if held.targets.ndim == 2:  # one label per step
+        changes = int((held.targets[0, 1:held.lengths[0]]
+                       != held.targets[0, :held.lengths[0] - 1]).sum())
+        what = f"test stream 0 ({first.shape[1]} steps, {changes} changes of class)"
+    else:
+        what = (f"test sequence 0 (class {held.names[int(held.targets[0])]}, "
+                f"{first.shape[1]} steps)")
     # the real samples of every sequence, end to end (no padding)
     stream = np.concatenate([s[:n] for s, n in zip(x, held.lengths, strict=True)])[None]
     stream_f = model.run(stream, dtype=np.float64).h
     stream_q = ir.state_quant.dequantize(sim.run(ir.input_quant.quantize(stream)).h)
     return HiddenTraces(
         flt[0], ir.state_quant.dequantize(int8[0]),
-        f"test sequence 0 (class {label}, {first.shape[1]} steps)",
+        what,
         np.abs(stream_f[0] - stream_q[0]).mean(axis=1),
         f"all {x.shape[0]} test sequences back to back, state never reset "
         f"({stream.shape[1]:,} steps)")

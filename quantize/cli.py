@@ -1,4 +1,5 @@
-"""``elman quantize`` and ``elman inspect``: thin wrappers over the quantize stage."""
+"""``elman import``, ``elman quantize`` and ``elman inspect``: thin wrappers over the
+quantize stage."""
 
 from __future__ import annotations
 
@@ -56,3 +57,41 @@ def inspect(
     else:
         ir = read_ir(path)
     typer.echo(ir.to_json() if json_out else describe_ir(ir, str(path)), nl=not json_out)
+
+
+def import_model(
+    model: Annotated[Path, typer.Argument(help="A Keras 3 model file (.keras) trained elsewhere.")],
+    run_dir: Annotated[Path, typer.Argument(help="New run directory to create.")],
+    data: Annotated[str, typer.Option(
+        help="The data the model was trained on: sensor:NAME | npz:PATH (x (N,T,C); y (N,), "
+             "or (N,T) for a per-step model) | text:fortunes | text:PATH.")],
+    normalize: Annotated[str, typer.Option(
+        help="Input normalization to store: auto (the model's Normalization layer, else "
+             "none) | layer | none (the model reads raw values) | from-data (per-channel "
+             "mean/std of the training split).")] = "auto",
+    max_chars: Annotated[int | None, typer.Option(
+        help="Text: use the first N training characters of the corpus (quick runs).")] = None,
+) -> None:
+    """Bring a Keras model trained elsewhere into RUN_DIR (model.keras + data_spec.json).
+
+    Accepted: Input -> [Normalization] -> [Masking] -> SimpleRNN(tanh) x 1-3 ->
+    [Dropout] -> Dense (linear or softmax), the head at the last step or at every
+    step (return_sequences=True, or TimeDistributed(Dense)); text: Input ->
+    Embedding -> SimpleRNN x 1-3 -> Dense at every step. Then run `elman quantize
+    RUN_DIR` (or `elman run --from quantize RUN_DIR`).
+    """
+    from elman.quantize.import_model import import_run
+
+    spec = import_run(model, data, run_dir, normalize=normalize, max_chars=max_chars)
+    keras_model = spec["imported"]["keras_model"]
+    where = "every step" if keras_model["head_steps"] == "every" else "the last step"
+    typer.echo(f"imported {model} -> {Path(run_dir) / rundir.MODEL_KERAS}: "
+               f"{' -> '.join(keras_model['layers'])} ({spec['task']}, head at {where}, "
+               f"{keras_model['head_activation']})")
+    for note in keras_model["notes"]:
+        typer.echo(f"  note: {note}")
+    if spec["task"] == "classification":
+        typer.echo(f"  data {spec['source']}: {spec['input']['channels']} channels, "
+                   f"{spec['input']['timesteps']} steps, {len(spec['classes'])} classes; "
+                   f"normalization: {spec['input']['normalization']['source']}")
+    typer.echo(f"wrote {Path(run_dir) / rundir.DATA_SPEC}; next: elman quantize {run_dir}")

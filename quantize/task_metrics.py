@@ -32,7 +32,7 @@ def switch_delays(predicted: np.ndarray, labels: np.ndarray) -> tuple[list[int],
     delays, missed = [], 0
     for pred, true in zip(predicted, labels, strict=True):
         changes = np.flatnonzero(true[1:] != true[:-1]) + 1
-        ends = list(changes[1:]) + [len(true)]
+        ends = [*changes[1:], len(true)][:len(changes)]
         for start, end in zip(changes, ends, strict=True):
             hit = np.flatnonzero(pred[start:end] == true[start])
             if len(hit):

@@ -51,7 +51,10 @@ def example_samples(run_dir: Path | str, ir: QuantizedRNN,
 
     held = load_held_out(run_dir, window=max_steps).same_length(count)
     inputs = held.inputs if held.tokens else ir.input_quant.quantize(held.inputs)
-    return ExampleSamples(inputs=inputs, labels=held.targets, tokens=held.tokens)
+    labels = held.targets
+    if labels is not None and labels.ndim == 2:  # per-step labels: the example checks the last
+        labels = labels[:, -1]
+    return ExampleSamples(inputs=inputs, labels=labels, tokens=held.tokens)
 
 
 def example_files(ir: QuantizedRNN, samples: ExampleSamples, model_sources: list[str], *,
