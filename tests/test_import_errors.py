@@ -121,5 +121,5 @@ def test_import_refuses_a_used_run_directory_and_a_missing_model(tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
     code, out = _import(tmp_path / "bad.keras", tmp_path / "r3", "--data",
                         "sensor:basicmotions")
-    assert code == 1 and "cannot load" in out and "Traceback" not in out
+    assert code == 1 and "is not a Keras model" in out and "Traceback" not in out
     assert not (tmp_path / "r3").exists()

@@ -217,5 +217,7 @@ def predict_classes(trainer: Trainer, x: np.ndarray, lengths: np.ndarray | None 
         xb = x[i : i + batch, : int(nb.max())]
         logits, _ = trainer.forward(xb, trainer.zero_state(len(xb)))
         logits = logits.numpy()
+        if every_step:  # back to the full length (a batch may end earlier)
+            logits = np.pad(logits, ((0, 0), (0, x.shape[1] - logits.shape[1]), (0, 0)))
         out.append(logits if every_step else logits[np.arange(len(nb)), nb - 1])
     return np.concatenate(out)
