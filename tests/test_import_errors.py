@@ -106,15 +106,23 @@ def test_import_refuses_a_text_model_whose_vocabulary_differs(tmp_path):
              message="(a text model), but sensor:basicmotions is not text")
 
 
-def test_import_refuses_a_used_run_directory_and_a_missing_model(tmp_path):
+def test_import_into_a_used_run_directory_replaces_the_model(tmp_path):
     L = _keras().layers
-    model = _save(tmp_path, L.SimpleRNN(4), L.Dense(4))
+    first = _save(tmp_path, L.SimpleRNN(4), L.Dense(4), name="first.keras")
+    second = _save(tmp_path, L.SimpleRNN(6), L.Dense(4), name="second.keras")
     run = tmp_path / "run"
     run.mkdir()
     (run / "notes.txt").write_text("mine")
-    code, out = _import(model, run, "--data", "sensor:basicmotions")
-    assert code == 1 and "already exists and is not empty" in out
-    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+    assert _import(first, run, "--data", "sensor:basicmotions")[0] == 0
+    code, out = _import(second, run, "--data", "sensor:basicmotions")
+    assert code == 0, out
+    assert (run / rundir.MODEL_KERAS).read_bytes() == second.read_bytes()
+    assert (run / "notes.txt").read_text() == "mine"
+    ledger = json.loads((run / rundir.PROVENANCE).read_text())
+    assert "elman import" in ledger["stages"]["train"]["rerun"]
+
+
+def test_import_refuses_a_missing_or_unreadable_model(tmp_path):
     code, out = _import(tmp_path / "nope.keras", tmp_path / "r2", "--data",
                         "sensor:basicmotions")
     assert code == 1 and "does not exist" in out
