@@ -95,6 +95,9 @@ def test_a_spec_for_other_data_is_refused(tmp_path, bm_spec):
 def test_stages_give_one_error_line_for_a_partial_spec(bm_run, tmp_path, bm_spec, stage):
     run = tmp_path / "run"
     shutil.copytree(bm_run, run)
+    # a hand-made run directory (no provenance ledger: files are taken as they are), as
+    # after writing data_spec.json by hand for a model trained elsewhere
+    (run / "provenance.json").unlink(missing_ok=True)
     (run / "data_spec.json").write_text(dumps_json(_edit(bm_spec, "input", KeyError)))
     args = [stage, str(run)] + (["--example"] if stage == "codegen" else [])
     result = CliRunner().invoke(app, args)
