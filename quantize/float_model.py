@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
-from elman.quantize.metadata import HEAD_ACTIVATIONS, HEAD_STEPS
+from elman.quantize.metadata import head_problems
 
 from elman.errors import ModelError
 
@@ -117,11 +117,7 @@ class FloatElman:
                                 f"{units} units")
             elif self.head_bias.shape != (self.head_kernel.shape[1],):
                 problems.append(f"head bias {self.head_bias.shape} does not match the kernel")
-        if self.head_steps not in HEAD_STEPS:
-            problems.append(f"head_steps must be one of {HEAD_STEPS}, got {self.head_steps!r}")
-        if self.head_activation not in HEAD_ACTIVATIONS:
-            problems.append(f"head_activation must be one of {HEAD_ACTIVATIONS}, "
-                            f"got {self.head_activation!r}")
+        problems += head_problems(self.head_steps, self.head_activation)
         if self.embedding is not None:
             object.__setattr__(self, "embedding", _checked("embedding", self.embedding))
             if self.embedding.ndim != 2 or (self.layers and

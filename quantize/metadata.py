@@ -48,6 +48,17 @@ HEAD_STEPS = ("last", "every")
 HEAD_ACTIVATIONS = ("linear", "softmax")
 
 
+def head_problems(head_steps: object, head_activation: object) -> list[str]:
+    """What is wrong with a head's placement and activation (empty when they are valid)."""
+    out = []
+    if head_steps not in HEAD_STEPS:
+        out.append(f"head_steps must be one of {HEAD_STEPS}, got {head_steps!r}")
+    if head_activation not in HEAD_ACTIVATIONS:
+        out.append(f"head_activation must be one of {HEAD_ACTIVATIONS}, "
+                   f"got {head_activation!r}")
+    return out
+
+
 def default_head_steps(task: str) -> str:
     """Where the head answers when a file does not say: classifiers at the last step,
     language models at every step."""
@@ -74,11 +85,7 @@ class StepMetadata:
         out = []
         if self.task not in TASKS:
             out.append(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.head_steps not in HEAD_STEPS:
-            out.append(f"head_steps must be one of {HEAD_STEPS}, got {self.head_steps!r}")
-        if self.head_activation not in HEAD_ACTIVATIONS:
-            out.append(f"head_activation must be one of {HEAD_ACTIVATIONS}, "
-                       f"got {self.head_activation!r}")
+        out += head_problems(self.head_steps, self.head_activation)
         if (isinstance(self.window_steps, bool) or not isinstance(self.window_steps, int)
                 or self.window_steps < 0):
             out.append(f"window_steps must be an integer >= 0, got {self.window_steps!r}")

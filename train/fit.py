@@ -175,22 +175,32 @@ def fit_classification(
                                     weights)
             losses.append(loss)
             result.steps += int(lengths.sum())
-        result.train_seconds += time.perf_counter() - t0
-        row = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
+        metrics = {
             **_split_metrics(trainer, data.x_train, data.y_train, data.lengths_train, "train"),
-            **_split_metrics(trainer, data.x_test, data.y_test, data.lengths_test, "test"),
-            "lr_end": schedule.lr(result.updates),
-            "seconds": time.perf_counter() - t0,
-            **_epoch_norm_stats(result, first, cfg.clip),
-        }
-        result.epochs.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_accuracy']:.3f}")
-        if schedule.out_of_time():
-            result.stop_reason = f"time budget of {cfg.minutes} minutes"
+            **_split_metrics(trainer, data.x_test, data.y_test, data.lengths_test, "test")}
+        if _end_epoch(result, epoch, losses, first, t0, metrics, schedule, cfg, bar):
             break
     return result
+
+
+def _end_epoch(result: FitResult, epoch: int, losses: list[float], first: int, t0: float,
+               metrics: dict, schedule: Schedule, cfg: TrainConfig, bar) -> bool:
+    """Record a classifier's epoch (time, loss, metrics, norms); True when out of time."""
+    result.train_seconds += time.perf_counter() - t0
+    row = {
+        "epoch": epoch,
+        "train_loss": float(np.mean(losses)),
+        **metrics,
+        "lr_end": schedule.lr(result.updates),
+        "seconds": time.perf_counter() - t0,
+        **_epoch_norm_stats(result, first, cfg.clip),
+    }
+    result.epochs.append(row)
+    bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_accuracy']:.3f}")
+    if schedule.out_of_time():
+        result.stop_reason = f"time budget of {cfg.minutes} minutes"
+        return True
+    return False
 
 
 def fit_per_step(
@@ -222,20 +232,9 @@ def fit_per_step(
                 loss, h = _train_update(trainer, schedule, result, xb[:, window], yb[:, window], h)
                 losses.append(loss)
             result.steps += len(idx) * steps
-        result.train_seconds += time.perf_counter() - t0
-        row = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
-            **_per_step_metrics(trainer, data.x_train, data.y_train, "train"),
-            **_per_step_metrics(trainer, data.x_test, data.y_test, "test"),
-            "lr_end": schedule.lr(result.updates),
-            "seconds": time.perf_counter() - t0,
-            **_epoch_norm_stats(result, first, cfg.clip),
-        }
-        result.epochs.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_accuracy']:.3f}")
-        if schedule.out_of_time():
-            result.stop_reason = f"time budget of {cfg.minutes} minutes"
+        metrics = {**_per_step_metrics(trainer, data.x_train, data.y_train, "train"),
+                   **_per_step_metrics(trainer, data.x_test, data.y_test, "test")}
+        if _end_epoch(result, epoch, losses, first, t0, metrics, schedule, cfg, bar):
             break
     return result
 
