@@ -53,12 +53,12 @@ def _best_seconds_per_step(fn, steps: int, rounds: int = 7) -> float:
 
 
 def _stream(step, ir, x_q) -> np.ndarray:
-    """Drive ``step(x, h) -> (h, y)`` over one stream; returns the states (T, H)."""
-    h = np.zeros((1, ir.units), dtype=np.int8)
-    hs = np.empty((x_q.shape[1], ir.units), dtype=np.int8)
+    """Drive ``step(x, [h_l]) -> ([h_l'], y)`` over one stream; returns the states (T, S)."""
+    h = [np.zeros((1, units), dtype=np.int8) for units in ir.layer_units]
+    hs = np.empty((x_q.shape[1], ir.state_bytes), dtype=np.int8)
     for t in range(x_q.shape[1]):
         h, _ = step(x_q[0, t][None, :], h)
-        hs[t] = h[0]
+        hs[t] = np.concatenate(h, axis=1)[0]
     return hs
 
 
@@ -72,10 +72,11 @@ def _litert_default_step(model: bytes, ir):
 
     def step(x, h):
         interp.set_tensor(ins[sig.x_input]["index"], x)
-        interp.set_tensor(ins[sig.h_input]["index"], h)
+        for i, value in zip(sig.h_inputs, h, strict=True):
+            interp.set_tensor(ins[i]["index"], value)
         interp.invoke()
         y = None if sig.y_output is None else interp.get_tensor(outs[sig.y_output]["index"])
-        return interp.get_tensor(outs[sig.h_output]["index"]), y
+        return [interp.get_tensor(outs[i]["index"]) for i in sig.h_outputs], y
 
     return step
 
@@ -84,7 +85,7 @@ def bench_model(name: str, model: bytes, steps: int) -> dict:
     ir = read_ir(model)
     x_q = np.random.default_rng(0).integers(-128, 128, size=(1, steps, ir.input_dim),
                                             dtype=np.int8)
-    row: dict = {"model": name, "input_dim": ir.input_dim, "units": ir.units,
+    row: dict = {"model": name, "input_dim": ir.input_dim, "units": list(ir.layer_units),
                  "output_dim": ir.output_dim, "macs_per_step": ir.macs_per_step,
                  "steps": steps}
     reference = {p: Simulator(ir, p).run(x_q) for p in ("tflm", "tflite")}

@@ -59,12 +59,12 @@ def _bm_rows(run: Path) -> list[dict]:
         ir = read_ir(model)
         r = evaluate.evaluate_classification(fm, ir, model, data.x_test, data.y_test)
         m = r["metrics"]
-        rows.append({"task": "BasicMotions", "variant": name, "units": ir.units,
+        rows.append({"task": "BasicMotions", "variant": name, "units": ir.state_bytes,
                      "float": m["float"]["accuracy"], "int8": m["int8"]["accuracy"],
                      "agreement": m["prediction_agreement"],
                      "hidden_mean_abs_error": r["hidden_error"]["mean"],
                      "hidden_max_abs_error": r["hidden_error"]["max"],
-                     "x_scale": ir.input_quant.scale, "z_scale": ir.add.output.scale})
+                     "x_scale": ir.input_quant.scale, "z_scale": ir.layers[0].add.output.scale})
         print(_format(rows[-1]), file=sys.stderr)
     return rows
 
@@ -84,12 +84,12 @@ def _text_rows(run: Path) -> list[dict]:
         ir = read_ir(model)
         r = evaluate.evaluate_text(fm, ir, model, data.val_ids, steps)
         m = r["metrics"]
-        rows.append({"task": "fortunes", "variant": name, "units": ir.units,
+        rows.append({"task": "fortunes", "variant": name, "units": ir.state_bytes,
                      "float": m["float"]["bits_per_char"], "int8": m["int8"]["bits_per_char"],
                      "agreement": m["next_char_agreement"],
                      "hidden_mean_abs_error": r["hidden_error"]["mean"],
                      "hidden_max_abs_error": r["hidden_error"]["max"],
-                     "x_scale": ir.input_quant.scale, "z_scale": ir.add.output.scale,
+                     "x_scale": ir.input_quant.scale, "z_scale": ir.layers[0].add.output.scale,
                      "drift_first_last": [r["drift"]["first_window_mean_abs_error"],
                                           r["drift"]["last_window_mean_abs_error"]]})
         print(_format(rows[-1]), file=sys.stderr)

@@ -73,7 +73,7 @@ def random_model(dims: tuple[int, int, int], steps: int) -> tuple[bytes, np.ndar
 def run_model(run_dir: Path) -> tuple[bytes, np.ndarray]:
     """A trained run's int8 model and its held-out data (``elman verify``'s inputs),
     its sequences repeated up to 256."""
-    from elman.runtime.verify import load_verify_inputs
+    from elman.verify import load_verify_inputs
 
     model = (run_dir / "model_int8.tflite").read_bytes()
     x_q = load_verify_inputs(run_dir, read_ir(model)).x_q

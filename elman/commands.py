@@ -171,8 +171,8 @@ def _register() -> None:
     from elman.firmware_codegen import cli as codegen_cli
     from elman.firmware_codegen.arm import cli as mcu_cli
     from elman.quantize import cli as quantize_cli
-    from elman.runtime import cli as runtime_cli
     from elman.train import cli as train_cli
+    from elman.verify import cli as verify_cli
 
     always: Callable[[dict[str, Any]], bool] = lambda kwargs: True  # noqa: E731
     app.command("train")(stage_command("train", train_cli.train, creates=always))
@@ -180,7 +180,7 @@ def _register() -> None:
     app.command("quantize")(stage_command("quantize", quantize_cli.quantize))
     app.command("inspect")(stage_command("inspect", quantize_cli.inspect, writes=False))
     app.command("codegen")(stage_command("codegen", codegen_cli.codegen))
-    app.command("verify")(stage_command("verify", runtime_cli.verify))
+    app.command("verify")(stage_command("verify", verify_cli.verify))
     app.command("mcu")(stage_command("mcu", mcu_cli.mcu))
     app.command("run")(stage_command(
         "run", pipeline.run, creates=lambda kwargs: kwargs.get("start", "train") == "train"))

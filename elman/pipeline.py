@@ -163,8 +163,8 @@ def _run_stages(data: str, run_dir: Path, *, config: Any, prefix: str,
     from elman.firmware_codegen.arm.api import mcu_run
     from elman.quantize.api import quantize_run
     from elman.report_html import build_report
-    from elman.runtime.verify import verify_run
     from elman.train.api import train_run
+    from elman.verify import verify_run
 
     stages: list[tuple[str, str, Callable[[], Any]]] = [
         ("train", f"{data} → {rundir.MODEL_KERAS}",

@@ -1,9 +1,12 @@
 """The IR -> dependency-free C99 sources (pure; no files written here).
 
-``generate_c(ir, prefix=..., profile=...)`` renders the Jinja2 templates of
+``generate_c(model, prefix=..., profile=...)`` renders the Jinja2 templates of
 ``templates/`` (package data, ``StrictUndefined``) over a view of the IR,
 :class:`CModel`, whose properties give the C names and the integer arrays;
-the templates only loop and format. Same IR, prefix and profile -> the same
+the templates only loop and format. The step runs the layers in order, each
+rendered by its kind's partial (``elman.layers.<kind>/templates/``, loaded as
+``<kind>/...``); the profile's own C comes from ``elman.profiles/templates/``
+(loaded as ``profiles/<name>.c.j2``). Same IR, prefix and profile -> the same
 bytes (no timestamps; the banner names the elman version, the profile and the
 ``.tflite``'s SHA-256).
 
@@ -16,28 +19,25 @@ step).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jinja2
 import numpy as np
-from elman.firmware_codegen import tables
 from elman.firmware_codegen.identifiers import validate_prefix
+from elman.layers import HEAD_KINDS, RECURRENT_KINDS, kind_module
 from elman.profiles import PROFILE_NAMES, get_profile
-from elman.profiles.base import AddRescale
-from elman.quantize.ir import FullyConnected, QuantizedRNN
+from elman.quantize.ir import QuantizedModel
 
 from elman import __version__
 from elman.errors import ElmanError, ModelError
 
-INT32_MAX = 2**31 - 1
 MAX_VOCAB = 2**16  # token ids are uint16_t in the C API
 VALUES_PER_LINE = 16
 
 
 def generate_c(
-    ir: QuantizedRNN,
+    ir: QuantizedModel,
     *,
     prefix: str = "elman",
     profile: str = "tflm",
@@ -60,129 +60,12 @@ def generate_c(
     }
 
 
-@dataclass(frozen=True)
-class CLayer:
-    """One FULLY_CONNECTED as the C stores it (input zero point folded into the bias)."""
-
-    name: str  # C name part: input / recurrent / head
-    title: str
-    fc: FullyConnected
-    profile: str
-
-    @property
-    def out_features(self) -> int:
-        return self.fc.out_features
-
-    @property
-    def in_features(self) -> int:
-        return self.fc.in_features
-
-    @property
-    def input_zero_point(self) -> int:
-        return int(self.fc.input.zero_point)
-
-    @property
-    def output_zero_point(self) -> int:
-        return int(self.fc.output.zero_point)
-
-    @property
-    def weights(self) -> np.ndarray:
-        return self.fc.weights.reshape(-1)
-
-    # ---- the layout the matrix-vector kernel reads (kernels/matvec_s8.c.j2) ---------------
-    @property
-    def row_groups(self) -> int:
-        return -(-self.out_features // 4)
-
-    @property
-    def col_words(self) -> int:
-        return -(-self.in_features // 4)
-
-    @property
-    def rows_padded(self) -> int:
-        return 4 * self.row_groups
-
-    @property
-    def cols_padded(self) -> int:
-        return 4 * self.col_words
-
-    @property
-    def blocked_weights(self) -> np.ndarray:
-        """int8 weights, zero-padded to multiples of 4, in 4x4 blocks: for each group of 4
-        rows, for each 4 columns, 4 bytes of each of the 4 rows."""
-        w = np.zeros((self.rows_padded, self.cols_padded), np.int8)
-        w[: self.out_features, : self.in_features] = self.fc.weights
-        blocks = w.reshape(self.row_groups, 4, self.col_words, 4).transpose(0, 2, 1, 3)
-        return blocks.reshape(-1)
-
-    @property
-    def padded_bias(self) -> np.ndarray:
-        """The folded bias, zero-padded to a multiple of 4 rows (the accumulators' start)."""
-        out = np.zeros(self.rows_padded, np.int64)
-        out[: self.out_features] = self.bias
-        return out
-
-    @functools.cached_property
-    def bias(self) -> np.ndarray:
-        """int32 bias - zp_in * sum(row), checked so that no accumulator can overflow int32."""
-        w = self.fc.weights.astype(np.int64)
-        bias = self.fc.bias.astype(np.int64) if self.fc.has_bias else np.zeros(len(w), np.int64)
-        folded = bias - self.input_zero_point * w.sum(axis=1)
-        worst = np.abs(folded) + 128 * np.abs(w).sum(axis=1)
-        if worst.max(initial=0) > INT32_MAX:
-            c = int(np.argmax(worst))
-            raise ModelError(
-                f"{self.title}: the int32 accumulator of output {c} can overflow "
-                f"(|bias| {abs(int(folded[c]))} + max |dot| {int(worst[c] - abs(folded[c]))} "
-                "exceeds 2^31 - 1); the model's bias is out of the range int8 kernels support"
-            )
-        return folded
-
-    @functools.cached_property
-    def requantization(self):
-        req = get_profile(self.profile).fully_connected(self.fc)
-        if req.shifts.size and req.shifts.max() > 30:
-            raise ModelError(f"{self.title}: requantization scale "
-                             f"{float(req.scales.max()):g} is 2^31 or more")
-        return req
-
-    @property
-    def multipliers(self) -> np.ndarray:
-        return self.requantization.multipliers
-
-    @property
-    def shifts(self) -> np.ndarray:
-        return self.requantization.shifts
-
-    @functools.cached_property
-    def _double_scales(self) -> list[tuple[int, int]]:
-        """Each float64 effective scale as (53-bit mantissa, exponent), 0 for tiny scales."""
-        out = []
-        for s in self.requantization.scales:
-            fraction, exp = math.frexp(float(s))
-            mantissa, exponent = int(fraction * 2**53), exp - 53
-            if mantissa == 0 or exponent < -128:  # |acc| * s < 2^31 * 2^-75: rounds to 0
-                mantissa, exponent = 0, 0
-            if exponent > 127:
-                raise ModelError(f"{self.title}: requantization scale {float(s):g} is too large")
-            out.append((mantissa, exponent))
-        return out
-
-    @property
-    def double_mantissas(self) -> list[tuple[int, int]]:
-        """The tflite profile's {hi, lo} halves of each scale's 53-bit mantissa."""
-        return [(m >> 32, m & 0xFFFFFFFF) for m, _ in self._double_scales]
-
-    @property
-    def double_exponents(self) -> np.ndarray:
-        return np.array([e for _, e in self._double_scales], dtype=np.int64)
-
-
 class CModel:
-    """The view of a :class:`QuantizedRNN` that the templates render."""
+    """The view of a :class:`QuantizedModel` that the templates render: each layer and the
+    head as their kind's view (``elman.layers.<kind>.codegen.View``), in step order."""
 
-    def __init__(self, ir: QuantizedRNN, prefix: str, profile: str, source_sha256: str):
-        self.ir = ir
+    def __init__(self, model: QuantizedModel, prefix: str, profile: str, source_sha256: str):
+        self.model = model
         self.p = prefix
         self.P = prefix.upper()
         self.profile = profile
@@ -190,92 +73,71 @@ class CModel:
         self.profile_description, self.profile_reference = arithmetic.title, arithmetic.reference
         self.source_sha256 = source_sha256
         self.elman_version = __version__
-        self.input_fc = CLayer("input", "input layer W_x (with the RNN bias)", ir.input_fc, profile)
-        self.recurrent_fc = CLayer("recurrent", "recurrent layer W_h", ir.recurrent_fc, profile)
-        self.head = None if ir.head is None else CLayer("head", "head W_y", ir.head, profile)
-        self.layers = [self.input_fc, self.recurrent_fc] + ([self.head] if self.head else [])
-        self.add = _c_add(ir, profile)
-        self._check_state_feedback()
-        if ir.vocab_size > MAX_VOCAB:
-            raise ModelError(f"vocabulary of {ir.vocab_size} tokens: the C token step takes a "
-                             f"uint16_t token id, so at most {MAX_VOCAB}")
-
-    def _check_state_feedback(self) -> None:
-        ir = self.ir
-        state, tanh_out = ir.state_quant, ir.tanh.output
-        if (float(state.scale), int(state.zero_point)) != (
-            float(tanh_out.scale), int(tanh_out.zero_point)
-        ):
-            raise ModelError(
-                f"the state input is quantized ({state.scale}, {state.zero_point}) but TANH "
-                f"outputs ({tanh_out.scale}, {tanh_out.zero_point}): h' cannot feed back as h"
-            )
+        self.layers = []
+        for number, layer in enumerate(model.layers, start=1):
+            below = self.layers[-1] if self.layers else None
+            self.layers.append(kind_module(layer.kind, "codegen").View(
+                layer, number, model, prefix, profile, below))
+        self.top = self.layers[-1]  # the layer the head reads
+        self.head = None if model.head is None else kind_module(
+            model.head.kind, "codegen").View(model.head, prefix, profile, self.top)
+        self.fully_connected = [fc for part in [*self.layers, *([self.head] if self.head else [])]
+                                for fc in part.fcs]
+        if model.vocab_size > MAX_VOCAB:
+            raise ModelError(f"vocabulary of {model.vocab_size} tokens: the C token step takes "
+                             f"a uint16_t token id, so at most {MAX_VOCAB}")
 
     # ---- dimensions and quantization ------------------------------------------------------
-    task = property(lambda self: self.ir.task)
-    input_dim = property(lambda self: self.ir.input_dim)
-    units = property(lambda self: self.ir.units)
-    output_dim = property(lambda self: self.ir.output_dim)
-    vocab_size = property(lambda self: self.ir.vocab_size)
-    macs_per_step = property(lambda self: self.ir.macs_per_step)
-    labels = property(lambda self: list(self.ir.labels))
-    is_text = property(lambda self: self.ir.embedding is not None)
-    has_head = property(lambda self: self.ir.head is not None)
-    has_normalization = property(lambda self: self.ir.norm_mean is not None)
-    input_scale = property(lambda self: self.ir.input_quant.scale)
-    input_zero_point = property(lambda self: int(self.ir.input_quant.zero_point))
-    state_scale = property(lambda self: self.ir.state_quant.scale)
-    state_zero_point = property(lambda self: int(self.ir.state_quant.zero_point))
-    output_scale = property(lambda self: self.ir.head.output.scale)
-    output_zero_point = property(lambda self: int(self.ir.head.output.zero_point))
-    tanh_input_scale = property(lambda self: self.ir.tanh.input.scale)
-    tanh_input_zero_point = property(lambda self: int(self.ir.tanh.input.zero_point))
+    task = property(lambda self: self.model.task)
+    input_dim = property(lambda self: self.model.input_dim)
+    layer_units = property(lambda self: list(self.model.layer_units))
+    state_bytes = property(lambda self: self.model.state_bytes)
+    output_dim = property(lambda self: self.model.output_dim)
+    vocab_size = property(lambda self: self.model.vocab_size)
+    macs_per_step = property(lambda self: self.model.macs_per_step)
+    window_steps = property(lambda self: self.model.window_steps)
+    head_every_step = property(lambda self: self.model.head_every_step)
+    labels = property(lambda self: list(self.model.labels))
+    is_text = property(lambda self: self.model.embedding is not None)
+    has_head = property(lambda self: self.model.head is not None)
+    has_normalization = property(lambda self: self.model.norm_mean is not None)
+    input_scale = property(lambda self: self.model.input_quant.scale)
+    input_zero_point = property(lambda self: int(self.model.input_quant.zero_point))
+    state_scale = property(lambda self: self.model.state_quant.scale)
+    state_zero_point = property(lambda self: int(self.model.state_quant.zero_point))
+    output_scale = property(lambda self: self.model.output_quant.scale)
+    output_zero_point = property(lambda self: int(self.model.output_quant.zero_point))
 
     @property
     def norm_mean(self) -> np.ndarray:
-        return self.ir.norm_mean
+        return self.model.norm_mean
 
     @property
     def norm_std(self) -> np.ndarray:
-        return self.ir.norm_std
-
-    # ---- tables computed at generation time (from the simulator's primitives) ---------------
-    @functools.cached_property
-    def tanh_table(self) -> np.ndarray:
-        return tables.tanh_table(self.ir, self.profile)
-
-    @functools.cached_property
-    def add_input_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """ADD's first-stage rescale of every int8 ``a`` and ``r`` (index value + 128)."""
-        return self.add.input_table(1), self.add.input_table(2)
+        return self.model.norm_std
 
     @property
     def needs_left_shift(self) -> bool:
-        """Whether any layer requantizes with a multiplier of 1 or more (a left shift)."""
-        return any(int(layer.shifts.max(initial=0)) > 0 for layer in self.layers)
+        """Whether any FULLY_CONNECTED requantizes with a multiplier of 1 or more."""
+        return any(int(fc.shifts.max(initial=0)) > 0 for fc in self.fully_connected)
 
     @property
-    def units_padded(self) -> int:
-        return 4 * (-(-self.units // 4))
-
-    @functools.cached_property
-    def token_input(self) -> np.ndarray:
-        return tables.token_input_table(self.ir, self.profile).reshape(-1)
-
-
-def _c_add(ir: QuantizedRNN, profile: str) -> AddRescale:
-    add = get_profile(profile).add(ir.add)
-    if not add.below_one:
-        raise ModelError("ADD: an input or output rescale is not below one; TFLite rejects "
-                         "such an ADD, and so does elman")
-    return add
+    def unaligned_vectors(self) -> bool:
+        """Whether a vector the kernel copies (x, a layer's state) is not a multiple of 4."""
+        return any(n % 4 for n in (self.input_dim, *self.layer_units))
 
 
 # ---- Jinja2 environment and filters ---------------------------------------------------------
 @functools.cache
 def template_environment() -> jinja2.Environment:
+    kinds = {kind: jinja2.PackageLoader(f"elman.layers.{kind}", "templates")
+             for kind in RECURRENT_KINDS + HEAD_KINDS}
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("elman.firmware_codegen", "templates"),
+        loader=jinja2.ChoiceLoader([
+            jinja2.PackageLoader("elman.firmware_codegen", "templates"),
+            jinja2.PrefixLoader({"profiles": jinja2.PackageLoader("elman.profiles", "templates"),
+                                 **kinds}),
+        ]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=False,
@@ -340,7 +202,7 @@ class CExample:
     y: np.ndarray
 
 
-def generate_example(ir: QuantizedRNN, *, prefix: str = "elman", profile: str = "tflm",
+def generate_example(ir: QuantizedModel, *, prefix: str = "elman", profile: str = "tflm",
                      source_sha256: str | None = None) -> dict[str, str]:
     """``<prefix>_example.c``: a ``main`` that runs a fixed input sequence and checks the
     final state and outputs against the simulator's (exit status 0 when they agree)."""

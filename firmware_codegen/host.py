@@ -4,7 +4,7 @@
 harness (``templates/host_harness.c.j2``) under the strict warning set
 ``-std=c99 -Wall -Wextra -Wpedantic -Wconversion -Wshadow -Werror`` (or with
 ``-fsanitize=undefined,address``), pipes the int8 inputs through stdin and
-reads every step's ``h`` and ``y`` back from stdout. Compiled harnesses are
+reads every step's state (every layer's ``h``) and ``y`` back from stdout. Compiled harnesses are
 cached by the SHA-256 of their sources and flags, so one model compiles once.
 """
 
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from elman.firmware_codegen.generate import CModel, generate_c, template_environment
-from elman.quantize.ir import QuantizedRNN
+from elman.quantize.ir import QuantizedModel
+from elman.runtime.outputs import StepOutputs
 
 from elman.errors import DataError, ToolchainError
 
@@ -53,7 +54,7 @@ def compiler() -> str:
 
 
 def build_host_harness(
-    ir: QuantizedRNN,
+    ir: QuantizedModel,
     *,
     profile: str = "tflm",
     prefix: str = "elman",
@@ -66,12 +67,12 @@ def build_host_harness(
     harness = template_environment().get_template("host_harness.c.j2").render(m=model)
     files = dict(sources, **{"harness.c": harness})
     units = ["harness.c", f"{prefix}_model.c", f"{prefix}_io.c"]
-    exe = compile_program(files, units, sanitize=sanitize, opt=opt)
+    exe = compile_program(files, units, sanitize=sanitize, opt=opt, libraries=("-lm",))
     return HostBuild(exe, sources)
 
 
 def run_host_c(
-    ir: QuantizedRNN,
+    ir: QuantizedModel,
     x_q: np.ndarray,
     *,
     profile: str = "tflm",
@@ -93,7 +94,7 @@ def run_host_c(
 
 
 def run_host_c_tokens(
-    ir: QuantizedRNN,
+    ir: QuantizedModel,
     ids: np.ndarray,
     *,
     profile: str = "tflm",
@@ -110,7 +111,7 @@ def run_host_c_tokens(
     return _run(ir, ids.shape, MODE_TOKENS, data, profile, prefix, sanitize)
 
 
-def bench_host_c(ir: QuantizedRNN, x_q: np.ndarray, repeats: int, *, profile: str = "tflm",
+def bench_host_c(ir: QuantizedModel, x_q: np.ndarray, repeats: int, *, profile: str = "tflm",
                  prefix: str = "elman", opt: str = "-O2") -> float:
     """Nanoseconds per step of the compiled C (inputs preloaded, batch 1 streams)."""
     build = build_host_harness(ir, profile=profile, prefix=prefix, opt=opt)
@@ -121,18 +122,16 @@ def bench_host_c(ir: QuantizedRNN, x_q: np.ndarray, repeats: int, *, profile: st
 
 # ---- internals -------------------------------------------------------------------------------
 def _run(ir, batch_steps, mode, data, profile, prefix, sanitize):
-    from elman.runtime.simulator import StepOutputs
-
     b, t = (int(v) for v in batch_steps)
     build = build_host_harness(ir, profile=profile, prefix=prefix, sanitize=sanitize)
     proc = run_program(build.executable, _header(mode, (b, t)) + data, [])
-    width = ir.units + ir.output_dim
+    width = ir.state_bytes + ir.output_dim
     out = np.frombuffer(proc.stdout, dtype=np.int8)
     if out.size != b * t * width:
         raise ToolchainError(f"host harness returned {out.size} bytes, expected {b * t * width}")
     out = out.reshape(b, t, width)
-    h = out[:, :, : ir.units].copy()
-    y = out[:, :, ir.units:].copy() if ir.head is not None else None
+    h = out[:, :, : ir.state_bytes].copy()
+    y = out[:, :, ir.state_bytes:].copy() if ir.head is not None else None
     return StepOutputs(h=h, y=y)
 
 
@@ -158,53 +157,35 @@ def _cache_dir() -> Path:
 
 
 def compile_program(files: dict[str, str], units: list[str], *, sanitize: bool = False,
-                    opt: str = "-O2", extra_flags: tuple[str, ...] = ()) -> Path:
+                    opt: str = "-O2", extra_flags: tuple[str, ...] = (),
+                    libraries: tuple[str, ...] = ()) -> Path:
     """Compile C ``files`` (name -> text; ``units`` are the translation units) into an
-    executable with the strict flags; cached by the SHA-256 of sources, flags and compiler."""
+    executable with the strict flags, linked with ``libraries`` (e.g. ``-lm``); cached by
+    the SHA-256 of sources, flags and compiler."""
     cc = compiler()
     flags = [*STRICT_FLAGS, *(SANITIZE_FLAGS if sanitize else (opt,)), *extra_flags]
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
-    digest.update("\0".join([cc, *flags, *units]).encode())
+    digest.update("\0".join([cc, *flags, *units, *libraries]).encode())
     exe = _cache_dir() / digest.hexdigest()[:32] / "program"
     if not exe.exists():
-        _compile(cc, flags, files, units, exe)
+        _compile(cc, flags, files, units, exe, libraries)
     return exe
 
 
 def _compile(cc: str, flags: list[str], files: dict[str, str], units: list[str],
-             exe: Path) -> None:
+             exe: Path, libraries: tuple[str, ...] = ()) -> None:
     exe.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=exe.parent) as tmp:
         src = Path(tmp)
         for name, text in files.items():
             (src / name).write_text(text, encoding="utf-8")
         out = src / "program"
-        cmd = [cc, *flags, "-I", str(src), *(str(src / u) for u in units), "-o", str(out)]
+        cmd = [cc, *flags, "-I", str(src), *(str(src / u) for u in units), "-o", str(out),
+               *libraries]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise ToolchainError(f"compiling the generated C failed:\n{' '.join(cmd)}\n"
                                  f"{proc.stderr[-6000:]}")
         os.replace(out, exe)  # atomic: parallel test workers may race to the same cache entry
-
-
-def host_c_implementations(ctx) -> list:
-    """``elman verify``'s "generated C" pair: the host-compiled C of each profile.
-
-    ``ctx`` is an ``elman.runtime.verify.VerifyContext``; text models run the
-    token step (``<prefix>_step_token``) over the token ids.
-    """
-    from elman.runtime.verify import Implementation
-
-    name = f"generated C ({Path(compiler()).name} -O2)"
-
-    def runner(profile: str):
-        def run(inputs) -> object:
-            if inputs.ids is not None:
-                return run_host_c_tokens(ctx.ir, inputs.ids, profile=profile)
-            return run_host_c(ctx.ir, inputs.x_q, profile=profile)
-
-        return run
-
-    return [Implementation(name, profile, runner(profile)) for profile in ctx.profiles]

@@ -99,6 +99,11 @@ class Profile:
     name: str = ""
     title: str = ""  # e.g. "TFLite Micro / CMSIS-NN rounding"
     reference: str = ""  # the implementation it is bit-exact with, e.g. "the TFLite Micro ..."
+    # Which requantization the simulator's fast paths (the numba engine, the numpy engine's
+    # float64 form) reproduce for this profile: "tflm" (gemmlowp double rounding of the
+    # quantized multiplier) or "tflite" (std::round of the double product). None: they know
+    # none of its roundings, the numpy engine uses ``requantize`` and numba is unavailable.
+    compiled_requantization: str | None = None
 
     # ---- what differs between profiles ------------------------------------------------------
     def quantize_multiplier(self, real_multiplier: float) -> tuple[int, int]:

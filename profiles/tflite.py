@@ -15,6 +15,8 @@ Measured on LiteRT 2.3 with models whose scales force exact and near rounding ti
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from elman.profiles import primitives as P
 from elman.profiles.base import Profile
@@ -25,6 +27,7 @@ class TfliteProfile(Profile):
     name = "tflite"
     title = "TFLite reference-kernel rounding"
     reference = "LiteRT's BUILTIN_REF kernels"
+    compiled_requantization = "tflite"
 
     def quantize_multiplier(self, real_multiplier: float) -> tuple[int, int]:
         m, s = P.quantize_multiplier(real_multiplier)
@@ -46,3 +49,21 @@ class TfliteProfile(Profile):
 
 
 PROFILE = TfliteProfile()
+
+
+def double_parts(scales: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The C form of LiteRT's float64 scales (the generated ``requantize_s8`` of this
+    profile): each scale as ``{hi, lo}``, the halves of its 53-bit mantissa, and a binary
+    exponent, ``scale = (hi * 2**32 + lo) * 2**exponent``; 0 for scales so small that
+    ``|acc| * scale < 2**31 * 2**-75`` rounds to 0 anyway. ValueError for one too large."""
+    mantissas, exponents = [], []
+    for s in np.asarray(scales, dtype=np.float64):
+        fraction, exp = math.frexp(float(s))
+        mantissa, exponent = int(fraction * 2**53), exp - 53
+        if mantissa == 0 or exponent < -128:
+            mantissa, exponent = 0, 0
+        if exponent > 127:
+            raise ValueError(f"requantization scale {float(s):g} is too large")
+        mantissas.append((mantissa >> 32, mantissa & 0xFFFFFFFF))
+        exponents.append(exponent)
+    return mantissas, np.array(exponents, dtype=np.int64)

@@ -20,6 +20,7 @@ class TflmProfile(Profile):
     name = "tflm"
     title = "TFLite Micro / CMSIS-NN rounding"
     reference = "the TFLite Micro interpreter"
+    compiled_requantization = "tflm"
 
     def quantize_multiplier(self, real_multiplier: float) -> tuple[int, int]:
         return P.quantize_multiplier(real_multiplier)

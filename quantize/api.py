@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from elman.quantize import calibration, evaluate, task_metrics
-from elman.quantize.ir import QuantizedRNN
+from elman.quantize.ir import QuantizedModel
 from elman.quantize.keras_model import KerasElman, load_keras_model, read_keras
 from elman.quantize.reader import read_ir
 from elman.quantize.step_model import MAX_CALIBRATION_SAMPLES, convert_step_model
@@ -138,8 +138,9 @@ def _window_steps(spec: dict, found: KerasElman) -> int:
     return int(steps) if isinstance(steps, int) and steps > 0 else 0
 
 
-def model_summary(ir: QuantizedRNN) -> dict:
-    fcs = [ir.input_fc, ir.recurrent_fc] + ([ir.head] if ir.head is not None else [])
+def model_summary(ir: QuantizedModel) -> dict:
+    fcs = [fc for layer in ir.layers for fc in (layer.input_fc, layer.recurrent_fc)] + (
+        [ir.head.fc] if ir.head is not None else [])
     weight_bytes = sum(fc.weights.size for fc in fcs)
     bias_bytes = 4 * sum(fc.out_features for fc in fcs if fc.has_bias)
     emb = 0 if ir.embedding is None else int(ir.embedding.size)
@@ -147,7 +148,7 @@ def model_summary(ir: QuantizedRNN) -> dict:
         "tflite_bytes": ir.model_bytes,
         "sha256": ir.source_sha256,
         "input_dim": ir.input_dim,
-        "units": ir.units,
+        "units": ir.layer_units[0] if len(ir.layers) == 1 else list(ir.layer_units),
         "output_dim": ir.output_dim,
         "vocab_size": ir.vocab_size,
         "macs_per_step": ir.macs_per_step,
@@ -161,7 +162,7 @@ def _qp(q) -> dict:
     return {"scale": float(q.scale), "zero_point": int(q.zero_point)}
 
 
-def quantization_summary(ir: QuantizedRNN, calibration_pairs: int,
+def quantization_summary(ir: QuantizedModel, calibration_pairs: int,
                          input_percentile: float | None) -> dict:
     return {
         "scheme": "full integer: int8 activations (per tensor, asymmetric), int8 weights "
@@ -169,9 +170,9 @@ def quantization_summary(ir: QuantizedRNN, calibration_pairs: int,
         "input": _qp(ir.input_quant),
         "state": {**_qp(ir.state_quant), "pinned": True,
                   "note": "h input == TANH output (1/128, 0): h_t feeds back unchanged"},
-        "fc_x_output": _qp(ir.input_fc.output),
-        "fc_h_output": _qp(ir.recurrent_fc.output),
-        "add_output": _qp(ir.add.output),
+        "fc_x_output": _qp(ir.layers[0].input_fc.output),
+        "fc_h_output": _qp(ir.layers[0].recurrent_fc.output),
+        "add_output": _qp(ir.layers[0].add.output),
         "output": None if ir.output_quant is None else _qp(ir.output_quant),
         "calibration": {
             "pairs": calibration_pairs,

@@ -39,11 +39,11 @@ def inspect(
     target: Annotated[Path, typer.Argument(
         help="A run directory, a .tflite step model, or an IR .json (from --json).")],
     json_out: Annotated[bool, typer.Option(
-        "--json", help="Print the IR as JSON (QuantizedRNN.to_json) instead of text.")] = False,
+        "--json", help="Print the IR as JSON (QuantizedModel.to_json) instead of text.")] = False,
 ) -> None:
     """Print the IR read from a step model: dimensions, scales, zero points, multipliers."""
     from elman.quantize.describe import describe_ir
-    from elman.quantize.ir import QuantizedRNN
+    from elman.quantize.ir import QuantizedModel
     from elman.quantize.reader import read_ir
 
     path = rundir.require(target, rundir.MODEL_TFLITE) if target.is_dir() else target
@@ -51,7 +51,7 @@ def inspect(
         raise ElmanError(f"{path} does not exist or is not a file")
     if path.suffix == ".json":
         try:
-            ir = QuantizedRNN.from_json(path.read_text(encoding="utf-8"))
+            ir = QuantizedModel.from_json(path.read_text(encoding="utf-8"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{path} is not an elman IR JSON file: {exc}") from None
     else:

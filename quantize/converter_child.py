@@ -227,7 +227,7 @@ def run_job(job: Path) -> bytes:
     model = build_and_convert(arrays, bool(info.get("clamp_preactivation", True)))
     embedding = None
     if "embedding" in arrays:
-        x_params = read_step_graph(model, "the converted step model").input_fc.input
+        x_params = read_step_graph(model, "the converted step model").input_quant
         embedding = x_params.quantize(arrays["embedding"])
     meta = StepMetadata(
         task=info["task"], labels=tuple(info["labels"]),

@@ -1,13 +1,19 @@
-"""A readable text view of a :class:`~elman.quantize.ir.QuantizedRNN` (``elman inspect``)."""
+"""A readable text view of a :class:`~elman.quantize.ir.QuantizedModel` (``elman inspect``).
+
+Dimensions, every layer in step order with every quantization (each kind's own
+lines: ``elman.layers.<kind>.describe``), and the integer constants each
+arithmetic profile derives from them (``elman.profiles``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from elman.profiles import get_profile
-from elman.quantize.ir import FullyConnected, QuantizedRNN, QuantParams
+from elman.layers import kind_module
+from elman.profiles import PROFILE_NAMES, get_profile
+from elman.quantize.ir import FullyConnected, QuantizedModel, QuantParams
 
 
-def _q(q: QuantParams) -> str:
+def quant(q: QuantParams) -> str:
     return f"scale {q.scale:.9g}, zero point {q.zero_point}"
 
 
@@ -15,36 +21,38 @@ def _range(a: np.ndarray) -> str:
     return f"[{a.min()}, {a.max()}]" if a.size else "[]"
 
 
-def _fc_lines(name: str, fc: FullyConnected) -> list[str]:
+def fc_lines(name: str, fc: FullyConnected) -> list[str]:
     s = fc.weight_scales.astype(np.float64)
     lines = [
-        f"{name}: {fc.out_features} x {fc.in_features} int8 weights {_range(fc.weights)}, "
+        f"  {name}: {fc.out_features} x {fc.in_features} int8 weights {_range(fc.weights)}, "
         f"per-channel scales [{s.min():.6g} .. {s.max():.6g}]",
-        "    bias: " + (f"int32 {_range(fc.bias)}" if fc.has_bias else "none"),
-        f"    input  {_q(fc.input)}",
-        f"    output {_q(fc.output)}",
-        *_requantize_lines(fc),
+        "      bias: " + (f"int32 {_range(fc.bias)}" if fc.has_bias else "none"),
+        f"      input  {quant(fc.input)}",
+        f"      output {quant(fc.output)}",
     ]
+    for name in PROFILE_NAMES:
+        req = get_profile(name).fully_connected(fc)
+        lines.append(f"      requantize ({name}): scales [{req.scales.min():.6g} .. "
+                     f"{req.scales.max():.6g}], multipliers {_range(req.multipliers)}, "
+                     f"shifts {_range(req.shifts)}")
     return lines
 
 
-def _requantize_lines(fc: FullyConnected) -> list[str]:
-    tflm = get_profile("tflm").fully_connected(fc)
-    return [f"    requantize: scales [{tflm.scales.min():.6g} .. {tflm.scales.max():.6g}]; "
-            f"tflm multipliers {_range(tflm.multipliers)}, shifts {_range(tflm.shifts)}"]
-
-
-def describe_ir(ir: QuantizedRNN, source: str = "") -> str:
-    """Multi-line description: dimensions, every quantization, derived integer constants."""
+def describe_ir(ir: QuantizedModel, source: str = "") -> str:
+    """Multi-line description: dimensions, every layer and quantization, derived constants."""
     head = f"elman step model{(' ' + source) if source else ''}"
     lines = [head, "=" * len(head)]
     if ir.model_bytes:
         lines.append(f"file: {ir.model_bytes:,} bytes, sha256 {ir.source_sha256}")
     lines.append(f"task: {ir.task}")
-    dims = f"x {ir.input_dim} -> h {ir.units}"
+    dims = f"x {ir.input_dim} -> " + " -> ".join(f"h{i} {u}" for i, u in
+                                                 enumerate(ir.layer_units, start=1))
     if ir.head is not None:
         dims += f" -> y {ir.output_dim}"
-    lines.append(f"dimensions: {dims}; {ir.macs_per_step:,} MACs per step")
+    lines.append(f"dimensions: {dims}; {len(ir.layers)} layer(s), state {ir.state_bytes} "
+                 f"bytes; {ir.macs_per_step:,} MACs per step")
+    lines.append("window: " + (f"{ir.window_steps} steps (what the classifier was trained on)"
+                               if ir.window_steps else "none (the model streams)"))
     if ir.task == "language_model":
         preview = "".join(repr(t)[1:-1] for t in ir.labels[:40])
         lines.append(f"vocabulary ({ir.vocab_size} tokens): {preview}"
@@ -60,25 +68,23 @@ def describe_ir(ir: QuantizedRNN, source: str = "") -> str:
         lines.append(f"input normalization (mean/std per channel): {pairs}")
     lines += [
         "",
-        f"x input:  int8, {_q(ir.input_quant)}",
-        f"h state:  int8, {_q(ir.state_quant)} (pinned: TANH's output feeds back unchanged)",
+        f"x input:  int8, {quant(ir.input_quant)}",
+        f"h state:  int8, {quant(ir.state_quant)} in every layer (pinned: TANH's output feeds "
+        "back unchanged)",
     ]
     if ir.output_quant is not None:
-        lines.append(f"y output: int8, {_q(ir.output_quant)}")
-    lines.append("")
-    add = get_profile("tflm").add(ir.add)
-    lines += _fc_lines("FC(x)", ir.input_fc)
-    lines += _fc_lines("FC(h)", ir.recurrent_fc)
-    lines += [
-        f"ADD: a ({_q(ir.add.input1)}) + r ({_q(ir.add.input2)})",
-        f"    output {_q(ir.add.output)}",
-        f"    left shift {ir.add.left_shift}; multipliers a {add.input1_multiplier}, "
-        f"r {add.input2_multiplier}, out {add.output_multiplier}",
-        f"TANH: input {_q(ir.tanh.input)} -> output {_q(ir.tanh.output)}",
-    ]
+        lines.append(f"y output: int8, {quant(ir.output_quant)}")
+    for number, layer in enumerate(ir.layers, start=1):
+        lines.append("")
+        lines += kind_module(layer.kind, "describe").describe(
+            layer, number, "x" if number == 1 else f"h{number - 1}")
     if ir.head is not None:
-        lines += _fc_lines("FC(head)", ir.head)
+        lines.append("")
+        lines += kind_module(ir.head.kind, "describe").describe(ir.head,
+                                                                f"h{len(ir.layers)}")
     sig = ir.signature
-    lines += ["", f"signature: inputs x={sig.x_input} h={sig.h_input}; outputs h={sig.h_output}"
+    h_in = " ".join(f"h{i}={p}" for i, p in enumerate(sig.h_inputs, start=1))
+    h_out = " ".join(f"h{i}={p}" for i, p in enumerate(sig.h_outputs, start=1))
+    lines += ["", f"signature: inputs x={sig.x_input} {h_in}; outputs {h_out}"
               + ("" if sig.y_output is None else f" y={sig.y_output}")]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from elman.quantize import task_metrics
 from elman.quantize.float_model import FloatElman
-from elman.quantize.ir import QuantizedRNN
+from elman.quantize.ir import QuantizedModel
 
 from elman import perplexity
 
@@ -29,13 +29,13 @@ BPC_TOLERANCE = 0.03  # int8 bits per character within 0.03 of float
 Progress = Callable[[int], None] | None
 
 
-def _run_litert(model: bytes, ir: QuantizedRNN, x_q: np.ndarray, progress: Progress):
+def _run_litert(model: bytes, ir: QuantizedModel, x_q: np.ndarray, progress: Progress):
     from elman.runtime.interpreters import run_litert
 
     return run_litert(model, ir, x_q, progress)
 
 
-def _hidden_error(ir: QuantizedRNN, h_q: np.ndarray, h_float: np.ndarray) -> np.ndarray:
+def _hidden_error(ir: QuantizedModel, h_q: np.ndarray, h_float: np.ndarray) -> np.ndarray:
     """|dequantized int8 state - float state|, (B, T, H)."""
     return np.abs(ir.state_quant.dequantize(h_q) - h_float.astype(np.float64))
 
@@ -53,7 +53,7 @@ def _by_sequence(err: np.ndarray, real: np.ndarray) -> dict:
     return {"mean": np.nanmean(masked, axis=(1, 2)).tolist()}
 
 
-def evaluate_classification(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
+def evaluate_classification(model: FloatElman, ir: QuantizedModel, tflite: bytes,
                             x_test: np.ndarray, y_test: np.ndarray,
                             progress: Progress = None, lengths: np.ndarray | None = None
                             ) -> dict:
@@ -105,7 +105,7 @@ def evaluate_classification(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
     }
 
 
-def evaluate_text(model: FloatElman, ir: QuantizedRNN, tflite: bytes,
+def evaluate_text(model: FloatElman, ir: QuantizedModel, tflite: bytes,
                   val_ids: np.ndarray, eval_chars: int, progress: Progress = None) -> dict:
     """Float vs int8 (LiteRT) on the first ``eval_chars`` predictions of the validation
     stream; with all of them, both perplexities are the validation perplexity

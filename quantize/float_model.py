@@ -81,8 +81,10 @@ class FloatRun:
 
     @property
     def h(self) -> np.ndarray:
-        """The last layer's states (B, T, units_L): what the head reads."""
-        return self.states[-1]
+        """The whole state after each step, every layer's h in layer order (B, T, sum units):
+        the layout of the int8 program's state (``StepOutputs.h``). The head reads
+        ``states[-1]``."""
+        return self.states[0] if len(self.states) == 1 else np.concatenate(self.states, -1)
 
 
 @dataclass(frozen=True, eq=False)

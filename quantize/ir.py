@@ -1,37 +1,49 @@
-"""``QuantizedRNN``: the one contract between quantization and everything downstream.
+"""``QuantizedModel``: the one contract between quantization and everything downstream.
 
 The IR is read from a ``.tflite`` step model (``elman.quantize.reader``); it
 holds every integer tensor and every scale and zero point *as stored in the
 file* (float32 scales widened exactly to Python floats), plus what elman stores
-beside the graph in the file's metadata (task, labels, input normalization,
-the int8 embedding table of text models). Integer multipliers, shifts and
-tables are derived from the stored scales by an arithmetic profile
-(``elman.profiles``), never from the Keras model; this module imports nothing
-of elman.
+beside the graph in the file's metadata (task, labels, input normalization, the
+int8 embedding table of text models, the head's mode, the window length).
+Integer multipliers, shifts and tables are derived from the stored scales by an
+arithmetic profile (``elman.profiles``), never from the Keras model; this module
+imports nothing of elman.
 
-The step it describes, for ``x`` the int8 input and ``h`` the int8 state
-(scale 1/128, zero point 0)::
+A model is a sequence of typed layers, run in order at every step, and an
+optional head. Each layer kind is one frozen dataclass here (``LAYER_KINDS``);
+everything else a kind needs (how the reader recognizes it, its reference and
+fast steps, its C, its random builder) lives in its room under
+``elman.layers``. Today:
 
-    a  = FC(x; input_fc)        # W_x, bias
+``ElmanLayer`` (1 to 3 of them), for ``in`` its input and ``h`` its own int8
+state (scale 1/128, zero point 0)::
+
+    a  = FC(in; input_fc)       # W_x, bias; in = x for layer 1, else the layer below's h'
     r  = FC(h; recurrent_fc)    # W_h, no bias
     z  = ADD(a, r)
     h' = TANH(z)                # output scale 1/128, zero point 0 == h's
-    y  = FC(h'; head)           # W_y, bias (when the model has a head)
+
+``DenseHead``: ``y = FC(h'_L; fc)`` (logits) of the last layer's new state,
+answering at every step or only at the last step of a window
+(``every_step``); a ``softmax`` activation is applied outside the integer
+program (argmax is unchanged).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 STATE_SCALE = 1.0 / 128.0
 STATE_ZERO_POINT = 0
 TASKS = ("classification", "language_model")
+HEAD_ACTIVATIONS = ("linear", "softmax")
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD: both inputs are shifted left by 20 first
-IR_FORMAT_VERSION = 1
+MAX_LAYERS = 3
+IR_FORMAT_VERSION = 2
 
 
 def round_half_away_exact(v: np.ndarray) -> np.ndarray:
@@ -60,6 +72,16 @@ class QuantParams:
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return (np.asarray(q, dtype=np.float64) - self.zero_point) * self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": float(self.scale), "zero_point": int(self.zero_point)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QuantParams:
+        return cls(float(d["scale"]), int(d["zero_point"]))
+
+
+STATE_QUANT = QuantParams(STATE_SCALE, STATE_ZERO_POINT)
 
 
 def _frozen_array(a: Any, dtype: Any) -> np.ndarray:
@@ -99,11 +121,38 @@ class FullyConnected:
     def in_features(self) -> int:
         return int(self.weights.shape[1])
 
+    @property
+    def macs(self) -> int:
+        return self.out_features * self.in_features
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shape": [self.out_features, self.in_features],
+            "weights": self.weights.tolist(),
+            "weight_scales": [float(s) for s in self.weight_scales],
+            "bias": self.bias.tolist(),
+            "has_bias": self.has_bias,
+            "input": self.input.to_dict(),
+            "output": self.output.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FullyConnected:
+        out_f, in_f = d["shape"]
+        return cls(
+            weights=np.array(d["weights"], dtype=np.int8).reshape(out_f, in_f),
+            weight_scales=np.array(d["weight_scales"], dtype=np.float32),
+            bias=np.array(d["bias"], dtype=np.int32),
+            has_bias=bool(d["has_bias"]),
+            input=QuantParams.from_dict(d["input"]),
+            output=QuantParams.from_dict(d["output"]),
+        )
 
 
 @dataclass(frozen=True)
 class Add:
-    """int8 ADD of ``a = FC(x)`` (input1) and ``r = FC(h)`` (input2), TFLite's two-stage rescale."""
+    """int8 ADD of ``a = FC(in)`` (input1) and ``r = FC(h)`` (input2), TFLite's two-stage
+    rescale."""
 
     input1: QuantParams
     input2: QuantParams
@@ -116,41 +165,196 @@ class Tanh:
     """int8 TANH; the output is always (1/128, 0)."""
 
     input: QuantParams
-    output: QuantParams = field(default_factory=lambda: QuantParams(STATE_SCALE, STATE_ZERO_POINT))
+    output: QuantParams = field(default_factory=lambda: STATE_QUANT)
+
+
+@dataclass(frozen=True, eq=False)
+class ElmanLayer:
+    """One Elman layer: ``h' = TANH(ADD(FC(in; W_x, b), FC(h; W_h)))``, state pinned to
+    (1/128, 0) so that ``h'``'s bytes feed back as ``h`` unchanged."""
+
+    input_fc: FullyConnected  # W_x: (units, input_dim), with the layer's bias
+    recurrent_fc: FullyConnected  # W_h: (units, units), input quantization (1/128, 0)
+    add: Add
+    tanh: Tanh
+    kind: ClassVar[str] = "elman"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.input_fc.out_features != self.recurrent_fc.out_features:
+            problems.append(f"FC(x) has {self.input_fc.out_features} outputs but FC(h) has "
+                            f"{self.recurrent_fc.out_features}")
+        if self.recurrent_fc.in_features != self.recurrent_fc.out_features:
+            problems.append("FC(h)'s weights are not square")
+        if self.recurrent_fc.input != STATE_QUANT or self.tanh.output != STATE_QUANT:
+            problems.append("the state is not quantized (1/128, 0)")
+        if problems:
+            raise ValueError("inconsistent Elman layer: " + "; ".join(problems))
+
+    @property
+    def input_dim(self) -> int:
+        return self.input_fc.in_features
+
+    @property
+    def units(self) -> int:
+        return self.recurrent_fc.out_features
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of this layer's int8 state."""
+        return self.units
+
+    @property
+    def input_quant(self) -> QuantParams:
+        return self.input_fc.input
+
+    @property
+    def output_quant(self) -> QuantParams:
+        """The quantization of ``h'`` (what the next layer or the head reads)."""
+        return self.tanh.output
+
+    @property
+    def macs(self) -> int:
+        return self.input_fc.macs + self.recurrent_fc.macs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "input_fc": self.input_fc.to_dict(),
+            "recurrent_fc": self.recurrent_fc.to_dict(),
+            "add": {"input1": self.add.input1.to_dict(), "input2": self.add.input2.to_dict(),
+                    "output": self.add.output.to_dict(), "left_shift": self.add.left_shift},
+            "tanh": {"input": self.tanh.input.to_dict(), "output": self.tanh.output.to_dict()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ElmanLayer:
+        add = d["add"]
+        return cls(
+            input_fc=FullyConnected.from_dict(d["input_fc"]),
+            recurrent_fc=FullyConnected.from_dict(d["recurrent_fc"]),
+            add=Add(QuantParams.from_dict(add["input1"]), QuantParams.from_dict(add["input2"]),
+                    QuantParams.from_dict(add["output"]), int(add["left_shift"])),
+            tanh=Tanh(QuantParams.from_dict(d["tanh"]["input"]),
+                      QuantParams.from_dict(d["tanh"]["output"])),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DenseHead:
+    """``y = FC(h'; W_y, b_y)``: logits of the last layer's new state.
+
+    ``every_step``: the model answers at every step (streaming, per-step labels,
+    language models) or only at the last step of a window (a sequence classifier).
+    ``activation``: ``softmax`` heads are compiled as logits plus a float softmax
+    helper outside the integer step; argmax is the same either way.
+    """
+
+    fc: FullyConnected
+    every_step: bool
+    activation: str = "linear"
+    kind: ClassVar[str] = "dense"
+
+    def __post_init__(self) -> None:
+        if self.activation not in HEAD_ACTIVATIONS:
+            raise ValueError(f"head activation must be one of {HEAD_ACTIVATIONS}, "
+                             f"got {self.activation!r}")
+
+    @property
+    def input_dim(self) -> int:
+        return self.fc.in_features
+
+    @property
+    def output_dim(self) -> int:
+        return self.fc.out_features
+
+    @property
+    def output_quant(self) -> QuantParams:
+        return self.fc.output
+
+    @property
+    def macs(self) -> int:
+        return self.fc.macs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "fc": self.fc.to_dict(), "every_step": self.every_step,
+                "activation": self.activation}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DenseHead:
+        return cls(FullyConnected.from_dict(d["fc"]), bool(d["every_step"]),
+                   str(d["activation"]))
+
+
+# The IR class of each layer kind, by name (JSON ``"kind"``); see ``elman.layers``.
+LAYER_KINDS: dict[str, type] = {ElmanLayer.kind: ElmanLayer}
+HEAD_KINDS: dict[str, type] = {DenseHead.kind: DenseHead}
+Layer = ElmanLayer  # the recurrent layer kinds (a union when there are more)
+Head = DenseHead
 
 
 @dataclass(frozen=True)
 class StepSignature:
     """Positions of the step model's tensors in the subgraph's input and output lists
-    (the index an interpreter's ``set_input`` / ``get_output`` takes)."""
+    (the index an interpreter's ``set_input`` / ``get_output`` takes): ``x``, then
+    each layer's state input ``h_l`` and new state ``h_l'``, and ``y``."""
 
     x_input: int
-    h_input: int
-    h_output: int
+    h_inputs: tuple[int, ...]
+    h_outputs: tuple[int, ...]
     y_output: int | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "h_inputs", tuple(int(i) for i in self.h_inputs))
+        object.__setattr__(self, "h_outputs", tuple(int(i) for i in self.h_outputs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"x_input": self.x_input, "h_inputs": list(self.h_inputs),
+                "h_outputs": list(self.h_outputs), "y_output": self.y_output}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StepSignature:
+        return cls(int(d["x_input"]), tuple(d["h_inputs"]), tuple(d["h_outputs"]),
+                   None if d["y_output"] is None else int(d["y_output"]))
 
 
 @dataclass(frozen=True, eq=False)
-class QuantizedRNN:
-    """An int8 Elman step model, read from a ``.tflite`` file."""
+class QuantizedModel:
+    """An int8 step model of 1 to 3 stacked layers and an optional head, read from a
+    ``.tflite`` file. The state of the whole model is every layer's state, in layer
+    order (``state_bytes`` int8 values; ``state_slices`` cut it per layer)."""
 
     task: str  # "classification" | "language_model"
-    input_fc: FullyConnected  # W_x: (units, input_dim), with the RNN's bias
-    recurrent_fc: FullyConnected  # W_h: (units, units), input quantization (1/128, 0)
-    add: Add
-    tanh: Tanh
-    head: FullyConnected | None  # W_y: (outputs, units)
+    layers: tuple[Layer, ...]
+    head: Head | None
     signature: StepSignature
     labels: tuple[str, ...] = ()  # class names, or the vocabulary of a text model
-    embedding: np.ndarray | None = None  # int8 (vocab, input_dim), quantized with input_fc.input
+    embedding: np.ndarray | None = None  # int8 (vocab, input_dim), quantized with input_quant
     norm_mean: np.ndarray | None = None  # float32 (input_dim,) for sensor inputs
     norm_std: np.ndarray | None = None  # float32 (input_dim,)
+    window_steps: int = 0  # steps of the windows a classifier was trained on; 0: it streams
     source_sha256: str = ""
     model_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not 1 <= len(self.layers) <= MAX_LAYERS:
+            raise ValueError(f"a model has 1 to {MAX_LAYERS} layers, got {len(self.layers)}")
+        pairs = zip(self.layers, self.layers[1:], strict=False)
+        for i, (below, above) in enumerate(pairs, start=2):
+            if above.input_dim != below.units or above.input_quant != below.output_quant:
+                raise ValueError(f"layer {i} does not read layer {i - 1}'s state")
+        if self.head is not None and self.head.input_dim != self.layers[-1].units:
+            raise ValueError(f"the head reads {self.head.input_dim} features, the last layer "
+                             f"has {self.layers[-1].units} units")
+        sig = self.signature
+        if len(sig.h_inputs) != len(self.layers) or len(sig.h_outputs) != len(self.layers) \
+                or (sig.y_output is None) != (self.head is None):
+            raise ValueError("the signature does not match the layers and head")
+        if self.window_steps < 0:
+            raise ValueError(f"window_steps must be >= 0, got {self.window_steps}")
         if self.embedding is not None:
             object.__setattr__(self, "embedding", _frozen_array(self.embedding, np.int8))
         for name in ("norm_mean", "norm_std"):
@@ -162,15 +366,29 @@ class QuantizedRNN:
     # ---- dimensions -------------------------------------------------------------
     @property
     def input_dim(self) -> int:
-        return self.input_fc.in_features
+        return self.layers[0].input_dim
 
     @property
-    def units(self) -> int:
-        return self.input_fc.out_features
+    def layer_units(self) -> tuple[int, ...]:
+        return tuple(layer.units for layer in self.layers)
+
+    @property
+    def state_bytes(self) -> int:
+        """int8 values of the whole state (every layer's ``h``)."""
+        return sum(layer.state_bytes for layer in self.layers)
+
+    @property
+    def state_slices(self) -> tuple[slice, ...]:
+        """Where each layer's ``h`` lies in the whole state."""
+        out, start = [], 0
+        for layer in self.layers:
+            out.append(slice(start, start + layer.state_bytes))
+            start += layer.state_bytes
+        return tuple(out)
 
     @property
     def output_dim(self) -> int:
-        return self.head.out_features if self.head is not None else 0
+        return self.head.output_dim if self.head is not None else 0
 
     @property
     def vocab_size(self) -> int:
@@ -178,41 +396,42 @@ class QuantizedRNN:
 
     @property
     def input_quant(self) -> QuantParams:
-        return self.input_fc.input
+        return self.layers[0].input_quant
 
     @property
     def state_quant(self) -> QuantParams:
-        return self.recurrent_fc.input
+        """Every layer's state quantization (pinned to TANH's output, (1/128, 0))."""
+        return STATE_QUANT
 
     @property
     def output_quant(self) -> QuantParams | None:
-        return self.head.output if self.head is not None else None
+        return self.head.output_quant if self.head is not None else None
+
+    @property
+    def head_every_step(self) -> bool:
+        return self.head is not None and self.head.every_step
 
     @property
     def macs_per_step(self) -> int:
-        """Multiply-accumulates of one step (input, recurrent and head matrices)."""
-        return self.units * (self.input_dim + self.units + self.output_dim)
+        """Multiply-accumulates of one step (every layer's matrices and the head's)."""
+        return sum(layer.macs for layer in self.layers) + (
+            self.head.macs if self.head is not None else 0)
 
     # ---- JSON round trip --------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": IR_FORMAT_VERSION,
             "task": self.task,
-            "dims": {"input_dim": self.input_dim, "units": self.units,
+            "dims": {"input_dim": self.input_dim, "layer_units": list(self.layer_units),
                      "output_dim": self.output_dim, "vocab_size": self.vocab_size},
-            "input_fc": _fc_to_dict(self.input_fc),
-            "recurrent_fc": _fc_to_dict(self.recurrent_fc),
-            "add": {"input1": _qp(self.add.input1), "input2": _qp(self.add.input2),
-                    "output": _qp(self.add.output), "left_shift": self.add.left_shift},
-            "tanh": {"input": _qp(self.tanh.input), "output": _qp(self.tanh.output)},
-            "head": None if self.head is None else _fc_to_dict(self.head),
-            "signature": {"x_input": self.signature.x_input, "h_input": self.signature.h_input,
-                          "h_output": self.signature.h_output,
-                          "y_output": self.signature.y_output},
+            "layers": [layer.to_dict() for layer in self.layers],
+            "head": None if self.head is None else self.head.to_dict(),
+            "signature": self.signature.to_dict(),
             "labels": list(self.labels),
             "embedding": None if self.embedding is None else self.embedding.tolist(),
             "norm_mean": None if self.norm_mean is None else [float(v) for v in self.norm_mean],
             "norm_std": None if self.norm_std is None else [float(v) for v in self.norm_std],
+            "window_steps": self.window_steps,
             "source_sha256": self.source_sha256,
             "model_bytes": self.model_bytes,
         }
@@ -221,70 +440,39 @@ class QuantizedRNN:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> QuantizedRNN:
+    def from_dict(cls, d: dict[str, Any]) -> QuantizedModel:
         if d.get("format_version") != IR_FORMAT_VERSION:
-            raise ValueError(f"unsupported IR format version {d.get('format_version')!r}")
-        add = d["add"]
-        sig = d["signature"]
+            raise ValueError(f"unsupported IR format version {d.get('format_version')!r} "
+                             f"(this elman reads version {IR_FORMAT_VERSION})")
         return cls(
             task=d["task"],
-            input_fc=_fc_from_dict(d["input_fc"]),
-            recurrent_fc=_fc_from_dict(d["recurrent_fc"]),
-            add=Add(_qp_from(add["input1"]), _qp_from(add["input2"]), _qp_from(add["output"]),
-                    int(add["left_shift"])),
-            tanh=Tanh(_qp_from(d["tanh"]["input"]), _qp_from(d["tanh"]["output"])),
-            head=None if d["head"] is None else _fc_from_dict(d["head"]),
-            signature=StepSignature(int(sig["x_input"]), int(sig["h_input"]),
-                                    int(sig["h_output"]),
-                                    None if sig["y_output"] is None else int(sig["y_output"])),
+            layers=tuple(_of_kind(LAYER_KINDS, layer) for layer in d["layers"]),
+            head=None if d["head"] is None else _of_kind(HEAD_KINDS, d["head"]),
+            signature=StepSignature.from_dict(d["signature"]),
             labels=tuple(d["labels"]),
             embedding=None if d["embedding"] is None else np.array(d["embedding"], np.int8)
             .reshape(-1, d["dims"]["input_dim"]),
             norm_mean=None if d["norm_mean"] is None else np.array(d["norm_mean"], np.float32),
             norm_std=None if d["norm_std"] is None else np.array(d["norm_std"], np.float32),
+            window_steps=int(d["window_steps"]),
             source_sha256=d["source_sha256"],
             model_bytes=int(d["model_bytes"]),
         )
 
     @classmethod
-    def from_json(cls, text: str) -> QuantizedRNN:
+    def from_json(cls, text: str) -> QuantizedModel:
         return cls.from_dict(json.loads(text))
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, QuantizedRNN):
+        if not isinstance(other, QuantizedModel):
             return NotImplemented
         return self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
 
 
-def _qp(q: QuantParams) -> dict[str, Any]:
-    return {"scale": float(q.scale), "zero_point": int(q.zero_point)}
-
-
-def _qp_from(d: dict[str, Any]) -> QuantParams:
-    return QuantParams(float(d["scale"]), int(d["zero_point"]))
-
-
-def _fc_to_dict(fc: FullyConnected) -> dict[str, Any]:
-    return {
-        "shape": [fc.out_features, fc.in_features],
-        "weights": fc.weights.tolist(),
-        "weight_scales": [float(s) for s in fc.weight_scales],
-        "bias": fc.bias.tolist(),
-        "has_bias": fc.has_bias,
-        "input": _qp(fc.input),
-        "output": _qp(fc.output),
-    }
-
-
-def _fc_from_dict(d: dict[str, Any]) -> FullyConnected:
-    out_f, in_f = d["shape"]
-    return FullyConnected(
-        weights=np.array(d["weights"], dtype=np.int8).reshape(out_f, in_f),
-        weight_scales=np.array(d["weight_scales"], dtype=np.float32),
-        bias=np.array(d["bias"], dtype=np.int32),
-        has_bias=bool(d["has_bias"]),
-        input=_qp_from(d["input"]),
-        output=_qp_from(d["output"]),
-    )
+def _of_kind(kinds: dict[str, type], d: dict[str, Any]):
+    kind = d.get("kind")
+    if kind not in kinds:
+        raise ValueError(f"unknown layer kind {kind!r}; this elman knows {sorted(kinds)}")
+    return kinds[kind].from_dict(d)

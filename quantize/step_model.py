@@ -148,8 +148,9 @@ def convert_step_model(
 def check_pinned_states(model: bytes) -> None:
     """Read ``model`` back (validating it) and require every state at (1/128, 0)."""
     ir = read_ir(model)  # validates the graph, dtypes, per-channel weights and metadata
-    if ir.state_quant.scale != STATE_SCALE or ir.state_quant.zero_point != 0 \
-            or ir.tanh.output.scale != STATE_SCALE or ir.tanh.output.zero_point != 0:
+    if any(layer.recurrent_fc.input.scale != STATE_SCALE or layer.tanh.output.scale != STATE_SCALE
+           or layer.recurrent_fc.input.zero_point != 0 or layer.tanh.output.zero_point != 0
+           for layer in ir.layers):
         raise ModelError("the converter did not pin the state quantization to (1/128, 0)")
 
 

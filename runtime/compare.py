@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from elman.runtime.simulator import StepOutputs
+from elman.runtime.outputs import StepOutputs
 
 
 @dataclass(frozen=True)

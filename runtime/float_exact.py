@@ -24,7 +24,6 @@ the bound, or with a left shift, use the profile's ``requantize``.
 from __future__ import annotations
 
 import numpy as np
-from elman.profiles import check_profile
 
 ACCUMULATOR_BOUND = 1 << 21
 _CLIP = 1024.0
@@ -53,10 +52,12 @@ class FloatRequantizer:
     """
 
     def __init__(self, multipliers: np.ndarray, shifts: np.ndarray, output_zero_point: int,
-                 profile: str, scales: np.ndarray | None = None):
+                 rounding: str, scales: np.ndarray | None = None):
         m = np.asarray(multipliers, dtype=np.float64)
         shifts = np.asarray(shifts, dtype=np.int64)
-        self.tflm = check_profile(profile) == "tflm"
+        if rounding not in ("tflm", "tflite"):
+            raise ValueError(f"no float64 form of the {rounding!r} requantization")
+        self.tflm = rounding == "tflm"
         if self.tflm:
             self.scale = m * 2.0**-31  # SaturatingRoundingDoublingHighMul's product ...
             self.post = np.ldexp(1.0, shifts)  # ... then RoundingDivideByPOT(., -shift)
@@ -93,10 +94,10 @@ class FloatRequantizer:
 
 
 def requantize_float(acc: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray,
-                     output_zero_point: int, profile: str,
+                     output_zero_point: int, rounding: str,
                      scales: np.ndarray | None = None) -> np.ndarray:
     """The profile's ``requantize`` for float64 accumulators within the bound (see module)."""
-    return FloatRequantizer(multipliers, shifts, output_zero_point, profile, scales)(acc)
+    return FloatRequantizer(multipliers, shifts, output_zero_point, rounding, scales)(acc)
 
 
 MAGIC = 1.5 * 2.0**52  # x + MAGIC rounds x (|x| < 2**51) to an integer, ties to even

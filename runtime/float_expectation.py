@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from elman.quantize.ir import STATE_SCALE, QuantizedRNN
+from elman.quantize.ir import STATE_SCALE, QuantizedModel
 
 from elman import rundir
 
@@ -29,7 +29,7 @@ FACTOR = 3.0  # the profiles and the float references differ by a few percent, n
 FLOOR = STATE_SCALE / 2  # half an LSB: below that, no ratio means anything
 
 
-def expected_hidden_error(run_dir: Path, ir: QuantizedRNN, sequences: int) -> dict[str, Any]:
+def expected_hidden_error(run_dir: Path, ir: QuantizedModel, sequences: int) -> dict[str, Any]:
     """The mean hidden-state error quantize measured on the first ``sequences`` held-out
     sequences (text: the stream), or why there is none (``expected`` is then None)."""
     path = Path(run_dir) / rundir.QUANT_REPORT

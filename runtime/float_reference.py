@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 from elman.quantize import task_metrics
 from elman.quantize.float_model import FloatElman
-from elman.quantize.ir import QuantizedRNN
-from elman.runtime.simulator import StepOutputs
+from elman.quantize.ir import QuantizedModel
+from elman.runtime.outputs import StepOutputs
 
 from elman import perplexity
 
 
-def float_metrics(model: FloatElman, ir: QuantizedRNN, inputs: Any,
+def float_metrics(model: FloatElman, ir: QuantizedModel, inputs: Any,
                   simulated: StepOutputs, profile: str) -> dict[str, Any]:
     """Task metrics of the float model and of the int8 simulator of ``profile`` on
     ``inputs``, and the per-step hidden-state error between them."""

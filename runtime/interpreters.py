@@ -2,9 +2,10 @@
 
 ``run_litert`` uses LiteRT's reference kernels (``BUILTIN_REF``, what profile
 ``tflite`` reproduces); ``run_tflm`` the TFLite Micro interpreter from the
-``tflite-micro`` package (profile ``tflm``). Both feed each step's int8 ``h``
-output back as the next step's ``h`` input, starting from zeros, in the tensor
-positions of the IR's ``StepSignature``. Neither needs TensorFlow.
+``tflite-micro`` package (profile ``tflm``). Both feed each step's int8 ``h_l'``
+outputs back as the next step's ``h_l`` inputs (every layer's), starting from
+zeros, in the tensor positions of the IR's ``StepSignature``. Neither needs
+TensorFlow.
 
 An interpreter that refuses or fails on the model (LiteRT's ``ValueError: The
 model is not a valid Flatbuffer buffer``, TFLite Micro's ``struct.error`` or
@@ -22,8 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from elman.quantize.ir import QuantizedRNN
-from elman.runtime.simulator import StepOutputs, embed_tokens
+from elman.quantize.ir import QuantizedModel
+from elman.runtime.outputs import StepOutputs
+from elman.runtime.simulator import embed_tokens
 
 from elman.errors import ModelError, ToolchainError
 
@@ -46,26 +48,33 @@ def interpreter_error(interpreter: str, doing: str, exc: BaseException) -> Model
     return ModelError(f"{interpreter} {doing}: {type(exc).__name__}: {detail}")
 
 
-def _check_x(ir: QuantizedRNN, x_q: np.ndarray) -> np.ndarray:
+def _check_x(ir: QuantizedModel, x_q: np.ndarray) -> np.ndarray:
     x_q = np.asarray(x_q)
     if x_q.dtype != np.int8 or x_q.ndim != 3 or x_q.shape[2] != ir.input_dim:
         raise ValueError(f"x_q must be int8 (B, T, {ir.input_dim}), got {x_q.dtype} {x_q.shape}")
     return x_q
 
 
-def _loop(ir: QuantizedRNN, x_q: np.ndarray,
-          invoke: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+Step = Callable[[np.ndarray, list[np.ndarray]], tuple[list[np.ndarray], np.ndarray | None]]
+
+
+def _zero_states(ir: QuantizedModel) -> list[np.ndarray]:
+    return [np.zeros((1, units), dtype=np.int8) for units in ir.layer_units]
+
+
+def _loop(ir: QuantizedModel, x_q: np.ndarray, invoke: Step,
           progress: Callable[[int], None] | None = None) -> StepOutputs:
-    """Drive ``invoke(x (1, D), h (1, H)) -> (h, y)`` over every step of every sequence."""
+    """Drive ``invoke(x (1, D), [h_l (1, H_l)]) -> ([h_l'], y)`` over every step of every
+    sequence."""
     x_q = _check_x(ir, x_q)
     batch, steps, _ = x_q.shape
-    hs = np.empty((batch, steps, ir.units), dtype=np.int8)
+    hs = np.empty((batch, steps, ir.state_bytes), dtype=np.int8)
     ys = None if ir.head is None else np.empty((batch, steps, ir.output_dim), dtype=np.int8)
     for b in range(batch):
-        h = np.zeros((1, ir.units), dtype=np.int8)
+        h = _zero_states(ir)
         for t in range(steps):
             h, y = invoke(x_q[b, t][None, :], h)
-            hs[b, t] = h[0]
+            hs[b, t] = np.concatenate(h, axis=1)[0]
             if ys is not None:
                 ys[b, t] = y[0]
         if progress is not None:
@@ -90,8 +99,8 @@ def _quiet_stderr():
         os.close(fd)
 
 
-def litert_step(model: ModelSource, ir: QuantizedRNN):
-    """A ``step(x, h) -> (h, y)`` function on a LiteRT ``BUILTIN_REF`` interpreter."""
+def litert_step(model: ModelSource, ir: QuantizedModel) -> Step:
+    """A ``step(x, [h_l]) -> ([h_l'], y)`` function on a LiteRT ``BUILTIN_REF`` interpreter."""
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError as exc:  # pragma: no cover - dependency of elman
@@ -105,27 +114,29 @@ def litert_step(model: ModelSource, ir: QuantizedRNN):
             interp.allocate_tensors()
         ins, outs = interp.get_input_details(), interp.get_output_details()
         sig = ir.signature
-        x_idx, h_idx = ins[sig.x_input]["index"], ins[sig.h_input]["index"]
-        h_out = outs[sig.h_output]["index"]
+        x_idx = ins[sig.x_input]["index"]
+        h_in = [ins[i]["index"] for i in sig.h_inputs]
+        h_out = [outs[i]["index"] for i in sig.h_outputs]
         y_out = None if sig.y_output is None else outs[sig.y_output]["index"]
     except (ValueError, RuntimeError, IndexError, KeyError) as exc:
         raise interpreter_error("LiteRT", "cannot load the model", exc) from None
 
-    def step(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def step(x: np.ndarray, h: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray | None]:
         try:
             interp.set_tensor(x_idx, x)
-            interp.set_tensor(h_idx, h)
+            for index, value in zip(h_in, h, strict=True):
+                interp.set_tensor(index, value)
             interp.invoke()
         except (ValueError, RuntimeError) as exc:
             raise interpreter_error("LiteRT", "failed to run the model", exc) from None
         y = None if y_out is None else interp.get_tensor(y_out)
-        return interp.get_tensor(h_out), y
+        return [interp.get_tensor(index) for index in h_out], y
 
     return step
 
 
-def tflm_step(model: ModelSource, ir: QuantizedRNN):
-    """A ``step(x, h) -> (h, y)`` function on the TFLite Micro Python interpreter."""
+def tflm_step(model: ModelSource, ir: QuantizedModel) -> Step:
+    """A ``step(x, [h_l]) -> ([h_l'], y)`` function on the TFLite Micro Python interpreter."""
     try:
         from tflite_micro.python.tflite_micro import runtime as tflm_runtime
     except ImportError as exc:  # pragma: no cover - dependency of elman
@@ -142,51 +153,52 @@ def tflm_step(model: ModelSource, ir: QuantizedRNN):
                                 ) from None
     sig = ir.signature
 
-    def step(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def step(x: np.ndarray, h: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray | None]:
         try:
             interp.set_input(x, sig.x_input)
-            interp.set_input(h, sig.h_input)
+            for index, value in zip(sig.h_inputs, h, strict=True):
+                interp.set_input(value, index)
             interp.invoke()
         except (ValueError, RuntimeError) as exc:
             raise interpreter_error("the TFLite Micro interpreter", "failed to run the model",
                                     exc) from None
         y = None if sig.y_output is None else interp.get_output(sig.y_output)
-        return interp.get_output(sig.h_output), y
+        return [interp.get_output(index) for index in sig.h_outputs], y
 
     return step
 
 
-def check_model_loads(model: ModelSource, ir: QuantizedRNN,
+def check_model_loads(model: ModelSource, ir: QuantizedModel,
                       profiles: tuple[str, ...] = ("tflite", "tflm")) -> None:
     """Load the model in the interpreter of each profile (LiteRT for ``tflite``, TFLite
     Micro for ``tflm``) and run one step: a model either refuses is one ModelError here,
     before a stage generates or computes anything."""
     x = np.zeros((1, ir.input_dim), np.int8)
-    h = np.zeros((1, ir.units), np.int8)
+    h = _zero_states(ir)
     for profile, make in (("tflite", litert_step), ("tflm", tflm_step)):
         if profile in profiles:
             make(model, ir)(x, h)
 
 
-def run_litert(model: ModelSource, ir: QuantizedRNN, x_q: np.ndarray,
+def run_litert(model: ModelSource, ir: QuantizedModel, x_q: np.ndarray,
                progress: Callable[[int], None] | None = None) -> StepOutputs:
     """LiteRT reference kernels over int8 inputs (B, T, D), one invoke per step."""
     return _loop(ir, x_q, litert_step(model, ir), progress)
 
 
-def run_tflm(model: ModelSource, ir: QuantizedRNN, x_q: np.ndarray,
+def run_tflm(model: ModelSource, ir: QuantizedModel, x_q: np.ndarray,
              progress: Callable[[int], None] | None = None) -> StepOutputs:
     """TFLite Micro over int8 inputs (B, T, D), one invoke per step."""
     return _loop(ir, x_q, tflm_step(model, ir), progress)
 
 
-def run_litert_tokens(model: ModelSource, ir: QuantizedRNN, ids: np.ndarray,
+def run_litert_tokens(model: ModelSource, ir: QuantizedModel, ids: np.ndarray,
                       progress: Callable[[int], None] | None = None) -> StepOutputs:
     """``run_litert`` from token ids (B, T) through the IR's int8 embedding table."""
     return run_litert(model, ir, embed_tokens(ir, ids), progress)
 
 
-def run_tflm_tokens(model: ModelSource, ir: QuantizedRNN, ids: np.ndarray,
+def run_tflm_tokens(model: ModelSource, ir: QuantizedModel, ids: np.ndarray,
                     progress: Callable[[int], None] | None = None) -> StepOutputs:
     """``run_tflm`` from token ids (B, T) through the IR's int8 embedding table."""
     return run_tflm(model, ir, embed_tokens(ir, ids), progress)

@@ -8,37 +8,30 @@ size in normal use and forced here so that both are always exercised.
 from __future__ import annotations
 
 import numpy as np
-from elman.runtime.simulator import Simulator, StepOutputs
+from elman.runtime.outputs import StepOutputs
+from elman.runtime.simulator import Simulator
 
 VARIANTS = ("numpy", "numba/sequential", "numba/batched")
 
 
-def simulate(ir, profile: str, x_q: np.ndarray, variant: str) -> StepOutputs:
-    """``Simulator(ir, profile).run(x_q)`` with the engine (and loop) of ``variant``."""
+def simulate(model, profile: str, x_q: np.ndarray, variant: str) -> StepOutputs:
+    """``Simulator(model, profile).run(x_q)`` with the engine (and loop) of ``variant``."""
     engine, _, loop = variant.partition("/")
-    return _run(Simulator(ir, profile, engine=engine), x_q, loop)
+    sim = Simulator(model, profile, engine=engine)
+    if loop == "batched":
+        assert sim.batched_exact, "this model's products exceed float32's exact range"
+    return sim.run(x_q, loop=loop or None)
 
 
-def _run(sim: Simulator, x_q: np.ndarray, loop: str) -> StepOutputs:
-    if not loop:
-        return sim.run(x_q)
-    assert sim.engine == "numba"
-    compiled = sim._compiled
-    if loop == "batched" and not compiled.blas_exact:
-        raise AssertionError("this model's products exceed float32's exact range")
-    hs, ys = compiled.run(x_q, np.zeros((x_q.shape[0], sim.ir.units), np.int8), loop=loop)
-    return StepOutputs(h=hs, y=ys)
-
-
-def every_variant(ir, profile: str, x_q: np.ndarray) -> dict[str, StepOutputs]:
+def every_variant(model, profile: str, x_q: np.ndarray) -> dict[str, StepOutputs]:
     """The run of every variant (``numba/batched`` only where float32 is exact)."""
-    sims = {engine: Simulator(ir, profile, engine=engine) for engine in ("numpy", "numba")}
+    sims = {engine: Simulator(model, profile, engine=engine) for engine in ("numpy", "numba")}
     out = {}
     for variant in VARIANTS:
         engine, _, loop = variant.partition("/")
-        if loop == "batched" and not sims[engine]._compiled.blas_exact:
+        if loop == "batched" and not sims[engine].batched_exact:
             continue
-        out[variant] = _run(sims[engine], x_q, loop)
+        out[variant] = sims[engine].run(x_q, loop=loop or None)
     return out
 
 

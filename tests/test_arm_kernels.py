@@ -11,7 +11,7 @@ import pytest
 from elman.firmware_codegen.arm.build import build_image
 from elman.firmware_codegen.arm.machine import Machine
 from elman.firmware_codegen.generate import generate_c
-from elman.firmware_codegen.random_ir import random_ir
+from elman.layers.random_model import random_model
 from elman.profiles import get_profile
 from elman.profiles.primitives import (
     INT32_MAX,
@@ -99,7 +99,7 @@ def _scale_words(scale: float) -> tuple[int, int, int]:
 
 
 def _build(profile: str, cpu: str, tmp_path, harness: str, entry_points: tuple[str, ...]):
-    files = generate_c(random_ir(2, 3, 1, seed=0), prefix="k", profile=profile)
+    files = generate_c(random_model(2, 3, 1, seed=0), prefix="k", profile=profile)
     sources = {n: t for n, t in files.items() if n.endswith(".h")}
     sources["k_model_c.inc"] = files["k_model.c"]
     image = build_image(sources, tmp_path, cpu=cpu, opt="O2", harness=harness,

@@ -17,7 +17,7 @@ from elman.firmware_codegen.host import (
     run_program,
 )
 from elman.firmware_codegen.identifiers import validate_prefix
-from elman.firmware_codegen.random_ir import random_ir
+from elman.layers.random_model import random_model
 from elman.runtime.simulator import Simulator
 
 from elman.errors import ElmanError
@@ -43,9 +43,9 @@ def _compile_object(cc: list[str], source_files: dict[str, str], unit: str) -> l
 
 
 def test_generation_is_deterministic():
-    ir = random_ir(6, 33, 5, seed=3)
+    ir = random_model(6, 33, 5, seed=3)
     first = generate_c(ir, prefix="det", profile="tflite")
-    second = generate_c(random_ir(6, 33, 5, seed=3), prefix="det", profile="tflite")
+    second = generate_c(random_model(6, 33, 5, seed=3), prefix="det", profile="tflite")
     assert first == second
     assert set(first) == {"det_model.h", "det_model.c", "det_weights.h", "det_io.c"}
     banner = first["det_model.c"]
@@ -56,7 +56,7 @@ def test_generation_is_deterministic():
 
 @pytest.mark.parametrize("profile", ["tflm", "tflite"])
 def test_step_sources_include_only_stdint_and_stddef(profile):
-    files = generate_c(random_ir(6, 33, 5, seed=3), prefix="inc", profile=profile)
+    files = generate_c(random_model(6, 33, 5, seed=3), prefix="inc", profile=profile)
     system = set()
     for name in ("inc_model.h", "inc_model.c", "inc_weights.h"):
         for line in files[name].splitlines():
@@ -72,7 +72,7 @@ def test_bad_prefixes_are_refused(prefix):
     with pytest.raises(ElmanError, match="prefix"):
         validate_prefix(prefix)
     with pytest.raises(ElmanError, match="prefix"):
-        generate_c(random_ir(1, 1, 1), prefix=prefix)
+        generate_c(random_model(1, 1, 1), prefix=prefix)
 
 
 @pytest.mark.parametrize("prefix", ["elman", "gesture", "kws2", "Model_A", "m"])
@@ -82,12 +82,12 @@ def test_good_prefixes_are_accepted(prefix):
 
 def test_unknown_profile_is_refused():
     with pytest.raises(ElmanError, match="profile"):
-        generate_c(random_ir(1, 1, 1), profile="cmsis")
+        generate_c(random_model(1, 1, 1), profile="cmsis")
 
 
 def test_step_uses_no_float_and_no_division_host():
     """-mgeneral-regs-only makes GCC refuse any floating-point value in the unit."""
-    files = generate_c(random_ir(7, 19, 3, seed=1), prefix="nf")
+    files = generate_c(random_model(7, 19, 3, seed=1), prefix="nf")
     cc = ["cc", *STRICT_FLAGS, "-O2", "-mgeneral-regs-only"]
     undefined = _compile_object(cc, files, "nf_model.c")
     assert set(undefined) <= {"memcpy", "memset"}, undefined
@@ -98,7 +98,7 @@ def test_step_uses_no_float_and_no_division_host():
 def test_step_uses_no_float_and_no_division_cortex_m0(profile):
     """On a Cortex-M0 (no divide instruction, no FPU) any division or float would call
     an __aeabi_* helper; only memory and 64-bit multiply/shift helpers may appear."""
-    ir = random_ir(5, 17, 4, seed=2, vocab_size=9)
+    ir = random_model(5, (17, 9), 4, seed=2, vocab_size=9)
     files = generate_c(ir, prefix="m0", profile=profile)
     cc = ["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft",
           *STRICT_FLAGS, "-O2", "-ffreestanding"]
@@ -131,9 +131,9 @@ int main(void)
             return 2;
         }
     }
-    for (i = 0; i < (int)LEFT_UNITS; ++i) printf("%d ", a.h[i]);
+    for (i = 0; i < (int)LEFT_STATE_BYTES; ++i) printf("%d ", a.h[i]);
     printf("\n");
-    for (i = 0; i < (int)RIGHT_UNITS; ++i) printf("%d ", b.h[i]);
+    for (i = 0; i < (int)RIGHT_STATE_BYTES; ++i) printf("%d ", b.h[i]);
     printf("\n%u %u\n", (unsigned)left_argmax(y_left), (unsigned)right_argmax(y_right));
     return right_step_token(&b, (uint16_t)RIGHT_VOCAB_SIZE, y_right) == -1 ? 0 : 3;
 }
@@ -141,8 +141,8 @@ int main(void)
 
 
 def test_two_models_link_into_one_program():
-    left = random_ir(3, 8, 4, seed=21)
-    right = random_ir(2, 6, 7, seed=22, vocab_size=7)
+    left = random_model(3, (8, 5), 4, seed=21)
+    right = random_model(2, 6, 7, seed=22, vocab_size=7)
     files = {**generate_c(left, prefix="left", profile="tflm"),
              **generate_c(right, prefix="right", profile="tflite"), "main.c": TWO_MODELS_MAIN}
     exe = compile_program(files, ["main.c", "left_model.c", "left_io.c", "right_model.c",
@@ -159,14 +159,14 @@ def test_two_models_link_into_one_program():
 @pytest.mark.parametrize("profile", ["tflm", "tflite"])
 def test_sanitizers_find_nothing(profile):
     """-fsanitize=undefined,address (abort on the first report) over extreme models."""
-    for seed in (1, 2):
-        ir = random_ir(9, 37, 5, seed=seed, extreme=True)
+    for seed, units in ((1, 37), (2, (37, 20, 11))):
+        ir = random_model(9, units, 5, seed=seed, extreme=True)
         x_q = np.random.default_rng(seed).integers(-128, 128, size=(2, 6, 9), dtype=np.int8)
         c = run_host_c(ir, x_q, profile=profile, sanitize=True)
         sim = Simulator(ir, profile).run(x_q)
         np.testing.assert_array_equal(c.h, sim.h)
         np.testing.assert_array_equal(c.y, sim.y)
-    text = random_ir(4, 11, 13, seed=3, vocab_size=13, extreme=True)
+    text = random_model(4, (11, 6), 13, seed=3, vocab_size=13, extreme=True)
     ids = np.random.default_rng(3).integers(0, 13, size=(2, 7))
     c = run_host_c_tokens(text, ids, profile=profile, sanitize=True)
     np.testing.assert_array_equal(c.h, Simulator(text, profile).run_tokens(ids).h)
@@ -174,7 +174,8 @@ def test_sanitizers_find_nothing(profile):
 
 @pytest.mark.parametrize("profile", ["tflm", "tflite"])
 def test_example_program_checks_itself(profile):
-    for ir in (random_ir(3, 10, 4, seed=5), random_ir(2, 5, 6, seed=6, vocab_size=6)):
+    for ir in (random_model(3, 10, 4, seed=5), random_model(2, 5, 6, seed=6, vocab_size=6),
+               random_model(3, (6, 7), 4, seed=7, every_step=True)):
         files = {**generate_c(ir, prefix="ex", profile=profile),
                  **generate_example(ir, prefix="ex", profile=profile)}
         exe = compile_program(files, ["ex_example.c", "ex_model.c"])
@@ -212,7 +213,7 @@ int main(void)
 def test_float_helpers_quantize_like_elman():
     """<prefix>_quantize_input equals normalize + QuantParams.quantize (float64 in Python)
     on real-valued samples, and dequantize_output is scale * (q - zero_point)."""
-    ir = random_ir(4, 3, 2, seed=8)
+    ir = random_model(4, 3, 2, seed=8)
     files = {**generate_c(ir, prefix="io"), "main.c": IO_MAIN}
     exe = compile_program(files, ["main.c", "io_model.c", "io_io.c"])
     rng = np.random.default_rng(0)
@@ -229,10 +230,52 @@ def test_float_helpers_quantize_like_elman():
     np.testing.assert_allclose(deq, q.scale * (np.arange(-128, 128) - q.zero_point), rtol=1e-6)
 
 
+SOFTMAX_MAIN = r"""
+#include <stdio.h>
+#include "sm_model.h"
+
+int main(void)
+{
+    int8_t y[SM_OUTPUT_DIM];
+    float p[SM_OUTPUT_DIM];
+    int i, k;
+    for (k = 0; k < 64; ++k) {
+        for (i = 0; i < (int)SM_OUTPUT_DIM; ++i) y[i] = (int8_t)((k * 53 + i * 97) % 256 - 128);
+        sm_softmax(y, p);
+        for (i = 0; i < (int)SM_OUTPUT_DIM; ++i) printf("%.9g ", (double)p[i]);
+        printf("\n");
+    }
+    return 0;
+}
+"""
+
+
+def test_softmax_head_gets_a_float_softmax_helper():
+    """A softmax head is compiled as logits (the integer step is unchanged) plus
+    <prefix>_softmax in the float helper file: the softmax of the dequantized logits."""
+    ir = random_model(3, (6, 5), 7, seed=9, every_step=True, activation="softmax")
+    files = {**generate_c(ir, prefix="sm"), "main.c": SOFTMAX_MAIN}
+    assert "sm_softmax" in files["sm_model.h"] and "expf" in files["sm_io.c"]
+    assert "expf" not in files["sm_model.c"]
+    linear = generate_c(random_model(3, (6, 5), 7, seed=9, every_step=True), prefix="sm")
+    assert linear["sm_model.c"] == files["sm_model.c"]
+    assert "sm_softmax" not in linear["sm_model.h"] and "expf" not in linear["sm_io.c"]
+    exe = compile_program(files, ["main.c", "sm_model.c", "sm_io.c"], libraries=("-lm",))
+    got = np.array([[float(v) for v in line.split()]
+                    for line in run_program(exe, b"", []).stdout.decode().splitlines()])
+    k, i = np.arange(64)[:, None], np.arange(7)[None, :]
+    y = ((k * 53 + i * 97) % 256 - 128).astype(np.int8)
+    logits = ir.output_quant.dequantize(y)
+    want = np.exp(logits - logits.max(axis=1, keepdims=True))
+    want /= want.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
+
+
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_header_works_from_cpp(tmp_path):
     """The API header is valid C++ (extern "C"): a C++ main links against the C objects."""
-    ir = random_ir(3, 6, 2, seed=4)
+    ir = random_model(3, 6, 2, seed=4)
     for name, text in generate_c(ir, prefix="cpp").items():
         (tmp_path / name).write_text(text)
     (tmp_path / "main.cpp").write_text(

@@ -14,22 +14,26 @@ from pathlib import Path
 
 import pytest
 from elman.firmware_codegen.generate import generate_c, generate_example
-from elman.firmware_codegen.random_ir import random_ir
+from elman.layers.random_model import random_model
 
 GOLDEN = Path(__file__).parent / "golden" / "codegen"
 REFRESH = os.environ.get("ELMAN_REFRESH_GOLDEN") == "1"
 
 CASES = {
-    "sensor_tflm": (dict(input_dim=3, units=4, output_dim=2, seed=2024), "tiny", "tflm"),
-    "sensor_tflite": (dict(input_dim=3, units=4, output_dim=2, seed=2024), "tiny", "tflite"),
-    "text_tflm": (dict(input_dim=2, units=3, output_dim=5, vocab_size=5, seed=7,
+    "sensor_tflm": (dict(input_dim=3, layer_units=4, output_dim=2, seed=2024, window_steps=100),
+                    "tiny", "tflm"),
+    "sensor_tflite": (dict(input_dim=3, layer_units=4, output_dim=2, seed=2024), "tiny",
+                      "tflite"),
+    "stacked_tflm": (dict(input_dim=3, layer_units=(4, 5, 3), output_dim=2, seed=11,
+                          every_step=True, activation="softmax"), "deep", "tflm"),
+    "text_tflm": (dict(input_dim=2, layer_units=3, output_dim=5, vocab_size=5, seed=7,
                        labels=("a", "\"", "\\", "\n", "é")), "chars", "tflm"),
 }
 
 
 def _generate(case: str) -> dict[str, str]:
     kwargs, prefix, profile = CASES[case]
-    ir = random_ir(**kwargs)
+    ir = random_model(**kwargs)
     files = generate_c(ir, prefix=prefix, profile=profile)
     files.update(generate_example(ir, prefix=prefix, profile=profile))
     return files

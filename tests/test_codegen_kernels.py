@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from elman.firmware_codegen.generate import generate_c
 from elman.firmware_codegen.host import compile_program, run_program
-from elman.firmware_codegen.random_ir import random_ir
+from elman.layers.random_model import random_model
 from elman.profiles import get_profile
 from elman.profiles.primitives import (
     INT32_MAX,
@@ -65,7 +65,7 @@ int main(void)
 
 
 def _program(profile: str, source: str):
-    files = generate_c(random_ir(2, 3, 1, seed=0), prefix="k", profile=profile)
+    files = generate_c(random_model(2, 3, 1, seed=0), prefix="k", profile=profile)
     files["kernel_test.c"] = f"#define K_TFLM {int(profile == 'tflm')}\n" + source
     return compile_program(files, ["kernel_test.c"], extra_flags=("-Wno-unused-function",))
 

@@ -8,7 +8,8 @@ from elman.firmware_codegen.api import codegen_run
 from elman.firmware_codegen.host import run_host_c, run_host_c_tokens
 from elman.quantize.reader import read_ir
 from elman.runtime.simulator import Simulator
-from elman.runtime.verify import load_verify_inputs, verify_run
+
+from elman.verify import load_verify_inputs, verify_run
 
 
 def _assert_same(c, sim):
@@ -53,7 +54,7 @@ def test_verify_reports_the_generated_c_pair(bm_run, tmp_path):
 
 
 def ir_units(run) -> int:
-    return read_ir(run / "model_int8.tflite").units
+    return read_ir(run / "model_int8.tflite").state_bytes
 
 
 def test_codegen_run_default_folder(text_run, tmp_path):

@@ -100,8 +100,8 @@ def test_the_checksum_ignores_buffer_order(model):
 
     reordered = _edit(model, reverse_buffers)
     assert _digest(reordered) == _digest(model)
-    np.testing.assert_array_equal(read_ir(reordered).input_fc.weights,
-                                  read_ir(model).input_fc.weights)
+    np.testing.assert_array_equal(read_ir(reordered).layers[0].input_fc.weights,
+                                  read_ir(model).layers[0].input_fc.weights)
 
 
 def _tensor(m, name_part):
@@ -227,7 +227,8 @@ def test_a_resealed_edit_is_a_new_model_not_a_damaged_one(model):
     resealed, original = read_ir(force_seal(edited)), read_ir(model)
     assert resealed.source_sha256 != original.source_sha256
     changed = [np.count_nonzero(a.weights != b.weights) for a, b in (
-        (resealed.input_fc, original.input_fc), (resealed.recurrent_fc, original.recurrent_fc))]
+        (resealed.layers[0].input_fc, original.layers[0].input_fc),
+        (resealed.layers[0].recurrent_fc, original.layers[0].recurrent_fc))]
     assert sorted(changed) == [0, 1]
 
 
@@ -237,7 +238,7 @@ def _flip_weight(run, tmp_path):
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("c", "*_report.json"))
     data = bytearray((run / rundir.MODEL_TFLITE).read_bytes())
     ir = read_ir(bytes(data))
-    weights = ir.recurrent_fc.weights.tobytes()
+    weights = ir.layers[0].recurrent_fc.weights.tobytes()
     pos = bytes(data).find(weights)
     assert pos > 0 and bytes(data).count(weights) == 1
     data[pos + 5] ^= 0x10

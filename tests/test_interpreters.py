@@ -28,8 +28,10 @@ from elman.runtime.interpreters import (
     run_tflm,
     run_tflm_tokens,
 )
+from elman.runtime.reference import reference_run
 from elman.runtime.simulator import Simulator
 from engines import every_variant
+from stacked_tflite import stacked_step_tflite
 
 RUNNERS = {"tflite": run_litert, "tflm": run_tflm}
 
@@ -62,7 +64,7 @@ def assert_bit_exact(a, b, what=""):
 def assert_every_engine_exact(ir, profile, x, reference):
     """Each simulator engine and loop (``engines.VARIANTS``) equals the interpreter."""
     runs = every_variant(ir, profile, x)
-    assert "numba/batched" in runs or ir.units >= 300
+    assert "numba/batched" in runs or max(ir.layer_units) >= 300
     for variant, out in runs.items():
         assert_bit_exact(out, reference, f"simulator {variant} ({profile})")
 
@@ -75,6 +77,22 @@ def test_simulator_equals_interpreter(name):
     x = _inputs(ir, sequences, steps, x_range, seed)
     for profile, run in RUNNERS.items():
         assert_every_engine_exact(ir, profile, x, run(model, ir, x))
+
+
+@pytest.mark.parametrize("layer_units", [(7, 5), (4, 9, 6)])
+def test_stacked_models_equal_both_interpreters(layer_units):
+    """L-layer step models converted by TF: every layer's state (fed back through its own
+    state input, found by structure) and the head, every step, in every engine."""
+    model = stacked_step_tflite(3, layer_units, 4, seed=len(layer_units), head_steps="every")
+    ir = read_ir(model)
+    x = _inputs(ir, 8, 30, 1.0, seed=len(layer_units))
+    for profile, run in RUNNERS.items():
+        expected = run(model, ir, x)
+        assert expected.h.shape == (8, 30, sum(layer_units))
+        assert_every_engine_exact(ir, profile, x, expected)
+        assert_bit_exact(reference_run(ir, profile, x), expected, f"reference ({profile})")
+        for s in ir.state_slices:  # every layer is alive
+            assert len(np.unique(expected.h[..., s])) > 5
 
 
 def test_text_model_from_token_ids():
@@ -118,27 +136,29 @@ def _near(mantissa: int, target: float) -> np.float32:
 def _tie_models() -> dict[str, bytes]:
     base = random_step_tflite(3, 16, 4, seed=38)  # the "typical" model
     ir = read_ir(base)
-    rec = ir.recurrent_fc
+    (layer,) = ir.layers
+    rec = layer.recurrent_fc
+    units = layer.units
     # W_h scales = s_out / 8: the recurrent multiplier is exactly 2**-10, so every
     # accumulator = 512 (mod 1024) is an exact tie.
     fc_ties = _patch_floats(base, rec.weight_scales,
-                            np.full(ir.units, np.float32(rec.output.scale) / 8, np.float32))
+                            np.full(units, np.float32(rec.output.scale) / 8, np.float32))
     # ADD input2 scale = max / 2: scaled inputs are exact and the sum's last rounding
     # is a tie whenever the recurrent value is odd.
-    add = ir.add
+    add = layer.add
     half = np.float32(max(add.input1.scale, add.input2.scale)) / 2
     add_ties = _patch_floats(base, [np.float32(add.input2.scale)], [half])
     # Input FC scales with s_in * s_w / s_out = 2**-3 * (1 - delta): the quantized multiplier
     # is exactly 2**-3 (exact ties, rounded away), LiteRT's double product sits just below
     # them (rounded toward zero).
-    fc = ir.input_fc
+    fc = layer.input_fc
     a, b, c = _near_dyadic_mantissas(1)
     s_in, s_out = _near(a, fc.input.scale), _near(c, fc.output.scale)
     s_w = _near(b, 2.0**-3 * float(s_out) / float(s_in))
     old_bias = (np.float64(fc.input.scale) * fc.weight_scales.astype(np.float64)).astype(np.float32)
-    fc_near = _patch_floats(base, fc.weight_scales, np.full(ir.units, s_w, np.float32))
+    fc_near = _patch_floats(base, fc.weight_scales, np.full(units, s_w, np.float32))
     fc_near = _patch_floats(fc_near, old_bias,
-                            np.full(ir.units, np.float32(float(s_in) * float(s_w)), np.float32))
+                            np.full(units, np.float32(float(s_in) * float(s_w)), np.float32))
     fc_near = _patch_floats(fc_near, [np.float32(fc.input.scale)], [s_in])
     fc_near = _patch_floats(fc_near, [np.float32(fc.output.scale)], [s_out])
     # ADD with s_r = s_a / 2 * (1 - 2**-24) and s_out = s_a: every odd r lands just below a
@@ -165,22 +185,22 @@ def test_rounding_ties_are_reproduced(which):
     assert_every_engine_exact(ir, "tflm", x, tflm)
     if which == "fc-ties":
         h_prev = np.concatenate([np.zeros_like(litert.h[:, :1]), litert.h[:, :-1]], axis=1)
-        acc = h_prev.astype(np.int64) @ ir.recurrent_fc.weights.astype(np.int64).T
+        acc = h_prev.astype(np.int64) @ ir.layers[0].recurrent_fc.weights.astype(np.int64).T
         assert np.count_nonzero(acc[acc < 0] % 1024 == 512) > 0  # negative ties happened
     if which == "fc-near-ties":
         # LiteRT uses the double scale, not the multiplier: ignoring that here must fail
         tflite = get_profile("tflite")
-        req = tflite.fully_connected(ir.input_fc)
+        fc = ir.layers[0].input_fc
+        req = tflite.fully_connected(fc)
         assert req.multipliers[0] == 1 << 30 and req.scales[0] != 0.125
-        acc = (x.reshape(-1, ir.input_dim).astype(np.int64) - ir.input_fc.input.zero_point) \
-            @ ir.input_fc.weights.astype(np.int64).T + ir.input_fc.bias
+        acc = (x.reshape(-1, ir.input_dim).astype(np.int64) - fc.input.zero_point) \
+            @ fc.weights.astype(np.int64).T + fc.bias
         a_double = req(acc)
-        a_multiplier = tflite.requantize(acc, req.multipliers, req.shifts,
-                                         ir.input_fc.output.zero_point)
+        a_multiplier = tflite.requantize(acc, req.multipliers, req.shifts, fc.output.zero_point)
         assert np.count_nonzero(a_double != a_multiplier) > 0
     if which == "add-near-ties":
         # a single rounding of the same multipliers would disagree with LiteRT here
-        add = get_profile("tflite").add(ir.add)
+        add = get_profile("tflite").add(ir.layers[0].add)
         q = np.arange(-128, 128)
         single = [multiply_by_quantized_multiplier_single((q - add.input2_zero_point) << 20,
                                                           *add.input2_multiplier)]

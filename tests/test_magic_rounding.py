@@ -1,6 +1,6 @@
 """The simulator's fused last rounding (``float_exact.MagicRounding``) against the
-integer requantization, ties included, and the fast ``run`` against an int64
-reference of the whole integer program on random 300- and 1100-unit models."""
+integer requantization, ties included, and the fast ``run`` against the integer
+reference program (``elman.runtime.reference``) on random 300- and 1100-unit models."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from elman.profiles import primitives as P
 from elman.quantize.reader import read_ir
 from elman.quantize.testing import random_step_tflite
 from elman.runtime.float_exact import FloatRequantizer, MagicRounding
+from elman.runtime.reference import reference_run
 from elman.runtime.simulator import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -68,36 +69,14 @@ def test_tflite_magic_rounding_is_refused_where_exact_ties_exist(shift):
                                   P.requantize_double(acc, np.float64(near), 3))
 
 
-def _fc_int64(fc, q, profile):
-    acc = (q.astype(np.int64) - int(fc.input.zero_point)) @ fc.weights.astype(np.int64).T
-    acc += fc.bias.astype(np.int64)
-    return get_profile(profile).fully_connected(fc)(acc)
-
-
-def _reference_run(ir, sim, x):
-    """The integer program in int64, step by step (the ADD+TANH table as the simulator's)."""
-    batch, steps, _ = x.shape
-    h = np.zeros((batch, ir.units), dtype=np.int8)
-    hs = np.empty((batch, steps, ir.units), dtype=np.int8)
-    for t in range(steps):
-        a = _fc_int64(ir.input_fc, x[:, t], sim.profile).astype(np.int64)
-        r = _fc_int64(ir.recurrent_fc, h, sim.profile).astype(np.int64)
-        z = sim.add_table[a + 128, r + 128].astype(np.int64)
-        h = sim.tanh_table[z + 128]
-        hs[:, t] = h
-    ys = _fc_int64(ir.head, hs.reshape(batch * steps, -1), sim.profile).reshape(batch, steps, -1)
-    return hs, ys
-
-
 @pytest.mark.parametrize("units", [300, 1100])
 def test_fast_run_equals_the_int64_program(units):
     ir = read_ir(random_step_tflite(5, units, 3, seed=units))
     x = np.random.default_rng(units).integers(-128, 128, (4, 6, ir.input_dim)).astype(np.int8)
     for profile in PROFILE_NAMES:
         for engine in ("numpy", "numba"):  # the float tricks are numpy's; numba's too
-            sim = Simulator(ir, profile, engine)
-            hs, ys = _reference_run(ir, sim, x)
-            out = sim.run(x)
-            np.testing.assert_array_equal(out.h, hs)
-            np.testing.assert_array_equal(out.y, ys)
-            assert len(np.unique(hs)) > 10  # the states are not saturated constants
+            expected = reference_run(ir, profile, x)
+            out = Simulator(ir, profile, engine).run(x)
+            np.testing.assert_array_equal(out.h, expected.h)
+            np.testing.assert_array_equal(out.y, expected.y)
+            assert len(np.unique(expected.h)) > 10  # the states are not saturated constants

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from elman.firmware_codegen.arm.emulate import run_emulated, run_emulated_tokens
-from elman.firmware_codegen.random_ir import random_ir
+from elman.layers.random_model import random_model
 from elman.runtime.simulator import Simulator
 
 CPUS = ("cortex-m0plus", "cortex-m4")
@@ -29,7 +29,7 @@ def _assert_same(run, expected) -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_emulated_step_is_bit_exact(cpu, profile):
     # odd sizes: rows and columns that are not multiples of 4 exercise every tail
-    ir = random_ir(5, 13, 3, seed=7)
+    ir = random_model(5, 13, 3, seed=7)
     x = _inputs(ir, 3, 15, seed=1)
     run = run_emulated(ir, x, profile=profile, cpu=cpu, opt="O2")
     _assert_same(run, Simulator(ir, profile).run(x))
@@ -40,7 +40,7 @@ def test_emulated_step_is_bit_exact(cpu, profile):
 
 @pytest.mark.parametrize("cpu", CPUS)
 def test_extreme_quantization_and_no_head(cpu):
-    ir = random_ir(4, 8, 0, seed=3, extreme=True)
+    ir = random_model(4, 8, 0, seed=3, extreme=True)
     x = _inputs(ir, 2, 12, seed=2)
     for profile in PROFILES:
         run = run_emulated(ir, x, profile=profile, cpu=cpu, opt="Os")
@@ -48,14 +48,14 @@ def test_extreme_quantization_and_no_head(cpu):
 
 
 def test_text_model_steps_on_tokens():
-    ir = random_ir(6, 16, 20, seed=5, vocab_size=20)
+    ir = random_model(6, 16, 20, seed=5, vocab_size=20)
     ids = np.random.default_rng(0).integers(0, 20, (2, 12))
     run = run_emulated_tokens(ir, ids, profile="tflm", cpu="cortex-m4", opt="O2")
     _assert_same(run, Simulator(ir, "tflm").run_tokens(ids))
 
 
 def test_instruction_counts_are_deterministic():
-    ir = random_ir(6, 16, 4, seed=11)
+    ir = random_model(6, 16, 4, seed=11)
     x = _inputs(ir, 2, 6, seed=4)
     a = run_emulated(ir, x, cpu="cortex-m4", opt="O2")
     b = run_emulated(ir, x, cpu="cortex-m4", opt="O2")

@@ -17,7 +17,7 @@ from elman.firmware_codegen.arm.example import (
     run_example,
 )
 from elman.firmware_codegen.generate import generate_c
-from elman.firmware_codegen.random_ir import random_ir
+from elman.layers.random_model import random_model
 from elman.quantize.reader import read_ir
 from elman.runtime.simulator import Simulator
 
@@ -58,7 +58,7 @@ def test_example_is_deterministic(bm_copy, tmp_path):
 
 
 def test_text_example_steps_tokens(tmp_path):
-    ir = random_ir(6, 16, 20, seed=5, vocab_size=20)
+    ir = random_model(6, 16, 20, seed=5, vocab_size=20)
     ids = np.random.default_rng(1).integers(0, 20, (3, 12))
     samples = ExampleSamples(inputs=ids, labels=np.array([4, 5, 6]), tokens=True)
     files = generate_c(ir, prefix="tx", profile="tflite")

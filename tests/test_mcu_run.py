@@ -33,11 +33,12 @@ def test_mcu_run_on_real_sequences_is_bit_exact(bm_copy):
         assert b["bit_exact"] and b["comparison"]["mismatches"] == 0
         assert b["comparison"]["compared"] >= 2 * report["data"]["steps_per_sequence"] * 4
         # weights/tables hold at least the int8 weights of the three layers
-        weights = model["units"] * (model["input_dim"] + model["units"] + model["output_dim"])
+        (units,) = model["layer_units"]
+        weights = units * (model["input_dim"] + units + model["output_dim"])
         assert b["weights_tables"] > weights
         assert 0 < b["code"] <= 2048 and b["flash"] >= b["code"] + b["weights_tables"]
         assert b["ram_static"] == 0 and 0 < b["stack_bytes"] < 2048  # no globals
-        assert b["state_bytes"] == model["units"]
+        assert b["state_bytes"] == model["state_bytes"] == units
         assert b["ram"] == b["state_bytes"] + b["stack_bytes"]
         assert b["instructions_per_step_min"] <= b["instructions_per_step"]
         assert b["instructions_per_mac"] == pytest.approx(
@@ -82,4 +83,4 @@ def test_mcu_run_on_a_real_text_model(text_run, tmp_path):
     assert "validation windows" in report["data"]["description"]
     (build,) = report["builds"]
     # the token step looks the input layer up in a table: no input MACs run
-    assert build["weights_tables"] > report["model"]["vocab_size"] * report["model"]["units"]
+    assert build["weights_tables"] > report["model"]["vocab_size"] * report["model"]["state_bytes"]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from elman.firmware_codegen.arm.emulate import run_emulated
-from elman.firmware_codegen.random_ir import random_ir
+from elman.layers.random_model import random_model
 from elman.runtime.simulator import Simulator
 
 
 @pytest.fixture(scope="module")
 def model_128():
-    ir = random_ir(6, 128, 4, seed=1)
+    ir = random_model(6, 128, 4, seed=1)
     x = np.random.default_rng(0).integers(-128, 128, (1, 2, 6), dtype=np.int8)
     return ir, x
 
@@ -54,3 +54,23 @@ def test_step_code_fits_in_1k_at_os(model_128, cpu, profile):
     # weights: 128x8 + 128x128 + 4x128 int8, plus bias/multipliers/shifts and 3 tables
     assert run.sizes["weights_tables"] >= 128 * 8 + 128 * 128 + 4 * 128 + 256 + 2 * 1024
     assert run.sizes["ram"] == 0  # the state is the caller's
+
+
+def test_two_stacked_128_unit_layers_cost_at_most_two_instructions_per_mac():
+    """Issue 11: the whole step of a 2 x 128-unit model on a Cortex-M4 at -O2, both layers
+    and the head, at most 2.0 executed instructions per multiply-accumulate (exact counts),
+    bit for bit with the simulator."""
+    ir = random_model(6, (128, 128), 4, seed=1)
+    x = np.random.default_rng(1).integers(-128, 128, (1, 3, 6), dtype=np.int8)
+    run = _checked(ir, x, cpu="cortex-m4", opt="O2")
+    assert ir.macs_per_step == 128 * (6 + 128) + 128 * (128 + 128) + 4 * 128
+    assert run.instructions_per_mac <= 2.0
+    one_layer = _checked(*model_128_args(), cpu="cortex-m4", opt="O2")
+    # the second layer costs what its MACs cost, not a second step's overhead
+    extra = run.instructions_per_step - one_layer.instructions_per_step
+    assert extra <= 2.0 * 128 * (128 + 128)
+
+
+def model_128_args():
+    return random_model(6, 128, 4, seed=1), np.random.default_rng(1).integers(
+        -128, 128, (1, 3, 6), dtype=np.int8)

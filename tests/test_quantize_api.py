@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 from elman.data.spec import load_run_data
-from elman.quantize.ir import QuantizedRNN
+from elman.quantize.ir import QuantizedModel
 from elman.quantize.keras_model import read_keras, read_keras_file
 from elman.quantize.reader import read_ir
 from elman.quantize.step_model import CRASH_ENV
@@ -21,16 +21,17 @@ def test_bm_run_state_is_pinned_and_metadata_matches_the_data(bm_run):
     data = load_run_data(bm_run)
     spec = json.loads((bm_run / rundir.DATA_SPEC).read_text())["input"]["normalization"]
     assert (ir.state_quant.scale, ir.state_quant.zero_point) == (1 / 128, 0)
-    assert (ir.tanh.output.scale, ir.tanh.output.zero_point) == (1 / 128, 0)
+    assert (ir.layers[0].tanh.output.scale, ir.layers[0].tanh.output.zero_point) == (1 / 128, 0)
     assert ir.task == "classification"
     assert ir.labels == tuple(data.classes)
-    assert (ir.input_dim, ir.units, ir.output_dim) == (6, 16, 4)
+    assert (ir.input_dim, ir.layer_units, ir.output_dim) == (6, (16,), 4)
     np.testing.assert_array_equal(ir.norm_mean, np.float32(spec["mean"]))
     np.testing.assert_array_equal(ir.norm_std, np.float32(spec["std"]))
     assert ir.embedding is None
     # ADD's output range is clamped where TANH saturates (|z| <= 3.2)
-    lo, hi = ir.add.output.dequantize(np.array([-128, 127]))
-    assert -3.2 - ir.add.output.scale <= lo < 0 < hi <= 3.2 + ir.add.output.scale
+    z = ir.layers[0].add.output
+    lo, hi = z.dequantize(np.array([-128, 127]))
+    assert -3.2 - z.scale <= lo < 0 < hi <= 3.2 + z.scale
 
 
 def test_bm_report_numbers_are_reproducible(bm_run):
@@ -57,12 +58,12 @@ def test_bm_report_numbers_are_reproducible(bm_run):
     x_q = ir.input_quant.quantize(data.x_test)
     correct = 0
     for seq, label in zip(x_q, data.y_test, strict=True):
-        h = np.zeros((1, ir.units), np.int8)
+        h = np.zeros((1, ir.state_bytes), np.int8)
         for x in seq:
             it.set_tensor(ins[ir.signature.x_input]["index"], x[None])
-            it.set_tensor(ins[ir.signature.h_input]["index"], h)
+            it.set_tensor(ins[ir.signature.h_inputs[0]]["index"], h)
             it.invoke()
-            h = it.get_tensor(outs[ir.signature.h_output]["index"])
+            h = it.get_tensor(outs[ir.signature.h_outputs[0]]["index"])
         y = it.get_tensor(outs[ir.signature.y_output]["index"])
         correct += int(y.argmax() == label)
     assert ev["metrics"]["int8"]["accuracy"] == correct / len(data.y_test)
@@ -93,7 +94,7 @@ def test_text_run_embedding_is_the_keras_table_quantized_with_x(text_run):
 def test_quantize_ir_json_ir_round_trip(bm_run, text_run):
     for run in (bm_run, text_run):
         ir = read_ir(run / rundir.MODEL_TFLITE)
-        again = QuantizedRNN.from_json(ir.to_json())
+        again = QuantizedModel.from_json(ir.to_json())
         assert again == ir and again.to_json() == ir.to_json()
 
 
@@ -105,7 +106,7 @@ def test_inspect_prints_the_ir_and_its_json(bm_run, tmp_path):
     assert "FC(x): 16 x 6 int8 weights" in result.output
     result = runner.invoke(app, ["inspect", "--json", str(bm_run / rundir.MODEL_TFLITE)])
     assert result.exit_code == 0
-    ir = QuantizedRNN.from_json(result.output)
+    ir = QuantizedModel.from_json(result.output)
     assert ir == read_ir(bm_run / rundir.MODEL_TFLITE)
     (tmp_path / "ir.json").write_text(result.output)
     again = runner.invoke(app, ["inspect", "--json", str(tmp_path / "ir.json")])

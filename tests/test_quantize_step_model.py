@@ -58,13 +58,14 @@ def test_real_conversion_pins_state_and_is_deterministic():
     assert a == b
     ir = read_ir(a)
     assert (ir.state_quant.scale, ir.state_quant.zero_point) == (1 / 128, 0)
-    assert (ir.tanh.output.scale, ir.tanh.output.zero_point) == (1 / 128, 0)
+    (layer,) = ir.layers
+    assert (layer.tanh.output.scale, layer.tanh.output.zero_point) == (1 / 128, 0)
     assert ir.labels == ("a", "b", "c")
     # per-channel: one scale per output channel, and they are not all equal
-    assert ir.input_fc.weight_scales.shape == (12,)
-    assert len(set(ir.input_fc.weight_scales.tolist())) > 1
+    assert layer.input_fc.weight_scales.shape == (12,)
+    assert len(set(layer.input_fc.weight_scales.tolist())) > 1
     # every channel uses its full int8 range (symmetric per-channel quantization)
-    np.testing.assert_array_equal(np.abs(ir.recurrent_fc.weights.astype(int)).max(axis=1), 127)
+    np.testing.assert_array_equal(np.abs(layer.recurrent_fc.weights.astype(int)).max(axis=1), 127)
 
 
 def test_unpinned_state_is_refused_loudly():
@@ -101,7 +102,7 @@ def _strip_metadata(model: bytes) -> bytes:
 
 def test_model_without_elman_metadata_is_refused():
     stripped = _strip_metadata(random_step_tflite(6, 16, 4))
-    assert read_step_graph(stripped).input_fc.in_features == 6  # the graph itself is fine
+    assert read_step_graph(stripped).layers[0].input_dim == 6  # the graph itself is fine
     with pytest.raises(ModelError, match="no 'elman' metadata entry"):
         read_ir(stripped)
 
@@ -171,9 +172,10 @@ def test_zero_biases_square_cell_still_converts_and_reads():
                    w.head_kernel, np.zeros(3, np.float32))
     x, h = _calibration(w)
     ir = read_ir(convert_step_model(w, x * 3, h, task="classification"))
-    assert not ir.input_fc.has_bias and not ir.recurrent_fc.has_bias
+    (layer,) = ir.layers
+    assert not layer.input_fc.has_bias and not layer.recurrent_fc.has_bias
     assert (ir.state_quant.scale, ir.state_quant.zero_point) == (1 / 128, 0)
     assert ir.input_quant.scale > 2 / 128  # x (range +-3) was not taken for the state
     # the recurrent weights are W_h (per-channel symmetric: max |q| = 127 in every row)
-    expected = cell.recurrent_kernel.T / ir.recurrent_fc.weight_scales[:, None]
-    np.testing.assert_array_equal(ir.recurrent_fc.weights, np.round(expected).astype(np.int8))
+    expected = cell.recurrent_kernel.T / layer.recurrent_fc.weight_scales[:, None]
+    np.testing.assert_array_equal(layer.recurrent_fc.weights, np.round(expected).astype(np.int8))

@@ -51,7 +51,7 @@ def test_grad_norm_vs_distance_matches_autodiff(units):
     keras_h = x
     for rnn in rnns:
         keras_h = rnn(keras_h)
-    np.testing.assert_allclose(float_model.run(x).h[:, -1], keras_h.numpy(), atol=1e-5)
+    np.testing.assert_allclose(float_model.run(x).states[-1][:, -1], keras_h.numpy(), atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,13 @@ import shutil
 import numpy as np
 import pytest
 from elman.quantize.reader import read_ir
-from elman.runtime import verify as V
 from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.simulator import ENGINE_ENV, Simulator
 from engines import VARIANTS, assert_same, every_variant
+from stacked_tflite import stacked_step_tflite
 from typer.testing import CliRunner
 
+from elman import verify as V
 from elman.cli import app
 from elman.errors import ElmanError, VerificationError
 
@@ -95,7 +96,7 @@ def test_a_mismatch_is_reported_and_raises(bm_copy, monkeypatch):
         return [V.Implementation("TFLite Micro", "tflite",
                                  lambda inputs: run_tflm(ctx.model, ctx.ir, inputs.x_q))]
 
-    monkeypatch.setattr(V, "IMPLEMENTATIONS", [tflm_as_tflite])
+    monkeypatch.setattr(V.implementations, "IMPLEMENTATIONS", [tflm_as_tflite])
     with pytest.raises(VerificationError, match="first at sequence"):
         V.verify_run(bm_copy, profiles=("tflite",), progress=False, float_model=False)
     report = json.loads((bm_copy / "verify_report.json").read_text())
@@ -143,7 +144,7 @@ def test_cli_exits_non_zero_on_a_mismatch(bm_copy, monkeypatch):
         return [V.Implementation("TFLite Micro", "tflite",
                                  lambda inputs: run_tflm(ctx.model, ctx.ir, inputs.x_q))]
 
-    monkeypatch.setattr(V, "IMPLEMENTATIONS", [tflm_as_tflite])
+    monkeypatch.setattr(V.implementations, "IMPLEMENTATIONS", [tflm_as_tflite])
     result = CliRunner().invoke(app, ["verify", str(bm_copy), "--profile", "tflite",
                                       "--no-float", "--no-progress"])
     assert result.exit_code == 1
@@ -159,7 +160,7 @@ def test_a_slow_implementation_is_checked_on_a_prefix(bm_copy, monkeypatch):
                                  lambda inputs: run_litert(ctx.model, ctx.ir, inputs.x_q),
                                  max_steps=250)]
 
-    monkeypatch.setattr(V, "IMPLEMENTATIONS", [slow_litert])
+    monkeypatch.setattr(V.implementations, "IMPLEMENTATIONS", [slow_litert])
     report = V.verify_run(bm_copy, profiles=("tflite",), progress=False, float_model=False)
     (pair,) = report["pairs"]
     assert pair["ok"] and pair["compared"] == 2 * 100 * (16 + 4)
@@ -189,3 +190,29 @@ def test_cli_engine_option(bm_copy):
     result = CliRunner().invoke(app, ["verify", str(bm_copy), "--engine", "fortran"])
     assert result.exit_code == 1
     assert "unknown simulator engine 'fortran'" in result.output
+
+
+@pytest.mark.parametrize("layer_units, head_steps", [((8, 6), "every"), ((5, 7, 4), "last")])
+def test_verify_run_on_a_stacked_model_is_bit_exact_everywhere(bm_run, tmp_path, layer_units,
+                                                             head_steps):
+    """A 2- and a 3-layer model (converted by TF) on real BasicMotions: every pair of
+    `elman verify` (LiteRT, TFLite Micro, the numpy engine, the host C, the emulated
+    Cortex-M0+ and M4, both profiles) compares every layer's state and y at every step."""
+    run = tmp_path / "stacked"
+    run.mkdir()
+    shutil.copy(bm_run / "data_spec.json", run)
+    (run / "model_int8.tflite").write_bytes(stacked_step_tflite(
+        6, layer_units, 4, seed=7, head_steps=head_steps, window_steps=100, x_range=3.0))
+    report = V.verify_run(run, limit=3, progress=False, float_model=False)
+    assert report["ok"], V.mismatch_message(report)
+    assert report["model"]["layer_units"] == list(layer_units)
+    assert report["model"]["head_every_step"] == (head_steps == "every")
+    names = {p["b"] for p in report["pairs"]}
+    assert {"TFLite Micro", "LiteRT BUILTIN_REF", "simulator, numpy engine (tflm)",
+            "emulated Cortex-M0+ (arm-none-eabi-gcc -O2)",
+            "emulated Cortex-M4 (arm-none-eabi-gcc -O2)"} <= names
+    assert any(name.startswith("generated C") for name in names)
+    assert len(report["pairs"]) == 10  # 2 interpreters, 2 engines, 2 host C, 4 emulated
+    for p in report["pairs"]:
+        assert p["compared_hidden"] == 3 * 100 * sum(layer_units), p
+        assert p["compared"] == 3 * 100 * (sum(layer_units) + 4), p

@@ -6,12 +6,12 @@ import shutil
 import pytest
 from elman.quantize.reader import read_ir
 from elman.runtime.float_expectation import FACTOR, check_hidden_error, expected_hidden_error
-from elman.runtime.verify import verify_run
 from typer.testing import CliRunner
 
 from elman import rundir
 from elman.cli import app
 from elman.errors import VerificationError
+from elman.verify import verify_run
 
 
 @pytest.fixture

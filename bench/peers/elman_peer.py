@@ -31,8 +31,8 @@ def _row(ir, variant: str, head: str, cpu: str, opt: str, sizes: dict[str, int],
         "flash": sizes["flash"],
         "flash_split": {"step code": sizes["code"], "weights and tables":
                         sizes["weights_tables"] + sizes["data"] + sizes["other_flash"]},
-        "ram": sizes["ram"] + ir.units + stack,
-        "ram_split": {"static": sizes["ram"], "stack": stack, "state": ir.units},
+        "ram": sizes["ram"] + ir.state_bytes + stack,
+        "ram_split": {"static": sizes["ram"], "stack": stack, "state": ir.state_bytes},
         "instructions_per_step": instructions, "macs_per_step": macs, "check": check,
     }
 
@@ -59,7 +59,7 @@ def head_last_step(model, cpu: str, opt: str, macs: float) -> dict[str, Any]:
         m = Machine(image)
         state, xa, ya = (m.address(f"armharness_{n}") for n in ("state", "x", "y"))
         n, t = model.x_q.shape[:2]
-        h = np.zeros((n, t, ir.units), np.int8)
+        h = np.zeros((n, t, ir.state_bytes), np.int8)
         y = np.zeros((n, ir.output_dim), np.int8)
         total = 0
         for b in range(n):
@@ -68,7 +68,7 @@ def head_last_step(model, cpu: str, opt: str, macs: float) -> dict[str, Any]:
                 m.write(xa, model.x_q[b, s].astype(np.int8).tobytes())
                 total += m.call(f"{PREFIX}_step", state, xa, ya if s == t - 1 else 0
                                 ).instructions
-                h[b, s] = np.frombuffer(m.read(state, ir.units), np.int8)
+                h[b, s] = np.frombuffer(m.read(state, ir.state_bytes), np.int8)
             y[b] = np.frombuffer(m.read(ya, ir.output_dim), np.int8)
         stack = m.stack_high_water()
     check = int8_agreement("elman simulator (tflm)",

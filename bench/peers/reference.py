@@ -24,7 +24,7 @@ import numpy as np
 @dataclass(frozen=True)
 class RunModel:
     run_dir: Path
-    ir: Any  # elman's QuantizedRNN
+    ir: Any  # elman's QuantizedModel
     tflite: bytes
     x: np.ndarray  # float32 (N, T, D): test sequences, normalized
     labels: np.ndarray  # int (N,)

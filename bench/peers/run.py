@@ -205,8 +205,8 @@ def macs_per_step(model, head_every_step: bool) -> float:
     """Multiply-accumulates per step: the two recurrent matrices, and the head on every
     step or once per sequence."""
     ir = model.ir
-    head = ir.units * ir.output_dim
-    return ir.units * (ir.input_dim + ir.units) + (head if head_every_step else
+    head = ir.state_bytes * ir.output_dim
+    return ir.state_bytes * (ir.input_dim + ir.state_bytes) + (head if head_every_step else
                                                    head / model.steps)
 
 
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     ir = model.ir
-    print(f"{args.run_dir}: {ir.input_dim}->{ir.units}->{ir.output_dim}, "
+    print(f"{args.run_dir}: {ir.input_dim}->{ir.state_bytes}->{ir.output_dim}, "
           f"{ir.macs_per_step:,} MACs per step; {model.describe()}")
     rows = elman_rows(model, args.cpu, args.opt)
     peers = [("TFLM", args.tflm, "--tflm DIR", tflm_rows),
@@ -282,13 +282,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 1
     for cpu in args.cpu:
-        print(f"\n{cpu}, {ir.units} units")
+        print(f"\n{cpu}, {ir.state_bytes} units")
         print(table(rows, cpu))
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     report = {
         "date": datetime.date.today().isoformat(),
         "run_dir": str(args.run_dir), "model": {
-            "input_dim": ir.input_dim, "units": ir.units, "output_dim": ir.output_dim,
+            "input_dim": ir.input_dim, "units": ir.state_bytes, "output_dim": ir.output_dim,
             "macs_per_step": ir.macs_per_step, "tflite_sha256": ir.source_sha256},
         "data": model.describe(), "rows": rows, "skipped": SKIPPED, "sources": SOURCES,
         "toolchain": find_toolchain().version(),

@@ -88,11 +88,11 @@ extern "C" int peer_setup(uint8_t* arena, uint32_t arena_bytes) {{
 
 extern "C" int peer_step(const int8_t* x, int8_t* h, int8_t* y) {{
   std::memcpy(interpreter->input({sig.x_input})->data.int8, x, {ir.input_dim});
-  std::memcpy(interpreter->input({sig.h_input})->data.int8, h, {ir.units});
+  std::memcpy(interpreter->input({sig.h_inputs[0]})->data.int8, h, {ir.state_bytes});
   if (interpreter->Invoke() != kTfLiteOk) {{
     return 1;
   }}
-  std::memcpy(h, interpreter->output({sig.h_output})->data.int8, {ir.units});
+  std::memcpy(h, interpreter->output({sig.h_outputs[0]})->data.int8, {ir.state_bytes});
 {y_copy}  return 0;
 }}
 """
@@ -103,7 +103,7 @@ def harness_source(ir: Any) -> str:
             "#include <stdint.h>\n"
             f"uint8_t armharness_arena[{ARENA_MAX}] __attribute__((aligned(16)));\n"
             f"int8_t armharness_x[{ir.input_dim}] __attribute__((aligned(8)));\n"
-            f"int8_t armharness_h[{ir.units}] __attribute__((aligned(8)));\n"
+            f"int8_t armharness_h[{ir.state_bytes}] __attribute__((aligned(8)));\n"
             f"int8_t armharness_y[{max(ir.output_dim, 1)}] __attribute__((aligned(8)));\n")
 
 
@@ -227,7 +227,7 @@ def measure(ir: Any, model: bytes, x_q: np.ndarray, tree: Path, config, out: Pat
     map_path = out / "image.map"
     sizes = size_summary(size_split(map_path, image.elf, classify))
     arena = smallest_arena(image)
-    run = run_steps(image, arena, x_q, ir.units, ir.output_dim)
+    run = run_steps(image, arena, x_q, ir.state_bytes, ir.output_dim)
     parts = part_of_functions(image, map_path)
     per_part: dict[str, float] = {}
     for fn, v in run["by_function"].items():
@@ -237,9 +237,9 @@ def measure(ir: Any, model: bytes, x_q: np.ndarray, tree: Path, config, out: Pat
     return {
         "config": {"cpu": config.cpu, "kernels": config.kernels, "opt": config.opt},
         "h": run["h"], "y": run["y"], **sizes,
-        "ram": arena + sizes["static"] + stack + ir.units,
+        "ram": arena + sizes["static"] + stack + ir.state_bytes,
         "ram_split": {"arena": arena, "static": sizes["static"], "stack": stack,
-                      "state": ir.units},
+                      "state": ir.state_bytes},
         "stack_setup": run["setup_stack"], "stack_step": run["step_stack"],
         "instructions_per_step": float(np.mean(run["instructions"])),
         "instructions_min": int(min(run["instructions"])),

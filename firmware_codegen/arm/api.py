@@ -18,7 +18,7 @@ import numpy as np
 from elman.firmware_codegen.arm.emulate import EmulatedRun, run_emulated, run_emulated_tokens
 from elman.firmware_codegen.arm.tflm_footprint import tflm_footprint
 from elman.firmware_codegen.arm.toolchain import check_cpu_opt, find_toolchain
-from elman.quantize.ir import QuantizedRNN
+from elman.quantize.ir import QuantizedModel
 from tqdm import tqdm
 
 from elman import provenance, rundir
@@ -31,7 +31,7 @@ DEFAULT_SEQUENCES = 8
 TEXT_WINDOW = 64
 
 
-def held_out_inputs(run_dir: Path | str, ir: QuantizedRNN,
+def held_out_inputs(run_dir: Path | str, ir: QuantizedModel,
                     limit: int | None = DEFAULT_SEQUENCES) -> tuple[np.ndarray, bool, str]:
     """Real held-out inputs: int8 (N, T, D) test sequences, or (N, T) validation token
     windows of a text model. Returns (inputs, are_tokens, description)."""
@@ -42,7 +42,7 @@ def held_out_inputs(run_dir: Path | str, ir: QuantizedRNN,
     return inputs, held.tokens, f"{held.description} of {held.source}"
 
 
-def emulate_and_compare(ir: QuantizedRNN, inputs: np.ndarray, *, tokens: bool, profile: str,
+def emulate_and_compare(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, profile: str,
                         cpu: str, opt: str, prefix: str = "elman") -> tuple[EmulatedRun, Any]:
     """Run the C on the emulated core and compare every step with the simulator."""
     from elman.runtime.compare import compare_outputs
@@ -60,10 +60,10 @@ def emulate_and_compare(ir: QuantizedRNN, inputs: np.ndarray, *, tokens: bool, p
     return run, pair
 
 
-def build_row(ir: QuantizedRNN, run: EmulatedRun, pair: Any) -> dict[str, Any]:
+def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any) -> dict[str, Any]:
     """One row of the report: sizes, stack, instruction counts, bit-exactness."""
     s = run.sizes
-    state = ir.units  # the caller's <prefix>_state_t: one int8 per unit
+    state = ir.state_bytes  # the caller's <prefix>_state_t: one int8 per unit of every layer
     row: dict[str, Any] = {
         "profile": run.profile, "cpu": run.cpu, "opt": run.opt,
         # RAM the model needs while it runs: static data + the state + the step's stack
@@ -78,7 +78,8 @@ def build_row(ir: QuantizedRNN, run: EmulatedRun, pair: Any) -> dict[str, Any]:
         "matvec_instructions_per_mac": None if run.matvec_instructions_per_mac is None
         else round(run.matvec_instructions_per_mac, 3),
         "requantize_instructions_per_unit": None if run.matvec_instructions_per_step is None
-        else round((run.instructions_per_step - run.matvec_instructions_per_step) / ir.units, 1),
+        else round((run.instructions_per_step - run.matvec_instructions_per_step)
+                   / ir.state_bytes, 1),
         "instructions_by_function": {k: round(v, 1) for k, v in run.by_function.items()},
         "bit_exact": bool(pair.ok),
         "comparison": pair.to_dict(),
@@ -113,7 +114,8 @@ def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
                                         opt=opt, prefix=prefix)
         rows.append(build_row(ir, run, pair))
     report = {
-        "model": {"input_dim": ir.input_dim, "units": ir.units, "output_dim": ir.output_dim,
+        "model": {"input_dim": ir.input_dim, "layer_units": list(ir.layer_units),
+                  "state_bytes": ir.state_bytes, "output_dim": ir.output_dim,
                   "vocab_size": ir.vocab_size, "macs_per_step": ir.macs_per_step,
                   "task": ir.task, "tflite_sha256": ir.source_sha256},
         "data": {"description": described, "sequences": int(inputs.shape[0]),

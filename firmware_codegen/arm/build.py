@@ -138,7 +138,7 @@ def build_image(sources: dict[str, str], out_dir: Path | str, *, cpu: str, opt: 
     _run([str(tc.gcc), *compile_flags(cpu, opt), "-nostartfiles", "--specs=nano.specs",
           "-Wl,--gc-sections", f"-Wl,-T,{ld}", f"-Wl,-Map,{out / 'model.map'}",
           "-Wl,--no-warn-rwx-segments", *[f"-Wl,--require-defined={e}" for e in entry_points],
-          *objects, "-lgcc", "-o", str(elf)], "link")
+          *objects, "-lm", "-lgcc", "-o", str(elf)], "link")
     return read_image(elf, cpu=cpu, opt=opt)
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from elman.firmware_codegen.arm.build import ArmImage, build_image
 from elman.firmware_codegen.arm.machine import Machine
-from elman.quantize.ir import QuantizedRNN
-from elman.runtime.simulator import StepOutputs
+from elman.quantize.ir import QuantizedModel
+from elman.runtime.outputs import StepOutputs
 
 # Functions whose instructions are the matrix-vector products (when not inlined).
 KERNEL_SUFFIXES = ("_matvec_s8", "_mac_4x4")
@@ -76,7 +76,7 @@ class EmulatedRun:
         }
 
 
-def harness_c(ir: QuantizedRNN, prefix: str) -> str:
+def harness_c(ir: QuantizedModel, prefix: str) -> str:
     """Buffers the emulator writes and reads: the state, one input, one output."""
     return (
         f'#include "{prefix}_model.h"\n'
@@ -86,14 +86,14 @@ def harness_c(ir: QuantizedRNN, prefix: str) -> str:
     )
 
 
-def entry_points(ir: QuantizedRNN, prefix: str) -> tuple[str, ...]:
+def entry_points(ir: QuantizedModel, prefix: str) -> tuple[str, ...]:
     names = [f"{prefix}_reset", f"{prefix}_step"]
     if ir.embedding is not None:
         names.append(f"{prefix}_step_token")
     return tuple(names)
 
 
-def build_model_image(ir: QuantizedRNN, out_dir: Path | str, *, profile: str = "tflm",
+def build_model_image(ir: QuantizedModel, out_dir: Path | str, *, profile: str = "tflm",
                       cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
                       portable: bool = False) -> ArmImage:
     """Generate the model's C and link it with the emulator harness for ``cpu``;
@@ -106,7 +106,7 @@ def build_model_image(ir: QuantizedRNN, out_dir: Path | str, *, profile: str = "
                        entry_points=entry_points(ir, prefix), defines=defines)
 
 
-def run_emulated(ir: QuantizedRNN, x_q: np.ndarray, *, profile: str = "tflm",
+def run_emulated(ir: QuantizedModel, x_q: np.ndarray, *, profile: str = "tflm",
                  cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
                  work_dir: Path | str | None = None, portable: bool = False) -> EmulatedRun:
     """Run int8 inputs ``x_q`` (B, T, D) through the model's C on an emulated ``cpu``
@@ -118,7 +118,7 @@ def run_emulated(ir: QuantizedRNN, x_q: np.ndarray, *, profile: str = "tflm",
                 prefix=prefix, work_dir=work_dir, portable=portable)
 
 
-def run_emulated_tokens(ir: QuantizedRNN, ids: np.ndarray, *, profile: str = "tflm",
+def run_emulated_tokens(ir: QuantizedModel, ids: np.ndarray, *, profile: str = "tflm",
                         cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
                         work_dir: Path | str | None = None) -> EmulatedRun:
     """Run token ids (B, T) of a text model through ``<prefix>_step_token``."""
@@ -129,7 +129,7 @@ def run_emulated_tokens(ir: QuantizedRNN, ids: np.ndarray, *, profile: str = "tf
                 prefix=prefix, work_dir=work_dir, portable=False)
 
 
-def _run(ir: QuantizedRNN, inputs: np.ndarray, *, tokens: bool, profile: str, cpu: str,
+def _run(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, profile: str, cpu: str,
          opt: str, prefix: str, work_dir: Path | str | None, portable: bool) -> EmulatedRun:
     with tempfile.TemporaryDirectory(prefix="elman-arm-") as tmp:
         out = Path(work_dir) if work_dir is not None else Path(tmp)
@@ -139,10 +139,10 @@ def _run(ir: QuantizedRNN, inputs: np.ndarray, *, tokens: bool, profile: str, cp
                         prefix=prefix)
 
 
-def _execute(ir: QuantizedRNN, m: Machine, inputs: np.ndarray, *, tokens: bool, profile: str,
+def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool, profile: str,
              prefix: str) -> EmulatedRun:
     batch, steps = inputs.shape[:2]
-    units, out_dim = ir.units, ir.output_dim
+    units, out_dim = ir.state_bytes, ir.output_dim
     h = np.zeros((batch, steps, units), np.int8)
     y = np.zeros((batch, steps, out_dim), np.int8) if out_dim else None
     state, x_addr = m.address("armharness_state"), m.address("armharness_x")
@@ -177,25 +177,3 @@ def _execute(ir: QuantizedRNN, m: Machine, inputs: np.ndarray, *, tokens: bool, 
         stack_bytes=m.stack_high_water(), sizes=m.image.sizes.to_dict(),
         by_function={k: v / n_steps for k, v in sorted(totals.items())},
     )
-
-
-
-def emulated_implementations(ctx: Any) -> list:
-    """``elman verify``'s "emulated Cortex-M" pairs: the C of each profile cross-compiled at
-    -O2 and stepped on an emulated Cortex-M0+ (portable path) and Cortex-M4 (DSP path), over
-    at most ``VERIFY_MAX_STEPS`` sequence-steps of the held-out data.
-
-    ``ctx`` is an ``elman.runtime.verify.VerifyContext``; text models run the token step.
-    """
-    from elman.runtime.verify import Implementation
-
-    def runner(profile: str, cpu: str):
-        def run(inputs: Any) -> StepOutputs:
-            if inputs.ids is not None and ctx.ir.embedding is not None:
-                return run_emulated_tokens(ctx.ir, inputs.ids, profile=profile, cpu=cpu).outputs
-            return run_emulated(ctx.ir, inputs.x_q, profile=profile, cpu=cpu).outputs
-        return run
-
-    return [Implementation(f"emulated {CPU_TITLES[cpu]} (arm-none-eabi-gcc -O2)", profile,
-                           runner(profile, cpu), max_steps=VERIFY_MAX_STEPS)
-            for profile in ctx.profiles for cpu in VERIFY_CPUS]

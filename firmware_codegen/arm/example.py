@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from elman.firmware_codegen.arm.toolchain import find_toolchain
-from elman.quantize.ir import QuantizedRNN
+from elman.quantize.ir import QuantizedModel
 
 from elman.errors import ToolchainError
 
@@ -41,7 +41,7 @@ class ExampleSamples:
     tokens: bool
 
 
-def example_samples(run_dir: Path | str, ir: QuantizedRNN,
+def example_samples(run_dir: Path | str, ir: QuantizedModel,
                     count: int = DEFAULT_SAMPLES, max_steps: int = 64) -> ExampleSamples:
     """The first ``count`` held-out samples of the run's own data, quantized as the model sees
     them (classification: the test split; text: windows of ``max_steps`` validation tokens).
@@ -57,7 +57,7 @@ def example_samples(run_dir: Path | str, ir: QuantizedRNN,
     return ExampleSamples(inputs=inputs, labels=labels, tokens=held.tokens)
 
 
-def example_files(ir: QuantizedRNN, samples: ExampleSamples, model_sources: list[str], *,
+def example_files(ir: QuantizedModel, samples: ExampleSamples, model_sources: list[str], *,
                   prefix: str = "elman", profile: str = "tflm",
                   model_dir: str = "..") -> dict[str, str]:
     """``main.c``, ``example.ld`` and ``Makefile`` (file name -> text; deterministic)."""

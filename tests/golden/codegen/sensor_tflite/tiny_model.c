@@ -20,9 +20,8 @@
  *   tiny_requantize_s8(acc, mult, shift, zp)      int8 output of a FULLY_CONNECTED accumulator
  *                                                  (tflite: mult/shift = the double scale's
  *                                                  mantissa and exponent)
- *   tiny_add(a, r)                                int8 ADD of the two FC outputs
  * The rounding of every rescale is that of the tflite profile, exactly as
- * elman.runtime.primitives computes it.
+ * elman.profiles computes it (the profile's own C is in profiles/templates/tflite.c.j2).
  */
 
 /* Right shifts of negative values must be arithmetic (true of GCC, Clang, armcc, IAR). */
@@ -364,68 +363,60 @@ static int8_t tiny_requantize_s8(int32_t acc, tiny_scale_t scale, int exponent,
     return tiny_saturate_s8(tiny_round_scaled(acc, scale, exponent), zero_point);
 }
 
+/* ---- the layers, in the order the step runs them, then the head -------------------------- */
 
 /*
- * int8 ADD: TFLite's two-stage rescale (inputs shifted left by 20, each scaled, summed, rescaled).
- * The first stage depends on one int8 value only: it is read from tables made at generation time.
+ * layer 1: int8 ADD, TFLite's two-stage rescale (inputs shifted left by 20, each
+ * scaled, summed, rescaled). The first stage depends on one int8 value only: it is read from
+ * tables made at generation time.
  */
-static int8_t tiny_add(int8_t a, int8_t r)
+static int8_t tiny_layer1_add(int8_t a, int8_t r)
 {
-    const int32_t sum = tiny_add_a_table[(int32_t)a + 128] + tiny_add_r_table[(int32_t)r + 128];
+    const int32_t sum = tiny_layer1_add_a_table[(int32_t)a + 128] + tiny_layer1_add_r_table[(int32_t)r + 128];
     const int32_t out = tiny_multiply_small(sum, 2021024873, -19);
     return tiny_saturate_s8(out, -105);
 }
 
-
-/* ---- the step -------------------------------------------------------------------------- */
-
-void tiny_reset(tiny_state_t *state)
-{
-    size_t i;
-    for (i = 0; i < TINY_UNITS; ++i) {
-        state->h[i] = 0;
-    }
-}
-
 /*
- * h' = TANH(ADD(a, FC(h; W_h))) with a = FC(x; W_x, b), 4 units at a time: the 4 sums of each
- * layer are requantized and combined at once and h' is written straight into state->h, since
- * the kernel reads h from its own copy (the one vector of scratch the step holds).
+ * layer 1: h' = TANH(ADD(a, FC(h; W_h))) with a = FC(x; W_x, b), 4 units at a
+ * time: the 4 sums of each FULLY_CONNECTED are requantized and combined at once and h' is written
+ * straight into the layer's state h, since the kernel reads h from its own copy (the one vector of
+ * scratch the layer holds).
  */
-static void tiny_advance(tiny_state_t *state, const tiny_vector_t *x)
+static void tiny_layer1_advance(int8_t *state_h, const tiny_vector_t *x)
 {
-    tiny_vector_t h[TINY_VECTOR_LENGTH(TINY_UNITS)]; /* the previous state */
+    tiny_vector_t h[TINY_VECTOR_LENGTH(TINY_LAYER1_UNITS)]; /* the previous state */
     size_t g, i;
-    tiny_load_vector(h, state->h, TINY_UNITS);
+    tiny_load_vector(h, state_h, TINY_LAYER1_UNITS);
     for (g = 0; g < 1; ++g) {
         int32_t acc_x[4], acc_h[4]; /* the input and recurrent sums of units 4g .. 4g + 3 */
         int8_t a[4];
-        tiny_matvec_s8(tiny_input_weights + 16 * g,
-            tiny_input_bias + 4 * g, x, 1, acc_x);
-        tiny_matvec_s8(tiny_recurrent_weights + 16 * g,
-            tiny_recurrent_bias + 4 * g, h, 1, acc_h);
+        tiny_matvec_s8(tiny_layer1_input_weights + 16 * g,
+            tiny_layer1_input_bias + 4 * g, x, 1, acc_x);
+        tiny_matvec_s8(tiny_layer1_recurrent_weights + 16 * g,
+            tiny_layer1_recurrent_bias + 4 * g, h, 1, acc_h);
         /* a (one pass), then r, ADD and TANH (a second pass): fewer live values per loop */
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
-            a[i] = tiny_requantize_s8(acc_x[i], tiny_input_multiplier[c],
-                tiny_input_shift[c], -74);
+            a[i] = tiny_requantize_s8(acc_x[i], tiny_layer1_input_multiplier[c],
+                tiny_layer1_input_shift[c], -74);
         }
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
             int8_t r;
-            r = tiny_requantize_s8(acc_h[i], tiny_recurrent_multiplier[c],
-                tiny_recurrent_shift[c], 106);
-            state->h[c] = tiny_tanh[(uint8_t)((int32_t)tiny_add(a[i], r) + 128)];
+            r = tiny_requantize_s8(acc_h[i], tiny_layer1_recurrent_multiplier[c],
+                tiny_layer1_recurrent_shift[c], 106);
+            state_h[c] = tiny_layer1_tanh[(uint8_t)((int32_t)tiny_layer1_add(a[i], r) + 128)];
         }
     }
 }
 
-/* y = FC(h; W_y, b_y), 4 outputs at a time, from the kernel's copy of h (the same scratch). */
-static void tiny_head(const tiny_state_t *state, int8_t *y)
+/* y = FC(h; W_y, b_y) of the last layer's state, 4 outputs at a time, from the kernel's copy of h. */
+static void tiny_head(const int8_t *state_h, int8_t *y)
 {
-    tiny_vector_t h[TINY_VECTOR_LENGTH(TINY_UNITS)];
+    tiny_vector_t h[TINY_VECTOR_LENGTH(TINY_LAYER1_UNITS)];
     size_t g, i;
-    tiny_load_vector(h, state->h, TINY_UNITS);
+    tiny_load_vector(h, state_h, TINY_LAYER1_UNITS);
     for (g = 0; g < 1; ++g) {
         int32_t acc[4];
         tiny_matvec_s8(tiny_head_weights + 16 * g,
@@ -441,13 +432,23 @@ static void tiny_head(const tiny_state_t *state, int8_t *y)
     }
 }
 
+/* ---- the step -------------------------------------------------------------------------- */
+
+void tiny_reset(tiny_state_t *state)
+{
+    size_t i;
+    for (i = 0; i < TINY_STATE_BYTES; ++i) {
+        state->h[i] = 0;
+    }
+}
+
 void tiny_step(tiny_state_t *state, const int8_t *x, int8_t *y)
 {
     tiny_vector_t x_copy[TINY_VECTOR_LENGTH(TINY_INPUT_DIM)];
     tiny_load_vector(x_copy, x, TINY_INPUT_DIM);
-    tiny_advance(state, x_copy);
+    tiny_layer1_advance(state->h + TINY_LAYER1_STATE_OFFSET, x_copy);
     if (y != NULL) {
-        tiny_head(state, y);
+        tiny_head(state->h + TINY_LAYER1_STATE_OFFSET, y);
     }
 }
 

@@ -50,7 +50,7 @@ void tiny_dequantize_output(const int8_t *y, float *out)
 void tiny_dequantize_state(const tiny_state_t *state, float *out)
 {
     size_t i;
-    for (i = 0; i < TINY_UNITS; ++i) {
+    for (i = 0; i < TINY_STATE_BYTES; ++i) {
         out[i] = TINY_STATE_SCALE * (float)((int32_t)state->h[i] - TINY_STATE_ZERO_POINT);
     }
 }

@@ -19,9 +19,11 @@ extern "C" {
 #endif
 
 /*
- * One time step, for x the int8 input and h the int8 state (scale 1/128, zero point 0):
+ * One time step, for x the int8 input and h_l the int8 state of layer l (scale 1/128, zero
+ * point 0), layers run in order, each reading the new state of the one below:
  *
- *     h' = TANH(ADD(FC(x; W_x, b), FC(h; W_h)))      y = FC(h'; W_y, b_y)
+ *     h_1' = TANH(ADD(FC(x; W_x1, b_1), FC(h_1; W_h1)))
+ *     y = FC(h_1'; W_y, b_y)        (logits)
  *
  * computed with integers only (no floating point, no division, no heap),
  * bit-exact with elman's simulator (tflm profile) and therefore with the TFLite Micro interpreter.
@@ -36,19 +38,26 @@ extern "C" {
  *         tiny_step(&state, x, NULL);            (NULL: skip the head until the last sample)
  *     tiny_step(&state, x, y) on the last sample, then tiny_argmax(y).
  *
- * RAM: the caller's state (TINY_UNITS bytes). During a step the stack holds one more
- * hidden vector, the kernel's copy of h: as int16 on cores with the DSP extension
- * (Cortex-M4/M7), 8 bytes, else as int8, 4 bytes. Besides it only
- * fixed-size locals: the same kind of copy of x (TINY_INPUT_DIM rounded up to 4) and
- * 4 + 4 int32 sums, since the units are computed 4 at a time, h' written straight into the
- * state and the outputs straight into y. `elman mcu` measures the exact stack. Weights and
- * tables are const (flash).
+ * state and x must not be NULL (nor y where a function says so); y may be NULL to skip the
+ * head. None of these functions allocate, block or keep a pointer after they return.
+ *
+ * RAM: the caller's state (TINY_STATE_BYTES bytes, every layer's h). During a step the stack
+ * holds the kernel's copy of the vector a layer reads (x, then each layer's previous state and the
+ * state of the layer below): as int16 on cores with the DSP extension (Cortex-M4/M7), else as
+ * int8, each rounded up to 4 values; besides them only fixed-size locals (4 + 4 int32 sums, since
+ * the units are computed 4 at a time, h' written straight into the state and the outputs straight
+ * into y). `elman mcu` measures the exact stack. Weights and tables are const (flash).
  * Several models link into one program when generated with different prefixes.
  */
 
 #define TINY_INPUT_DIM 3
-#define TINY_UNITS 4
+#define TINY_NUM_LAYERS 1
+#define TINY_LAYER1_UNITS 4
+#define TINY_LAYER1_STATE_OFFSET 0 /* where layer 1's h lies in the state */
+#define TINY_STATE_BYTES 4 /* the whole state: every layer's h, in layer order */
 #define TINY_OUTPUT_DIM 2 /* 0: the model has no head */
+#define TINY_HEAD_EVERY_STEP 0 /* 1: an answer at every step; 0: at the end of a window */
+#define TINY_WINDOW_STEPS 100 /* the window length a classifier was trained on; 0: the model streams */
 #define TINY_VOCAB_SIZE 0 /* 0: not a text model */
 #define TINY_NUM_LABELS 2
 #define TINY_MACS_PER_STEP 36
@@ -64,21 +73,22 @@ extern "C" {
 #define TINY_OUTPUT_SCALE 9.7105734e-02f
 #define TINY_OUTPUT_ZERO_POINT -110
 
-/* The recurrent state, owned by the caller (one per independent stream). */
+/* The recurrent state, owned by the caller (one per independent stream): layer l's h is
+ * h[TINY_LAYERl_STATE_OFFSET .. + TINY_LAYERl_UNITS). */
 typedef struct {
-    int8_t h[TINY_UNITS];
+    int8_t h[TINY_STATE_BYTES];
 } tiny_state_t;
 
-/* Start a new sequence: h = 0. */
+/* Start a new sequence: every layer's h = 0. */
 void tiny_reset(tiny_state_t *state);
 
 /*
- * Advance one time step with the int8 input x[TINY_INPUT_DIM]; state->h becomes h'.
- * When y is not NULL, also write the TINY_OUTPUT_DIM int8 outputs (class logits) of h'.
+ * Advance one time step with the int8 input x[TINY_INPUT_DIM]; every layer's h becomes h'.
+ * When y is not NULL, also write the TINY_OUTPUT_DIM int8 outputs (class logits) of the last layer's h'.
  */
 void tiny_step(tiny_state_t *state, const int8_t *x, int8_t *y);
 
-/* Index of the largest of the TINY_OUTPUT_DIM outputs (the first one on ties). */
+/* Index of the largest of the TINY_OUTPUT_DIM outputs (the first one on ties); y not NULL. */
 size_t tiny_argmax(const int8_t *y);
 
 /* ---- helpers outside the integer step (tiny_io.c, uses float) ---------------------- */
@@ -93,7 +103,7 @@ void tiny_quantize_input(const float *x, int8_t *x_q);
 /* Real value of the int8 outputs: out[i] = scale * (y[i] - zero_point). */
 void tiny_dequantize_output(const int8_t *y, float *out);
 
-/* Real value of the state: out[i] = h[i] / 128. */
+/* Real value of the whole state (TINY_STATE_BYTES values): out[i] = h[i] / 128. */
 void tiny_dequantize_state(const tiny_state_t *state, float *out);
 
 /* Class names, by output index (UTF-8). */

@@ -20,9 +20,8 @@
  *   chars_requantize_s8(acc, mult, shift, zp)      int8 output of a FULLY_CONNECTED accumulator
  *                                                  (tflite: mult/shift = the double scale's
  *                                                  mantissa and exponent)
- *   chars_add(a, r)                                int8 ADD of the two FC outputs
  * The rounding of every rescale is that of the tflm profile, exactly as
- * elman.runtime.primitives computes it.
+ * elman.profiles computes it (the profile's own C is in profiles/templates/tflm.c.j2).
  */
 
 /* Right shifts of negative values must be arithmetic (true of GCC, Clang, armcc, IAR). */
@@ -309,79 +308,71 @@ static int8_t chars_requantize_s8(int32_t acc, int32_t multiplier, int shift, in
     return chars_saturate_s8(chars_multiply_small(acc, multiplier, shift), zero_point);
 }
 
+/* ---- the layers, in the order the step runs them, then the head -------------------------- */
 
 /*
- * int8 ADD: TFLite's two-stage rescale (inputs shifted left by 20, each scaled, summed, rescaled).
- * The first stage depends on one int8 value only: it is read from tables made at generation time.
+ * layer 1: int8 ADD, TFLite's two-stage rescale (inputs shifted left by 20, each
+ * scaled, summed, rescaled). The first stage depends on one int8 value only: it is read from
+ * tables made at generation time.
  */
-static int8_t chars_add(int8_t a, int8_t r)
+static int8_t chars_layer1_add(int8_t a, int8_t r)
 {
-    const int32_t sum = chars_add_a_table[(int32_t)a + 128] + chars_add_r_table[(int32_t)r + 128];
+    const int32_t sum = chars_layer1_add_a_table[(int32_t)a + 128] + chars_layer1_add_r_table[(int32_t)r + 128];
     const int32_t out = chars_multiply_small(sum, 1966443396, -19);
     return chars_saturate_s8(out, 47);
 }
 
-
-/* ---- the step -------------------------------------------------------------------------- */
-
-void chars_reset(chars_state_t *state)
-{
-    size_t i;
-    for (i = 0; i < CHARS_UNITS; ++i) {
-        state->h[i] = 0;
-    }
-}
-
 /*
- * h' = TANH(ADD(a, FC(h; W_h))) with a = FC(x; W_x, b), 4 units at a time: the 4 sums of each
- * layer are requantized and combined at once and h' is written straight into state->h, since
- * the kernel reads h from its own copy (the one vector of scratch the step holds).
+ * layer 1: h' = TANH(ADD(a, FC(h; W_h))) with a = FC(x; W_x, b), 4 units at a
+ * time: the 4 sums of each FULLY_CONNECTED are requantized and combined at once and h' is written
+ * straight into the layer's state h, since the kernel reads h from its own copy (the one vector of
+ * scratch the layer holds).
  * x is the kernel's copy of the input, or NULL when a_token (a row of the precomputed token
  * table) gives a.
  */
-static void chars_advance(chars_state_t *state, const chars_vector_t *x, const int8_t *a_token)
+static void chars_layer1_advance(int8_t *state_h, const chars_vector_t *x, const int8_t *a_token)
 {
-    chars_vector_t h[CHARS_VECTOR_LENGTH(CHARS_UNITS)]; /* the previous state */
+    chars_vector_t h[CHARS_VECTOR_LENGTH(CHARS_LAYER1_UNITS)]; /* the previous state */
     size_t g, i;
-    chars_load_vector(h, state->h, CHARS_UNITS);
+    chars_load_vector(h, state_h, CHARS_LAYER1_UNITS);
     for (g = 0; g < 1; ++g) {
         int32_t acc_x[4], acc_h[4]; /* the input and recurrent sums of units 4g .. 4g + 3 */
         int8_t a[4];
         if (x != NULL) {
-            chars_matvec_s8(chars_input_weights + 16 * g,
-                chars_input_bias + 4 * g, x, 1, acc_x);
+            chars_matvec_s8(chars_layer1_input_weights + 16 * g,
+                chars_layer1_input_bias + 4 * g, x, 1, acc_x);
         }
-        chars_matvec_s8(chars_recurrent_weights + 16 * g,
-            chars_recurrent_bias + 4 * g, h, 1, acc_h);
+        chars_matvec_s8(chars_layer1_recurrent_weights + 16 * g,
+            chars_layer1_recurrent_bias + 4 * g, h, 1, acc_h);
         /* a (one pass), then r, ADD and TANH (a second pass): fewer live values per loop */
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
-            if (c >= CHARS_UNITS) {
+            if (c >= CHARS_LAYER1_UNITS) {
                 break;
             }
-            a[i] = x != NULL ? chars_requantize_s8(acc_x[i], chars_input_multiplier[c],
-                                   chars_input_shift[c], 101)
+            a[i] = x != NULL ? chars_requantize_s8(acc_x[i], chars_layer1_input_multiplier[c],
+                                   chars_layer1_input_shift[c], 101)
                              : a_token[c];
         }
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
             int8_t r;
-            if (c >= CHARS_UNITS) {
+            if (c >= CHARS_LAYER1_UNITS) {
                 break;
             }
-            r = chars_requantize_s8(acc_h[i], chars_recurrent_multiplier[c],
-                chars_recurrent_shift[c], -114);
-            state->h[c] = chars_tanh[(uint8_t)((int32_t)chars_add(a[i], r) + 128)];
+            r = chars_requantize_s8(acc_h[i], chars_layer1_recurrent_multiplier[c],
+                chars_layer1_recurrent_shift[c], -114);
+            state_h[c] = chars_layer1_tanh[(uint8_t)((int32_t)chars_layer1_add(a[i], r) + 128)];
         }
     }
 }
 
-/* y = FC(h; W_y, b_y), 4 outputs at a time, from the kernel's copy of h (the same scratch). */
-static void chars_head(const chars_state_t *state, int8_t *y)
+/* y = FC(h; W_y, b_y) of the last layer's state, 4 outputs at a time, from the kernel's copy of h. */
+static void chars_head(const int8_t *state_h, int8_t *y)
 {
-    chars_vector_t h[CHARS_VECTOR_LENGTH(CHARS_UNITS)];
+    chars_vector_t h[CHARS_VECTOR_LENGTH(CHARS_LAYER1_UNITS)];
     size_t g, i;
-    chars_load_vector(h, state->h, CHARS_UNITS);
+    chars_load_vector(h, state_h, CHARS_LAYER1_UNITS);
     for (g = 0; g < 2; ++g) {
         int32_t acc[4];
         chars_matvec_s8(chars_head_weights + 16 * g,
@@ -397,13 +388,23 @@ static void chars_head(const chars_state_t *state, int8_t *y)
     }
 }
 
+/* ---- the step -------------------------------------------------------------------------- */
+
+void chars_reset(chars_state_t *state)
+{
+    size_t i;
+    for (i = 0; i < CHARS_STATE_BYTES; ++i) {
+        state->h[i] = 0;
+    }
+}
+
 void chars_step(chars_state_t *state, const int8_t *x, int8_t *y)
 {
     chars_vector_t x_copy[CHARS_VECTOR_LENGTH(CHARS_INPUT_DIM)];
     chars_load_vector(x_copy, x, CHARS_INPUT_DIM);
-    chars_advance(state, x_copy, NULL);
+    chars_layer1_advance(state->h + CHARS_LAYER1_STATE_OFFSET, x_copy, NULL);
     if (y != NULL) {
-        chars_head(state, y);
+        chars_head(state->h + CHARS_LAYER1_STATE_OFFSET, y);
     }
 }
 
@@ -412,9 +413,10 @@ int chars_step_token(chars_state_t *state, uint16_t token, int8_t *y)
     if (token >= CHARS_VOCAB_SIZE) {
         return -1;
     }
-    chars_advance(state, NULL, &chars_token_input[(size_t)token * CHARS_UNITS]);
+    chars_layer1_advance(state->h + CHARS_LAYER1_STATE_OFFSET, NULL,
+        &chars_token_input[(size_t)token * CHARS_LAYER1_UNITS]);
     if (y != NULL) {
-        chars_head(state, y);
+        chars_head(state->h + CHARS_LAYER1_STATE_OFFSET, y);
     }
     return 0;
 }

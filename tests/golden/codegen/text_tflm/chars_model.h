@@ -19,9 +19,11 @@ extern "C" {
 #endif
 
 /*
- * One time step, for x the int8 input and h the int8 state (scale 1/128, zero point 0):
+ * One time step, for x the int8 input and h_l the int8 state of layer l (scale 1/128, zero
+ * point 0), layers run in order, each reading the new state of the one below:
  *
- *     h' = TANH(ADD(FC(x; W_x, b), FC(h; W_h)))      y = FC(h'; W_y, b_y)
+ *     h_1' = TANH(ADD(FC(x; W_x1, b_1), FC(h_1; W_h1)))
+ *     y = FC(h_1'; W_y, b_y)        (logits)
  *
  * computed with integers only (no floating point, no division, no heap),
  * bit-exact with elman's simulator (tflm profile) and therefore with the TFLite Micro interpreter.
@@ -34,19 +36,26 @@ extern "C" {
  *     for each sample:
  *         chars_step_token(&state, token, y);      (or chars_step(&state, x, y) with an embedding)
  *
- * RAM: the caller's state (CHARS_UNITS bytes). During a step the stack holds one more
- * hidden vector, the kernel's copy of h: as int16 on cores with the DSP extension
- * (Cortex-M4/M7), 8 bytes, else as int8, 4 bytes. Besides it only
- * fixed-size locals: the same kind of copy of x (CHARS_INPUT_DIM rounded up to 4) and
- * 4 + 4 int32 sums, since the units are computed 4 at a time, h' written straight into the
- * state and the outputs straight into y. `elman mcu` measures the exact stack. Weights and
- * tables are const (flash).
+ * state and x must not be NULL (nor y where a function says so); y may be NULL to skip the
+ * head. None of these functions allocate, block or keep a pointer after they return.
+ *
+ * RAM: the caller's state (CHARS_STATE_BYTES bytes, every layer's h). During a step the stack
+ * holds the kernel's copy of the vector a layer reads (x, then each layer's previous state and the
+ * state of the layer below): as int16 on cores with the DSP extension (Cortex-M4/M7), else as
+ * int8, each rounded up to 4 values; besides them only fixed-size locals (4 + 4 int32 sums, since
+ * the units are computed 4 at a time, h' written straight into the state and the outputs straight
+ * into y). `elman mcu` measures the exact stack. Weights and tables are const (flash).
  * Several models link into one program when generated with different prefixes.
  */
 
 #define CHARS_INPUT_DIM 2
-#define CHARS_UNITS 3
+#define CHARS_NUM_LAYERS 1
+#define CHARS_LAYER1_UNITS 3
+#define CHARS_LAYER1_STATE_OFFSET 0 /* where layer 1's h lies in the state */
+#define CHARS_STATE_BYTES 3 /* the whole state: every layer's h, in layer order */
 #define CHARS_OUTPUT_DIM 5 /* 0: the model has no head */
+#define CHARS_HEAD_EVERY_STEP 1 /* 1: an answer at every step; 0: at the end of a window */
+#define CHARS_WINDOW_STEPS 0 /* the window length a classifier was trained on; 0: the model streams */
 #define CHARS_VOCAB_SIZE 5 /* 0: not a text model */
 #define CHARS_NUM_LABELS 5
 #define CHARS_MACS_PER_STEP 30
@@ -62,28 +71,29 @@ extern "C" {
 #define CHARS_OUTPUT_SCALE 1.0348772e-01f
 #define CHARS_OUTPUT_ZERO_POINT 120
 
-/* The recurrent state, owned by the caller (one per independent stream). */
+/* The recurrent state, owned by the caller (one per independent stream): layer l's h is
+ * h[CHARS_LAYERl_STATE_OFFSET .. + CHARS_LAYERl_UNITS). */
 typedef struct {
-    int8_t h[CHARS_UNITS];
+    int8_t h[CHARS_STATE_BYTES];
 } chars_state_t;
 
-/* Start a new sequence: h = 0. */
+/* Start a new sequence: every layer's h = 0. */
 void chars_reset(chars_state_t *state);
 
 /*
- * Advance one time step with the int8 input x[CHARS_INPUT_DIM]; state->h becomes h'.
- * When y is not NULL, also write the CHARS_OUTPUT_DIM int8 outputs (next-token logits) of h'.
+ * Advance one time step with the int8 input x[CHARS_INPUT_DIM]; every layer's h becomes h'.
+ * When y is not NULL, also write the CHARS_OUTPUT_DIM int8 outputs (next-token logits) of the last layer's h'.
  */
 void chars_step(chars_state_t *state, const int8_t *x, int8_t *y);
 
 /*
- * Advance one time step with token id `token` (< CHARS_VOCAB_SIZE). The input layer is a
- * precomputed table (the int8 FC output of every token's embedding), so no input MACs run.
- * Returns 0, or -1 (state and y untouched) when the token is out of range.
+ * Advance one time step with token id `token` (< CHARS_VOCAB_SIZE). The first layer's input
+ * FULLY_CONNECTED is a precomputed table (the int8 FC output of every token's embedding), so it
+ * runs no MACs. Returns 0, or -1 (state and y untouched) when the token is out of range.
  */
 int chars_step_token(chars_state_t *state, uint16_t token, int8_t *y);
 
-/* Index of the largest of the CHARS_OUTPUT_DIM outputs (the first one on ties). */
+/* Index of the largest of the CHARS_OUTPUT_DIM outputs (the first one on ties); y not NULL. */
 size_t chars_argmax(const int8_t *y);
 
 /* ---- helpers outside the integer step (chars_io.c, uses float) ---------------------- */
@@ -91,7 +101,7 @@ size_t chars_argmax(const int8_t *y);
 /* Real value of the int8 outputs: out[i] = scale * (y[i] - zero_point). */
 void chars_dequantize_output(const int8_t *y, float *out);
 
-/* Real value of the state: out[i] = h[i] / 128. */
+/* Real value of the whole state (CHARS_STATE_BYTES values): out[i] = h[i] / 128. */
 void chars_dequantize_state(const chars_state_t *state, float *out);
 
 /* The vocabulary: the text of each token id (UTF-8). */

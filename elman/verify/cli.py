@@ -30,7 +30,7 @@ def verify(
 ) -> None:
     """Compare the simulator with LiteRT, TFLite Micro (and more) on the held-out data."""
     from elman.runtime.float_expectation import hidden_error_message
-    from elman.runtime.verify import (
+    from elman.verify.report import (
         format_table,
         mismatch_message,
         state_error_failed,

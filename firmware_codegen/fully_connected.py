@@ -1,0 +1,130 @@
+"""One FULLY_CONNECTED as the generated C stores it: the view every layer kind's C uses.
+
+Weights are blocked 4 x 4 in the order the matrix-vector kernel reads them
+(``templates/kernels/matvec_s8.c.j2``), the input zero point is folded into the
+bias (checked so that no int32 accumulator can overflow), and the
+requantization constants come from the profile (``elman.profiles``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from elman.profiles import get_profile
+from elman.profiles.base import Requantization
+from elman.profiles.tflite import double_parts
+from elman.quantize.ir import FullyConnected
+
+from elman.errors import ModelError
+
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class CFullyConnected:
+    """The C view of ``fc``: ``name`` is its C name part (``<prefix>_<name>_weights``)."""
+
+    name: str  # e.g. layer1_input, layer1_recurrent, head
+    title: str
+    fc: FullyConnected
+    profile: str
+
+    @property
+    def out_features(self) -> int:
+        return self.fc.out_features
+
+    @property
+    def in_features(self) -> int:
+        return self.fc.in_features
+
+    @property
+    def input_zero_point(self) -> int:
+        return int(self.fc.input.zero_point)
+
+    @property
+    def output_zero_point(self) -> int:
+        return int(self.fc.output.zero_point)
+
+    # ---- the layout the matrix-vector kernel reads (kernels/matvec_s8.c.j2) ---------------
+    @property
+    def row_groups(self) -> int:
+        return -(-self.out_features // 4)
+
+    @property
+    def col_words(self) -> int:
+        return -(-self.in_features // 4)
+
+    @property
+    def rows_padded(self) -> int:
+        return 4 * self.row_groups
+
+    @property
+    def cols_padded(self) -> int:
+        return 4 * self.col_words
+
+    @property
+    def blocked_weights(self) -> np.ndarray:
+        """int8 weights, zero-padded to multiples of 4, in 4x4 blocks: for each group of 4
+        rows, for each 4 columns, 4 bytes of each of the 4 rows."""
+        w = np.zeros((self.rows_padded, self.cols_padded), np.int8)
+        w[: self.out_features, : self.in_features] = self.fc.weights
+        blocks = w.reshape(self.row_groups, 4, self.col_words, 4).transpose(0, 2, 1, 3)
+        return blocks.reshape(-1)
+
+    @property
+    def padded_bias(self) -> np.ndarray:
+        """The folded bias, zero-padded to a multiple of 4 rows (the accumulators' start)."""
+        out = np.zeros(self.rows_padded, np.int64)
+        out[: self.out_features] = self.bias
+        return out
+
+    @functools.cached_property
+    def bias(self) -> np.ndarray:
+        """int32 bias - zp_in * sum(row), checked so that no accumulator can overflow int32."""
+        w = self.fc.weights.astype(np.int64)
+        bias = self.fc.bias.astype(np.int64) if self.fc.has_bias else np.zeros(len(w), np.int64)
+        folded = bias - self.input_zero_point * w.sum(axis=1)
+        worst = np.abs(folded) + 128 * np.abs(w).sum(axis=1)
+        if worst.max(initial=0) > INT32_MAX:
+            c = int(np.argmax(worst))
+            raise ModelError(
+                f"{self.title}: the int32 accumulator of output {c} can overflow "
+                f"(|bias| {abs(int(folded[c]))} + max |dot| {int(worst[c] - abs(folded[c]))} "
+                "exceeds 2^31 - 1); the model's bias is out of the range int8 kernels support"
+            )
+        return folded
+
+    # ---- the requantization, from the profile ---------------------------------------------
+    @functools.cached_property
+    def requantization(self) -> Requantization:
+        req = get_profile(self.profile).fully_connected(self.fc)
+        if req.shifts.size and req.shifts.max() > 30:
+            raise ModelError(f"{self.title}: requantization scale "
+                             f"{float(req.scales.max()):g} is 2^31 or more")
+        return req
+
+    @property
+    def multipliers(self) -> np.ndarray:
+        return self.requantization.multipliers
+
+    @property
+    def shifts(self) -> np.ndarray:
+        return self.requantization.shifts
+
+    @functools.cached_property
+    def _double_parts(self) -> tuple[list[tuple[int, int]], np.ndarray]:
+        try:
+            return double_parts(self.requantization.scales)
+        except ValueError as exc:
+            raise ModelError(f"{self.title}: {exc}") from None
+
+    @property
+    def double_mantissas(self) -> list[tuple[int, int]]:
+        """The tflite profile's {hi, lo} halves of each scale's 53-bit mantissa."""
+        return self._double_parts[0]
+
+    @property
+    def double_exponents(self) -> np.ndarray:
+        return self._double_parts[1]

@@ -1,0 +1,31 @@
+"""The Elman layer in the plain integer reference program (``elman.runtime.reference``).
+
+One step, every operator separately with the profile's reference arithmetic on
+int64 arrays: ``a = FC(in)``, ``r = FC(h)``, ``z = ADD(a, r)``, ``h' = TANH(z)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from elman.profiles.base import Profile
+from elman.quantize.ir import ElmanLayer
+from elman.runtime.reference import fully_connected
+
+
+class ElmanReference:
+    def __init__(self, layer: ElmanLayer, profile: Profile):
+        self.layer = layer
+        self.input_fc = profile.fully_connected(layer.input_fc)
+        self.recurrent_fc = profile.fully_connected(layer.recurrent_fc)
+        self.add = profile.add(layer.add)
+        self.tanh = profile.tanh_table(layer.tanh.input)
+
+    def step(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """The new int8 state (B, H) from int8 inputs ``x`` (B, D) and states ``h`` (B, H)."""
+        a = fully_connected(self.layer.input_fc, self.input_fc, x)
+        r = fully_connected(self.layer.recurrent_fc, self.recurrent_fc, h)
+        z = self.add(a, r)
+        return self.tanh[z.astype(np.int64) + 128]
+
+
+Reference = ElmanReference
