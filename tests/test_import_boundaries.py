@@ -1,4 +1,5 @@
-"""runtime/, firmware_codegen/ and data/ work without TensorFlow, Keras and elman.train.
+"""runtime/, firmware_codegen/, data/, profiles/, layers/ and verify work without TensorFlow,
+Keras and elman.train.
 
 A firmware build machine should not need TensorFlow: a subprocess blocks those
 imports, imports every module of the three packages, and loads a trained run's
@@ -22,8 +23,10 @@ sys.meta_path.insert(0, Block())
 """
 
 IMPORT_ALL = BLOCK + """
-import elman.data, elman.firmware_codegen, elman.runtime
-for package in (elman.data, elman.firmware_codegen, elman.runtime):
+import elman.data, elman.firmware_codegen, elman.layers, elman.profiles, elman.runtime
+import elman.verify
+for package in (elman.data, elman.firmware_codegen, elman.runtime, elman.profiles,
+                elman.layers, elman.verify):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(module.name)
 print("imported", len(sys.modules))
@@ -35,7 +38,7 @@ from elman.data.held_out import load_held_out
 from elman.firmware_codegen.api import codegen_run
 from elman.firmware_codegen.arm.api import held_out_inputs
 from elman.quantize.reader import read_ir
-from elman.runtime.verify import load_verify_inputs
+from elman.verify import load_verify_inputs
 
 run, out = Path(sys.argv[1]), Path(sys.argv[2])
 ir = read_ir(run / "model_int8.tflite")
