@@ -6,7 +6,7 @@ layer ``l`` reading layer ``l - 1``'s new state, as agreed for elman's step
 models), calibrated on the float model's own states along random sequences with
 every state clipped to [-1, 127/128] and both ends reached (which pins each state
 input to (1/128, 0)), converted with full int8 quantization in a child process,
-and given elman's metadata. Cached like ``random_step_tflite`` (per process, and
+and given elman's metadata and checksum. Cached like ``random_step_tflite`` (per process, and
 across processes in ``ELMAN_RANDOM_STEP_CACHE``).
 """
 
@@ -28,6 +28,7 @@ CHILD = r'''
 import json, sys
 import numpy as np
 import tensorflow as tf
+from elman.quantize.integrity import seal
 from elman.quantize.metadata import StepMetadata, add_metadata
 
 job = json.load(open(sys.argv[1]))
@@ -95,7 +96,7 @@ model = bytes(conv.convert())
 meta = StepMetadata(task="classification", labels=tuple(f"class{i}" for i in range(out_dim)),
                     norm_mean=np.zeros(d, np.float32), norm_std=np.ones(d, np.float32),
                     head_steps=job["head_steps"], window_steps=job["window_steps"])
-open(sys.argv[2], "wb").write(add_metadata(model, meta.to_entries()))
+open(sys.argv[2], "wb").write(seal(add_metadata(model, meta.to_entries())))
 '''
 
 
@@ -103,7 +104,7 @@ def stacked_step_tflite(input_dim: int, layer_units: tuple[int, ...], output_dim
                         seed: int = 0, head_steps: str = "last", window_steps: int = 0,
                         x_range: float = 1.0, scale: float = 1.0) -> bytes:
     """A converted int8 step model of ``len(layer_units)`` stacked Elman layers."""
-    job = {"input_dim": int(input_dim), "layer_units": [int(u) for u in layer_units],
+    job = {"format": 2, "input_dim": int(input_dim), "layer_units": [int(u) for u in layer_units],
            "output_dim": int(output_dim), "seed": int(seed), "head_steps": head_steps,
            "window_steps": int(window_steps), "x_range": float(x_range), "scale": float(scale)}
     key = json.dumps(job, sort_keys=True)
