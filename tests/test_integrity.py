@@ -250,6 +250,13 @@ def test_a_flipped_weight_is_refused_by_every_stage(bm_run, tmp_path):
     """Today's main certified such a file bit-exact in every stage (issue 12, finding 1)."""
     run = _flip_weight(bm_run, tmp_path)
     runner = CliRunner()
+    # in its run directory, the ledger names the changed file first ...
+    result = runner.invoke(app, ["codegen", str(run)])
+    errors = [s for s in result.output.splitlines() if s.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    assert "model_int8.tflite changed since" in errors[0] and "elman quantize" in errors[0]
+    # ... and the file's own checksum refuses it wherever it goes without its ledger
+    (run / "provenance.json").unlink()
     for args in (["inspect", str(run)], ["codegen", str(run)],
                  ["verify", str(run), "--limit", "2", "--no-progress"],
                  ["mcu", str(run), "--cpu", "cortex-m4", "--opt", "O2"]):

@@ -42,6 +42,7 @@ def test_a_hand_edited_normalization_fails_verify(bm_copy):
     norm = spec["input"]["normalization"]
     norm["std"] = [s * 0.02 for s in norm["std"]]  # inputs 50x larger: saturated
     spec_path.write_text(json.dumps(spec))
+    (bm_copy / "provenance.json").unlink()  # no ledger (a hand-made run): the numbers catch it
     result = CliRunner().invoke(app, ["verify", str(bm_copy), "--limit", "4", "--no-progress"])
     assert result.exit_code == 1, result.output
     errors = [s for s in result.output.splitlines() if s.startswith("error:")]
