@@ -37,7 +37,8 @@ USAGE_EXIT = 2
 INTERRUPT_EXIT = 130
 
 # free space each command needs in its run directory, MB (checked before any work)
-NEEDS_MB = {"train": 20, "quantize": 5, "codegen": 5, "verify": 1, "mcu": 1, "run": 30}
+NEEDS_MB = {"train": 20, "quantize": 5, "codegen": 5, "verify": 1, "mcu": 1, "report": 5,
+            "run": 30}
 
 def command_line(name: str, run_dir: Path | None) -> str:
     """The command as the user typed it (or its stage name and run directory)."""
@@ -167,7 +168,7 @@ def _root(
 
 
 def _register() -> None:
-    from elman import pipeline
+    from elman import pipeline, report_cli
     from elman.firmware_codegen import cli as codegen_cli
     from elman.firmware_codegen.arm import cli as mcu_cli
     from elman.quantize import cli as quantize_cli
@@ -182,6 +183,7 @@ def _register() -> None:
     app.command("codegen")(stage_command("codegen", codegen_cli.codegen))
     app.command("verify")(stage_command("verify", verify_cli.verify))
     app.command("mcu")(stage_command("mcu", mcu_cli.mcu))
+    app.command("report")(stage_command("report", report_cli.report))
     app.command("run")(stage_command(
         "run", pipeline.run, creates=lambda kwargs: kwargs.get("start", "train") == "train"))
 

@@ -8,6 +8,7 @@ same directory are left alone, so several models can share one folder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from elman.firmware_codegen.generate import generate_c
@@ -25,6 +26,7 @@ def codegen_run(
     profile: str = "tflm",
     out_dir: Path | str | None = None,
     example: bool = False,
+    packages: Sequence[str] = (),
 ) -> list[Path]:
     """Generate the C of the run's int8 model; returns the written paths (sorted).
 
@@ -33,24 +35,36 @@ def codegen_run(
     simulator's (exit status 0 when equal; a self-test for a new target),
     and, when the run has its data (``data_spec.json``), ``<prefix>_qemu/``: firmware for
     QEMU's mps2-an386 (Cortex-M4) that runs a few real held-out samples and prints the
-    results over semihosting (``make run``).
+    results over semihosting and ends with PASS or FAIL (``make run``).
+
+    ``packages`` (``cmake``, ``zephyr``, ``arduino``, ``platformio``): ready libraries next to
+    the sources, each in its own folder (:mod:`elman.firmware_codegen.packages`).
     """
+    from elman.firmware_codegen.packages import check_packages
     from elman.quantize.reader import read_ir
 
     validate_prefix(prefix)
     if profile not in PROFILE_NAMES:
         raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    check_packages(packages)
     stage_run = provenance.begin(run_dir, "codegen", reads=[MODEL_TFLITE],
                            optional=[DATA_SPEC] if example else [])
     tflite = Path(run_dir) / MODEL_TFLITE
     ir = read_ir(tflite)
-    files = generate_c(ir, prefix=prefix, profile=profile)
+    sources = generate_c(ir, prefix=prefix, profile=profile)
+    files = dict(sources)
     if example:
         from elman.firmware_codegen.generate import generate_example
 
         files.update(generate_example(ir, prefix=prefix, profile=profile))
         if (Path(run_dir) / DATA_SPEC).exists():  # the firmware embeds real held-out samples
             files.update(_qemu_example(run_dir, ir, files, prefix, profile))
+    if packages:
+        from elman.firmware_codegen.generate import example_values
+        from elman.firmware_codegen.packages import package_files
+
+        files.update(package_files(ir, sources, example_values(ir, profile), packages,
+                                   prefix=prefix, profile=profile))
     target = Path(out_dir) if out_dir is not None else Path(run_dir) / CODE_DIR
     if target.exists() and not target.is_dir():
         raise ElmanError(f"output path {target} exists and is not a directory")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from elman.firmware_codegen.packages import Package
 
 
 def codegen(
@@ -21,11 +22,28 @@ def codegen(
     example: Annotated[bool, typer.Option(
         "--example/--no-example",
         help="Also write <prefix>_example.c: a main() that runs a fixed input sequence and "
-             "checks the result against the simulator (a self-test for a new target).")] = False,
+             "checks the result against the simulator (a self-test for a new target), and "
+             "<prefix>_qemu/: Cortex-M4 firmware over real held-out samples that prints PASS "
+             "or FAIL; then print how to build and run each file.")] = False,
+    package: Annotated[list[Package] | None, typer.Option(
+        "--package",
+        help="Also write a ready library next to the sources (repeat for several): cmake "
+             "(<prefix>_cmake/), zephyr (<prefix>_zephyr/: a Zephyr module), arduino "
+             "(<prefix>_library/ with library.properties and a self-check sketch), platformio "
+             "(the same layout with library.json).")] = None,
 ) -> None:
     """Generate <prefix>_model.h/.c, <prefix>_weights.h and <prefix>_io.c from the int8 model."""
     from elman.firmware_codegen.api import codegen_run
 
-    paths = codegen_run(run_dir, prefix=prefix, profile=profile, out_dir=out, example=example)
+    packages = [p.value for p in package or []]
+    paths = codegen_run(run_dir, prefix=prefix, profile=profile, out_dir=out, example=example,
+                        packages=packages)
     for path in paths:
         typer.echo(str(path))
+    if example or packages:
+        from elman.firmware_codegen.usage import how_to_build
+
+        from elman.rundir import CODE_DIR
+
+        target = out if out is not None else run_dir / CODE_DIR
+        typer.echo("\n".join(how_to_build(target, prefix, paths, packages)))

@@ -117,6 +117,14 @@ class CModel:
         return self.model.norm_std
 
     @property
+    def vocab_code_points(self) -> list[tuple[int, int]]:
+        """A text model's (Unicode code point, token id) pairs sorted by code point (the C
+        encoder's binary search table); empty when some token is not one character."""
+        if not self.is_text or any(len(label) != 1 for label in self.labels):
+            return []
+        return sorted((ord(label), token) for token, label in enumerate(self.labels))
+
+    @property
     def needs_left_shift(self) -> bool:
         """Whether any FULLY_CONNECTED requantizes with a multiplier of 1 or more."""
         return any(int(fc.shifts.max(initial=0)) > 0 for fc in self.fully_connected)
@@ -206,10 +214,16 @@ def generate_example(ir: QuantizedModel, *, prefix: str = "elman", profile: str 
                      source_sha256: str | None = None) -> dict[str, str]:
     """``<prefix>_example.c``: a ``main`` that runs a fixed input sequence and checks the
     final state and outputs against the simulator's (exit status 0 when they agree)."""
+    validate_prefix(prefix)
+    text = render_example(ir, example_values(ir, profile), prefix=prefix, profile=profile,
+                          source_sha256=source_sha256)
+    return {f"{prefix}_example.c": text}
+
+
+def example_values(ir: QuantizedModel, profile: str = "tflm") -> CExample:
+    """The self-checks' fixed pseudo-random input and what the simulator computes for it."""
     from elman.runtime.simulator import Simulator
 
-    validate_prefix(prefix)
-    model = CModel(ir, prefix, profile, source_sha256 or ir.source_sha256 or "unknown")
     rng = np.random.default_rng(EXAMPLE_SEED)
     sim = Simulator(ir, profile)
     if ir.embedding is not None:
@@ -219,6 +233,11 @@ def generate_example(ir: QuantizedModel, *, prefix: str = "elman", profile: str 
         inputs = rng.integers(-128, 128, size=(1, EXAMPLE_STEPS, ir.input_dim), dtype=np.int8)
         out = sim.run(inputs)
     y = out.y[0, -1] if out.y is not None else np.zeros(0, np.int8)
-    example = CExample(EXAMPLE_STEPS, EXAMPLE_SEED, inputs.reshape(-1), out.h[0, -1], y)
-    text = template_environment().get_template("example.c.j2").render(m=model, ex=example)
-    return {f"{prefix}_example.c": text}
+    return CExample(EXAMPLE_STEPS, EXAMPLE_SEED, inputs.reshape(-1), out.h[0, -1], y)
+
+
+def render_example(ir: QuantizedModel, example: CExample, *, prefix: str = "elman",
+                   profile: str = "tflm", source_sha256: str | None = None) -> str:
+    """The text of ``<prefix>_example.c`` for ``example``."""
+    model = CModel(ir, prefix, profile, source_sha256 or ir.source_sha256 or "unknown")
+    return template_environment().get_template("example.c.j2").render(m=model, ex=example)

@@ -4,6 +4,9 @@
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi Cortex-M builds (elman mcu)
 #   qemu-system-arm                           whole-image smoke test (optional)
 #   chromium                                  renders report.html in a test (optional)
+#   cmake                                     builds the CMake and Zephyr packages (optional)
+#   gcc-avr avr-libc simavr                   the Arduino Uno (ATmega328P) build and emulator (optional)
+#   arduino-core-avr arduino-builder          builds the Arduino package's sketch for the Uno (optional)
 #   libstdc++-arm-none-eabi-newlib            C++ headers for TFLite Micro in bench/peers (--with-peers)
 # As root this runs apt-get; otherwise it prints the exact line to run and fails.
 set -euo pipefail
@@ -16,6 +19,12 @@ optional=()
 if [ "${1:-}" = "--with-optional" ]; then
   command -v qemu-system-arm >/dev/null 2>&1 || optional+=(qemu-system-arm)
   command -v chromium >/dev/null 2>&1 || optional+=(chromium)
+  command -v cmake >/dev/null 2>&1 || optional+=(cmake)
+  command -v avr-gcc >/dev/null 2>&1 || optional+=(gcc-avr)
+  [ -f /usr/lib/avr/include/avr/io.h ] || optional+=(avr-libc)
+  command -v simavr >/dev/null 2>&1 || optional+=(simavr)
+  [ -d /usr/share/arduino/hardware/arduino/avr ] || optional+=(arduino-core-avr)
+  command -v arduino-builder >/dev/null 2>&1 || optional+=(arduino-builder)
 fi
 if [ "${1:-}" = "--with-peers" ]; then
   [ -d /usr/lib/arm-none-eabi/newlib ] && ls /usr/include/newlib/c++/*/new >/dev/null 2>&1 \

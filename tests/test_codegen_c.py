@@ -146,7 +146,7 @@ def test_two_models_link_into_one_program():
     files = {**generate_c(left, prefix="left", profile="tflm"),
              **generate_c(right, prefix="right", profile="tflite"), "main.c": TWO_MODELS_MAIN}
     exe = compile_program(files, ["main.c", "left_model.c", "left_io.c", "right_model.c",
-                                  "right_io.c"])
+                                  "right_io.c"], libraries=("-lm",))
     lines = run_program(exe, b"", []).stdout.decode().splitlines()
     x = np.array([[[t * 37 + i * 11 - 100 for i in range(3)] for t in range(5)]], np.int8)
     sim_left = Simulator(left, "tflm").run(x)
@@ -215,7 +215,7 @@ def test_float_helpers_quantize_like_elman():
     on real-valued samples, and dequantize_output is scale * (q - zero_point)."""
     ir = random_model(4, 3, 2, seed=8)
     files = {**generate_c(ir, prefix="io"), "main.c": IO_MAIN}
-    exe = compile_program(files, ["main.c", "io_model.c", "io_io.c"])
+    exe = compile_program(files, ["main.c", "io_model.c", "io_io.c"], libraries=("-lm",))
     rng = np.random.default_rng(0)
     raw = (rng.normal(0, 2, size=(2000, 4)) * (ir.norm_std * 3)).astype(np.float32)
     raw[:5] = [np.inf, -np.inf, 1e30, -1e30]
@@ -251,7 +251,7 @@ int main(void)
 
 
 def test_softmax_head_gets_a_float_softmax_helper():
-    """A softmax head is compiled as logits (the integer step is unchanged) plus
+    """A softmax head is compiled as logits (the integer step is unchanged); every head gets
     <prefix>_softmax in the float helper file: the softmax of the dequantized logits."""
     ir = random_model(3, (6, 5), 7, seed=9, every_step=True, activation="softmax")
     files = {**generate_c(ir, prefix="sm"), "main.c": SOFTMAX_MAIN}
@@ -259,7 +259,9 @@ def test_softmax_head_gets_a_float_softmax_helper():
     assert "expf" not in files["sm_model.c"]
     linear = generate_c(random_model(3, (6, 5), 7, seed=9, every_step=True), prefix="sm")
     assert linear["sm_model.c"] == files["sm_model.c"]
-    assert "sm_softmax" not in linear["sm_model.h"] and "expf" not in linear["sm_io.c"]
+    assert linear["sm_io.c"] == files["sm_io.c"]  # probabilities of a linear head's logits too
+    assert "The model's own\n * softmax head" in files["sm_model.h"]
+    assert "The model's own" not in linear["sm_model.h"]
     exe = compile_program(files, ["main.c", "sm_model.c", "sm_io.c"], libraries=("-lm",))
     got = np.array([[float(v) for v in line.split()]
                     for line in run_program(exe, b"", []).stdout.decode().splitlines()])

@@ -57,6 +57,24 @@ def test_example_flag_writes_a_self_check(run_dir, tmp_path):
     assert "int main(void)" in (tmp_path / "demo_example.c").read_text()
 
 
+def test_example_flag_prints_how_to_build_and_run(run_dir, tmp_path):
+    """The printed self-check command, pasted into a shell, builds and runs the check."""
+    import subprocess
+
+    out = tmp_path / "c d"  # a path that needs quoting
+    result = _codegen(run_dir, "--out", out, "--prefix", "demo", "--example")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "how to use them:" in lines
+    command = next(line.strip() for line in lines if line.strip().startswith("cc ")
+                   and "demo_example.c" in line)
+    done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "demo: ok (0 mismatching values)" in done.stdout
+    assert any("_model.h" in line and "macros" in line for line in lines)
+
+
 @pytest.mark.parametrize("prefix", ["3d", "int", "a-b", "x_"])
 def test_bad_prefix_is_one_clear_error_and_no_files(run_dir, tmp_path, prefix):
     target = tmp_path / "out"

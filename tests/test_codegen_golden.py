@@ -62,5 +62,5 @@ def test_generated_files_match_golden(case):
 
 
 def test_golden_text_model_escapes_labels():
-    text = (GOLDEN / "text_tflm" / "chars_io.c").read_text(encoding="utf-8")
+    text = (GOLDEN / "text_tflm" / "chars_model.c").read_text(encoding="utf-8")
     assert r'"a", "\"", "\\", "\012", "\303\251",' in text

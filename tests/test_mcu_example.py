@@ -15,6 +15,7 @@ from elman.firmware_codegen.arm.example import (
     example_samples,
     parse_example_output,
     run_example,
+    verdict,
 )
 from elman.firmware_codegen.generate import generate_c
 from elman.layers.random_model import random_model
@@ -37,7 +38,9 @@ def test_example_firmware_prints_the_simulators_results(bm_copy):
     assert elf.exists()
     if shutil.which("qemu-system-arm") is None:
         pytest.skip("qemu-system-arm is not installed: built the image, did not run it")
-    printed = parse_example_output(run_example(elf, timeout_s=60))
+    text = run_example(elf, timeout_s=60)
+    assert text.strip().splitlines()[-1] == "PASS" and verdict(text) == 0
+    printed = parse_example_output(text)
 
     ir = read_ir(bm_copy / "model_int8.tflite")
     samples = example_samples(bm_copy, ir)
@@ -78,3 +81,28 @@ def test_text_example_steps_tokens(tmp_path):
     for i, p in enumerate(printed):
         np.testing.assert_array_equal(p.h, expected.h[i, -1])
         np.testing.assert_array_equal(p.y, expected.y[i, -1])
+
+
+def test_example_firmware_says_fail_and_counts_mismatches(tmp_path):
+    """Expected values from another model: the firmware's last line is FAIL (n mismatching
+    values) with n counted from the simulator, and exit status 1."""
+    ran, expected_by = random_model(4, 12, 3, seed=40), random_model(4, 12, 3, seed=41)
+    inputs = np.random.default_rng(2).integers(-128, 128, (3, 10, 4), dtype=np.int8)
+    samples = ExampleSamples(inputs=inputs, labels=np.array([0, 1, 2]), tokens=False)
+    files = generate_c(ran, prefix="bad")
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    folder = tmp_path / example_dir("bad")
+    folder.mkdir()
+    sources = [n for n in files if n.endswith(".c")]
+    for name, text in example_files(expected_by, samples, sources, prefix="bad").items():
+        (folder / name).write_text(text)
+    elf = build_example(folder)
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed: built the image, did not run it")
+    text = run_example(elf, timeout_s=60)
+    got, want = Simulator(ran, "tflm").run(inputs), Simulator(expected_by, "tflm").run(inputs)
+    n = int((got.h[:, -1] != want.h[:, -1]).sum() + (got.y[:, -1] != want.y[:, -1]).sum())
+    assert n > 0
+    assert text.strip().splitlines()[-1] == f"FAIL ({n} mismatching values)"
+    assert verdict(text) == n

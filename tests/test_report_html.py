@@ -84,3 +84,25 @@ def test_text_report_shows_perplexity_drift_and_traces(text_run, tmp_path):
     # stages that have not run say so and name their command
     assert f"verify_report.json is missing: run `elman verify {run}`" in dom
     assert f"mcu_report.json is missing: run `elman mcu {run}`" in dom
+
+
+def test_elman_report_command_writes_the_page(bm_run, tmp_path):
+    """`elman report RUN_DIR` is its own command: the page, its path printed, exit 0; a
+    missing run directory is one error line, exit 1."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from elman.cli import app
+
+    run = tmp_path / "bm"
+    shutil.copytree(bm_run, run)
+    result = CliRunner().invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(run / "report.html")
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert "BasicMotions" in html or "basicmotions" in html
+    missing = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
+    assert missing.exit_code == 1
+    assert missing.output.startswith("error: ") and "does not exist" in missing.output
+    assert "report" in CliRunner().invoke(app, ["--help"]).output

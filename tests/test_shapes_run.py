@@ -80,7 +80,7 @@ def test_more_than_1000_test_sequences_t5_and_uint64_labels(tmp_path):
     assert "1029 sequences x 5 steps" in verify["data"]["description"]
     spec = json.loads((run / "data_spec.json").read_text())
     assert spec["classes"] == ["7", str(2**64 - 3)] and spec["input"]["channels"] == 1
-    assert f'"{2**64 - 3}"' in (run / "c" / "elman_io.c").read_text()
+    assert f'"{2**64 - 3}"' in (run / "c" / "elman_model.c").read_text()
 
 
 def test_24_classes_one_channel_string_labels(tmp_path):
@@ -98,7 +98,7 @@ def test_24_classes_one_channel_string_labels(tmp_path):
     _assert_whole_test_split(run, verify, 240)
     spec = json.loads((run / "data_spec.json").read_text())
     assert len(spec["classes"]) == 24 and spec["classes"][0] == "Badminton / channel 0"
-    io = (run / "c" / "elman_io.c").read_text()
+    io = (run / "c" / "elman_model.c").read_text()
     assert all(f'"{name}"' in io for name in spec["classes"])
     assert "#define ELMAN_OUTPUT_DIM 24" in (run / "c" / "elman_model.h").read_text()
 

@@ -60,8 +60,11 @@ def example_samples(run_dir: Path | str, ir: QuantizedModel,
 def example_files(ir: QuantizedModel, samples: ExampleSamples, model_sources: list[str], *,
                   prefix: str = "elman", profile: str = "tflm",
                   model_dir: str = "..") -> dict[str, str]:
-    """``main.c``, ``example.ld`` and ``Makefile`` (file name -> text; deterministic)."""
+    """``main.c``, ``example.ld`` and ``Makefile`` (file name -> text; deterministic).
+    ``main.c`` embeds what the simulator computes for each sample (``profile``) and ends by
+    printing ``PASS`` or ``FAIL (n mismatching values)``."""
     import jinja2
+    from elman.runtime.simulator import Simulator
 
     from elman import __version__
 
@@ -69,12 +72,16 @@ def example_files(ir: QuantizedModel, samples: ExampleSamples, model_sources: li
         loader=jinja2.PackageLoader("elman.firmware_codegen", "templates/example"),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     inputs = np.asarray(samples.inputs)
+    simulator = Simulator(ir, profile)
+    expected = simulator.run_tokens(inputs) if samples.tokens else simulator.run(inputs)
     context = {
         "p": prefix, "P": prefix.upper(), "profile": profile, "elman_version": __version__,
         "source_sha256": ir.source_sha256 or "unknown", "tokens": samples.tokens,
         "has_head": ir.head is not None, "steps": int(inputs.shape[1]),
         "samples": inputs.tolist(), "labels": [int(v) for v in samples.labels],
         "model_dir": model_dir, "model_sources": sorted(model_sources),
+        "expected_h": expected.h[:, -1].tolist(),
+        "expected_y": expected.y[:, -1].tolist() if expected.y is not None else [],
     }
     return {name: env.get_template(f"{name}.j2").render(context)
             for name in ("main.c", "example.ld", "Makefile")}
@@ -108,10 +115,23 @@ def run_example(elf: Path | str, timeout_s: float = 60.0) -> str:
         raise ToolchainError(f"the example firmware did not finish within {timeout_s:g} s "
                              "under QEMU") from None
     printed = proc.stdout + proc.stderr  # QEMU writes semihosting output to stderr
-    if proc.returncode != 0 or "done" not in printed.splitlines():
+    if verdict(printed) is None:
         raise ToolchainError(f"the example firmware failed under QEMU (exit {proc.returncode}):"
                              f"\n{printed}".strip())
     return printed
+
+
+_VERDICT = re.compile(r"^(PASS|FAIL \((\d+) mismatching values\))$")
+
+
+def verdict(printed: str) -> int | None:
+    """The example's last line: 0 for ``PASS``, n for ``FAIL (n mismatching values)``, None
+    when it did not get there."""
+    lines = [line.strip() for line in printed.splitlines() if line.strip()]
+    m = _VERDICT.match(lines[-1]) if lines else None
+    if m is None:
+        return None
+    return 0 if m.group(1) == "PASS" else int(m.group(2))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@
 
 #include "tiny_model.h"
 
+#include <math.h>
+
 /* Input normalization of the training data: (x - mean) / std per channel. */
 static const float tiny_norm_mean[TINY_INPUT_DIM] = {
     -1.1652664e+00f, 7.78273e-01f, 1.8481673e+00f,
@@ -47,6 +49,45 @@ void tiny_dequantize_output(const int8_t *y, float *out)
     }
 }
 
+
+void tiny_softmax(const int8_t *y, float *probabilities)
+{
+    float largest, sum = 0.0f;
+    size_t i;
+    tiny_dequantize_output(y, probabilities);
+    largest = probabilities[0];
+    for (i = 1; i < TINY_OUTPUT_DIM; ++i) {
+        largest = probabilities[i] > largest ? probabilities[i] : largest;
+    }
+    for (i = 0; i < TINY_OUTPUT_DIM; ++i) { /* shifted by the largest: no overflow */
+        probabilities[i] = expf(probabilities[i] - largest);
+        sum += probabilities[i];
+    }
+    for (i = 0; i < TINY_OUTPUT_DIM; ++i) {
+        probabilities[i] /= sum;
+    }
+}
+
+int tiny_classify(const float *x, size_t steps, float *probabilities)
+{
+    tiny_state_t state;
+    int8_t x_q[TINY_INPUT_DIM];
+    int8_t y[TINY_OUTPUT_DIM];
+    size_t t;
+    if (x == NULL || steps == 0u) {
+        return -1;
+    }
+    tiny_reset(&state);
+    for (t = 0; t < steps; ++t) {
+        tiny_quantize_input(&x[t * TINY_INPUT_DIM], x_q);
+        tiny_step(&state, x_q, t + 1u == steps ? y : NULL);
+    }
+    if (probabilities != NULL) {
+        tiny_softmax(y, probabilities);
+    }
+    return (int)tiny_argmax(y);
+}
+
 void tiny_dequantize_state(const tiny_state_t *state, float *out)
 {
     size_t i;
@@ -54,7 +95,3 @@ void tiny_dequantize_state(const tiny_state_t *state, float *out)
         out[i] = TINY_STATE_SCALE * (float)((int32_t)state->h[i] - TINY_STATE_ZERO_POINT);
     }
 }
-
-const char *const tiny_labels[TINY_NUM_LABELS] = {
-    "c0", "c1",
-};

@@ -23,7 +23,7 @@ extern "C" {
  * point 0), layers run in order, each reading the new state of the one below:
  *
  *     h_1' = TANH(ADD(FC(x; W_x1, b_1), FC(h_1; W_h1)))
- *     y = FC(h_1'; W_y, b_y)        (logits)
+ *     y = FC(h_1'; W_y, b_y)        (logits; tiny_softmax gives the probabilities)
  *
  * computed with integers only (no floating point, no division, no heap),
  * bit-exact with elman's simulator (tflite profile) and therefore with LiteRT's BUILTIN_REF kernels.
@@ -37,6 +37,8 @@ extern "C" {
  *         tiny_quantize_input(sample, x);        (floats, raw units: normalization included)
  *         tiny_step(&state, x, NULL);            (NULL: skip the head until the last sample)
  *     tiny_step(&state, x, y) on the last sample, then tiny_argmax(y).
+ *
+ * Or in one call, from raw floats: label = tiny_classify(window, steps, probabilities).
  *
  * state and x must not be NULL (nor y where a function says so); y may be NULL to skip the
  * head. None of these functions allocate, block or keep a pointer after they return.
@@ -63,7 +65,12 @@ extern "C" {
 #define TINY_MACS_PER_STEP 36
 #define TINY_TASK_CLASSIFICATION 1
 #define TINY_PROFILE "tflite"
-#define TINY_MODEL_SHA256 "00000000000000000000000000000000000000000000000000000000000007e8"
+#define TINY_VERSION "0.1.0" /* the elman version that generated these files */
+#define TINY_MODEL_SHA256 "00000000000000000000000000000000000000000000000000000000000007e8" /* of the model_int8.tflite they came from */
+
+/*
+ * The window. None is recorded (TINY_WINDOW_STEPS 0): reset, step the samples, read y after the last.
+ */
 
 /* Quantization: real = scale * (q - zero_point). */
 #define TINY_INPUT_SCALE 8.775297e-03f
@@ -103,8 +110,27 @@ void tiny_quantize_input(const float *x, int8_t *x_q);
 /* Real value of the int8 outputs: out[i] = scale * (y[i] - zero_point). */
 void tiny_dequantize_output(const int8_t *y, float *out);
 
+/*
+ * Probabilities of the int8 outputs y: probabilities[i] = the softmax of the dequantized logits
+ * (TINY_OUTPUT_DIM floats that sum to 1; the largest is at tiny_argmax(y)).
+ */
+void tiny_softmax(const int8_t *y, float *probabilities);
+
+/*
+ * Classify one window of raw samples, the float entry point: x holds `steps` samples of
+ * TINY_INPUT_DIM floats one after the other (x[t * TINY_INPUT_DIM + i]; normally
+ * TINY_WINDOW_STEPS of them, see the padding rule above). From a zero state, runs
+ * tiny_quantize_input and tiny_step on every sample and returns the index of the largest
+ * output after the last one (tiny_labels names it); writes the TINY_OUTPUT_DIM
+ * probabilities when `probabilities` is not NULL. Returns -1 (nothing written) when x is NULL or
+ * steps is 0. Uses one state and one int8 sample on the stack; keeps nothing.
+ */
+int tiny_classify(const float *x, size_t steps, float *probabilities);
+
 /* Real value of the whole state (TINY_STATE_BYTES values): out[i] = h[i] / 128. */
 void tiny_dequantize_state(const tiny_state_t *state, float *out);
+
+/* ---- names and text (tiny_model.c: integers only, no float helpers needed) --------- */
 
 /* Class names, by output index (UTF-8). */
 extern const char *const tiny_labels[TINY_NUM_LABELS];

@@ -408,3 +408,7 @@ size_t tiny_argmax(const int8_t *y)
     }
     return best;
 }
+
+const char *const tiny_labels[TINY_NUM_LABELS] = {
+    "c0", "c1",
+};

@@ -49,6 +49,7 @@ void deep_dequantize_output(const int8_t *y, float *out)
     }
 }
 
+
 void deep_softmax(const int8_t *y, float *probabilities)
 {
     float largest, sum = 0.0f;
@@ -67,6 +68,26 @@ void deep_softmax(const int8_t *y, float *probabilities)
     }
 }
 
+int deep_classify(const float *x, size_t steps, float *probabilities)
+{
+    deep_state_t state;
+    int8_t x_q[DEEP_INPUT_DIM];
+    int8_t y[DEEP_OUTPUT_DIM];
+    size_t t;
+    if (x == NULL || steps == 0u) {
+        return -1;
+    }
+    deep_reset(&state);
+    for (t = 0; t < steps; ++t) {
+        deep_quantize_input(&x[t * DEEP_INPUT_DIM], x_q);
+        deep_step(&state, x_q, t + 1u == steps ? y : NULL);
+    }
+    if (probabilities != NULL) {
+        deep_softmax(y, probabilities);
+    }
+    return (int)deep_argmax(y);
+}
+
 void deep_dequantize_state(const deep_state_t *state, float *out)
 {
     size_t i;
@@ -74,7 +95,3 @@ void deep_dequantize_state(const deep_state_t *state, float *out)
         out[i] = DEEP_STATE_SCALE * (float)((int32_t)state->h[i] - DEEP_STATE_ZERO_POINT);
     }
 }
-
-const char *const deep_labels[DEEP_NUM_LABELS] = {
-    "c0", "c1",
-};

@@ -522,3 +522,7 @@ size_t deep_argmax(const int8_t *y)
     }
     return best;
 }
+
+const char *const deep_labels[DEEP_NUM_LABELS] = {
+    "c0", "c1",
+};

@@ -39,6 +39,8 @@ extern "C" {
  *         deep_quantize_input(sample, x);        (floats, raw units: normalization included)
  *         deep_step(&state, x, y);               (an answer at every sample: deep_argmax(y))
  *
+ * Or in one call, from raw floats: label = deep_classify(window, steps, probabilities).
+ *
  * state and x must not be NULL (nor y where a function says so); y may be NULL to skip the
  * head. None of these functions allocate, block or keep a pointer after they return.
  *
@@ -68,7 +70,13 @@ extern "C" {
 #define DEEP_MACS_PER_STEP 103
 #define DEEP_TASK_CLASSIFICATION 1
 #define DEEP_PROFILE "tflm"
-#define DEEP_MODEL_SHA256 "000000000000000000000000000000000000000000000000000000000000000b"
+#define DEEP_VERSION "0.1.0" /* the elman version that generated these files */
+#define DEEP_MODEL_SHA256 "000000000000000000000000000000000000000000000000000000000000000b" /* of the model_int8.tflite they came from */
+
+/*
+ * The window. None: the model streams (DEEP_WINDOW_STEPS 0). Reset once when a stream
+ * starts, then step every sample; y after each sample is the answer for the stream so far. Never pad.
+ */
 
 /* Quantization: real = scale * (q - zero_point). */
 #define DEEP_INPUT_SCALE 5.360941e-02f
@@ -108,11 +116,28 @@ void deep_quantize_input(const float *x, int8_t *x_q);
 /* Real value of the int8 outputs: out[i] = scale * (y[i] - zero_point). */
 void deep_dequantize_output(const int8_t *y, float *out);
 
-/* The model's softmax head: probabilities[i] = softmax of the dequantized logits y (float). */
+/*
+ * Probabilities of the int8 outputs y: probabilities[i] = the softmax of the dequantized logits
+ * (DEEP_OUTPUT_DIM floats that sum to 1; the largest is at deep_argmax(y)). The model's own
+ * softmax head, which the integer step leaves out.
+ */
 void deep_softmax(const int8_t *y, float *probabilities);
+
+/*
+ * Classify one window of raw samples, the float entry point: x holds `steps` samples of
+ * DEEP_INPUT_DIM floats one after the other (x[t * DEEP_INPUT_DIM + i]; normally
+ * DEEP_WINDOW_STEPS of them, see the padding rule above). From a zero state, runs
+ * deep_quantize_input and deep_step on every sample and returns the index of the largest
+ * output after the last one (deep_labels names it); writes the DEEP_OUTPUT_DIM
+ * probabilities when `probabilities` is not NULL. Returns -1 (nothing written) when x is NULL or
+ * steps is 0. Uses one state and one int8 sample on the stack; keeps nothing.
+ */
+int deep_classify(const float *x, size_t steps, float *probabilities);
 
 /* Real value of the whole state (DEEP_STATE_BYTES values): out[i] = h[i] / 128. */
 void deep_dequantize_state(const deep_state_t *state, float *out);
+
+/* ---- names and text (deep_model.c: integers only, no float helpers needed) --------- */
 
 /* Class names, by output index (UTF-8). */
 extern const char *const deep_labels[DEEP_NUM_LABELS];

@@ -10,11 +10,32 @@
 
 #include "chars_model.h"
 
+#include <math.h>
+
 void chars_dequantize_output(const int8_t *y, float *out)
 {
     size_t i;
     for (i = 0; i < CHARS_OUTPUT_DIM; ++i) {
         out[i] = CHARS_OUTPUT_SCALE * (float)((int32_t)y[i] - CHARS_OUTPUT_ZERO_POINT);
+    }
+}
+
+
+void chars_softmax(const int8_t *y, float *probabilities)
+{
+    float largest, sum = 0.0f;
+    size_t i;
+    chars_dequantize_output(y, probabilities);
+    largest = probabilities[0];
+    for (i = 1; i < CHARS_OUTPUT_DIM; ++i) {
+        largest = probabilities[i] > largest ? probabilities[i] : largest;
+    }
+    for (i = 0; i < CHARS_OUTPUT_DIM; ++i) { /* shifted by the largest: no overflow */
+        probabilities[i] = expf(probabilities[i] - largest);
+        sum += probabilities[i];
+    }
+    for (i = 0; i < CHARS_OUTPUT_DIM; ++i) {
+        probabilities[i] /= sum;
     }
 }
 
@@ -25,7 +46,3 @@ void chars_dequantize_state(const chars_state_t *state, float *out)
         out[i] = CHARS_STATE_SCALE * (float)((int32_t)state->h[i] - CHARS_STATE_ZERO_POINT);
     }
 }
-
-const char *const chars_labels[CHARS_NUM_LABELS] = {
-    "a", "\"", "\\", "\012", "\303\251",
-};

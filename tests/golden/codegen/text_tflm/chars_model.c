@@ -432,3 +432,83 @@ size_t chars_argmax(const int8_t *y)
     }
     return best;
 }
+
+const char *const chars_labels[CHARS_NUM_LABELS] = {
+    "a", "\"", "\\", "\012", "\303\251",
+};
+
+/* ---- text: characters -> token ids ----------------------------------------------------- */
+
+/* The vocabulary by Unicode code point (ascending), and each one's token id. */
+static const uint32_t chars_vocab_code_points[CHARS_VOCAB_SIZE] = {
+    10, 34, 92, 97, 233,
+};
+static const uint16_t chars_vocab_tokens[CHARS_VOCAB_SIZE] = {
+    3, 1, 2, 0, 4,
+};
+
+int32_t chars_token_of(uint32_t code_point)
+{
+    size_t low = 0u, high = CHARS_VOCAB_SIZE;
+    while (low < high) { /* binary search */
+        const size_t middle = low + ((high - low) >> 1);
+        if (chars_vocab_code_points[middle] < code_point) {
+            low = middle + 1u;
+        } else {
+            high = middle;
+        }
+    }
+    if (low < CHARS_VOCAB_SIZE && chars_vocab_code_points[low] == code_point) {
+        return (int32_t)chars_vocab_tokens[low];
+    }
+    return -1;
+}
+
+int32_t chars_encode(const char *text, size_t length, uint16_t *tokens, size_t max_tokens)
+{
+    static const uint32_t smallest[4] = {0x0u, 0x80u, 0x800u, 0x10000u}; /* no overlong forms */
+    size_t i = 0u;
+    uint32_t n = 0u; /* tokens written, below INT32_MAX */
+    while (i < length && n < max_tokens && n < 0x7fffffffu) {
+        const uint32_t lead = (uint8_t)text[i];
+        uint32_t code_point;
+        size_t extra, k;
+        int32_t token;
+        if (lead < 0x80u) {
+            code_point = lead;
+            extra = 0u;
+        } else if ((lead & 0xe0u) == 0xc0u) {
+            code_point = lead & 0x1fu;
+            extra = 1u;
+        } else if ((lead & 0xf0u) == 0xe0u) {
+            code_point = lead & 0x0fu;
+            extra = 2u;
+        } else if ((lead & 0xf8u) == 0xf0u) {
+            code_point = lead & 0x07u;
+            extra = 3u;
+        } else {
+            return -1;
+        }
+        if (extra > length - i - 1u) {
+            return -1;
+        }
+        for (k = 1u; k <= extra; ++k) {
+            const uint32_t next = (uint8_t)text[i + k];
+            if ((next & 0xc0u) != 0x80u) {
+                return -1;
+            }
+            code_point = (code_point << 6) | (next & 0x3fu);
+        }
+        if (code_point < smallest[extra] || code_point > 0x10ffffu
+                || (code_point >= 0xd800u && code_point <= 0xdfffu)) {
+            return -1;
+        }
+        token = chars_token_of(code_point);
+        if (token < 0) {
+            return -1;
+        }
+        tokens[n++] = (uint16_t)token;
+        i += extra + 1u;
+    }
+    return (int32_t)n;
+}

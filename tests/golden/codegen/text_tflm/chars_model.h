@@ -23,7 +23,7 @@ extern "C" {
  * point 0), layers run in order, each reading the new state of the one below:
  *
  *     h_1' = TANH(ADD(FC(x; W_x1, b_1), FC(h_1; W_h1)))
- *     y = FC(h_1'; W_y, b_y)        (logits)
+ *     y = FC(h_1'; W_y, b_y)        (logits; chars_softmax gives the probabilities)
  *
  * computed with integers only (no floating point, no division, no heap),
  * bit-exact with elman's simulator (tflm profile) and therefore with the TFLite Micro interpreter.
@@ -35,6 +35,8 @@ extern "C" {
  *     chars_reset(&state);
  *     for each sample:
  *         chars_step_token(&state, token, y);      (or chars_step(&state, x, y) with an embedding)
+ *
+ * Text: chars_encode(text, length, tokens, n) gives the token ids of UTF-8 text.
  *
  * state and x must not be NULL (nor y where a function says so); y may be NULL to skip the
  * head. None of these functions allocate, block or keep a pointer after they return.
@@ -61,7 +63,13 @@ extern "C" {
 #define CHARS_MACS_PER_STEP 30
 #define CHARS_TASK_LANGUAGE_MODEL 1
 #define CHARS_PROFILE "tflm"
-#define CHARS_MODEL_SHA256 "0000000000000000000000000000000000000000000000000000000000000007"
+#define CHARS_VERSION "0.1.0" /* the elman version that generated these files */
+#define CHARS_MODEL_SHA256 "0000000000000000000000000000000000000000000000000000000000000007" /* of the model_int8.tflite they came from */
+
+/*
+ * The window. None: the model streams (CHARS_WINDOW_STEPS 0). Reset once when a stream
+ * starts, then step every sample; y after each sample is the answer for the stream so far. Never pad.
+ */
 
 /* Quantization: real = scale * (q - zero_point). */
 #define CHARS_INPUT_SCALE 4.7269765e-02f
@@ -101,11 +109,30 @@ size_t chars_argmax(const int8_t *y);
 /* Real value of the int8 outputs: out[i] = scale * (y[i] - zero_point). */
 void chars_dequantize_output(const int8_t *y, float *out);
 
+/*
+ * Probabilities of the int8 outputs y: probabilities[i] = the softmax of the dequantized logits
+ * (CHARS_OUTPUT_DIM floats that sum to 1; the largest is at chars_argmax(y)).
+ */
+void chars_softmax(const int8_t *y, float *probabilities);
+
 /* Real value of the whole state (CHARS_STATE_BYTES values): out[i] = h[i] / 128. */
 void chars_dequantize_state(const chars_state_t *state, float *out);
 
+/* ---- names and text (chars_model.c: integers only, no float helpers needed) --------- */
+
 /* The vocabulary: the text of each token id (UTF-8). */
 extern const char *const chars_labels[CHARS_NUM_LABELS];
+
+/* The token id of the character with Unicode code point `code_point`; -1: not in the vocabulary. */
+int32_t chars_token_of(uint32_t code_point);
+
+/*
+ * Encode `length` bytes of UTF-8 text as token ids, one per character: writes tokens[0..n) for
+ * its first n characters (n <= max_tokens; stops there) and returns n; returns -1 when the text
+ * holds bytes that are not UTF-8 or a character outside the vocabulary (the tokens of the
+ * characters before it are written). Feed them to chars_step_token.
+ */
+int32_t chars_encode(const char *text, size_t length, uint16_t *tokens, size_t max_tokens);
 
 #ifdef __cplusplus
 }
