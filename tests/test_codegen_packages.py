@@ -244,3 +244,31 @@ def test_codegen_cli_writes_packages_and_says_how_to_build_them(tmp_path):
     assert "cmake -S" in out and "CONFIG_ELMAN_MODEL=y" in out and "lib_deps" in out
     bad = CliRunner().invoke(app, ["codegen", str(run), "--package", "make"])
     assert bad.exit_code == 2 and "make" in bad.output
+
+
+def _pio() -> str | None:
+    """PlatformIO's `pio`: $ELMAN_PIO or on PATH. It is on PyPI but pins its own click, so it
+    lives in an environment of its own (python3 -m venv pio && pio/bin/pip install platformio)."""
+    import os
+
+    found = os.environ.get("ELMAN_PIO") or shutil.which("pio")
+    return found if found and Path(found).exists() else None
+
+
+@pytest.mark.skipif(_pio() is None, reason="needs PlatformIO's pio (pip install platformio in "
+                    "its own environment; set ELMAN_PIO to it)")
+@pytest.mark.parametrize("manifest", ["library.json", "library.properties"])
+def test_platformio_packs_the_library(written, tmp_path, manifest):
+    """`pio pkg pack` (offline) validates the manifest with PlatformIO's own schema: for
+    library.json, and for the Arduino layout's library.properties, which PlatformIO reads too."""
+    import os
+
+    library = tmp_path / "library"
+    shutil.copytree(written / "gest_library", library)
+    other = {"library.json": "library.properties", "library.properties": "library.json"}
+    (library / other[manifest]).unlink()
+    done = subprocess.run([_pio(), "pkg", "pack", str(library), "-o", str(tmp_path)],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "PLATFORMIO_CORE_DIR": str(tmp_path / "pio")})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / f"gest-{__version__}.tar.gz").is_file()
