@@ -34,10 +34,13 @@ typedef char tiny_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 #endif
 
 /*
- * Cores with the DSP extension (Cortex-M4/M7, GCC or Clang) get the SIMD paths; define
- * TINY_PORTABLE to build the portable C everywhere.
+ * Cores with the DSP extension (Cortex-M4/M7, GCC or Clang) get the SIMD paths when optimizing
+ * (at -O0 GCC cannot allocate the registers of their inline assembly: a debug build gets the
+ * portable C, which computes the same values); define TINY_PORTABLE to build the portable
+ * C everywhere.
  */
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && !defined(TINY_PORTABLE)
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__) \
+    && !defined(TINY_PORTABLE)
 #define TINY_DSP 1
 #endif
 
