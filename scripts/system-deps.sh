@@ -5,7 +5,7 @@
 #   qemu-system-arm                           whole-image smoke test (optional)
 #   chromium                                  renders report.html in a test (optional)
 #   cmake                                     builds the CMake and Zephyr packages (optional)
-#   gcc-avr avr-libc simavr                   the Arduino Uno (ATmega328P) build and emulator (optional)
+#   gcc-avr avr-libc simavr libsimavr-dev     the Arduino Uno (ATmega328P) build and emulator (optional)
 #   arduino-core-avr arduino-builder          builds the Arduino package's sketch for the Uno (optional)
 #   libstdc++-arm-none-eabi-newlib            C++ headers for TFLite Micro in bench/peers (--with-peers)
 # As root this runs apt-get; otherwise it prints the exact line to run and fails.
@@ -23,6 +23,7 @@ if [ "${1:-}" = "--with-optional" ]; then
   command -v avr-gcc >/dev/null 2>&1 || optional+=(gcc-avr)
   [ -f /usr/lib/avr/include/avr/io.h ] || optional+=(avr-libc)
   command -v simavr >/dev/null 2>&1 || optional+=(simavr)
+  [ -f /usr/include/simavr/sim_avr.h ] || optional+=(libsimavr-dev)
   [ -d /usr/share/arduino/hardware/arduino/avr ] || optional+=(arduino-core-avr)
   command -v arduino-builder >/dev/null 2>&1 || optional+=(arduino-builder)
 fi

@@ -176,39 +176,72 @@ static void tiny_load_vector(tiny_vector_t *dst, const int8_t *src, size_t n)
     }
 }
 
+#if defined(__AVR__)
+/*
+ * AVR (8-bit, weights in program memory): one row at a time, so that its int32 sum stays in
+ * registers; each product is one MULS (8 x 8 -> 16 bits, exact; GCC would call a 16 x 16 -> 32
+ * library routine for it).
+ */
+static inline int16_t tiny_muls(int8_t a, int8_t b)
+{
+    int16_t product;
+    __asm__("muls %1, %2\n\tmovw %0, r0\n\tclr r1" : "=r"(product) : "d"(a), "d"(b));
+    return product;
+}
+
+static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vector_t *x,
+    size_t col_words, int32_t acc[4])
+{
+    size_t r, k;
+    for (r = 0; r < 4; ++r) {
+        const int8_t *row = w + 4 * r;
+        const tiny_vector_t *v = x;
+        int32_t sum = TINY_READ_S32(&bias[r]);
+        for (k = 0; k < col_words; ++k, row += 16, v += 4) {
+            sum += tiny_muls(TINY_READ_S8(&row[0]), v[0]);
+            sum += tiny_muls(TINY_READ_S8(&row[1]), v[1]);
+            sum += tiny_muls(TINY_READ_S8(&row[2]), v[2]);
+            sum += tiny_muls(TINY_READ_S8(&row[3]), v[3]);
+        }
+        acc[r] = sum;
+    }
+}
+#else
 /* 4 rows per pass, each x value loaded once. */
 static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vector_t *x,
     size_t col_words, int32_t acc[4])
 {
-    int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+    int32_t a0 = TINY_READ_S32(&bias[0]), a1 = TINY_READ_S32(&bias[1]);
+    int32_t a2 = TINY_READ_S32(&bias[2]), a3 = TINY_READ_S32(&bias[3]);
     size_t k;
     for (k = 0; k < col_words; ++k, x += 4, w += 16) {
         int32_t xj = x[0]; /* one x value into the 4 rows at a time: few live registers */
-        a0 += w[0] * xj;
-        a1 += w[4] * xj;
-        a2 += w[8] * xj;
-        a3 += w[12] * xj;
+        a0 += TINY_READ_S8(&w[0]) * xj;
+        a1 += TINY_READ_S8(&w[4]) * xj;
+        a2 += TINY_READ_S8(&w[8]) * xj;
+        a3 += TINY_READ_S8(&w[12]) * xj;
         xj = x[1];
-        a0 += w[1] * xj;
-        a1 += w[5] * xj;
-        a2 += w[9] * xj;
-        a3 += w[13] * xj;
+        a0 += TINY_READ_S8(&w[1]) * xj;
+        a1 += TINY_READ_S8(&w[5]) * xj;
+        a2 += TINY_READ_S8(&w[9]) * xj;
+        a3 += TINY_READ_S8(&w[13]) * xj;
         xj = x[2];
-        a0 += w[2] * xj;
-        a1 += w[6] * xj;
-        a2 += w[10] * xj;
-        a3 += w[14] * xj;
+        a0 += TINY_READ_S8(&w[2]) * xj;
+        a1 += TINY_READ_S8(&w[6]) * xj;
+        a2 += TINY_READ_S8(&w[10]) * xj;
+        a3 += TINY_READ_S8(&w[14]) * xj;
         xj = x[3];
-        a0 += w[3] * xj;
-        a1 += w[7] * xj;
-        a2 += w[11] * xj;
-        a3 += w[15] * xj;
+        a0 += TINY_READ_S8(&w[3]) * xj;
+        a1 += TINY_READ_S8(&w[7]) * xj;
+        a2 += TINY_READ_S8(&w[11]) * xj;
+        a3 += TINY_READ_S8(&w[15]) * xj;
     }
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
 }
+#endif /* AVR */
 #endif
 
 /*
@@ -287,7 +320,7 @@ static int32_t tiny_doubling_high_mul(int32_t a, int32_t b)
 /* round(x / 2^exponent), ties away from zero, 0 <= exponent <= 31 (gemmlowp RoundingDivideByPOT). */
 static int32_t tiny_divide_by_pot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)((1u << exponent) - 1u);
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u); /* 32 bits where int has 16 */
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
@@ -375,7 +408,8 @@ static int8_t tiny_requantize_s8(int32_t acc, tiny_scale_t scale, int exponent,
  */
 static int8_t tiny_layer1_add(int8_t a, int8_t r)
 {
-    const int32_t sum = tiny_layer1_add_a_table[(int32_t)a + 128] + tiny_layer1_add_r_table[(int32_t)r + 128];
+    const int32_t sum = TINY_READ_S32(&tiny_layer1_add_a_table[(int32_t)a + 128])
+        + TINY_READ_S32(&tiny_layer1_add_r_table[(int32_t)r + 128]);
     const int32_t out = tiny_multiply_small(sum, 2021024873, -19);
     return tiny_saturate_s8(out, -105);
 }
@@ -401,15 +435,15 @@ static void tiny_layer1_advance(int8_t *state_h, const tiny_vector_t *x)
         /* a (one pass), then r, ADD and TANH (a second pass): fewer live values per loop */
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
-            a[i] = tiny_requantize_s8(acc_x[i], tiny_layer1_input_multiplier[c],
-                tiny_layer1_input_shift[c], -74);
+            a[i] = tiny_requantize_s8(acc_x[i], TINY_MULTIPLIER(tiny_layer1_input_multiplier, c),
+                TINY_READ_S8(&tiny_layer1_input_shift[c]), -74);
         }
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
             int8_t r;
-            r = tiny_requantize_s8(acc_h[i], tiny_layer1_recurrent_multiplier[c],
-                tiny_layer1_recurrent_shift[c], 106);
-            state_h[c] = tiny_layer1_tanh[(uint8_t)((int32_t)tiny_layer1_add(a[i], r) + 128)];
+            r = tiny_requantize_s8(acc_h[i], TINY_MULTIPLIER(tiny_layer1_recurrent_multiplier, c),
+                TINY_READ_S8(&tiny_layer1_recurrent_shift[c]), 106);
+            state_h[c] = TINY_READ_S8(&tiny_layer1_tanh[(uint8_t)((int32_t)tiny_layer1_add(a[i], r) + 128)]);
         }
     }
 }
@@ -429,8 +463,8 @@ static void tiny_head(const int8_t *state_h, int8_t *y)
             if (o >= TINY_OUTPUT_DIM) {
                 break;
             }
-            y[o] = tiny_requantize_s8(acc[i], tiny_head_multiplier[o],
-                tiny_head_shift[o], -110);
+            y[o] = tiny_requantize_s8(acc[i], TINY_MULTIPLIER(tiny_head_multiplier, o),
+                TINY_READ_S8(&tiny_head_shift[o]), -110);
         }
     }
 }

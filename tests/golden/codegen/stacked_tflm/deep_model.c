@@ -176,39 +176,72 @@ static void deep_load_vector(deep_vector_t *dst, const int8_t *src, size_t n)
     }
 }
 
+#if defined(__AVR__)
+/*
+ * AVR (8-bit, weights in program memory): one row at a time, so that its int32 sum stays in
+ * registers; each product is one MULS (8 x 8 -> 16 bits, exact; GCC would call a 16 x 16 -> 32
+ * library routine for it).
+ */
+static inline int16_t deep_muls(int8_t a, int8_t b)
+{
+    int16_t product;
+    __asm__("muls %1, %2\n\tmovw %0, r0\n\tclr r1" : "=r"(product) : "d"(a), "d"(b));
+    return product;
+}
+
+static void deep_matvec_s8(const int8_t *w, const int32_t *bias, const deep_vector_t *x,
+    size_t col_words, int32_t acc[4])
+{
+    size_t r, k;
+    for (r = 0; r < 4; ++r) {
+        const int8_t *row = w + 4 * r;
+        const deep_vector_t *v = x;
+        int32_t sum = DEEP_READ_S32(&bias[r]);
+        for (k = 0; k < col_words; ++k, row += 16, v += 4) {
+            sum += deep_muls(DEEP_READ_S8(&row[0]), v[0]);
+            sum += deep_muls(DEEP_READ_S8(&row[1]), v[1]);
+            sum += deep_muls(DEEP_READ_S8(&row[2]), v[2]);
+            sum += deep_muls(DEEP_READ_S8(&row[3]), v[3]);
+        }
+        acc[r] = sum;
+    }
+}
+#else
 /* 4 rows per pass, each x value loaded once. */
 static void deep_matvec_s8(const int8_t *w, const int32_t *bias, const deep_vector_t *x,
     size_t col_words, int32_t acc[4])
 {
-    int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+    int32_t a0 = DEEP_READ_S32(&bias[0]), a1 = DEEP_READ_S32(&bias[1]);
+    int32_t a2 = DEEP_READ_S32(&bias[2]), a3 = DEEP_READ_S32(&bias[3]);
     size_t k;
     for (k = 0; k < col_words; ++k, x += 4, w += 16) {
         int32_t xj = x[0]; /* one x value into the 4 rows at a time: few live registers */
-        a0 += w[0] * xj;
-        a1 += w[4] * xj;
-        a2 += w[8] * xj;
-        a3 += w[12] * xj;
+        a0 += DEEP_READ_S8(&w[0]) * xj;
+        a1 += DEEP_READ_S8(&w[4]) * xj;
+        a2 += DEEP_READ_S8(&w[8]) * xj;
+        a3 += DEEP_READ_S8(&w[12]) * xj;
         xj = x[1];
-        a0 += w[1] * xj;
-        a1 += w[5] * xj;
-        a2 += w[9] * xj;
-        a3 += w[13] * xj;
+        a0 += DEEP_READ_S8(&w[1]) * xj;
+        a1 += DEEP_READ_S8(&w[5]) * xj;
+        a2 += DEEP_READ_S8(&w[9]) * xj;
+        a3 += DEEP_READ_S8(&w[13]) * xj;
         xj = x[2];
-        a0 += w[2] * xj;
-        a1 += w[6] * xj;
-        a2 += w[10] * xj;
-        a3 += w[14] * xj;
+        a0 += DEEP_READ_S8(&w[2]) * xj;
+        a1 += DEEP_READ_S8(&w[6]) * xj;
+        a2 += DEEP_READ_S8(&w[10]) * xj;
+        a3 += DEEP_READ_S8(&w[14]) * xj;
         xj = x[3];
-        a0 += w[3] * xj;
-        a1 += w[7] * xj;
-        a2 += w[11] * xj;
-        a3 += w[15] * xj;
+        a0 += DEEP_READ_S8(&w[3]) * xj;
+        a1 += DEEP_READ_S8(&w[7]) * xj;
+        a2 += DEEP_READ_S8(&w[11]) * xj;
+        a3 += DEEP_READ_S8(&w[15]) * xj;
     }
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
 }
+#endif /* AVR */
 #endif
 
 /*
@@ -275,7 +308,7 @@ static int32_t deep_doubling_high_mul(int32_t a, int32_t b)
 /* round(x / 2^exponent), ties away from zero, 0 <= exponent <= 31 (gemmlowp RoundingDivideByPOT). */
 static int32_t deep_divide_by_pot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)((1u << exponent) - 1u);
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u); /* 32 bits where int has 16 */
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
@@ -320,7 +353,8 @@ static int8_t deep_requantize_s8(int32_t acc, int32_t multiplier, int shift, int
  */
 static int8_t deep_layer1_add(int8_t a, int8_t r)
 {
-    const int32_t sum = deep_layer1_add_a_table[(int32_t)a + 128] + deep_layer1_add_r_table[(int32_t)r + 128];
+    const int32_t sum = DEEP_READ_S32(&deep_layer1_add_a_table[(int32_t)a + 128])
+        + DEEP_READ_S32(&deep_layer1_add_r_table[(int32_t)r + 128]);
     const int32_t out = deep_multiply_small(sum, 1609117674, -19);
     return deep_saturate_s8(out, 76);
 }
@@ -346,15 +380,15 @@ static void deep_layer1_advance(int8_t *state_h, const deep_vector_t *x)
         /* a (one pass), then r, ADD and TANH (a second pass): fewer live values per loop */
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
-            a[i] = deep_requantize_s8(acc_x[i], deep_layer1_input_multiplier[c],
-                deep_layer1_input_shift[c], -1);
+            a[i] = deep_requantize_s8(acc_x[i], DEEP_MULTIPLIER(deep_layer1_input_multiplier, c),
+                DEEP_READ_S8(&deep_layer1_input_shift[c]), -1);
         }
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
             int8_t r;
-            r = deep_requantize_s8(acc_h[i], deep_layer1_recurrent_multiplier[c],
-                deep_layer1_recurrent_shift[c], -4);
-            state_h[c] = deep_layer1_tanh[(uint8_t)((int32_t)deep_layer1_add(a[i], r) + 128)];
+            r = deep_requantize_s8(acc_h[i], DEEP_MULTIPLIER(deep_layer1_recurrent_multiplier, c),
+                DEEP_READ_S8(&deep_layer1_recurrent_shift[c]), -4);
+            state_h[c] = DEEP_READ_S8(&deep_layer1_tanh[(uint8_t)((int32_t)deep_layer1_add(a[i], r) + 128)]);
         }
     }
 }
@@ -366,7 +400,8 @@ static void deep_layer1_advance(int8_t *state_h, const deep_vector_t *x)
  */
 static int8_t deep_layer2_add(int8_t a, int8_t r)
 {
-    const int32_t sum = deep_layer2_add_a_table[(int32_t)a + 128] + deep_layer2_add_r_table[(int32_t)r + 128];
+    const int32_t sum = DEEP_READ_S32(&deep_layer2_add_a_table[(int32_t)a + 128])
+        + DEEP_READ_S32(&deep_layer2_add_r_table[(int32_t)r + 128]);
     const int32_t out = deep_multiply_small(sum, 1136381494, -18);
     return deep_saturate_s8(out, -9);
 }
@@ -395,8 +430,8 @@ static void deep_layer2_advance(int8_t *state_h, const deep_vector_t *x)
             if (c >= DEEP_LAYER2_UNITS) {
                 break;
             }
-            a[i] = deep_requantize_s8(acc_x[i], deep_layer2_input_multiplier[c],
-                deep_layer2_input_shift[c], -109);
+            a[i] = deep_requantize_s8(acc_x[i], DEEP_MULTIPLIER(deep_layer2_input_multiplier, c),
+                DEEP_READ_S8(&deep_layer2_input_shift[c]), -109);
         }
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
@@ -404,9 +439,9 @@ static void deep_layer2_advance(int8_t *state_h, const deep_vector_t *x)
             if (c >= DEEP_LAYER2_UNITS) {
                 break;
             }
-            r = deep_requantize_s8(acc_h[i], deep_layer2_recurrent_multiplier[c],
-                deep_layer2_recurrent_shift[c], -77);
-            state_h[c] = deep_layer2_tanh[(uint8_t)((int32_t)deep_layer2_add(a[i], r) + 128)];
+            r = deep_requantize_s8(acc_h[i], DEEP_MULTIPLIER(deep_layer2_recurrent_multiplier, c),
+                DEEP_READ_S8(&deep_layer2_recurrent_shift[c]), -77);
+            state_h[c] = DEEP_READ_S8(&deep_layer2_tanh[(uint8_t)((int32_t)deep_layer2_add(a[i], r) + 128)]);
         }
     }
 }
@@ -418,7 +453,8 @@ static void deep_layer2_advance(int8_t *state_h, const deep_vector_t *x)
  */
 static int8_t deep_layer3_add(int8_t a, int8_t r)
 {
-    const int32_t sum = deep_layer3_add_a_table[(int32_t)a + 128] + deep_layer3_add_r_table[(int32_t)r + 128];
+    const int32_t sum = DEEP_READ_S32(&deep_layer3_add_a_table[(int32_t)a + 128])
+        + DEEP_READ_S32(&deep_layer3_add_r_table[(int32_t)r + 128]);
     const int32_t out = deep_multiply_small(sum, 1241535656, -18);
     return deep_saturate_s8(out, -6);
 }
@@ -447,8 +483,8 @@ static void deep_layer3_advance(int8_t *state_h, const deep_vector_t *x)
             if (c >= DEEP_LAYER3_UNITS) {
                 break;
             }
-            a[i] = deep_requantize_s8(acc_x[i], deep_layer3_input_multiplier[c],
-                deep_layer3_input_shift[c], -62);
+            a[i] = deep_requantize_s8(acc_x[i], DEEP_MULTIPLIER(deep_layer3_input_multiplier, c),
+                DEEP_READ_S8(&deep_layer3_input_shift[c]), -62);
         }
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
@@ -456,9 +492,9 @@ static void deep_layer3_advance(int8_t *state_h, const deep_vector_t *x)
             if (c >= DEEP_LAYER3_UNITS) {
                 break;
             }
-            r = deep_requantize_s8(acc_h[i], deep_layer3_recurrent_multiplier[c],
-                deep_layer3_recurrent_shift[c], 0);
-            state_h[c] = deep_layer3_tanh[(uint8_t)((int32_t)deep_layer3_add(a[i], r) + 128)];
+            r = deep_requantize_s8(acc_h[i], DEEP_MULTIPLIER(deep_layer3_recurrent_multiplier, c),
+                DEEP_READ_S8(&deep_layer3_recurrent_shift[c]), 0);
+            state_h[c] = DEEP_READ_S8(&deep_layer3_tanh[(uint8_t)((int32_t)deep_layer3_add(a[i], r) + 128)]);
         }
     }
 }
@@ -478,8 +514,8 @@ static void deep_head(const int8_t *state_h, int8_t *y)
             if (o >= DEEP_OUTPUT_DIM) {
                 break;
             }
-            y[o] = deep_requantize_s8(acc[i], deep_head_multiplier[o],
-                deep_head_shift[o], 73);
+            y[o] = deep_requantize_s8(acc[i], DEEP_MULTIPLIER(deep_head_multiplier, o),
+                DEEP_READ_S8(&deep_head_shift[o]), 73);
         }
     }
 }

@@ -20,6 +20,29 @@
 #endif
 
 /*
+ * Weights and tables stay in flash. On AVR (ATmega: separate program and data memories) const
+ * data would be copied into RAM at startup unless placed in program memory (DEEP_FLASH) and
+ * read with LPM (DEEP_READ_S8 / _S32 / _U32); elsewhere these are plain const reads.
+ */
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define DEEP_FLASH PROGMEM
+#define DEEP_READ_S8(p) ((int8_t)pgm_read_byte(p))
+#define DEEP_READ_S32(p) ((int32_t)pgm_read_dword(p))
+#define DEEP_READ_U32(p) ((uint32_t)pgm_read_dword(p))
+#define DEEP_READ_U16(p) ((uint16_t)pgm_read_word(p))
+#else
+#define DEEP_FLASH
+#define DEEP_READ_S8(p) (*(p))
+#define DEEP_READ_S32(p) (*(p))
+#define DEEP_READ_U32(p) (*(p))
+#define DEEP_READ_U16(p) (*(p))
+#endif
+
+/* multiplier[c] of a FULLY_CONNECTED (an int32 in flash) */
+#define DEEP_MULTIPLIER(table, c) DEEP_READ_S32(&(table)[c])
+
+/*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
  * 4 x 4 blocks (for each group of 4 rows, for each 4 columns, 4 bytes of each of the 4 rows:
  * the order the matrix-vector kernel reads them); bias = the int32 bias minus
@@ -30,35 +53,35 @@
  */
 
 /* layer 1 input W_x (with the layer's bias): 4 x 3 (blocked as 4 x 4), input zero point -91 (folded), output zero point -1 */
-static const int8_t deep_layer1_input_weights[16] DEEP_ALIGNED = {
+static const int8_t deep_layer1_input_weights[16] DEEP_ALIGNED DEEP_FLASH = {
     12, -110, 11, 0, -94, 65, 114, 0, 122, 31, 94, 0, -33, -90, 3, 0,
 };
-static const int32_t deep_layer1_input_bias[4] DEEP_ALIGNED = {
+static const int32_t deep_layer1_input_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     -7686, 13662, 23395, -1921,
 };
-static const int32_t deep_layer1_input_multiplier[4] DEEP_ALIGNED = {
+static const int32_t deep_layer1_input_multiplier[4] DEEP_ALIGNED DEEP_FLASH = {
     1751190748, 1276417335, 1425621457, 1087239501,
 };
-static const int8_t deep_layer1_input_shift[4] DEEP_ALIGNED = {
+static const int8_t deep_layer1_input_shift[4] DEEP_ALIGNED DEEP_FLASH = {
     -8, -8, -6, -6,
 };
 
 /* layer 1 recurrent W_h: 4 x 4 (blocked as 4 x 4), input zero point 0 (folded), output zero point -4 */
-static const int8_t deep_layer1_recurrent_weights[16] DEEP_ALIGNED = {
+static const int8_t deep_layer1_recurrent_weights[16] DEEP_ALIGNED DEEP_FLASH = {
     -93, -75, -49, 14, 83, -4, 123, -37, 109, 23, 56, -67, 0, 0, 0, 0,
 };
-static const int32_t deep_layer1_recurrent_bias[4] DEEP_ALIGNED = {
+static const int32_t deep_layer1_recurrent_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     0, 0, 0, 0,
 };
-static const int32_t deep_layer1_recurrent_multiplier[4] DEEP_ALIGNED = {
+static const int32_t deep_layer1_recurrent_multiplier[4] DEEP_ALIGNED DEEP_FLASH = {
     1523000909, 1948508344, 1582849333, 1082614803,
 };
-static const int8_t deep_layer1_recurrent_shift[4] DEEP_ALIGNED = {
+static const int8_t deep_layer1_recurrent_shift[4] DEEP_ALIGNED DEEP_FLASH = {
     -8, -9, -6, -7,
 };
 
 /* layer 1: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
-static const int32_t deep_layer1_add_a_table[256] DEEP_ALIGNED = {
+static const int32_t deep_layer1_add_a_table[256] DEEP_ALIGNED DEEP_FLASH = {
     -66584576, -66060288, -65536000, -65011712, -64487424, -63963136, -63438848, -62914560, -62390272, -61865984, -61341696, -60817408, -60293120, -59768832, -59244544, -58720256,
     -58195968, -57671680, -57147392, -56623104, -56098816, -55574528, -55050240, -54525952, -54001664, -53477376, -52953088, -52428800, -51904512, -51380224, -50855936, -50331648,
     -49807360, -49283072, -48758784, -48234496, -47710208, -47185920, -46661632, -46137344, -45613056, -45088768, -44564480, -44040192, -43515904, -42991616, -42467328, -41943040,
@@ -76,7 +99,7 @@ static const int32_t deep_layer1_add_a_table[256] DEEP_ALIGNED = {
     50855936, 51380224, 51904512, 52428800, 52953088, 53477376, 54001664, 54525952, 55050240, 55574528, 56098816, 56623104, 57147392, 57671680, 58195968, 58720256,
     59244544, 59768832, 60293120, 60817408, 61341696, 61865984, 62390272, 62914560, 63438848, 63963136, 64487424, 65011712, 65536000, 66060288, 66584576, 67108864,
 };
-static const int32_t deep_layer1_add_r_table[256] DEEP_ALIGNED = {
+static const int32_t deep_layer1_add_r_table[256] DEEP_ALIGNED DEEP_FLASH = {
     -33619164, -33348042, -33076920, -32805798, -32534675, -32263553, -31992431, -31721308, -31450186, -31179064, -30907942, -30636819, -30365697, -30094575, -29823452, -29552330,
     -29281208, -29010086, -28738963, -28467841, -28196719, -27925596, -27654474, -27383352, -27112229, -26841107, -26569985, -26298863, -26027740, -25756618, -25485496, -25214373,
     -24943251, -24672129, -24401007, -24129884, -23858762, -23587640, -23316517, -23045395, -22774273, -22503151, -22232028, -21960906, -21689784, -21418661, -21147539, -20876417,
@@ -96,7 +119,7 @@ static const int32_t deep_layer1_add_r_table[256] DEEP_ALIGNED = {
 };
 
 /* layer 1: TANH of every int8 input z (index z + 128), input scale 1.2755323e-02f, zero point 76; output scale 1/128, zero point 0 (tflm profile). */
-static const int8_t deep_layer1_tanh[256] DEEP_ALIGNED = {
+static const int8_t deep_layer1_tanh[256] DEEP_ALIGNED DEEP_FLASH = {
     -127, -127, -127, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
     -126, -126, -126, -126, -126, -126, -126, -125, -125, -125, -125, -125, -125, -125, -125, -125,
     -125, -125, -125, -125, -125, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -123,
@@ -116,39 +139,39 @@ static const int8_t deep_layer1_tanh[256] DEEP_ALIGNED = {
 };
 
 /* layer 2 input W_x (with the layer's bias): 5 x 4 (blocked as 8 x 4), input zero point 0 (folded), output zero point -109 */
-static const int8_t deep_layer2_input_weights[32] DEEP_ALIGNED = {
+static const int8_t deep_layer2_input_weights[32] DEEP_ALIGNED DEEP_FLASH = {
     126, -72, 28, -119, -83, -76, -15, -39, 58, -8, -41, 104, 32, 50, 63, -41,
     100, -123, -49, -87, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
-static const int32_t deep_layer2_input_bias[8] DEEP_ALIGNED = {
+static const int32_t deep_layer2_input_bias[8] DEEP_ALIGNED DEEP_FLASH = {
     1898, -4133, -3946, -8875, -7072, 0, 0, 0,
 };
-static const int32_t deep_layer2_input_multiplier[5] DEEP_ALIGNED = {
+static const int32_t deep_layer2_input_multiplier[5] DEEP_ALIGNED DEEP_FLASH = {
     1159421208, 1974991353, 1824959822, 1740345667, 1410539909,
 };
-static const int8_t deep_layer2_input_shift[5] DEEP_ALIGNED = {
+static const int8_t deep_layer2_input_shift[5] DEEP_ALIGNED DEEP_FLASH = {
     -7, -7, -9, -9, -6,
 };
 
 /* layer 2 recurrent W_h: 5 x 5 (blocked as 8 x 8), input zero point 0 (folded), output zero point -77 */
-static const int8_t deep_layer2_recurrent_weights[64] DEEP_ALIGNED = {
+static const int8_t deep_layer2_recurrent_weights[64] DEEP_ALIGNED DEEP_FLASH = {
     0, 0, 0, 0, -9, -19, -95, 37, 124, -78, 108, -112, 25, 94, 101, 61,
     0, 0, 0, 0, 61, 0, 0, 0, -91, 0, 0, 0, -121, 0, 0, 0,
     -21, 78, 7, -79, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     46, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
-static const int32_t deep_layer2_recurrent_bias[8] DEEP_ALIGNED = {
+static const int32_t deep_layer2_recurrent_bias[8] DEEP_ALIGNED DEEP_FLASH = {
     0, 0, 0, 0, 0, 0, 0, 0,
 };
-static const int32_t deep_layer2_recurrent_multiplier[5] DEEP_ALIGNED = {
+static const int32_t deep_layer2_recurrent_multiplier[5] DEEP_ALIGNED DEEP_FLASH = {
     1412782582, 1919473026, 1120080430, 1282213308, 1186619686,
 };
-static const int8_t deep_layer2_recurrent_shift[5] DEEP_ALIGNED = {
+static const int8_t deep_layer2_recurrent_shift[5] DEEP_ALIGNED DEEP_FLASH = {
     -8, -7, -7, -6, -8,
 };
 
 /* layer 2: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
-static const int32_t deep_layer2_add_a_table[256] DEEP_ALIGNED = {
+static const int32_t deep_layer2_add_a_table[256] DEEP_ALIGNED DEEP_FLASH = {
     -7661066, -7257852, -6854638, -6451424, -6048210, -5644996, -5241782, -4838568, -4435354, -4032140, -3628926, -3225712, -2822498, -2419284, -2016070, -1612856,
     -1209642, -806428, -403214, 0, 403214, 806428, 1209642, 1612856, 2016070, 2419284, 2822498, 3225712, 3628926, 4032140, 4435354, 4838568,
     5241782, 5644996, 6048210, 6451424, 6854638, 7257852, 7661066, 8064280, 8467494, 8870707, 9273921, 9677135, 10080349, 10483563, 10886777, 11289991,
@@ -166,7 +189,7 @@ static const int32_t deep_layer2_add_a_table[256] DEEP_ALIGNED = {
     82658863, 83062077, 83465291, 83868505, 84271719, 84674933, 85078147, 85481361, 85884575, 86287789, 86691003, 87094217, 87497431, 87900644, 88303858, 88707072,
     89110286, 89513500, 89916714, 90319928, 90723142, 91126356, 91529570, 91932784, 92335998, 92739212, 93142426, 93545640, 93948854, 94352068, 94755282, 95158496,
 };
-static const int32_t deep_layer2_add_r_table[256] DEEP_ALIGNED = {
+static const int32_t deep_layer2_add_r_table[256] DEEP_ALIGNED DEEP_FLASH = {
     -26738688, -26214400, -25690112, -25165824, -24641536, -24117248, -23592960, -23068672, -22544384, -22020096, -21495808, -20971520, -20447232, -19922944, -19398656, -18874368,
     -18350080, -17825792, -17301504, -16777216, -16252928, -15728640, -15204352, -14680064, -14155776, -13631488, -13107200, -12582912, -12058624, -11534336, -11010048, -10485760,
     -9961472, -9437184, -8912896, -8388608, -7864320, -7340032, -6815744, -6291456, -5767168, -5242880, -4718592, -4194304, -3670016, -3145728, -2621440, -2097152,
@@ -186,7 +209,7 @@ static const int32_t deep_layer2_add_r_table[256] DEEP_ALIGNED = {
 };
 
 /* layer 2: TANH of every int8 input z (index z + 128), input scale 1.332946e-02f, zero point -9; output scale 1/128, zero point 0 (tflm profile). */
-static const int8_t deep_layer2_tanh[256] DEEP_ALIGNED = {
+static const int8_t deep_layer2_tanh[256] DEEP_ALIGNED DEEP_FLASH = {
     -118, -117, -117, -117, -117, -116, -116, -116, -115, -115, -115, -114, -114, -114, -113, -113,
     -113, -112, -112, -111, -111, -111, -110, -110, -109, -109, -108, -108, -107, -107, -106, -106,
     -105, -105, -104, -103, -103, -102, -102, -101, -100, -100, -99, -98, -97, -97, -96, -95,
@@ -206,36 +229,36 @@ static const int8_t deep_layer2_tanh[256] DEEP_ALIGNED = {
 };
 
 /* layer 3 input W_x (with the layer's bias): 3 x 5 (blocked as 4 x 8), input zero point 0 (folded), output zero point -62 */
-static const int8_t deep_layer3_input_weights[32] DEEP_ALIGNED = {
+static const int8_t deep_layer3_input_weights[32] DEEP_ALIGNED DEEP_FLASH = {
     -41, 111, -16, 70, 127, 63, 96, -117, -110, 8, -24, 122, 0, 0, 0, 0,
     -47, 0, 0, 0, -100, 0, 0, 0, -65, 0, 0, 0, 0, 0, 0, 0,
 };
-static const int32_t deep_layer3_input_bias[4] DEEP_ALIGNED = {
+static const int32_t deep_layer3_input_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     4645, 6789, 10327, 0,
 };
-static const int32_t deep_layer3_input_multiplier[3] DEEP_ALIGNED = {
+static const int32_t deep_layer3_input_multiplier[3] DEEP_ALIGNED DEEP_FLASH = {
     1985534042, 1264341094, 1650234898,
 };
-static const int8_t deep_layer3_input_shift[3] DEEP_ALIGNED = {
+static const int8_t deep_layer3_input_shift[3] DEEP_ALIGNED DEEP_FLASH = {
     -7, -7, -7,
 };
 
 /* layer 3 recurrent W_h: 3 x 3 (blocked as 4 x 4), input zero point 0 (folded), output zero point 0 */
-static const int8_t deep_layer3_recurrent_weights[16] DEEP_ALIGNED = {
+static const int8_t deep_layer3_recurrent_weights[16] DEEP_ALIGNED DEEP_FLASH = {
     -5, -89, 14, 0, 32, -83, -91, 0, 42, -15, -5, 0, 0, 0, 0, 0,
 };
-static const int32_t deep_layer3_recurrent_bias[4] DEEP_ALIGNED = {
+static const int32_t deep_layer3_recurrent_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     0, 0, 0, 0,
 };
-static const int32_t deep_layer3_recurrent_multiplier[3] DEEP_ALIGNED = {
+static const int32_t deep_layer3_recurrent_multiplier[3] DEEP_ALIGNED DEEP_FLASH = {
     1334113555, 2015871480, 2125380552,
 };
-static const int8_t deep_layer3_recurrent_shift[3] DEEP_ALIGNED = {
+static const int8_t deep_layer3_recurrent_shift[3] DEEP_ALIGNED DEEP_FLASH = {
     -6, -9, -8,
 };
 
 /* layer 3: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
-static const int32_t deep_layer3_add_a_table[256] DEEP_ALIGNED = {
+static const int32_t deep_layer3_add_a_table[256] DEEP_ALIGNED DEEP_FLASH = {
     -34603008, -34078720, -33554432, -33030144, -32505856, -31981568, -31457280, -30932992, -30408704, -29884416, -29360128, -28835840, -28311552, -27787264, -27262976, -26738688,
     -26214400, -25690112, -25165824, -24641536, -24117248, -23592960, -23068672, -22544384, -22020096, -21495808, -20971520, -20447232, -19922944, -19398656, -18874368, -18350080,
     -17825792, -17301504, -16777216, -16252928, -15728640, -15204352, -14680064, -14155776, -13631488, -13107200, -12582912, -12058624, -11534336, -11010048, -10485760, -9961472,
@@ -253,7 +276,7 @@ static const int32_t deep_layer3_add_a_table[256] DEEP_ALIGNED = {
     82837504, 83361792, 83886080, 84410368, 84934656, 85458944, 85983232, 86507520, 87031808, 87556096, 88080384, 88604672, 89128960, 89653248, 90177536, 90701824,
     91226112, 91750400, 92274688, 92798976, 93323264, 93847552, 94371840, 94896128, 95420416, 95944704, 96468992, 96993280, 97517568, 98041856, 98566144, 99090432,
 };
-static const int32_t deep_layer3_add_r_table[256] DEEP_ALIGNED = {
+static const int32_t deep_layer3_add_r_table[256] DEEP_ALIGNED DEEP_FLASH = {
     -64288353, -63786100, -63283848, -62781595, -62279342, -61777089, -61274837, -60772584, -60270331, -59768078, -59265826, -58763573, -58261320, -57759067, -57256815, -56754562,
     -56252309, -55750056, -55247804, -54745551, -54243298, -53741045, -53238793, -52736540, -52234287, -51732034, -51229782, -50727529, -50225276, -49723023, -49220771, -48718518,
     -48216265, -47714012, -47211759, -46709507, -46207254, -45705001, -45202748, -44700496, -44198243, -43695990, -43193737, -42691485, -42189232, -41686979, -41184726, -40682474,
@@ -273,7 +296,7 @@ static const int32_t deep_layer3_add_r_table[256] DEEP_ALIGNED = {
 };
 
 /* layer 3: TANH of every int8 input z (index z + 128), input scale 1.9602163e-02f, zero point -6; output scale 1/128, zero point 0 (tflm profile). */
-static const int8_t deep_layer3_tanh[256] DEEP_ALIGNED = {
+static const int8_t deep_layer3_tanh[256] DEEP_ALIGNED DEEP_FLASH = {
     -126, -126, -126, -126, -126, -125, -125, -125, -125, -125, -125, -125, -125, -124, -124, -124,
     -124, -124, -124, -124, -123, -123, -123, -123, -123, -122, -122, -122, -122, -121, -121, -121,
     -121, -120, -120, -120, -120, -119, -119, -118, -118, -118, -117, -117, -117, -116, -116, -115,
@@ -293,16 +316,16 @@ static const int8_t deep_layer3_tanh[256] DEEP_ALIGNED = {
 };
 
 /* head W_y: 2 x 3 (blocked as 4 x 4), input zero point 0 (folded), output zero point 73 */
-static const int8_t deep_head_weights[16] DEEP_ALIGNED = {
+static const int8_t deep_head_weights[16] DEEP_ALIGNED DEEP_FLASH = {
     11, 127, -91, 0, -91, 119, -65, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
-static const int32_t deep_head_bias[4] DEEP_ALIGNED = {
+static const int32_t deep_head_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     2551, -6367, 0, 0,
 };
-static const int32_t deep_head_multiplier[2] DEEP_ALIGNED = {
+static const int32_t deep_head_multiplier[2] DEEP_ALIGNED DEEP_FLASH = {
     2137673187, 1723254943,
 };
-static const int8_t deep_head_shift[2] DEEP_ALIGNED = {
+static const int8_t deep_head_shift[2] DEEP_ALIGNED DEEP_FLASH = {
     -9, -6,
 };
 

@@ -176,39 +176,72 @@ static void chars_load_vector(chars_vector_t *dst, const int8_t *src, size_t n)
     }
 }
 
+#if defined(__AVR__)
+/*
+ * AVR (8-bit, weights in program memory): one row at a time, so that its int32 sum stays in
+ * registers; each product is one MULS (8 x 8 -> 16 bits, exact; GCC would call a 16 x 16 -> 32
+ * library routine for it).
+ */
+static inline int16_t chars_muls(int8_t a, int8_t b)
+{
+    int16_t product;
+    __asm__("muls %1, %2\n\tmovw %0, r0\n\tclr r1" : "=r"(product) : "d"(a), "d"(b));
+    return product;
+}
+
+static void chars_matvec_s8(const int8_t *w, const int32_t *bias, const chars_vector_t *x,
+    size_t col_words, int32_t acc[4])
+{
+    size_t r, k;
+    for (r = 0; r < 4; ++r) {
+        const int8_t *row = w + 4 * r;
+        const chars_vector_t *v = x;
+        int32_t sum = CHARS_READ_S32(&bias[r]);
+        for (k = 0; k < col_words; ++k, row += 16, v += 4) {
+            sum += chars_muls(CHARS_READ_S8(&row[0]), v[0]);
+            sum += chars_muls(CHARS_READ_S8(&row[1]), v[1]);
+            sum += chars_muls(CHARS_READ_S8(&row[2]), v[2]);
+            sum += chars_muls(CHARS_READ_S8(&row[3]), v[3]);
+        }
+        acc[r] = sum;
+    }
+}
+#else
 /* 4 rows per pass, each x value loaded once. */
 static void chars_matvec_s8(const int8_t *w, const int32_t *bias, const chars_vector_t *x,
     size_t col_words, int32_t acc[4])
 {
-    int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+    int32_t a0 = CHARS_READ_S32(&bias[0]), a1 = CHARS_READ_S32(&bias[1]);
+    int32_t a2 = CHARS_READ_S32(&bias[2]), a3 = CHARS_READ_S32(&bias[3]);
     size_t k;
     for (k = 0; k < col_words; ++k, x += 4, w += 16) {
         int32_t xj = x[0]; /* one x value into the 4 rows at a time: few live registers */
-        a0 += w[0] * xj;
-        a1 += w[4] * xj;
-        a2 += w[8] * xj;
-        a3 += w[12] * xj;
+        a0 += CHARS_READ_S8(&w[0]) * xj;
+        a1 += CHARS_READ_S8(&w[4]) * xj;
+        a2 += CHARS_READ_S8(&w[8]) * xj;
+        a3 += CHARS_READ_S8(&w[12]) * xj;
         xj = x[1];
-        a0 += w[1] * xj;
-        a1 += w[5] * xj;
-        a2 += w[9] * xj;
-        a3 += w[13] * xj;
+        a0 += CHARS_READ_S8(&w[1]) * xj;
+        a1 += CHARS_READ_S8(&w[5]) * xj;
+        a2 += CHARS_READ_S8(&w[9]) * xj;
+        a3 += CHARS_READ_S8(&w[13]) * xj;
         xj = x[2];
-        a0 += w[2] * xj;
-        a1 += w[6] * xj;
-        a2 += w[10] * xj;
-        a3 += w[14] * xj;
+        a0 += CHARS_READ_S8(&w[2]) * xj;
+        a1 += CHARS_READ_S8(&w[6]) * xj;
+        a2 += CHARS_READ_S8(&w[10]) * xj;
+        a3 += CHARS_READ_S8(&w[14]) * xj;
         xj = x[3];
-        a0 += w[3] * xj;
-        a1 += w[7] * xj;
-        a2 += w[11] * xj;
-        a3 += w[15] * xj;
+        a0 += CHARS_READ_S8(&w[3]) * xj;
+        a1 += CHARS_READ_S8(&w[7]) * xj;
+        a2 += CHARS_READ_S8(&w[11]) * xj;
+        a3 += CHARS_READ_S8(&w[15]) * xj;
     }
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
 }
+#endif /* AVR */
 #endif
 
 /*
@@ -275,7 +308,7 @@ static int32_t chars_doubling_high_mul(int32_t a, int32_t b)
 /* round(x / 2^exponent), ties away from zero, 0 <= exponent <= 31 (gemmlowp RoundingDivideByPOT). */
 static int32_t chars_divide_by_pot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)((1u << exponent) - 1u);
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u); /* 32 bits where int has 16 */
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
@@ -320,7 +353,8 @@ static int8_t chars_requantize_s8(int32_t acc, int32_t multiplier, int shift, in
  */
 static int8_t chars_layer1_add(int8_t a, int8_t r)
 {
-    const int32_t sum = chars_layer1_add_a_table[(int32_t)a + 128] + chars_layer1_add_r_table[(int32_t)r + 128];
+    const int32_t sum = CHARS_READ_S32(&chars_layer1_add_a_table[(int32_t)a + 128])
+        + CHARS_READ_S32(&chars_layer1_add_r_table[(int32_t)r + 128]);
     const int32_t out = chars_multiply_small(sum, 1966443396, -19);
     return chars_saturate_s8(out, 47);
 }
@@ -353,9 +387,9 @@ static void chars_layer1_advance(int8_t *state_h, const chars_vector_t *x, const
             if (c >= CHARS_LAYER1_UNITS) {
                 break;
             }
-            a[i] = x != NULL ? chars_requantize_s8(acc_x[i], chars_layer1_input_multiplier[c],
-                                   chars_layer1_input_shift[c], 101)
-                             : a_token[c];
+            a[i] = x != NULL ? chars_requantize_s8(acc_x[i], CHARS_MULTIPLIER(chars_layer1_input_multiplier, c),
+                                   CHARS_READ_S8(&chars_layer1_input_shift[c]), 101)
+                             : CHARS_READ_S8(&a_token[c]);
         }
         for (i = 0; i < 4; ++i) {
             const size_t c = 4 * g + i;
@@ -363,9 +397,9 @@ static void chars_layer1_advance(int8_t *state_h, const chars_vector_t *x, const
             if (c >= CHARS_LAYER1_UNITS) {
                 break;
             }
-            r = chars_requantize_s8(acc_h[i], chars_layer1_recurrent_multiplier[c],
-                chars_layer1_recurrent_shift[c], -114);
-            state_h[c] = chars_layer1_tanh[(uint8_t)((int32_t)chars_layer1_add(a[i], r) + 128)];
+            r = chars_requantize_s8(acc_h[i], CHARS_MULTIPLIER(chars_layer1_recurrent_multiplier, c),
+                CHARS_READ_S8(&chars_layer1_recurrent_shift[c]), -114);
+            state_h[c] = CHARS_READ_S8(&chars_layer1_tanh[(uint8_t)((int32_t)chars_layer1_add(a[i], r) + 128)]);
         }
     }
 }
@@ -385,8 +419,8 @@ static void chars_head(const int8_t *state_h, int8_t *y)
             if (o >= CHARS_OUTPUT_DIM) {
                 break;
             }
-            y[o] = chars_requantize_s8(acc[i], chars_head_multiplier[o],
-                chars_head_shift[o], 120);
+            y[o] = chars_requantize_s8(acc[i], CHARS_MULTIPLIER(chars_head_multiplier, o),
+                CHARS_READ_S8(&chars_head_shift[o]), 120);
         }
     }
 }
@@ -443,10 +477,10 @@ const char *const chars_labels[CHARS_NUM_LABELS] = {
 /* ---- text: characters -> token ids ----------------------------------------------------- */
 
 /* The vocabulary by Unicode code point (ascending), and each one's token id. */
-static const uint32_t chars_vocab_code_points[CHARS_VOCAB_SIZE] = {
+static const uint32_t chars_vocab_code_points[CHARS_VOCAB_SIZE] CHARS_FLASH = {
     10, 34, 92, 97, 233,
 };
-static const uint16_t chars_vocab_tokens[CHARS_VOCAB_SIZE] = {
+static const uint16_t chars_vocab_tokens[CHARS_VOCAB_SIZE] CHARS_FLASH = {
     3, 1, 2, 0, 4,
 };
 
@@ -455,14 +489,14 @@ int32_t chars_token_of(uint32_t code_point)
     size_t low = 0u, high = CHARS_VOCAB_SIZE;
     while (low < high) { /* binary search */
         const size_t middle = low + ((high - low) >> 1);
-        if (chars_vocab_code_points[middle] < code_point) {
+        if (CHARS_READ_U32(&chars_vocab_code_points[middle]) < code_point) {
             low = middle + 1u;
         } else {
             high = middle;
         }
     }
-    if (low < CHARS_VOCAB_SIZE && chars_vocab_code_points[low] == code_point) {
-        return (int32_t)chars_vocab_tokens[low];
+    if (low < CHARS_VOCAB_SIZE && CHARS_READ_U32(&chars_vocab_code_points[low]) == code_point) {
+        return (int32_t)CHARS_READ_U16(&chars_vocab_tokens[low]);
     }
     return -1;
 }

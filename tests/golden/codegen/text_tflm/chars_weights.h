@@ -20,6 +20,29 @@
 #endif
 
 /*
+ * Weights and tables stay in flash. On AVR (ATmega: separate program and data memories) const
+ * data would be copied into RAM at startup unless placed in program memory (CHARS_FLASH) and
+ * read with LPM (CHARS_READ_S8 / _S32 / _U32); elsewhere these are plain const reads.
+ */
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define CHARS_FLASH PROGMEM
+#define CHARS_READ_S8(p) ((int8_t)pgm_read_byte(p))
+#define CHARS_READ_S32(p) ((int32_t)pgm_read_dword(p))
+#define CHARS_READ_U32(p) ((uint32_t)pgm_read_dword(p))
+#define CHARS_READ_U16(p) ((uint16_t)pgm_read_word(p))
+#else
+#define CHARS_FLASH
+#define CHARS_READ_S8(p) (*(p))
+#define CHARS_READ_S32(p) (*(p))
+#define CHARS_READ_U32(p) (*(p))
+#define CHARS_READ_U16(p) (*(p))
+#endif
+
+/* multiplier[c] of a FULLY_CONNECTED (an int32 in flash) */
+#define CHARS_MULTIPLIER(table, c) CHARS_READ_S32(&(table)[c])
+
+/*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
  * 4 x 4 blocks (for each group of 4 rows, for each 4 columns, 4 bytes of each of the 4 rows:
  * the order the matrix-vector kernel reads them); bias = the int32 bias minus
@@ -30,35 +53,35 @@
  */
 
 /* layer 1 input W_x (with the layer's bias): 3 x 2 (blocked as 4 x 4), input zero point -52 (folded), output zero point 101 */
-static const int8_t chars_layer1_input_weights[16] CHARS_ALIGNED = {
+static const int8_t chars_layer1_input_weights[16] CHARS_ALIGNED CHARS_FLASH = {
     105, -126, 0, 0, 0, 82, 0, 0, -94, 76, 0, 0, 0, 0, 0, 0,
 };
-static const int32_t chars_layer1_input_bias[4] CHARS_ALIGNED = {
+static const int32_t chars_layer1_input_bias[4] CHARS_ALIGNED CHARS_FLASH = {
     -1931, 4333, -119, 0,
 };
-static const int32_t chars_layer1_input_multiplier[3] CHARS_ALIGNED = {
+static const int32_t chars_layer1_input_multiplier[3] CHARS_ALIGNED CHARS_FLASH = {
     1143069666, 1080104733, 2046161174,
 };
-static const int8_t chars_layer1_input_shift[3] CHARS_ALIGNED = {
+static const int8_t chars_layer1_input_shift[3] CHARS_ALIGNED CHARS_FLASH = {
     -7, -7, -8,
 };
 
 /* layer 1 recurrent W_h: 3 x 3 (blocked as 4 x 4), input zero point 0 (folded), output zero point -114 */
-static const int8_t chars_layer1_recurrent_weights[16] CHARS_ALIGNED = {
+static const int8_t chars_layer1_recurrent_weights[16] CHARS_ALIGNED CHARS_FLASH = {
     0, 0, 0, 0, 75, 51, 31, 0, -41, 125, -9, 0, 0, 0, 0, 0,
 };
-static const int32_t chars_layer1_recurrent_bias[4] CHARS_ALIGNED = {
+static const int32_t chars_layer1_recurrent_bias[4] CHARS_ALIGNED CHARS_FLASH = {
     0, 0, 0, 0,
 };
-static const int32_t chars_layer1_recurrent_multiplier[3] CHARS_ALIGNED = {
+static const int32_t chars_layer1_recurrent_multiplier[3] CHARS_ALIGNED CHARS_FLASH = {
     1903418342, 2055874725, 2017134648,
 };
-static const int8_t chars_layer1_recurrent_shift[3] CHARS_ALIGNED = {
+static const int8_t chars_layer1_recurrent_shift[3] CHARS_ALIGNED CHARS_FLASH = {
     -7, -9, -9,
 };
 
 /* layer 1: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
-static const int32_t chars_layer1_add_a_table[256] CHARS_ALIGNED = {
+static const int32_t chars_layer1_add_a_table[256] CHARS_ALIGNED CHARS_FLASH = {
     -120061952, -119537664, -119013376, -118489088, -117964800, -117440512, -116916224, -116391936, -115867648, -115343360, -114819072, -114294784, -113770496, -113246208, -112721920, -112197632,
     -111673344, -111149056, -110624768, -110100480, -109576192, -109051904, -108527616, -108003328, -107479040, -106954752, -106430464, -105906176, -105381888, -104857600, -104333312, -103809024,
     -103284736, -102760448, -102236160, -101711872, -101187584, -100663296, -100139008, -99614720, -99090432, -98566144, -98041856, -97517568, -96993280, -96468992, -95944704, -95420416,
@@ -76,7 +99,7 @@ static const int32_t chars_layer1_add_a_table[256] CHARS_ALIGNED = {
     -2621440, -2097152, -1572864, -1048576, -524288, 0, 524288, 1048576, 1572864, 2097152, 2621440, 3145728, 3670016, 4194304, 4718592, 5242880,
     5767168, 6291456, 6815744, 7340032, 7864320, 8388608, 8912896, 9437184, 9961472, 10485760, 11010048, 11534336, 12058624, 12582912, 13107200, 13631488,
 };
-static const int32_t chars_layer1_add_r_table[256] CHARS_ALIGNED = {
+static const int32_t chars_layer1_add_r_table[256] CHARS_ALIGNED CHARS_FLASH = {
     -3894563, -3616380, -3338197, -3060014, -2781831, -2503648, -2225465, -1947282, -1669099, -1390916, -1112732, -834549, -556366, -278183, 0, 278183,
     556366, 834549, 1112732, 1390916, 1669099, 1947282, 2225465, 2503648, 2781831, 3060014, 3338197, 3616380, 3894563, 4172746, 4450929, 4729112,
     5007295, 5285478, 5563661, 5841844, 6120028, 6398211, 6676394, 6954577, 7232760, 7510943, 7789126, 8067309, 8345492, 8623675, 8901858, 9180041,
@@ -96,7 +119,7 @@ static const int32_t chars_layer1_add_r_table[256] CHARS_ALIGNED = {
 };
 
 /* layer 1: TANH of every int8 input z (index z + 128), input scale 4.001444e-02f, zero point 47; output scale 1/128, zero point 0 (tflm profile). */
-static const int8_t chars_layer1_tanh[256] CHARS_ALIGNED = {
+static const int8_t chars_layer1_tanh[256] CHARS_ALIGNED CHARS_FLASH = {
     -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128,
     -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128,
     -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128,
@@ -116,22 +139,22 @@ static const int8_t chars_layer1_tanh[256] CHARS_ALIGNED = {
 };
 
 /* The int8 output of layer 1's input FULLY_CONNECTED for every token's embedding: [token][unit]. */
-static const int8_t chars_token_input[15] CHARS_ALIGNED = {
+static const int8_t chars_token_input[15] CHARS_ALIGNED CHARS_FLASH = {
     22, 127, 127, 127, 80, 42, 56, 127, 123, 105, 127, 83, 127, 91, 51,
 };
 
 /* head W_y: 5 x 3 (blocked as 8 x 4), input zero point 0 (folded), output zero point 120 */
-static const int8_t chars_head_weights[32] CHARS_ALIGNED = {
+static const int8_t chars_head_weights[32] CHARS_ALIGNED CHARS_FLASH = {
     -9, 79, 106, 0, 82, 33, -15, 0, 4, -60, -1, 0, -31, -64, 126, 0,
     -124, -103, -78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
-static const int32_t chars_head_bias[8] CHARS_ALIGNED = {
+static const int32_t chars_head_bias[8] CHARS_ALIGNED CHARS_FLASH = {
     -4348, 7117, 183, 6496, 2614, 0, 0, 0,
 };
-static const int32_t chars_head_multiplier[5] CHARS_ALIGNED = {
+static const int32_t chars_head_multiplier[5] CHARS_ALIGNED CHARS_FLASH = {
     1474454478, 1087754617, 1874083255, 1570407580, 1325823437,
 };
-static const int8_t chars_head_shift[5] CHARS_ALIGNED = {
+static const int8_t chars_head_shift[5] CHARS_ALIGNED CHARS_FLASH = {
     -8, -7, -9, -6, -8,
 };
 
