@@ -7,6 +7,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.elman-installed
 RUN    ?= runs/demo
 PYTEST_ARGS ?=
+# PlatformIO (its `pio pkg pack` validates the --package platformio manifest) lives in an
+# environment of its own: it pins its own click.
+PIO_VENV ?= .venv-pio
+PIO      := $(PIO_VENV)/bin/pio
 
 .PHONY: demo test test-all lint bench sysdeps clean help
 
@@ -31,11 +35,16 @@ sysdeps:
 demo: $(STAMP) sysdeps
 	$(VENV)/bin/elman run --data sensor:basicmotions $(RUN)
 
-test: $(STAMP) sysdeps
-	$(PY) -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
+$(PIO):
+	@test -x $(PIO_VENV)/bin/python || $(PYTHON) -m venv $(PIO_VENV)
+	@$(PIO_VENV)/bin/python -m pip install -q platformio \
+		|| echo "PlatformIO could not be installed: its manifest test will be skipped"
 
-test-all: $(STAMP) sysdeps
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+test: $(STAMP) sysdeps $(PIO)
+	ELMAN_PIO=$(abspath $(PIO)) $(PY) -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
+
+test-all: $(STAMP) sysdeps $(PIO)
+	ELMAN_PIO=$(abspath $(PIO)) $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
