@@ -5,8 +5,10 @@ Uno and run in simavr, printing PASS."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -110,7 +112,8 @@ def _simavr_serial(elf: Path, lines: int = 3, timeout_s: float = 120.0) -> list[
     ends: simavr is stopped once they are there)."""
     proc = subprocess.Popen(["timeout", f"{timeout_s:g}", "simavr", "-m", "atmega328p", "-f",
                              "16000000", str(elf)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     got: list[str] = []
     try:
         assert proc.stdout is not None
@@ -121,7 +124,7 @@ def _simavr_serial(elf: Path, lines: int = 3, timeout_s: float = 120.0) -> list[
             text = re.sub(r"\x1b\[[0-9;]*m", "", raw).strip().rstrip(".")
             if text and not text.startswith("Loaded"):
                 got.append(text)
-    finally:
-        proc.kill()
+    finally:  # the whole group: killing `timeout` alone left simavr running for minutes
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     return got
