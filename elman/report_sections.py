@@ -264,6 +264,13 @@ def quantization_section(run_dir: Path, quant: Report) -> Section:
         s.missing = _missing(rundir.QUANT_REPORT, run_dir)
         return s
     ev = quant.get("evaluation", {})
+    keras_model = quant.get("keras_model") or {}
+    if keras_model.get("layers"):
+        where = "every step" if keras_model.get("head_steps") == "every" else "the last step"
+        s.text("Keras model: " + " → ".join(keras_model["layers"]) + f"; head at {where}, "
+               f"{keras_model.get('head_activation', 'linear')}.")
+        for note in keras_model.get("notes", []):
+            s.text(f"Note: {note}.")
     traces = _traces(s, run_dir)
     err = ev.get("hidden_error", {})
     if err.get("by_step"):

@@ -94,6 +94,9 @@ def test_softmax_head_from_data_normalization(basicmotions, tmp_path):
     quant = _quant_report(run)
     assert quant["keras_model"]["head_activation"] == "softmax"
     assert any("softmax head" in n for n in quant["keras_model"]["notes"])
+    from elman.report_html import render_report
+
+    assert "Note: softmax head: compiled as logits (argmax unchanged)" in render_report(run)
     float_acc = quant["evaluation"]["metrics"]["float"]["accuracy"]
     keras_acc = float((np.asarray(model(data.x_test)).argmax(-1) == data.y_test).mean())
     assert float_acc == keras_acc
