@@ -221,6 +221,8 @@ def run(
     )] = None,
     units: Annotated[int | None, typer.Option(help="Hidden units (default: the task's).")]
     = None,
+    layers: Annotated[int | None, typer.Option(
+        help="Stacked SimpleRNN layers, 1-3 (default: 1).")] = None,
     embedding: Annotated[int | None, typer.Option(
         help="Embedding size, text (default: the task's).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the task's).")] = None,
@@ -273,7 +275,8 @@ def run(
     if profile not in (*PROFILES, "both"):
         raise ElmanError(f"unknown profile {profile!r}; choose tflm, tflite or both")
     profiles = PROFILES if profile == "both" else (profile,)
-    config = _train_config(units=units, embedding=embedding, epochs=epochs, batch=batch,
+    config = _train_config(units=units, layers=layers, embedding=embedding, epochs=epochs,
+                           batch=batch,
                            bptt=bptt, lr=lr, clip=clip, seed=seed, minutes=minutes,
                            max_chars=max_chars, max_length=max_length
                            ) if start == "train" else None

@@ -150,6 +150,14 @@ def test_layers_out_of_range_are_refused(tmp_path):
     with pytest.raises(ElmanError, match="--layers must be 1 to 3, got 4"):
         train_run("sensor:basicmotions", tmp_path / "run", TrainConfig(layers=4), progress=False)
     assert not (tmp_path / "run").exists()
+    from typer.testing import CliRunner
+
+    from elman.cli import app
+
+    for command in ("train", "run"):
+        result = CliRunner().invoke(app, [command, "--layers", "0", str(tmp_path / command)])
+        assert result.exit_code == 1 and "--layers must be 1 to 3, got 0" in result.output
+        assert not (tmp_path / command).exists()
 
 
 def test_schedule_warmup_then_cosine():
