@@ -57,6 +57,9 @@ def import_run(model_path: Path | str, data: str, run_dir: Path | str, *,
         raise DataError(f"data spec {data!r} must look like KIND:NAME (sensor:, text:, npz:)")
     raw = load_raw(kind, name, max_chars=max_chars)
     if found.task == "language_model":
+        if normalize not in ("auto", "none"):
+            raise ElmanError(f"--normalize {normalize} applies to sensor inputs; a text model "
+                             "reads embedding rows")
         spec = _text_spec(found, raw, data)
         normalize = "none"
     else:

@@ -104,6 +104,8 @@ def test_import_refuses_a_text_model_whose_vocabulary_differs(tmp_path):
              message="the model's Embedding has 7 tokens")
     _refused(run, model, run, "--data", "sensor:basicmotions",
              message="(a text model), but sensor:basicmotions is not text")
+    _refused(run, model, run, "--data", "text:fortunes", "--normalize", "from-data",
+             message="--normalize from-data applies to sensor inputs")
 
 
 def test_import_into_a_used_run_directory_replaces_the_model(tmp_path):
