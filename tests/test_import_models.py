@@ -201,3 +201,135 @@ def test_text_model_with_embedding(tmp_path):
     assert quant["keras_model"]["head_steps"] == "every"
     m = quant["evaluation"]["metrics"]
     assert m["int8"]["bits_per_char"] - m["float"]["bits_per_char"] < 0.1
+
+
+def test_two_stacked_layers_with_a_softmax_head(basicmotions, tmp_path):
+    keras = _keras()
+    L = keras.layers
+    data = basicmotions.normalized()
+    model = keras.Sequential([keras.Input((None, 6)), L.SimpleRNN(10, return_sequences=True),
+                              L.SimpleRNN(8), L.Dense(4, activation="softmax")])
+    _fit(model, data.x_train, data.y_train, softmax=True)
+    model.save(tmp_path / "user.keras")
+    run = tmp_path / "run"
+    report = run_pipeline(tmp_path / "user.keras", "sensor:basicmotions", run, "--normalize",
+                          "from-data")
+    assert report["model"]["layer_units"] == [10, 8]
+    summary = _quant_report(run)["keras_model"]
+    assert summary["recurrent_layers"] == 2 and summary["units"] == [10, 8]
+    assert summary["layers"] == ["SimpleRNN(10)", "SimpleRNN(8)", "Dense(4)"]
+    keras_acc = float((np.asarray(model(data.x_test)).argmax(-1) == data.y_test).mean())
+    assert _quant_report(run)["evaluation"]["metrics"]["float"]["accuracy"] == keras_acc
+
+
+def test_three_stacked_layers_with_a_dense_head_at_every_step(tmp_path):
+    """return_sequences=True on the last SimpleRNN, then a plain Dense: one answer per step."""
+    keras = _keras()
+    L = keras.layers
+    data = load_raw("sensor", "basicmotions-stream").normalized()
+    model = keras.Sequential([keras.Input((None, 6)), L.SimpleRNN(8, return_sequences=True),
+                              L.SimpleRNN(7, return_sequences=True), L.Dropout(0.1),
+                              L.SimpleRNN(6, return_sequences=True), L.Dense(4)])
+    _fit(model, data.x_train.reshape(-1, 100, 6), data.y_train.reshape(-1, 100), softmax=False,
+         epochs=2, batch=40)
+    model.save(tmp_path / "user.keras")
+    run = tmp_path / "run"
+    report = run_pipeline(tmp_path / "user.keras", "sensor:basicmotions-stream", run,
+                          "--normalize", "from-data", limit=1)
+    assert report["model"]["layer_units"] == [8, 7, 6]
+    quant = _quant_report(run)
+    assert quant["keras_model"]["head_steps"] == "every"
+    assert quant["keras_model"]["recurrent_layers"] == 3
+    keras_pred = np.asarray(model(data.x_test)).argmax(-1)
+    assert (quant["evaluation"]["metrics"]["float"]["per_step_accuracy"]
+            == float((keras_pred == data.y_test).mean()))
+
+
+
+def test_run_from_quantize_after_import(basicmotions, tmp_path):
+    """After `elman import`, `elman run --from quantize` runs every later stage unchanged."""
+    keras = _keras()
+    L = keras.layers
+    model = keras.Sequential([keras.Input((None, 6)), L.SimpleRNN(6), L.Dense(4)])
+    _fit(model, basicmotions.x_train.astype(np.float32), basicmotions.y_train, softmax=False,
+         epochs=1)
+    model.save(tmp_path / "user.keras")
+    run = tmp_path / "run"
+    _invoke("import", tmp_path / "user.keras", run, "--data", "sensor:basicmotions",
+            "--normalize", "none")
+    _invoke("run", "--from", "quantize", "--limit", "2", "--cpu", "cortex-m4", "--quiet", run)
+    assert json.loads((run / rundir.VERIFY_REPORT).read_text())["ok"] is True
+    mcu = json.loads((run / rundir.MCU_REPORT).read_text())
+    assert mcu["all_bit_exact"] is True and mcu["builds"]
+    assert (run / rundir.REPORT_HTML).is_file() and not (run / rundir.TRAIN_REPORT).exists()
+
+
+# ---- bigger models, the whole held-out set (make test-all) --------------------------------
+
+@pytest.mark.slow
+def test_three_layers_of_32_with_normalization_dropout_and_softmax(basicmotions, tmp_path):
+    keras = _keras()
+    L = keras.layers
+    x = basicmotions.x_train.astype(np.float32)
+    norm = L.Normalization()
+    norm.adapt(x)
+    model = keras.Sequential([keras.Input((None, 6)), norm,
+                              L.SimpleRNN(32, return_sequences=True, dropout=0.1),
+                              L.SimpleRNN(32, return_sequences=True), L.Dropout(0.2),
+                              L.SimpleRNN(32), L.Dense(4, activation="softmax")])
+    _fit(model, x, basicmotions.y_train, softmax=True, epochs=30, batch=8)
+    model.save(tmp_path / "user.keras")
+    run = tmp_path / "run"
+    report = run_pipeline(tmp_path / "user.keras", "sensor:basicmotions", run, limit=10_000)
+    assert report["model"]["layer_units"] == [32, 32, 32]
+    assert all(p["compared"] > 0 for p in report["pairs"])
+    keras_acc = float((np.asarray(model(basicmotions.x_test.astype(np.float32))).argmax(-1)
+                       == basicmotions.y_test).mean())
+    m = _quant_report(run)["evaluation"]["metrics"]
+    assert m["float"]["accuracy"] == keras_acc
+    assert abs(m["int8"]["accuracy"] - m["float"]["accuracy"]) <= 0.05  # 2 of 40 sequences
+
+
+@pytest.mark.slow
+def test_two_layers_of_32_streaming_on_every_stream(tmp_path):
+    keras = _keras()
+    L = keras.layers
+    data = load_raw("sensor", "basicmotions-stream").normalized()
+    model = keras.Sequential([keras.Input((None, 6)), L.SimpleRNN(32, return_sequences=True),
+                              L.SimpleRNN(32, return_sequences=True),
+                              L.TimeDistributed(L.Dense(4, activation="softmax"))])
+    _fit(model, data.x_train.reshape(-1, 100, 6), data.y_train.reshape(-1, 100), softmax=True,
+         epochs=10, batch=16)
+    model.save(tmp_path / "user.keras")
+    run = tmp_path / "run"
+    report = run_pipeline(tmp_path / "user.keras", "sensor:basicmotions-stream", run,
+                          "--normalize", "from-data", limit=10_000)
+    assert report["model"]["layer_units"] == [32, 32]
+    assert all(p["compared"] >= 8 * 1000 for p in report["pairs"]
+               if p["b"].startswith(("generated C", "emulated")))
+    m = _quant_report(run)["evaluation"]["metrics"]
+    assert abs(m["int8"]["per_step_accuracy"] - m["float"]["per_step_accuracy"]) <= 0.02
+
+
+@pytest.mark.slow
+def test_two_layer_text_model_with_embedding(tmp_path):
+    keras = _keras()
+    L = keras.layers
+    chars = 100_000
+    text = load_raw("text", "fortunes", max_chars=chars)
+    steps = 50
+    n = (len(text.train_ids) - 1) // steps
+    x = text.train_ids[: n * steps].reshape(n, steps)
+    y = text.train_ids[1: n * steps + 1].reshape(n, steps)
+    model = keras.Sequential([keras.Input((None,), dtype="int32"),
+                              L.Embedding(text.vocab_size, 16),
+                              L.SimpleRNN(64, return_sequences=True),
+                              L.SimpleRNN(64, return_sequences=True), L.Dense(text.vocab_size)])
+    _fit(model, x, y, softmax=False, epochs=3, batch=32)
+    model.save(tmp_path / "user.keras")
+    run = tmp_path / "run"
+    report = run_pipeline(tmp_path / "user.keras", "text:fortunes", run, "--max-chars",
+                          str(chars), limit=3000)
+    assert report["model"]["layer_units"] == [64, 64]
+    m = _quant_report(run)["evaluation"]["metrics"]
+    assert m["int8"]["bits_per_char"] - m["float"]["bits_per_char"] < 0.1
