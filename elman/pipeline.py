@@ -36,9 +36,10 @@ DEFAULT_DATA = "sensor:basicmotions"
 DEFAULT_CPUS = ("cortex-m0plus", "cortex-m4")
 DEFAULT_OPTS = ("O2",)
 PROFILES = ("tflm", "tflite")
-# what a run starting after a stage needs from it
+# what a run starting after a stage needs from it (after train: what quantize reads, which
+# `elman import` also writes; an imported model has no train_report.json)
 PREREQUISITES = {
-    "train": (rundir.MODEL_KERAS, rundir.DATA_SPEC, rundir.TRAIN_REPORT),
+    "train": (rundir.MODEL_KERAS, rundir.DATA_SPEC),
     "quantize": (rundir.MODEL_TFLITE, rundir.QUANT_REPORT),
     "codegen": (rundir.CODE_DIR,),
     "verify": (rundir.VERIFY_REPORT,),
@@ -149,8 +150,9 @@ def check_prerequisites(run_dir: Path, start: str) -> None:
         if missing:
             again = (f"elman run --data DATA {run_dir}" if stage == "train"
                      else f"elman run --from {stage} {run_dir}")
+            made = "`elman train` or `elman import`" if stage == "train" else f"`elman {stage}`"
             raise ElmanError(f"cannot start at {start}: {run_dir} has no "
-                             f"{', '.join(missing)} (made by `elman {stage}`); "
+                             f"{', '.join(missing)} (made by {made}); "
                              f"start from {stage}: `{again}`")
     provenance.check_run(run_dir, [name for stage in STAGES[:STAGES.index(start)]
                                    for name in rundir.OUTPUTS[stage]])

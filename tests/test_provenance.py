@@ -159,8 +159,8 @@ def test_run_from_a_stage_refuses_a_directory_without_its_prerequisites(tmp_path
     empty = tmp_path / "empty"
     empty.mkdir()
     assert _one_error_line(invoke("run", "--from", "report", str(empty))) == (
-        f"error: cannot start at report: {empty} has no model.keras, data_spec.json, "
-        f"train_report.json (made by `elman train`); start from train: "
+        f"error: cannot start at report: {empty} has no model.keras, data_spec.json "
+        f"(made by `elman train` or `elman import`); start from train: "
         f"`elman run --data DATA {empty}`")
     assert list(empty.iterdir()) == []
     assert _one_error_line(invoke("run", "--from", "verify", str(run))) == (
