@@ -121,10 +121,11 @@ class CFullyConnected:
             raise ModelError(f"{self.title}: {exc}") from None
 
     @property
-    def double_mantissas(self) -> list[tuple[int, int]]:
-        """The tflite profile's {hi, lo} halves of each scale's 53-bit mantissa."""
+    def double_scale_parts(self) -> list[tuple[int, int]]:
+        """The tflite profile's {top, low}: each scale's 53-bit mantissa, split 32 + 21 bits."""
         return self._double_parts[0]
 
     @property
-    def double_exponents(self) -> np.ndarray:
+    def double_scale_shifts(self) -> np.ndarray:
+        """The tflite profile's shifts: scale = (top + low / 2**21) / 2**shift."""
         return self._double_parts[1]

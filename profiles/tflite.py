@@ -53,17 +53,17 @@ PROFILE = TfliteProfile()
 
 def double_parts(scales: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
     """The C form of LiteRT's float64 scales (the generated ``requantize_s8`` of this
-    profile): each scale as ``{hi, lo}``, the halves of its 53-bit mantissa, and a binary
-    exponent, ``scale = (hi * 2**32 + lo) * 2**exponent``; 0 for scales so small that
-    ``|acc| * scale < 2**31 * 2**-75`` rounds to 0 anyway. ValueError for one too large."""
-    mantissas, exponents = [], []
+    profile): each scale as ``{top, low}``, the high 32 and low 21 bits of its 53-bit
+    mantissa, and a shift, ``scale = (top + low / 2**21) / 2**shift``; all 0 for scales below
+    2**-95 (``|acc| * scale < 2**-64`` rounds to 0 anyway). ValueError for one too large."""
+    parts, shifts = [], []
     for s in np.asarray(scales, dtype=np.float64):
         fraction, exp = math.frexp(float(s))
-        mantissa, exponent = int(fraction * 2**53), exp - 53
-        if mantissa == 0 or exponent < -128:
-            mantissa, exponent = 0, 0
-        if exponent > 127:
+        mantissa, shift = int(fraction * 2**53), 53 - exp - 21
+        if mantissa == 0 or shift > 127:
+            mantissa, shift = 0, 0
+        if shift < -128:
             raise ValueError(f"requantization scale {float(s):g} is too large")
-        mantissas.append((mantissa >> 32, mantissa & 0xFFFFFFFF))
-        exponents.append(exponent)
-    return mantissas, np.array(exponents, dtype=np.int64)
+        parts.append((mantissa >> 21, mantissa & 0x1FFFFF))
+        shifts.append(shift)
+    return parts, np.array(shifts, dtype=np.int64)

@@ -4,8 +4,6 @@ and ARMv6-M's 64-bit multiply included, which a host build never exercises)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from elman.firmware_codegen.arm.build import build_image
@@ -19,6 +17,7 @@ from elman.profiles.primitives import (
     multiply_by_quantized_multiplier_smaller_than_one,
     requantize_double,
 )
+from elman.profiles.tflite import double_parts
 
 TFLITE_HARNESS = r"""
 #include "k_model_c.inc"
@@ -26,10 +25,10 @@ int32_t armharness_multiply_small(int32_t x, int32_t m, int32_t s)
 {
     return k_multiply_small(x, m, (int)s);
 }
-int32_t armharness_requantize(int32_t acc, uint32_t hi, uint32_t lo, int32_t exponent, int32_t zp)
+int32_t armharness_requantize(int32_t acc, uint32_t top, uint32_t low, int32_t shift, int32_t zp)
 {
-    const k_scale_t scale = {hi, lo};
-    return k_requantize_s8(acc, scale, (int)exponent, zp);
+    const k_scale_t scale = {top, low};
+    return k_requantize_s8(acc, scale, (int)shift, zp);
 }
 """
 
@@ -90,12 +89,9 @@ def _double_scale_cases() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scale_words(scale: float) -> tuple[int, int, int]:
-    """``{hi, lo}`` and exponent of a float64 scale, as weights.h stores them."""
-    fraction, exp = math.frexp(scale)
-    mantissa, exponent = int(fraction * 2**53), exp - 53
-    if mantissa == 0 or exponent < -128:
-        mantissa, exponent = 0, 0
-    return mantissa >> 32, mantissa & 0xFFFFFFFF, exponent
+    """``{top, low}`` and shift of a float64 scale, as the generated weights store them."""
+    parts, shifts = double_parts(np.array([scale]))
+    return parts[0][0], parts[0][1], int(shifts[0])
 
 
 def _build(profile: str, cpu: str, tmp_path, harness: str, entry_points: tuple[str, ...]):

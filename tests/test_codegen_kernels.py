@@ -8,10 +8,9 @@ equal the profiles' arithmetic (``elman.profiles``) for every case:
   ``x multiplier shift`` triples;
 - the tflite profile's ``<prefix>_round_scaled``, LiteRT's double-precision
   ``std::round(acc * scale)`` done in integers, on accumulators and float64 scales
-  that put the product on, and one ulp beside, half-integers.
+  that put the product on, and one ulp beside, half-integers (its one-multiply path
+  with accumulators near 2^31, where its error bound is tightest).
 """
-
-import math
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from elman.profiles.primitives import (
     INT32_MIN,
     multiply_by_quantized_multiplier_smaller_than_one,
 )
+from elman.profiles.tflite import double_parts
 from elman.quantize.ir import round_half_away_exact
 
 MULTIPLY_PROGRAM = r"""
@@ -52,12 +52,12 @@ ROUND_SCALED_PROGRAM = r"""
 
 int main(void)
 {
-    long long acc, hi, lo, e;
-    while (scanf("%lld %lld %lld %lld", &acc, &hi, &lo, &e) == 4) {
+    long long acc, top, low, shift;
+    while (scanf("%lld %lld %lld %lld", &acc, &top, &low, &shift) == 4) {
         k_scale_t s;
-        s.hi = (uint32_t)hi;
-        s.lo = (uint32_t)lo;
-        printf("%ld\n", (long)k_round_scaled((int32_t)acc, s, (int)e));
+        s.top = (uint32_t)top;
+        s.low = (uint32_t)low;
+        printf("%ld\n", (long)k_round_scaled((int32_t)acc, s, (int)shift));
     }
     return 0;
 }
@@ -101,11 +101,9 @@ def test_multiply_equals_primitives_at_int32_edges(profile):
 
 
 def _double_parts(scale: float) -> tuple[int, int, int]:
-    if scale == 0.0:
-        return 0, 0, 0
-    fraction, exp = math.frexp(scale)
-    mantissa = int(fraction * 2**53)
-    return mantissa >> 32, mantissa & 0xFFFFFFFF, exp - 53
+    """``{top, low}`` and shift of a float64 scale, as the generated weights store them."""
+    parts, shifts = double_parts(np.array([scale]))
+    return parts[0][0], parts[0][1], int(shifts[0])
 
 
 def test_round_scaled_equals_litert_double_rounding():
@@ -123,8 +121,17 @@ def test_round_scaled_equals_litert_double_rounding():
             s = float(np.nextafter(s, np.inf if step > 0 else 0.0))
         accs.append(acc)
         scales.append(s)
+    for _ in range(6000):  # the one-multiply path (scales in [2^-32, 1/2)) at its worst:
+        # |acc| near 2^31, products on and beside half-integers, results up to saturation
+        acc = int(rng.integers(2**30, 2**31 + 1)) * int(rng.choice([-1, 1]))
+        s = abs((int(rng.integers(0, 1100)) + 0.5) / acc)
+        for _ in range(int(rng.integers(0, 4))):
+            s = float(np.nextafter(s, np.inf if rng.random() < 0.5 else 0.0))
+        accs.append(max(acc, INT32_MIN) if acc < 0 else min(acc, INT32_MAX))
+        scales.append(s)
     for acc in (INT32_MIN, INT32_MAX, -1, 0, 1):
-        for s in (0.0, 2.0**-31, 0.5, 1.0, 3.0, 2.0**-70, 0.49999999999999994):
+        for s in (0.0, 2.0**-31, 0.5, 1.0, 3.0, 2.0**-70, 0.49999999999999994, 0.25,
+                  2.0**-32, 2.0**-33, np.nextafter(2.0**-32, 0.0), np.nextafter(0.5, 0.0)):
             accs.append(acc)
             scales.append(s)
     stdin = "".join(f"{a} {' '.join(map(str, _double_parts(s)))}\n"
@@ -133,3 +140,18 @@ def test_round_scaled_equals_litert_double_rounding():
                    dtype=np.int64)
     exact = round_half_away_exact(np.array(accs, np.float64) * np.array(scales, np.float64))
     np.testing.assert_array_equal(got, np.clip(exact, -1024, 1024).astype(np.int64))
+    # every path is well exercised: scales outside the one-multiply range, and within it
+    # products decided by the one multiply and products beside a rounding boundary
+    parts, shifts = double_parts(np.array(scales))
+    paths = [_path(abs(a), top, int(shift)) for a, (top, _), shift
+             in zip(accs, parts, shifts, strict=True)]
+    assert min(paths.count(p) for p in ("exact", "one multiply", "guard")) > 500, \
+        {p: paths.count(p) for p in set(paths)}
+
+
+def _path(a: int, top: int, shift: int) -> str:
+    """Which way the generated ``round_scaled`` takes for |acc| = a (see its comment)."""
+    if not 33 <= shift <= 63:
+        return "exact"
+    y = a * top + 2 ** (shift - 1) + 2**32
+    return "one multiply" if (y % 2**shift) >= 2**32 else "guard"

@@ -56,21 +56,19 @@ def test_step_code_fits_in_1k_at_os(model_128, cpu, profile):
     assert run.sizes["ram"] == 0  # the state is the caller's
 
 
-def test_two_stacked_128_unit_layers_cost_at_most_two_instructions_per_mac():
-    """Issue 11: the whole step of a 2 x 128-unit model on a Cortex-M4 at -O2, both layers
-    and the head, at most 2.0 executed instructions per multiply-accumulate (exact counts),
-    bit for bit with the simulator."""
+@pytest.mark.parametrize("profile", ["tflm", "tflite"])
+def test_two_stacked_128_unit_layers_cost_at_most_two_instructions_per_mac(profile):
+    """Issue 11: the whole step of a 2 x 128-unit model (6 inputs, 4 outputs, as
+    ``elman train --layers 2 --units 128`` on BasicMotions) on a Cortex-M4 at -O2, both layers
+    and the head, at most 2.0 executed instructions per multiply-accumulate in every step
+    (exact counts; the tflite profile's cost varies a little with the data), bit for bit with
+    the simulator."""
     ir = random_model(6, (128, 128), 4, seed=1)
-    x = np.random.default_rng(1).integers(-128, 128, (1, 3, 6), dtype=np.int8)
-    run = _checked(ir, x, cpu="cortex-m4", opt="O2")
-    assert ir.macs_per_step == 128 * (6 + 128) + 128 * (128 + 128) + 4 * 128
-    assert run.instructions_per_mac <= 2.0
-    one_layer = _checked(*model_128_args(), cpu="cortex-m4", opt="O2")
+    x = np.random.default_rng(1).integers(-128, 128, (2, 8, 6), dtype=np.int8)
+    run = _checked(ir, x, cpu="cortex-m4", opt="O2", profile=profile)
+    assert ir.macs_per_step == 128 * (6 + 128) + 128 * (128 + 128) + 4 * 128 == 50432
+    assert run.instructions_max <= 2 * ir.macs_per_step
+    one_layer = random_model(6, 128, 4, seed=1)
+    single = _checked(one_layer, x, cpu="cortex-m4", opt="O2", profile=profile)
     # the second layer costs what its MACs cost, not a second step's overhead
-    extra = run.instructions_per_step - one_layer.instructions_per_step
-    assert extra <= 2.0 * 128 * (128 + 128)
-
-
-def model_128_args():
-    return random_model(6, 128, 4, seed=1), np.random.default_rng(1).integers(
-        -128, 128, (1, 3, 6), dtype=np.int8)
+    assert run.instructions_max - single.instructions_max <= 2 * 128 * (128 + 128)

@@ -340,7 +340,8 @@ static int32_t tiny_multiply_small(int32_t x, int32_t multiplier, int shift)
  * std::round(double(acc) * scale), tflite profile: LiteRT's reference FULLY_CONNECTED
  * requantizes in double precision with the real scale s_in * s_w / s_out (not a quantized
  * multiplier). Computed here in integers, exactly: scale = mantissa * 2^exponent with the
- * double's 53-bit mantissa (hi * 2^32 + lo, hi >= 2^20, or 0 for a zero scale). |acc| is
+ * double's 53-bit mantissa (hi * 2^32 + lo, hi >= 2^20, or 0 for a zero scale), in the form
+ * of scale_t (below): hi * 2^32 + lo = top * 2^21 + low, exponent = -21 - shift. |acc| is
  * first shifted to [2^31, 2^32) (a power of two changes no rounding), so the 84- or 85-bit
  * product |acc| * mantissa = mid * 2^32 + rest has its 53 significant bits in mid (after at
  * most one more shift): rounding rest away to nearest is the double product's rounding.
@@ -351,14 +352,15 @@ static int32_t tiny_multiply_small(int32_t x, int32_t multiplier, int shift)
  * to 1024, beyond int8 either way; more: |value| <= 1/2 and rounds to 0, or 1 at exactly
  * 1/2), where the rounding bits are all in the high word of mid.
  */
-static int32_t tiny_round_scaled(int32_t acc, tiny_scale_t scale, int exponent)
+static int32_t tiny_round_scaled_exact(int32_t acc, tiny_scale_t scale, int shift)
 {
+    const uint32_t hi = scale.top >> 11, lo = (scale.top << 21) | scale.low;
     uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
-    int k = -32 - exponent;
+    int k = shift - 11; /* -32 - exponent, exponent = -21 - shift */
     uint64_t mid;
     uint32_t rest;
     int32_t magnitude;
-    if (a == 0u || scale.hi == 0u) {
+    if (a == 0u || hi == 0u) {
         return 0;
     }
 #if defined(__GNUC__) && defined(__ARM_FEATURE_CLZ)
@@ -372,8 +374,8 @@ static int32_t tiny_round_scaled(int32_t acc, tiny_scale_t scale, int exponent)
     if (a < 0x80000000u) { a <<= 1; k += 1; }
 #endif
     {
-        const uint64_t low = tiny_umul_wide(a, scale.lo);
-        mid = tiny_umul_wide(a, scale.hi) + (low >> 32);
+        const uint64_t low = tiny_umul_wide(a, lo);
+        mid = tiny_umul_wide(a, hi) + (low >> 32);
         rest = (uint32_t)low;
     }
     if ((mid >> 52) == 0u) { /* an 84-bit product: one more significant bit out of rest */
@@ -392,11 +394,41 @@ static int32_t tiny_round_scaled(int32_t acc, tiny_scale_t scale, int exponent)
     return acc < 0 ? -magnitude : magnitude;
 }
 
+/*
+ * The same value, clamped to [-1024, 1024], with one 32 x 32 -> 64 multiply when shift is in
+ * [33, 63] (every scale from 2^-33 to 1/4). S = scale * 2^shift = top + low / 2^21, so
+ * top <= S < top + 1. While |acc| * scale < 1024 the routine above computes floor(Z / 2^shift)
+ * with Z = |acc| * S + 2^(shift - 1) + d, where d < 2^19 is the double product's rounding up
+ * (half an ulp of a product below 2^(10 - exponent), in units of 2^-shift). Here
+ * y = |acc| * top + 2^(shift - 1) + 2^32 lies in (Z, Z + 2^32], since |acc| <= 2^31: when
+ * y mod 2^shift >= 2^32 (bits 32 .. shift - 1 of y not all zero) no multiple of 2^shift lies
+ * in [y - 2^32, y) and floor(y / 2^shift) is the result; else the routine above decides. If
+ * instead |acc| * scale >= 1024, y > (|acc| * S - 2^31) + 2^(shift - 1) >= 1024 * 2^shift:
+ * 1024 either way.
+ */
+static inline int32_t tiny_round_scaled(int32_t acc, tiny_scale_t scale, int shift)
+{
+#if !defined(__OPTIMIZE_SIZE__) /* at -Os, the exact routine alone: the smaller step */
+    if ((unsigned)(shift - 33) <= 30u) {
+        const uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+        const uint32_t offset = (1u << (shift - 33)) + 1u; /* (2^(shift - 1) + 2^32) / 2^32 */
+        const uint32_t y_hi = (uint32_t)((tiny_umul_wide(a, scale.top)
+                                           + ((uint64_t)offset << 32)) >> 32);
+        if ((uint32_t)(y_hi << (64 - shift)) != 0u) {
+            const uint32_t quotient = y_hi >> (shift - 32);
+            const int32_t magnitude = quotient < 1024u ? (int32_t)quotient : 1024;
+            return acc < 0 ? -magnitude : magnitude;
+        }
+    }
+#endif
+    return tiny_round_scaled_exact(acc, scale, shift);
+}
+
 /* FULLY_CONNECTED epilogue: scale the int32 accumulator, add the zero point, saturate. */
-static int8_t tiny_requantize_s8(int32_t acc, tiny_scale_t scale, int exponent,
+static int8_t tiny_requantize_s8(int32_t acc, tiny_scale_t scale, int shift,
     int32_t zero_point)
 {
-    return tiny_saturate_s8(tiny_round_scaled(acc, scale, exponent), zero_point);
+    return tiny_saturate_s8(tiny_round_scaled(acc, scale, shift), zero_point);
 }
 
 /* ---- the layers, in the order the step runs them, then the head -------------------------- */
