@@ -30,11 +30,24 @@ def _assert_same(c, sim, ir):
         np.testing.assert_array_equal(c.y, sim.y)
 
 
+model_args = dict(
+    input_dim=sizes, layer_units=st.lists(sizes, min_size=1, max_size=3),
+    output_dim=st.one_of(st.just(0), sizes), every_step=st.booleans(), extreme=st.booleans(),
+    seed=st.integers(0, 2**31 - 1), steps=st.integers(1, 12))
+
+
+def _check_random_model(profile, input_dim, layer_units, output_dim, every_step, extreme, seed,
+                        steps, batch=3):
+    ir = random_model(input_dim, layer_units, output_dim, seed=seed, extreme=extreme,
+                      every_step=every_step)
+    x_q = np.random.default_rng(seed).integers(-128, 128, size=(batch, steps, input_dim),
+                                               dtype=np.int8)
+    _assert_same(run_host_c(ir, x_q, profile=profile), Simulator(ir, profile).run(x_q), ir)
+
+
 @pytest.mark.parametrize("profile", ["tflm", "tflite"])
 @SETTINGS
-@given(input_dim=sizes, layer_units=st.lists(sizes, min_size=1, max_size=3),
-       output_dim=st.one_of(st.just(0), sizes), every_step=st.booleans(),
-       extreme=st.booleans(), seed=st.integers(0, 2**31 - 1), steps=st.integers(1, 12))
+@given(**model_args)
 @example(input_dim=1, layer_units=[1], output_dim=1, every_step=False, extreme=True, seed=1,
          steps=3)
 @example(input_dim=300, layer_units=[300], output_dim=300, every_step=True, extreme=False,
@@ -43,11 +56,20 @@ def _assert_same(c, sim, ir):
          seed=3, steps=5)
 def test_c_equals_simulator_on_random_models(profile, input_dim, layer_units, output_dim,
                                              every_step, extreme, seed, steps):
-    ir = random_model(input_dim, layer_units, output_dim, seed=seed, extreme=extreme,
-                      every_step=every_step)
-    x_q = np.random.default_rng(seed).integers(-128, 128, size=(3, steps, input_dim),
-                                               dtype=np.int8)
-    _assert_same(run_host_c(ir, x_q, profile=profile), Simulator(ir, profile).run(x_q), ir)
+    _check_random_model(profile, input_dim, layer_units, output_dim, every_step, extreme, seed,
+                        steps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["tflm", "tflite"])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(**{**model_args, "steps": st.integers(1, 60)})
+def test_c_equals_simulator_on_many_random_models(profile, input_dim, layer_units, output_dim,
+                                                  every_step, extreme, seed, steps):
+    """The property above over many more models (each compiled once) and longer streams."""
+    _check_random_model(profile, input_dim, layer_units, output_dim, every_step, extreme, seed,
+                        steps, batch=4)
 
 
 @pytest.mark.parametrize("profile", ["tflm", "tflite"])
