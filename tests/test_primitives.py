@@ -167,7 +167,7 @@ def test_quantize_multiplier_flushes_tiny_values_and_rejects_bad_ones():
 
 
 @given(st.floats(2.0**-30, 2.0**20))
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # timings vary on a shared machine
 def test_quantize_multiplier_represents_the_real_value(real):
     m, s = P.quantize_multiplier(real)
     assert (1 << 30) <= m <= P.INT32_MAX
@@ -225,7 +225,7 @@ def test_round_half_away_exact(v, want):
 
 
 @given(st.integers(-(1 << 31), (1 << 31) - 1), st.floats(2.0**-40, 2.0**-1), st.integers(-20, 20))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # timings vary on a shared machine
 def test_requantize_double_is_std_round_of_the_double_product(acc, scale, zp):
     v = float(acc) * scale  # IEEE double product, as double(acc) * scale in C++
     want = max(-128, min(127, exact_half_away(Fraction(v)) + zp))
@@ -259,7 +259,7 @@ def test_tflite_tanh_table_is_the_rounded_float_tanh():
 
 
 @given(st.integers(-(1 << 31) + 1, (1 << 31) - 1))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # timings vary on a shared machine
 def test_gemmlowp_tanh_is_accurate(raw):
     # input Q4.27, output Q0.31
     got = P.gemmlowp_tanh(raw) / 2.0**31
@@ -279,7 +279,7 @@ def test_tflm_tanh_input_params_follow_tanh_common():
 
 @given(st.lists(st.integers(-(1 << 21) + 1, (1 << 21) - 1), min_size=1, max_size=20),
        MULTIPLIER, st.integers(-31, 0), st.integers(-128, 127))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # timings vary on a shared machine
 def test_float_requantize_equals_the_integer_one(accs, m, shift, zp):
     from elman.runtime.float_exact import requantize_float
 
@@ -320,7 +320,7 @@ def test_float_form_applies_only_within_its_bound():
 
 @given(st.lists(st.integers(-(1 << 21) + 1, (1 << 21) - 1), min_size=1, max_size=20),
        st.floats(2.0**-30, 2.0**-1), st.integers(-128, 127))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # timings vary on a shared machine
 def test_float_requantizer_tflite_is_literts_double_rounding(accs, scale, zp):
     from elman.runtime.float_exact import FloatRequantizer
 
