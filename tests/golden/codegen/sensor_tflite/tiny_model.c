@@ -396,8 +396,8 @@ static int32_t tiny_round_scaled_exact(int32_t acc, tiny_scale_t scale, int shif
 
 /*
  * The same value, clamped to [-1024, 1024], with one 32 x 32 -> 64 multiply when shift is in
- * [33, 63] (every scale from 2^-33 to 1/4). S = scale * 2^shift = top + low / 2^21, so
- * top <= S < top + 1. While |acc| * scale < 1024 the routine above computes floor(Z / 2^shift)
+ * [33, 63] (every scale from 2^-32 to just below 1/2). S = scale * 2^shift = top + low / 2^21,
+ * so top <= S < top + 1. While |acc| * scale < 1024 the routine above computes floor(Z / 2^shift)
  * with Z = |acc| * S + 2^(shift - 1) + d, where d < 2^19 is the double product's rounding up
  * (half an ulp of a product below 2^(10 - exponent), in units of 2^-shift). Here
  * y = |acc| * top + 2^(shift - 1) + 2^32 lies in (Z, Z + 2^32], since |acc| <= 2^31: when
@@ -411,7 +411,7 @@ static inline int32_t tiny_round_scaled(int32_t acc, tiny_scale_t scale, int shi
 #if !defined(__OPTIMIZE_SIZE__) /* at -Os, the exact routine alone: the smaller step */
     if ((unsigned)(shift - 33) <= 30u) {
         const uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
-        const uint32_t offset = (1u << (shift - 33)) + 1u; /* (2^(shift - 1) + 2^32) / 2^32 */
+        const uint32_t offset = ((uint32_t)1 << (shift - 33)) + 1u; /* (2^(shift-1) + 2^32) / 2^32 */
         const uint32_t y_hi = (uint32_t)((tiny_umul_wide(a, scale.top)
                                            + ((uint64_t)offset << 32)) >> 32);
         if ((uint32_t)(y_hi << (64 - shift)) != 0u) {

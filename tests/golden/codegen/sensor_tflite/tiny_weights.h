@@ -20,6 +20,26 @@
 #endif
 
 /*
+ * Weights and tables stay in flash. On AVR (ATmega: separate program and data memories) const
+ * data would be copied into RAM at startup unless placed in program memory (TINY_FLASH) and
+ * read with LPM (TINY_READ_S8 / _S32 / _U32); elsewhere these are plain const reads.
+ */
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define TINY_FLASH PROGMEM
+#define TINY_READ_S8(p) ((int8_t)pgm_read_byte(p))
+#define TINY_READ_S32(p) ((int32_t)pgm_read_dword(p))
+#define TINY_READ_U32(p) ((uint32_t)pgm_read_dword(p))
+#define TINY_READ_U16(p) ((uint16_t)pgm_read_word(p))
+#else
+#define TINY_FLASH
+#define TINY_READ_S8(p) (*(p))
+#define TINY_READ_S32(p) (*(p))
+#define TINY_READ_U32(p) (*(p))
+#define TINY_READ_U16(p) (*(p))
+#endif
+
+/*
  * A float64 scale as integers: (top + low / 2^21) / 2^shift, top = the 53-bit mantissa's
  * high 32 bits, low its low 21 bits (0, 0 for a zero scale; see requantize_s8).
  */
@@ -27,6 +47,16 @@ typedef struct {
     uint32_t top;
     uint32_t low;
 } tiny_scale_t;
+
+/* multiplier[c] of a FULLY_CONNECTED (a scale in flash), as a value */
+static tiny_scale_t tiny_read_scale(const tiny_scale_t *scale)
+{
+    tiny_scale_t value;
+    value.top = TINY_READ_U32(&scale->top);
+    value.low = TINY_READ_U32(&scale->low);
+    return value;
+}
+#define TINY_MULTIPLIER(table, c) tiny_read_scale(&(table)[c])
 
 /*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
@@ -39,37 +69,37 @@ typedef struct {
  */
 
 /* layer 1 input W_x (with the layer's bias): 4 x 3 (blocked as 4 x 4), input zero point 126 (folded), output zero point -74 */
-static const int8_t tiny_layer1_input_weights[16] TINY_ALIGNED = {
+static const int8_t tiny_layer1_input_weights[16] TINY_ALIGNED TINY_FLASH = {
     94, -107, -85, 0, 0, 0, 0, 0, -60, -84, -11, 0, 23, 77, 30, 0,
 };
-static const int32_t tiny_layer1_input_bias[4] TINY_ALIGNED = {
+static const int32_t tiny_layer1_input_bias[4] TINY_ALIGNED TINY_FLASH = {
     14159, -3268, 14035, -17451,
 };
 /* the double scale s_in * s_w / s_out of each output: {top, low} and shift (see scale_t) */
-static const tiny_scale_t tiny_layer1_input_multiplier[4] TINY_ALIGNED = {
+static const tiny_scale_t tiny_layer1_input_multiplier[4] TINY_ALIGNED TINY_FLASH = {
     {3755902109u, 1890953u}, {2711089246u, 362060u}, {2195769950u, 1190805u}, {2927002297u, 1440021u},
 };
-static const int8_t tiny_layer1_input_shift[4] TINY_ALIGNED = {
+static const int8_t tiny_layer1_input_shift[4] TINY_ALIGNED TINY_FLASH = {
     41, 39, 37, 38,
 };
 
 /* layer 1 recurrent W_h: 4 x 4 (blocked as 4 x 4), input zero point 0 (folded), output zero point 106 */
-static const int8_t tiny_layer1_recurrent_weights[16] TINY_ALIGNED = {
+static const int8_t tiny_layer1_recurrent_weights[16] TINY_ALIGNED TINY_FLASH = {
     17, 83, -57, 56, 96, 84, -73, -34, -58, 76, 78, -15, -59, -111, -59, -89,
 };
-static const int32_t tiny_layer1_recurrent_bias[4] TINY_ALIGNED = {
+static const int32_t tiny_layer1_recurrent_bias[4] TINY_ALIGNED TINY_FLASH = {
     0, 0, 0, 0,
 };
 /* the double scale s_in * s_w / s_out of each output: {top, low} and shift (see scale_t) */
-static const tiny_scale_t tiny_layer1_recurrent_multiplier[4] TINY_ALIGNED = {
+static const tiny_scale_t tiny_layer1_recurrent_multiplier[4] TINY_ALIGNED TINY_FLASH = {
     {2956587203u, 868740u}, {3115066399u, 48853u}, {3111025453u, 1073926u}, {2389418320u, 83914u},
 };
-static const int8_t tiny_layer1_recurrent_shift[4] TINY_ALIGNED = {
+static const int8_t tiny_layer1_recurrent_shift[4] TINY_ALIGNED TINY_FLASH = {
     40, 38, 40, 38,
 };
 
 /* layer 1: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflite rounding). */
-static const int32_t tiny_layer1_add_a_table[256] TINY_ALIGNED = {
+static const int32_t tiny_layer1_add_a_table[256] TINY_ALIGNED TINY_FLASH = {
     -16104849, -15806611, -15508373, -15210135, -14911897, -14613659, -14315421, -14017184, -13718946, -13420708, -13122470, -12824232, -12525994, -12227756, -11929518, -11631280,
     -11333042, -11034804, -10736566, -10438328, -10140090, -9841852, -9543614, -9245376, -8947139, -8648901, -8350663, -8052425, -7754187, -7455949, -7157711, -6859473,
     -6561235, -6262997, -5964759, -5666521, -5368283, -5070045, -4771807, -4473569, -4175331, -3877093, -3578856, -3280618, -2982380, -2684142, -2385904, -2087666,
@@ -87,7 +117,7 @@ static const int32_t tiny_layer1_add_a_table[256] TINY_ALIGNED = {
     50700450, 50998688, 51296926, 51595164, 51893402, 52191640, 52489878, 52788116, 53086354, 53384592, 53682830, 53981068, 54279306, 54577544, 54875782, 55174020,
     55472257, 55770495, 56068733, 56366971, 56665209, 56963447, 57261685, 57559923, 57858161, 58156399, 58454637, 58752875, 59051113, 59349351, 59647589, 59945827,
 };
-static const int32_t tiny_layer1_add_r_table[256] TINY_ALIGNED = {
+static const int32_t tiny_layer1_add_r_table[256] TINY_ALIGNED TINY_FLASH = {
     -122683392, -122159104, -121634816, -121110528, -120586240, -120061952, -119537664, -119013376, -118489088, -117964800, -117440512, -116916224, -116391936, -115867648, -115343360, -114819072,
     -114294784, -113770496, -113246208, -112721920, -112197632, -111673344, -111149056, -110624768, -110100480, -109576192, -109051904, -108527616, -108003328, -107479040, -106954752, -106430464,
     -105906176, -105381888, -104857600, -104333312, -103809024, -103284736, -102760448, -102236160, -101711872, -101187584, -100663296, -100139008, -99614720, -99090432, -98566144, -98041856,
@@ -107,7 +137,7 @@ static const int32_t tiny_layer1_add_r_table[256] TINY_ALIGNED = {
 };
 
 /* layer 1: TANH of every int8 input z (index z + 128), input scale 4.4973075e-02f, zero point -105; output scale 1/128, zero point 0 (tflite profile). */
-static const int8_t tiny_layer1_tanh[256] TINY_ALIGNED = {
+static const int8_t tiny_layer1_tanh[256] TINY_ALIGNED TINY_FLASH = {
     -99, -97, -94, -92, -89, -86, -82, -79, -75, -71, -67, -63, -59, -54, -49, -44,
     -39, -34, -28, -23, -17, -11, -6, 0, 6, 11, 17, 23, 28, 34, 39, 44,
     49, 54, 59, 63, 67, 71, 75, 79, 82, 86, 89, 92, 94, 97, 99, 101,
@@ -127,17 +157,17 @@ static const int8_t tiny_layer1_tanh[256] TINY_ALIGNED = {
 };
 
 /* head W_y: 2 x 4 (blocked as 4 x 4), input zero point 0 (folded), output zero point -110 */
-static const int8_t tiny_head_weights[16] TINY_ALIGNED = {
+static const int8_t tiny_head_weights[16] TINY_ALIGNED TINY_FLASH = {
     -3, -8, -3, 119, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
-static const int32_t tiny_head_bias[4] TINY_ALIGNED = {
+static const int32_t tiny_head_bias[4] TINY_ALIGNED TINY_FLASH = {
     -2773, 7214, 0, 0,
 };
 /* the double scale s_in * s_w / s_out of each output: {top, low} and shift (see scale_t) */
-static const tiny_scale_t tiny_head_multiplier[2] TINY_ALIGNED = {
+static const tiny_scale_t tiny_head_multiplier[2] TINY_ALIGNED TINY_FLASH = {
     {3235937929u, 1367753u}, {2879965706u, 1711631u},
 };
-static const int8_t tiny_head_shift[2] TINY_ALIGNED = {
+static const int8_t tiny_head_shift[2] TINY_ALIGNED TINY_FLASH = {
     38, 39,
 };
 
