@@ -72,3 +72,26 @@ def test_two_stacked_128_unit_layers_cost_at_most_two_instructions_per_mac(profi
     single = _checked(one_layer, x, cpu="cortex-m4", opt="O2", profile=profile)
     # the second layer costs what its MACs cost, not a second step's overhead
     assert run.instructions_max - single.instructions_max <= 2 * 128 * (128 + 128)
+
+
+@pytest.mark.slow
+def test_trained_two_layer_128_unit_basicmotions_model_within_two_instructions_per_mac(
+        tmp_path):
+    """The same budget on a model trained by ``elman train --layers 2 --units 128`` on real
+    BasicMotions data and quantized by ``elman quantize``, stepped through real test
+    sequences (100 steps each), both profiles."""
+    from elman.firmware_codegen.arm.api import held_out_inputs
+    from elman.quantize.api import quantize_run
+    from elman.quantize.reader import read_ir
+    from elman.train.api import TrainConfig, train_run
+
+    run = tmp_path / "bm2x128"
+    train_run("sensor:basicmotions", run, TrainConfig(units=128, layers=2, epochs=3, seed=0,
+                                                      diagnostics=False), progress=False)
+    quantize_run(run, progress=False)
+    ir = read_ir(run / "model_int8.tflite")
+    assert ir.layer_units == (128, 128) and ir.macs_per_step == 50432
+    x_q, _, _ = held_out_inputs(run, ir, limit=2)
+    for profile in ("tflm", "tflite"):
+        result = _checked(ir, x_q, cpu="cortex-m4", opt="O2", profile=profile)
+        assert result.instructions_max <= 2 * ir.macs_per_step, profile
