@@ -172,6 +172,7 @@ def _register() -> None:
     from elman.firmware_codegen import cli as codegen_cli
     from elman.firmware_codegen.arm import cli as mcu_cli
     from elman.quantize import cli as quantize_cli
+    from elman.search import cli as search_cli
     from elman.train import cli as train_cli
     from elman.verify import cli as verify_cli
 
@@ -186,6 +187,8 @@ def _register() -> None:
     app.command("report")(stage_command("report", report_cli.report))
     app.command("run")(stage_command(
         "run", pipeline.run, creates=lambda kwargs: kwargs.get("start", "train") == "train"))
+    # the search locks SEARCH_DIR itself, after it has checked that anything can fit
+    app.command("search")(stage_command("search", search_cli.search, writes=False))
 
 
 _register()

@@ -7,7 +7,9 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from elman.data.datasets import ClassificationData, RunData, TextData, load_dataset
@@ -27,10 +29,13 @@ def train_run(
     run_dir: Path | str,
     config: TrainConfig | None = None,
     progress: bool = True,
+    on_epoch: Callable[[dict, Any], None] | None = None,
 ) -> dict:
     """Train on ``data`` (a spec such as ``sensor:basicmotions``, or data already
     loaded, e.g. a split of one's own) and write the run directory.
 
+    ``on_epoch(row, trainer)`` is called after every epoch (an exception it raises
+    stops training; nothing is written then).
     Returns the train report (also written as ``train_report.json``). Bad data or
     options raise :class:`~elman.errors.ElmanError` before anything is written.
     """
@@ -94,11 +99,11 @@ def train_run(
         seed=cfg.seed,
     )
     if text:
-        result = fit.fit_text(trainer, dataset, cfg, progress)
+        result = fit.fit_text(trainer, dataset, cfg, progress, on_epoch)
     elif per_step:
-        result = fit.fit_per_step(trainer, dataset, cfg, progress)
+        result = fit.fit_per_step(trainer, dataset, cfg, progress, on_epoch)
     else:
-        result = fit.fit_classification(trainer, dataset, cfg, progress)
+        result = fit.fit_classification(trainer, dataset, cfg, progress, on_epoch)
 
     report: dict = {
         "format": REPORT_FORMAT,

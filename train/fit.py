@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,10 @@ from elman.train.loop import (
     window_count,
 )
 from tqdm import tqdm
+
+# called after every epoch with the epoch's row and the trainer (e.g. to score a
+# validation split and stop a weak run by raising)
+EpochCallback = Callable[[dict, Trainer], None]
 
 
 @dataclass
@@ -88,7 +93,8 @@ def text_updates(cfg: TrainConfig, train_chars: int) -> int:
     return max(1, math.ceil(cfg.chars / (cfg.batch * cfg.bptt)))
 
 
-def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool) -> FitResult:
+def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
+             on_epoch: EpochCallback | None = None) -> FitResult:
     """Truncated BPTT for a fixed number of updates (the amount of work), in epochs.
 
     Each epoch starts at a random offset with a zero state; the last one may be
@@ -136,6 +142,8 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool)
             **_epoch_norm_stats(result, first, cfg.clip),
         }
         result.epochs.append(row)
+        if on_epoch is not None:
+            on_epoch(row, trainer)
         if progress:
             tqdm.write(
                 f"epoch {epoch} ({result.steps / 1e6:.1f}M chars): train loss "
@@ -147,7 +155,8 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool)
 
 
 def fit_classification(
-    trainer: Trainer, data: ClassificationData, cfg: TrainConfig, progress: bool
+    trainer: Trainer, data: ClassificationData, cfg: TrainConfig, progress: bool,
+    on_epoch: EpochCallback | None = None,
 ) -> FitResult:
     n = len(data.y_train)
     batch = min(cfg.batch, n)
@@ -178,13 +187,15 @@ def fit_classification(
         metrics = {
             **_split_metrics(trainer, data.x_train, data.y_train, data.lengths_train, "train"),
             **_split_metrics(trainer, data.x_test, data.y_test, data.lengths_test, "test")}
-        if _end_epoch(result, epoch, losses, first, t0, metrics, schedule, cfg, bar):
+        if _end_epoch(result, epoch, losses, first, t0, metrics, schedule, cfg, bar,
+                      on_epoch, trainer):
             break
     return result
 
 
 def _end_epoch(result: FitResult, epoch: int, losses: list[float], first: int, t0: float,
-               metrics: dict, schedule: Schedule, cfg: TrainConfig, bar) -> bool:
+               metrics: dict, schedule: Schedule, cfg: TrainConfig, bar,
+               on_epoch: EpochCallback | None = None, trainer: Trainer | None = None) -> bool:
     """Record a classifier's epoch (time, loss, metrics, norms); True when out of time."""
     result.train_seconds += time.perf_counter() - t0
     row = {
@@ -196,6 +207,8 @@ def _end_epoch(result: FitResult, epoch: int, losses: list[float], first: int, t
         **_epoch_norm_stats(result, first, cfg.clip),
     }
     result.epochs.append(row)
+    if on_epoch is not None:
+        on_epoch(row, trainer)
     bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_accuracy']:.3f}")
     if schedule.out_of_time():
         result.stop_reason = f"time budget of {cfg.minutes} minutes"
@@ -204,7 +217,8 @@ def _end_epoch(result: FitResult, epoch: int, losses: list[float], first: int, t
 
 
 def fit_per_step(
-    trainer: Trainer, data: ClassificationData, cfg: TrainConfig, progress: bool
+    trainer: Trainer, data: ClassificationData, cfg: TrainConfig, progress: bool,
+    on_epoch: EpochCallback | None = None,
 ) -> FitResult:
     """Per-step classification (labels (N, T)): every stream in windows of ``cfg.bptt``
     steps (0: whole streams), state carried between windows, one update per window."""
@@ -234,7 +248,8 @@ def fit_per_step(
             result.steps += len(idx) * steps
         metrics = {**_per_step_metrics(trainer, data.x_train, data.y_train, "train"),
                    **_per_step_metrics(trainer, data.x_test, data.y_test, "test")}
-        if _end_epoch(result, epoch, losses, first, t0, metrics, schedule, cfg, bar):
+        if _end_epoch(result, epoch, losses, first, t0, metrics, schedule, cfg, bar,
+                      on_epoch, trainer):
             break
     return result
 
