@@ -143,9 +143,10 @@ class _Progress:
         self.status = ""
 
     def update(self, study: Any, slots: int) -> None:
-        from elman.search.report import table_header, table_row, trial_entry
+        from elman.search.report import retried_numbers, table_header, table_row, trial_entry
 
-        entries = [trial_entry(t) for t in study.get_trials(deepcopy=False)]
+        trials = study.get_trials(deepcopy=False)
+        entries = [trial_entry(t, retried_numbers(trials)) for t in trials]
         done = [e for e in entries if e["state"] not in ("running", "waiting")]
         for e in sorted(done, key=lambda e: e["number"]):
             if e["number"] not in self.shown:

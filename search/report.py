@@ -2,7 +2,8 @@
 
 Every trial of the study becomes one entry of ``trials``: its parameters, its
 state (``complete``, ``pruned``, ``failed``, ``rejected`` when its model could
-not fit and it was never trained, ``running``, ``waiting``), the int8
+not fit and it was never trained, ``interrupted`` when its process was stopped
+or killed and its slot ran again, ``running``, ``waiting``), the int8
 validation ``metric``, and ``flash``, ``ram``, ``instructions_per_step``,
 ``instructions_per_step_max`` and ``latency_us``: measured by ``elman mcu`` on
 the trial's run directory for a trained trial (``footprint: measured``), else
@@ -30,20 +31,28 @@ FIELDS = ("flash", "ram", "instructions_per_step", "instructions_per_step_max", 
 AXES = (("flash", "flash (B)"), ("ram", "RAM (B)"), ("latency_us", "latency (µs)"))
 
 
-def trial_state(t: FrozenTrial) -> str:
+def trial_state(t: FrozenTrial, retried: frozenset[int] = frozenset()) -> str:
+    """The trial's state in the report; ``retried``: numbers of trials whose slot was put
+    back in the queue because they did not finish (killed or interrupted)."""
     if "rejected" in t.user_attrs:
         return "rejected"
+    if t.state == TrialState.FAIL and (t.number in retried or "interrupted" in t.user_attrs):
+        return "interrupted"
     return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
             TrialState.FAIL: "failed", TrialState.RUNNING: "running",
             TrialState.WAITING: "waiting"}[t.state]
 
 
-def trial_entry(t: FrozenTrial) -> dict[str, Any]:
+def retried_numbers(trials: list[FrozenTrial]) -> frozenset[int]:
+    return frozenset(t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs)
+
+
+def trial_entry(t: FrozenTrial, retried: frozenset[int] = frozenset()) -> dict[str, Any]:
     a = t.user_attrs
     measured = a.get("measured")
     source = measured or a.get("estimate") or {}
     entry: dict[str, Any] = {
-        "number": t.number, "slot": a.get(studies.SLOT_ATTR), "state": trial_state(t),
+        "number": t.number, "slot": a.get(studies.SLOT_ATTR), "state": trial_state(t, retried),
         "params": dict(t.params), "metric": a.get("metric"),
         "float_metric": a.get("float_metric"),
         **{k: source.get(k) for k in FIELDS},
@@ -91,8 +100,9 @@ def pareto_front(entries: list[dict[str, Any]], axis: str, direction: str) -> li
 def build_report(study: Any, config: dict[str, Any], *, budget: dict[str, Any],
                  validation: str, metric_name: str, direction: str,
                  best_dir: Path | None) -> dict[str, Any]:
-    entries = [trial_entry(t) for t in sorted(study.get_trials(deepcopy=False),
-                                               key=lambda t: t.number)]
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    retried = retried_numbers(trials)
+    entries = [trial_entry(t, retried) for t in trials]
     best = choose_best(entries, direction)
     counts: dict[str, int] = {}
     for e in entries:

@@ -146,16 +146,23 @@ def add_slots(study: optuna.Study, trials: int) -> None:
         study.set_user_attr(SLOTS_ATTR, trials)
 
 
-# Optuna has no public name for a trial's storage id; ``Study.ask`` uses the same one.
+# Optuna has no public names for a trial's storage id and a study's storage (the caching
+# wrapper around the RDBStorage, which must see every trial a Trial object touches);
+# ``Study.ask`` uses the same two.
 def _trial_id(trial: optuna.Trial | FrozenTrial) -> int:
     return trial._trial_id
 
 
-def claim(study: optuna.Study, storage: optuna.storages.RDBStorage) -> optuna.Trial | None:
+def _storage(study: optuna.Study) -> optuna.storages.BaseStorage:
+    return study._storage
+
+
+def claim(study: optuna.Study) -> optuna.Trial | None:
     """Claim one enqueued trial (Optuna's atomic WAITING -> RUNNING, as ``Study.ask`` pops
     one), or None when none is left. Stale trials of dead workers are failed and requeued
     first."""
     optuna.storages.fail_stale_trials(study)
+    storage = _storage(study)
     study_id = storage.get_study_id_from_name(study.study_name)
     for frozen in storage.get_all_trials(study_id, deepcopy=False,
                                          states=(TrialState.WAITING,)):
@@ -167,9 +174,9 @@ def claim(study: optuna.Study, storage: optuna.storages.RDBStorage) -> optuna.Tr
     return None
 
 
-def new_attempt(study: optuna.Study, storage: optuna.storages.RDBStorage, slot: int,
-                after: int) -> optuna.Trial:
+def new_attempt(study: optuna.Study, slot: int, after: int) -> optuna.Trial:
     """A fresh trial for the same slot (after a sample that could not fit)."""
+    storage = _storage(study)
     trial_id = storage.create_new_trial(storage.get_study_id_from_name(study.study_name))
     trial = optuna.Trial(study, trial_id)
     trial.set_user_attr(SLOT_ATTR, slot)
@@ -192,8 +199,8 @@ class Heartbeat:
     """Records the running trial's heartbeat every few seconds (Optuna's stale-trial check
     reads it), from a daemon thread."""
 
-    def __init__(self, storage: optuna.storages.RDBStorage, trial: optuna.Trial):
-        self._storage = storage
+    def __init__(self, study: optuna.Study, trial: optuna.Trial):
+        self._storage = _storage(study)
         self._trial_id = _trial_id(trial)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)

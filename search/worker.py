@@ -45,16 +45,16 @@ def context(config: dict[str, Any], search_dir: Path, data: SearchData | None = 
                         epochs=config["epochs"], search_dir=search_dir, seed=config["seed"])
 
 
-def run_slot(study: optuna.Study, storage: Any, trial: optuna.Trial, ctx: TrialContext) -> None:
+def run_slot(study: optuna.Study, trial: optuna.Trial, ctx: TrialContext) -> None:
     """Run one slot to its end: trained (complete or pruned), failed, or given up."""
     slot = trial.user_attrs[studies.SLOT_ATTR]
     for _ in range(MAX_RESAMPLES):
         try:
-            with studies.Heartbeat(storage, trial):
+            with studies.Heartbeat(study, trial):
                 value = run_trial(trial, ctx)
         except Rejected:
             study.tell(trial, ctx.data.worst)  # infeasible: its constraints are > 0
-            trial = studies.new_attempt(study, storage, slot, trial.number)
+            trial = studies.new_attempt(study, slot, trial.number)
             continue
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
@@ -74,11 +74,11 @@ def run_slot(study: optuna.Study, storage: Any, trial: optuna.Trial, ctx: TrialC
     study.tell(trial, state=TrialState.FAIL)
 
 
-def work(study: optuna.Study, storage: Any, ctx: TrialContext) -> int:
+def work(study: optuna.Study, ctx: TrialContext) -> int:
     """Claim and run slots until the queue is empty; returns how many this worker ran."""
     done = 0
-    while (trial := studies.claim(study, storage)) is not None:
-        run_slot(study, storage, trial, ctx)
+    while (trial := studies.claim(study)) is not None:
+        run_slot(study, trial, ctx)
         done += 1
     return done
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                               sampler=studies.sampler(args.seed),
                               pruner=studies.pruner(config["epochs"]))
     try:
-        work(study, storage, context(config, args.search_dir))
+        work(study, context(config, args.search_dir))
     except KeyboardInterrupt:
         return 130
     return 0
