@@ -7,6 +7,7 @@
 #   cmake                                     builds the CMake and Zephyr packages (optional)
 #   gcc-avr avr-libc simavr libsimavr-dev     the Arduino Uno (ATmega328P) build and emulator (optional)
 #   arduino-core-avr arduino-builder          builds the Arduino package's sketch for the Uno (optional)
+#   postgresql                                the elman search cluster test's server (optional)
 #   libstdc++-arm-none-eabi-newlib            C++ headers for TFLite Micro in bench/peers (--with-peers)
 # As root this runs apt-get; otherwise it prints the exact line to run and fails.
 set -euo pipefail
@@ -26,6 +27,7 @@ if [ "${1:-}" = "--with-optional" ]; then
   [ -f /usr/include/simavr/sim_avr.h ] || optional+=(libsimavr-dev)
   [ -d /usr/share/arduino/hardware/arduino/avr ] || optional+=(arduino-core-avr)
   command -v arduino-builder >/dev/null 2>&1 || optional+=(arduino-builder)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || optional+=(postgresql)
 fi
 if [ "${1:-}" = "--with-peers" ]; then
   [ -d /usr/lib/arm-none-eabi/newlib ] && ls /usr/include/newlib/c++/*/new >/dev/null 2>&1 \

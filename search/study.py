@@ -41,6 +41,7 @@ GRACE_S = 90
 CONFIG_ATTR = "elman_search_config"
 SLOTS_ATTR = "elman_search_slots"
 SLOT_ATTR = "slot"
+OPEN_ATTEMPTS = 4
 STORAGE_ENV = "ELMAN_SEARCH_STORAGE"  # how a worker process gets the URL (not in argv)
 
 
@@ -55,13 +56,19 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         engine = {"connect_args": {"timeout": 120}}
     elif url.startswith("postgresql"):
         engine = {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine,
-                                          heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                          heartbeat_stale_trial_callback=requeue)
-    except Exception as exc:  # SQLAlchemy's errors: connection refused, bad URL, no driver
-        raise ElmanError(f"cannot open the study storage {redact(url)}: "
-                         f"{str(exc).splitlines()[0]}") from None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine,
+                                              heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S,
+                                              heartbeat_stale_trial_callback=requeue)
+        except Exception as exc:  # SQLAlchemy's errors: connection refused, bad URL, no driver
+            # workers that start together on an empty database race to create its tables
+            if attempt + 1 == OPEN_ATTEMPTS or not url.startswith("postgresql"):
+                raise ElmanError(f"cannot open the study storage {redact(url)}: "
+                                 f"{str(exc).splitlines()[0]}") from None
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 def redact(url: str) -> str:
@@ -70,6 +77,8 @@ def redact(url: str) -> str:
     if not at or "://" not in head:
         return url
     scheme, _, user = head.partition("://")
+    if ":" not in user:
+        return url
     return f"{scheme}://{user.partition(':')[0]}:***@{tail}"
 
 
@@ -108,7 +117,9 @@ def open_study(storage: optuna.storages.RDBStorage, name: str, *, direction: str
         _check_config(study, config, storage)
     else:
         study.set_user_attr(CONFIG_ATTR, config)
-        study.set_user_attr(SLOTS_ATTR, 0)
+    # The creator enqueues its slots before it sets SLOTS_ATTR, which joiners wait for.
+    # Raising --trials on a shared study: run one worker with the new number first (two
+    # joiners raising it at the same instant could both enqueue the extra slots).
     add_slots(study, trials)
     return study
 
@@ -142,8 +153,8 @@ def add_slots(study: optuna.Study, trials: int) -> None:
     have = slot_count(study)
     for slot in range(have, trials):
         study.enqueue_trial({}, user_attrs={SLOT_ATTR: slot})
-    if trials > have:
-        study.set_user_attr(SLOTS_ATTR, trials)
+    if trials > have or SLOTS_ATTR not in study.user_attrs:
+        study.set_user_attr(SLOTS_ATTR, max(trials, have))
 
 
 # Optuna has no public names for a trial's storage id and a study's storage (the caching
