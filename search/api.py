@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from elman.search import space
 from elman.search.budget import Budget
 from elman.search.footprint import estimate
+from elman.search.trial import TRIALS_DIR
 
 from elman import __version__
 from elman.errors import ElmanError
@@ -184,6 +185,10 @@ def search_run(search_dir: Path | str, options: SearchOptions, *, out: TextIO | 
     local = options.storage is None
     lock = directory_lock(search_dir) if local else contextlib.nullcontext()
     with lock:
+        if local and not (search_dir / studies.DB_FILE).exists() and any(
+                (search_dir / TRIALS_DIR).glob("*")):
+            raise ElmanError(f"{search_dir} holds trials but no {studies.DB_FILE}: use an "
+                             "empty directory for a new search")
         url = studies.local_url(search_dir) if local else options.storage
         storage = studies.open_storage(url)
         study = studies.open_study(storage, options.study, direction=data.direction,

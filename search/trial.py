@@ -19,7 +19,6 @@ What the report needs is stored on the trial as user attributes.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from elman.search.footprint import Footprint, ModelShape, estimate, measure
 from elman.search.validation import SearchData, float_metric, int8_metric
 
 from elman import rundir
+from elman.errors import ElmanError
 
 TRIALS_DIR = "trials"
 
@@ -114,8 +114,9 @@ def run_trial(trial: Any, ctx: TrialContext) -> float:
         raise Rejected("; ".join(over))
 
     run_dir = ctx.run_dir(trial.number)
-    if run_dir.exists():  # left by an attempt that was killed
-        shutil.rmtree(run_dir)
+    if run_dir.exists():  # never overwrite: a slot that runs again gets a new trial number
+        raise ElmanError(f"{run_dir} already exists (a trial of another study in this "
+                         "directory?)")
     trial.set_user_attr("run_dir", str(run_dir))
 
     def on_epoch(row: dict, trainer: Any) -> None:
