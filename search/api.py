@@ -7,9 +7,9 @@ starts ``jobs`` worker processes (:mod:`elman.search.worker`), prints each
 trial as it finishes, and at the end writes ``search_report.json``,
 ``search.html`` and ``SEARCH_DIR/best``.
 
-A local search (no ``--storage``) keeps its study in ``SEARCH_DIR/study.db``
-and holds a lock on the directory; rerunning the same command after Ctrl-C or
-a crash continues the study (trials left running are failed and their slots
+A local search (no ``--storage``) keeps its study in ``SEARCH_DIR/study.db``;
+every search holds ``SEARCH_DIR``'s lock (``elman.run_lock``). Rerunning the same
+command after Ctrl-C or a crash continues the study (trials left running are failed and their slots
 requeued, finished ones stay). With ``--storage URL`` (PostgreSQL) any number of
 ``elman search`` processes on any machines join one study; each waits until
 the study is finished, then writes the report.
@@ -17,13 +17,10 @@ the study is finished, then writes the report.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,11 +31,12 @@ from elman.search.footprint import estimate
 from elman.search.trial import TRIALS_DIR
 
 from elman import __version__
+from elman.commands import command_line
 from elman.errors import ElmanError
 from elman.files import dumps_json, staged_outputs
+from elman.run_lock import locked
 
 POLL_S = 2.0
-LOCK_FILE = ".search.lock"
 LOG_DIR = "logs"
 HTML = "search.html"
 
@@ -104,20 +102,6 @@ def check_space_fits(ctx: Any) -> None:
         f"model of that shape, -{ctx.opt}); raise the budget or lower --min-units")
 
 
-@contextlib.contextmanager
-def directory_lock(search_dir: Path) -> Iterator[None]:
-    """One local ``elman search`` per SEARCH_DIR at a time (released when the process dies)."""
-    fd = os.open(search_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ElmanError(f"another elman search is running in {search_dir}") from None
-        yield
-    finally:
-        os.close(fd)
-
-
 def _start_workers(jobs: int, url: str, study: str, search_dir: Path) -> list[subprocess.Popen]:
     logs = search_dir / LOG_DIR
     logs.mkdir(exist_ok=True)
@@ -181,10 +165,10 @@ def search_run(search_dir: Path | str, options: SearchOptions, *, out: TextIO | 
     check_space_fits(ctx)
     if search_dir.exists() and not search_dir.is_dir():
         raise ElmanError(f"{search_dir} is not a directory")
-    search_dir.mkdir(parents=True, exist_ok=True)
     local = options.storage is None
-    lock = directory_lock(search_dir) if local else contextlib.nullcontext()
-    with lock:
+    # one elman search per SEARCH_DIR (the run directories' lock: it also says who holds
+    # it, and is released by the kernel when the process dies)
+    with locked(search_dir, command_line("search", search_dir), create=True, need_mb=50):
         if local and not (search_dir / studies.DB_FILE).exists() and any(
                 (search_dir / TRIALS_DIR).glob("*")):
             raise ElmanError(f"{search_dir} holds trials but no {studies.DB_FILE}: use an "

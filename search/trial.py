@@ -75,7 +75,8 @@ def footprint_attrs(fp: Footprint, budget: Budget) -> dict[str, Any]:
 
 
 def set_constraints(trial: Any, violations: dict[str, float]) -> None:
-    """Optuna's constraints (its samplers prefer trials whose values are all <= 0)."""
+    """Optuna's constraints (its samplers prefer trials whose values are all <= 0); Optuna
+    keeps the first value of each, so a trial sets them once, when its state is known."""
     for name, value in violations.items():
         trial.set_constraint(name, value)
 
@@ -106,11 +107,12 @@ def run_trial(trial: Any, ctx: TrialContext) -> float:
     trial.set_user_attr("host", socket.gethostname())
     est = timed("estimate", lambda: ctx.estimate(params))
     trial.set_user_attr("estimate", footprint_attrs(est, budget))
-    set_constraints(trial, budget.violations(est.flash, est.ram, est.instructions_per_step_max))
+    estimated = budget.violations(est.flash, est.ram, est.instructions_per_step_max)
     low = est.lower_bound()
     over = budget.exceeded(low.flash, low.ram, low.instructions_per_step_max)
     if over:
         trial.set_user_attr("rejected", "; ".join(over))
+        set_constraints(trial, estimated)
         raise Rejected("; ".join(over))
 
     run_dir = ctx.run_dir(trial.number)
@@ -124,6 +126,7 @@ def run_trial(trial: Any, ctx: TrialContext) -> float:
         trial.set_user_attr("float_metric", value)
         trial.report(value, int(row["epoch"]))
         if trial.should_prune():
+            set_constraints(trial, estimated)  # a pruned trial is never measured
             raise optuna.TrialPruned(f"epoch {row['epoch']}: validation {value:.4g}")
 
     config = TrainConfig(**train_options, epochs=ctx.epochs, seed=ctx.seed, diagnostics=False,
