@@ -83,13 +83,20 @@ def set_constraints(trial: Any, violations: dict[str, float]) -> None:
 
 def run_trial(trial: Any, ctx: TrialContext) -> float:
     """The objective (see the module docstring); raises Rejected or optuna.TrialPruned."""
+    started = time.perf_counter()
+    try:
+        return _run_trial(trial, ctx)
+    finally:
+        trial.set_user_attr("seconds", time.perf_counter() - started)
+
+
+def _run_trial(trial: Any, ctx: TrialContext) -> float:
     import optuna
     from elman.quantize.api import quantize_run
     from elman.quantize.reader import read_ir
     from elman.train.api import train_run
     from elman.train.config import TrainConfig
 
-    started = time.perf_counter()
     timings: dict[str, float] = {}
 
     def timed(name: str, fn: Any) -> Any:
@@ -147,5 +154,4 @@ def run_trial(trial: Any, ctx: TrialContext) -> float:
     trial.set_user_attr("feasible", not exceeded)
     if exceeded:
         trial.set_user_attr("over_budget", "; ".join(exceeded))
-    trial.set_user_attr("seconds", time.perf_counter() - started)
     return metric
