@@ -4,7 +4,7 @@ Two sources, both through ``elman mcu``'s public API (the same build, linker
 sizes, painted stack and unicorn instruction counts):
 
 - :func:`estimate`, before training: a random-weight model of the trial's shape
-  (``elman.firmware_codegen.random_ir``) built and stepped on the target. Sizes
+  (``elman.layers.random_model``) built and stepped on the target. Sizes
   follow the shape; the step's instruction count also moves a little with the
   weight and input values (saturation and rounding branches), and so do a few
   bytes of code and stack. :data:`MARGINS` bounds that: a trial is rejected
@@ -81,15 +81,12 @@ def _footprint(row: dict[str, Any]) -> Footprint:
 def estimate(shape: ModelShape, *, cpu: str, opt: str, profile: str) -> Footprint:
     """The largest footprint of random-weight models of ``shape`` (a few seeds)."""
     from elman.firmware_codegen.arm.api import build_row, emulate_and_compare
-    from elman.firmware_codegen.random_ir import random_ir
+    from elman.layers.random_model import random_model
 
-    if shape.layers != 1:
-        raise NotImplementedError("random-weight models of stacked layers need the "
-                                  "multi-layer IR")
     rows = []
     for seed in ESTIMATE_SEEDS:
-        ir = random_ir(shape.input_dim, shape.units, shape.output_dim, seed=seed,
-                       vocab_size=shape.vocab_size)
+        ir = random_model(shape.input_dim, (shape.units,) * shape.layers, shape.output_dim,
+                          seed=seed, vocab_size=shape.vocab_size)
         rng = np.random.default_rng(seed)
         tokens = shape.vocab_size > 0
         if tokens:
