@@ -9,7 +9,10 @@ data (BasicMotions, a tiny model) in a fresh directory with its own ``$TMPDIR``:
   counted as clean when the exit status is 130, nothing like a traceback is
   printed, the run directory has no staging directory, no lock file, no file
   outside the ledger and no file whose SHA-256 differs from it, and ``$TMPDIR``
-  is empty;
+  is empty. An interrupt that lands in the Python interpreter's own start-up
+  (``site`` and its ``.pth`` files, before any elman code runs) is counted
+  apart: Python itself prints ``Fatal Python error: init_import_site`` there,
+  or the signal's default action ends the process (exit -2);
 - **kill -9** in the middle of a stage, then the same command again: the second
   run must clean what the first left (staging directories, temporaries) and
   finish;
@@ -36,7 +39,7 @@ TINY = ["run", "--data", "sensor:basicmotions", "--units", "4", "--epochs", "3",
         "--limit", "4", "--cpu", "cortex-m4", "--profile", "tflm"]
 STAGE_LINES = ["[1/6] train:", "[2/6] quantize:", "[3/6] codegen:", "[4/6] verify:",
                "[5/6] mcu:", "[6/6] report:"]
-DELAYS = [0.0, 0.03, 0.1, 0.3, 0.6, 1.0, 2.0, 3.0, 5.0, 8.0]
+DELAYS = [0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.6, 1.0, 2.0, 3.0, 5.0, 8.0]
 
 
 def elman(args: list[str], tmp: Path) -> subprocess.Popen:
@@ -86,11 +89,11 @@ def interrupt(base: Path, when: float | str) -> dict:
     out, err = proc.communicate(timeout=600)
     text = "".join(seen) + err + out
     left = stale_files(run, tmp)
+    startup = "init_import_site" in text or proc.returncode == -signal.SIGINT
     return {"when": when, "sent_after_s": round(sent, 2), "exit": proc.returncode,
             "traceback": "Traceback" in text or "KeyboardInterrupt" in text,
-            "stale": left,
-            "clean": proc.returncode in (130, -signal.SIGINT) and "Traceback" not in text
-            and not left}
+            "interpreter_startup": startup, "stale": left,
+            "clean": proc.returncode == 130 and "Traceback" not in text and not left}
 
 
 def kill_and_rerun(base: Path, line: str) -> dict:
@@ -151,10 +154,13 @@ def main() -> None:
                    ["quantize"], ["run", "--from", "report"]]
         concurrency = [concurrent(base, s, i) for i, s in
                        enumerate(seconds[:1] if args.quick else seconds)]
-    print(f"{'interrupt at':<22}{'after s':>8}{'exit':>6}  {'traceback':<10}stale files")
+    print(f"{'interrupt at':<22}{'after s':>8}{'exit':>6}  {'traceback':<10}"
+          f"{'in Python start-up':<20}stale files")
     for r in interrupts:
         print(f"{str(r['when']):<22}{r['sent_after_s']:>8}{r['exit']:>6}  "
-              f"{'yes' if r['traceback'] else 'no':<10}{len(r['stale'])} {r['stale'] or ''}")
+              f"{'yes' if r['traceback'] else 'no':<10}"
+              f"{'yes' if r['interpreter_startup'] else 'no':<20}"
+              f"{len(r['stale'])} {r['stale'] or ''}")
     for k in kills:
         print(f"kill -9 at {k['killed_at']}: left {k['left_by_kill']}; rerun exit "
               f"{k['rerun_exit']}, stale after rerun {k['stale_after_rerun']}")
@@ -164,7 +170,10 @@ def main() -> None:
     summary = {
         "interrupts_tried": len(interrupts),
         "interrupts_clean": sum(r["clean"] for r in interrupts),
+        "interrupts_in_python_startup": sum(r["interpreter_startup"] for r in interrupts),
         "interrupts_with_traceback": sum(r["traceback"] for r in interrupts),
+        "elman_tracebacks": sum(r["traceback"] and not r["interpreter_startup"]
+                                for r in interrupts),
         "stale_files_left": sum(len(r["stale"]) for r in interrupts),
         "kills_tried": len(kills), "kills_cleaned_by_next_run": sum(k["clean"] for k in kills),
         "concurrent_runs": len(concurrency),

@@ -102,6 +102,7 @@ def _main() -> int:
     created: list = []
     try:
         signal.signal(signal.SIGINT, _on_interrupt)  # first, and inside the try
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
         _private_tmp(created)
         return _run(sys.argv[1:])
     except KeyboardInterrupt:

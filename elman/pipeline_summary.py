@@ -12,14 +12,16 @@ from elman.report_page import fmt
 from elman.report_sections import bit_exact_pairs, mcu_rows, task_metric_rows
 
 
-def text_table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
-    """Aligned plain-text table: first column left, the others right."""
+def text_table(header: list[str], rows: list[list[Any]], indent: str = "  ",
+               left: int = 1) -> list[str]:
+    """Aligned plain-text table: the first ``left`` columns left, the others right."""
     cells = [[c if isinstance(c, str) else fmt(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
 
     def line(row: list[str]) -> str:
-        return indent + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                                  for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return (indent + "  ".join(c.ljust(w) if i < left else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+                ).rstrip()
 
     return [line(header)] + [line(r) for r in cells]
 
@@ -40,7 +42,7 @@ def check_lines(checks: list[Check]) -> list[str]:
         verdict += f"; NOT met: {', '.join(c.name for c in bad)}"
     lines = [verdict]
     lines += text_table(["check", "measured", "criterion", "status"],
-                        [[c.name, c.measured, c.criterion, c.status] for c in checks])
+                        [[c.name, c.measured, c.criterion, c.status] for c in checks], left=4)
     for advice in dict.fromkeys(c.advice for c in bad if c.advice):
         lines.append(f"  what to try: {advice}")
     return lines + [""]
