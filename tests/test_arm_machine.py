@@ -101,3 +101,25 @@ def test_missing_toolchain_names_the_install_command(monkeypatch, tmp_path):
 def test_unknown_cpu_is_a_clear_error():
     with pytest.raises(ToolchainError, match="cortex-m0plus, cortex-m4, cortex-m7"):
         compile_flags("cortex-m3", "O2")
+
+
+def test_uncounted_machine_computes_the_same_and_counts_nothing(matvec_image):
+    """`elman verify` emulates without the instruction-counting hook (~10x faster)."""
+    rng = np.random.default_rng(2)
+    w = rng.integers(-128, 128, (48, 40), dtype=np.int8)
+    x = rng.integers(-128, 128, 40, dtype=np.int8)
+    counted, res = _run(Machine(matvec_image), w, x)
+    fast, quiet = _run(Machine(matvec_image, count_instructions=False), w, x)
+    np.testing.assert_array_equal(fast, counted)
+    assert res.instructions > 0 and quiet.instructions == 0 and quiet.by_function == {}
+
+
+def test_uncounted_call_that_never_returns_is_stopped(tmp_path, monkeypatch):
+    import elman.firmware_codegen.arm.machine as machine
+
+    spin = "void spin(void) { volatile int go = 1; while (go) { } }\n"
+    image = build_image({"spin.c": spin}, tmp_path, cpu="cortex-m4", opt="O2",
+                        harness=HARNESS_C, entry_points=("spin",))
+    monkeypatch.setattr(machine, "MAX_SECONDS_PER_CALL", 0.2)
+    with pytest.raises(ToolchainError, match=r"spin did not return within 0.2 s"):
+        Machine(image, count_instructions=False).call("spin")

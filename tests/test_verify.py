@@ -61,6 +61,14 @@ def test_verify_run_writes_a_clean_report(bm_copy):
     assert report["ok"] is True
     pairs = {(p["a"], p["b"]): p for p in report["pairs"]}
     assert report["simulator_engine"] == "numba"
+    # the time of each pair (what `elman verify` spends where), the emulated cores included
+    assert len(pairs) == 10 and sum("emulated" in b for _, b in pairs) == 4
+    for p in report["pairs"]:
+        assert isinstance(p["seconds"], float) and 0.0 <= p["seconds"] < 600, p
+    table = V.format_table(report).splitlines()
+    assert "seconds" in table[1]
+    row = next(r for r in table if r.startswith("simulator (tflm) vs TFLite Micro"))
+    assert f"{pairs[('simulator (tflm)', 'TFLite Micro')]['seconds']:.1f}" in row
     for a, b in (("simulator (tflm)", "TFLite Micro"),
                  ("simulator (tflite)", "LiteRT BUILTIN_REF"),
                  ("simulator (tflm)", "simulator, numpy engine (tflm)"),

@@ -129,9 +129,13 @@ def emulated_implementations(ctx: VerifyContext) -> list[Implementation]:
 
     def runner(profile: str, cpu: str) -> Callable[[VerifyInputs], StepOutputs]:
         def run(inputs: VerifyInputs) -> StepOutputs:
+            # outputs only: counting instructions would cost ~10x the emulation (bench/mcu.py
+            # and `elman mcu` count them)
             if inputs.ids is not None and ctx.ir.embedding is not None:
-                return run_emulated_tokens(ctx.ir, inputs.ids, profile=profile, cpu=cpu).outputs
-            return run_emulated(ctx.ir, inputs.x_q, profile=profile, cpu=cpu).outputs
+                return run_emulated_tokens(ctx.ir, inputs.ids, profile=profile, cpu=cpu,
+                                           count_instructions=False).outputs
+            return run_emulated(ctx.ir, inputs.x_q, profile=profile, cpu=cpu,
+                                count_instructions=False).outputs
         return run
 
     return [Implementation(f"emulated {CPU_TITLES[cpu]} (arm-none-eabi-gcc -O2)", profile,

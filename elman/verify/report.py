@@ -148,9 +148,15 @@ def mismatch_message(report: dict[str, Any]) -> str:
     return "not bit-exact: " + "; ".join(parts) + f" (see {rundir.VERIFY_REPORT})"
 
 
+def _seconds(pair: dict[str, Any]) -> str:
+    """The time an implementation took on its data (reports before format 2 lack it)."""
+    return "-" if pair.get("seconds") is None else f"{pair['seconds']:.1f}"
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The report as a plain-text table (one line per pair, then the float metrics)."""
-    head = ("pair", "values", "hidden", "mismatches", "max |diff| LSB", "first mismatch")
+    head = ("pair", "values", "hidden", "mismatches", "max |diff| LSB", "seconds",
+            "first mismatch")
     rows = []
     for p in report["pairs"]:
         f = p["first_mismatch"]
@@ -158,7 +164,7 @@ def format_table(report: dict[str, Any]) -> str:
                                        f"{f['kind']}[{f['unit']}]: {f['a']} vs {f['b']}")
         rows.append((f"{p['a']} vs {p['b']}", f"{p['compared']:,}",
                      f"{p['compared_hidden']:,}", f"{p['mismatches']:,}",
-                     str(p["max_abs_diff_lsb"]), first))
+                     str(p["max_abs_diff_lsb"]), _seconds(p), first))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(head)]
     lines = [f"data: {report['data']['description']}",

@@ -39,6 +39,9 @@ UNICORN_CPU = {
 SENTINEL = 0x3000_0000  # return address of every call: a page of its own
 STACK_PAINT = 0xA5
 MAX_INSTRUCTIONS_PER_CALL = 50_000_000
+# without counting, a call that has not returned after this long is stopped (unicorn's
+# timeout, in microseconds): counting every instruction in Python costs ~100x the emulation
+MAX_SECONDS_PER_CALL = 60
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,15 @@ class CallResult:
 
 
 class Machine:
-    """One emulated core with one image loaded; state persists between calls."""
+    """One emulated core with one image loaded; state persists between calls.
 
-    def __init__(self, image: ArmImage):
+    ``count_instructions=False`` runs without the block hook (calls then report 0
+    instructions): for outputs only, e.g. ``elman verify``.
+    """
+
+    def __init__(self, image: ArmImage, *, count_instructions: bool = True):
         self.image = image
+        self.count_instructions = count_instructions
         if image.cpu not in UNICORN_CPU:
             raise ToolchainError(f"no emulated core for {image.cpu!r}")
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB, cpu=UNICORN_CPU[image.cpu])
@@ -71,7 +79,8 @@ class Machine:
         self._funcs = funcs
         self._block_cache: dict[tuple[int, int], tuple[int, str]] = {}
         self._counts: dict[str, int] = {}
-        self.uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+        if count_instructions:
+            self.uc.hook_add(UC_HOOK_BLOCK, self._on_block)
         lo, hi = image.stack_limit, image.stack_top
         self.uc.mem_write(lo, bytes([STACK_PAINT]) * (hi - lo))
 
@@ -108,15 +117,20 @@ class Machine:
         self.uc.reg_write(arm.UC_ARM_REG_LR, SENTINEL | 1)
         self._counts = {}
         try:
-            self.uc.emu_start(sym.address | 1, SENTINEL, count=MAX_INSTRUCTIONS_PER_CALL)
+            if self.count_instructions:
+                self.uc.emu_start(sym.address | 1, SENTINEL, count=MAX_INSTRUCTIONS_PER_CALL)
+            else:
+                self.uc.emu_start(sym.address | 1, SENTINEL,
+                                  timeout=int(MAX_SECONDS_PER_CALL * 1_000_000))
         except UcError as exc:
             pc = self.uc.reg_read(arm.UC_ARM_REG_PC)
             raise ToolchainError(f"emulated {self.image.cpu} faulted in {function} at "
                                  f"pc=0x{pc:08x} ({self._function_at(pc)}): {exc}") from None
         pc = self.uc.reg_read(arm.UC_ARM_REG_PC)
         if pc != SENTINEL:
-            raise ToolchainError(f"{function} did not return within "
-                                 f"{MAX_INSTRUCTIONS_PER_CALL} instructions (pc=0x{pc:08x})")
+            limit = (f"{MAX_INSTRUCTIONS_PER_CALL} instructions" if self.count_instructions
+                     else f"{MAX_SECONDS_PER_CALL} s")
+            raise ToolchainError(f"{function} did not return within {limit} (pc=0x{pc:08x})")
         counts = dict(sorted(self._counts.items()))
         return CallResult(r0=self.uc.reg_read(arm.UC_ARM_REG_R0),
                           instructions=sum(counts.values()), by_function=counts)
