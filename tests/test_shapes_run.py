@@ -155,3 +155,29 @@ def test_pickup_gesture_unequal_lengths_default_training(tmp_path):
     verify = json.loads((run / "verify_report.json").read_text())
     assert all(p["exact"] for p in verify["pairs"])
     assert "50 sequences x 37 to 324 steps" in verify["data"]["description"]
+
+
+def test_csv_unequal_lengths_string_labels_through_run(tmp_path):
+    """csv:PATH (one row per sample, a sequence id, a label and a split column) with
+    sequences of 40 to 100 steps: verified on each sequence's own length, the label
+    names in the C."""
+    xs, ys, xt, yt = _series("BasicMotions")
+    rng = np.random.default_rng(3)
+    rows = ["trial,ax,ay,az,gx,gy,gz,label,split"]
+    lengths = {}
+    for split, series, labels in (("train", xs, ys), ("test", xt, yt)):
+        for n, (s, label) in enumerate(zip(series, labels, strict=True)):
+            trial = f"{split}-{n:02d}"
+            lengths[trial] = int(rng.integers(40, 101))
+            rows += [f"{trial}," + ",".join(f"{v:.6g}" for v in sample) + f",{label},{split}"
+                     for sample in s[: lengths[trial]]]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    run, verify = _run(tmp_path, f"csv:{tmp_path / 'log.csv'}")
+    test_lengths = [v for k, v in lengths.items() if k.startswith("test")]
+    _assert_whole_test_split(run, verify, 40, list(lengths.values()))
+    assert verify["data"]["description"] == (f"test split, 40 sequences x {min(test_lengths)} "
+                                             f"to {max(test_lengths)} steps")
+    spec = json.loads((run / "data_spec.json").read_text())
+    assert spec["classes"] == ["Badminton", "Running", "Standing", "Walking"]
+    io = (run / "c" / "elman_io.c").read_text()
+    assert all(f'"{name}"' in io for name in spec["classes"])
