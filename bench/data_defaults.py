@@ -16,7 +16,8 @@ CPU), every verify pair bit-exact or not. Writes ``bench/results/data_defaults.j
 
 Run it alone (``nice -n 10``): training is CPU-bound.
 
-    python bench/data_defaults.py --sweep --folds 4 --candidates default,long
+    python bench/data_defaults.py --sweep --folds 4 --candidates default,updates1500
+    python bench/data_defaults.py --sweep --folds 4 --fold-limit 1   # one fold: quicker
     python bench/data_defaults.py
 """
 
@@ -60,6 +61,12 @@ CANDIDATES: dict[str, dict] = {
     # epochs from the data: at least this many updates (and at least the default epochs)
     "updates1500": {"min_updates": 1500},
     "updates3000": {"min_updates": 3000},
+    "updates6000": {"min_updates": 6000},
+    "updates3000_units32": {"min_updates": 3000, "units": 32},
+    "updates1500_noise0.1": {"min_updates": 1500, "noise": 0.1},
+    "updates3000_noise0.1": {"min_updates": 3000, "noise": 0.1},
+    "updates3000_noise0.2": {"min_updates": 3000, "noise": 0.2},
+    "epochs120_noise0.1": {"epochs": 120, "noise": 0.1},
 }
 
 
@@ -104,7 +111,7 @@ def _fit_score(data, cfg) -> tuple[float, float]:
     return float((predicted == data.y_test).mean()), result.epochs[-1]["train_accuracy"]
 
 
-def sweep(datasets, names, folds: int) -> dict:
+def sweep(datasets, names, folds: int, fold_limit: int | None = None) -> dict:
     import dataclasses
 
     import numpy as np
@@ -114,7 +121,7 @@ def sweep(datasets, names, folds: int) -> dict:
     rows = []
     for spec in datasets:
         full = load_dataset(spec)
-        splits = _folds(full.y_train, folds)
+        splits = _folds(full.y_train, folds)[:fold_limit]
         for name in names:
             overrides = dict(CANDIDATES[name])
             min_updates = overrides.pop("min_updates", None)
@@ -210,6 +217,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sweep", action="store_true", help="cross-validate the candidates")
     ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--fold-limit", type=int, default=None,
+                    help="score on the first N of the folds only (a quicker, noisier sweep)")
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
     ap.add_argument("--datasets", default=None, help="comma-separated --data values")
     args = ap.parse_args()
@@ -223,11 +232,13 @@ def main() -> None:
         out = RESULTS / "data_defaults_sweep.json"
         # earlier sweeps with the same folds are kept: a candidate's rows are replaced
         old = json.loads(out.read_text()) if out.exists() else {}
-        rows = old.get("rows", []) if old.get("folds") == args.folds else []
-        new = sweep(datasets, names, args.folds)
+        same = (old.get("folds"), old.get("fold_limit")) == (args.folds, args.fold_limit)
+        rows = old.get("rows", []) if same else []
+        new = sweep(datasets, names, args.folds, args.fold_limit)
         fresh = {(r["data"], r["candidate"]) for r in new}
         rows = [r for r in rows if (r["data"], r["candidate"]) not in fresh] + new
-        result = {"folds": args.folds, "rows": rows, "summary": summarize(rows, datasets)}
+        result = {"folds": args.folds, "fold_limit": args.fold_limit, "rows": rows,
+                  "summary": summarize(rows, datasets)}
     else:
         archive = _archive_path("JapaneseVowels")
         datasets = args.datasets.split(",") if args.datasets else [
