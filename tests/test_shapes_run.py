@@ -179,5 +179,5 @@ def test_csv_unequal_lengths_string_labels_through_run(tmp_path):
                                              f"to {max(test_lengths)} steps")
     spec = json.loads((run / "data_spec.json").read_text())
     assert spec["classes"] == ["Badminton", "Running", "Standing", "Walking"]
-    io = (run / "c" / "elman_io.c").read_text()
+    io = (run / "c" / "elman_model.c").read_text()
     assert all(f'"{name}"' in io for name in spec["classes"])
