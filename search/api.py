@@ -57,6 +57,7 @@ class SearchOptions:
     epochs: int = 30
     min_units: int = 4
     max_units: int = 128
+    max_layers: int = 3
     min_lr: float = 1e-3
     max_lr: float = 1e-2
     seed: int = 0
@@ -80,7 +81,8 @@ def stored_config(options: SearchOptions, budget: Budget) -> dict[str, Any]:
     return {"data": options.data, "cpu": budget.cpu, "flash": budget.flash, "ram": budget.ram,
             "latency_us": budget.latency_us, "clock_hz": budget.clock_hz, "opt": options.opt,
             "epochs": options.epochs, "min_units": options.min_units,
-            "max_units": options.max_units, "min_lr": options.min_lr,
+            "max_units": options.max_units, "max_layers": options.max_layers,
+            "min_lr": options.min_lr,
             "max_lr": options.max_lr, "seed": options.seed, "elman": __version__}
 
 

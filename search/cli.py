@@ -40,6 +40,9 @@ def search(
     = DEFAULTS.epochs,
     min_units: Annotated[int, typer.Option(help="Fewest units tried.")] = DEFAULTS.min_units,
     max_units: Annotated[int, typer.Option(help="Most units tried.")] = DEFAULTS.max_units,
+    max_layers: Annotated[int, typer.Option(
+        help="Most stacked layers tried (1 to 3; each of the trial's units).")]
+    = DEFAULTS.max_layers,
     min_lr: Annotated[float, typer.Option(help="Lowest learning rate tried.")]
     = DEFAULTS.min_lr,
     max_lr: Annotated[float, typer.Option(help="Highest learning rate tried.")]
@@ -56,6 +59,7 @@ def search(
     options = SearchOptions(data=data, cpu=cpu, flash=flash, ram=ram, latency=latency,
                             clock=clock, trials=trials, jobs=jobs, storage=storage, study=study,
                             opt=opt, epochs=epochs, min_units=min_units, max_units=max_units,
+                            max_layers=max_layers,
                             min_lr=min_lr, max_lr=max_lr, seed=seed)
     try:
         report = search_run(search_dir, options)

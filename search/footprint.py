@@ -68,8 +68,9 @@ class ModelShape:
     input_dim: int  # channels, or the embedding width of a text model
     output_dim: int  # classes, or the vocabulary
     units: int
-    layers: int = 1
+    layers: int = 1  # stacked layers of ``units`` each
     vocab_size: int = 0  # text models
+    every_step: bool | None = None  # head at every step (None: what the task implies)
 
 
 def _footprint(row: dict[str, Any]) -> Footprint:
@@ -86,7 +87,8 @@ def estimate(shape: ModelShape, *, cpu: str, opt: str, profile: str) -> Footprin
     rows = []
     for seed in ESTIMATE_SEEDS:
         ir = random_model(shape.input_dim, (shape.units,) * shape.layers, shape.output_dim,
-                          seed=seed, vocab_size=shape.vocab_size)
+                          seed=seed, vocab_size=shape.vocab_size,
+                          every_step=shape.every_step)
         rng = np.random.default_rng(seed)
         tokens = shape.vocab_size > 0
         if tokens:

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from elman.quantize.ir import MAX_LAYERS
+
 from elman.errors import ElmanError
 
 CLASSIFICATION, TEXT = "classification", "language_model"
 BOTH = (CLASSIFICATION, TEXT)
 PROFILES = ("tflm", "tflite")
-# Stacked layers the int8 pipeline (IR, simulator, C) can run: 1 until the IR holds a
-# list of layers; then (1, 2, 3) here lets the search try them.
-LAYER_CHOICES = (1,)
 
 
 @dataclass(frozen=True)
@@ -31,6 +30,7 @@ class SpaceLimits:
 
     min_units: int = 4
     max_units: int = 128
+    max_layers: int = MAX_LAYERS  # stacked layers of ``units`` each, 1 to max_layers
     min_lr: float = 1e-3
     max_lr: float = 1e-2
     timesteps: int = 0  # classification: training sequence length (bptt windows below it)
@@ -40,6 +40,8 @@ class SpaceLimits:
         if not 1 <= self.min_units <= self.max_units:
             raise ElmanError(f"--min-units {self.min_units} and --max-units {self.max_units} "
                              "must satisfy 1 <= min <= max")
+        if not 1 <= self.max_layers <= MAX_LAYERS:
+            raise ElmanError(f"--max-layers must be 1 to {MAX_LAYERS}, got {self.max_layers}")
         if not 0 < self.min_lr <= self.max_lr:
             raise ElmanError("learning-rate range must satisfy 0 < min <= max")
 
@@ -69,8 +71,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
               lambda t, s, _: t.suggest_int("units", s.min_units, s.max_units, log=True),
               lambda s, _: (s.min_units,)),
     Dimension("layers", BOTH, "train", True,
-              lambda t, s, _: t.suggest_categorical("layers", LAYER_CHOICES),
-              lambda s, _: (min(LAYER_CHOICES),)),
+              lambda t, s, _: t.suggest_int("layers", 1, s.max_layers),
+              lambda s, _: (1,)),
     Dimension("embedding", (TEXT,), "train", True,
               lambda t, s, _: t.suggest_categorical("embedding", (8, 16, 32)),
               lambda s, _: (8,)),

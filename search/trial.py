@@ -55,9 +55,11 @@ class TrialContext:
 
     def shape(self, params: dict[str, Any]) -> ModelShape:
         channels, outputs, vocab = self.data.dims()
+        per_step = self.data.y_val is not None and self.data.y_val.ndim == 2
         return ModelShape(task=self.data.task, input_dim=params.get("embedding") or channels,
                           output_dim=outputs, units=params["units"],
-                          layers=params.get("layers", 1), vocab_size=vocab)
+                          layers=params.get("layers", 1), vocab_size=vocab,
+                          every_step=True if per_step else None)
 
     def estimate(self, params: dict[str, Any]) -> Footprint:
         key = space.shape_of(params, self.data.task)

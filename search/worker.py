@@ -36,6 +36,7 @@ def context(config: dict[str, Any], search_dir: Path, data: SearchData | None = 
     train = data.train
     limits = SpaceLimits(
         min_units=config["min_units"], max_units=config["max_units"],
+        max_layers=config["max_layers"],
         min_lr=config["min_lr"], max_lr=config["max_lr"],
         timesteps=getattr(train, "timesteps", 0),
         equal_length=getattr(train, "equal_length", True))

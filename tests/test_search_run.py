@@ -48,6 +48,7 @@ def test_search_trains_the_requested_trials_and_reports_each(small_search):
     assert sorted(t["slot"] for t in trained) == [0, 1]
     for t in report["trials"]:
         assert set(t["params"]) == {"units", "layers", "lr", "bptt", "profile"}
+        assert 1 <= t["params"]["layers"] <= 3
         for key in ("metric", "flash", "ram", "instructions_per_step", "latency_us", "state"):
             assert key in t
         if t["state"] == "rejected":
