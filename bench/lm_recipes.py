@@ -5,9 +5,11 @@ from it* (each training quotation whose CRC-32 of ``"tune:" + text`` is 0 mod 10
 about 10%) and is scored on that tuning split after every epoch, with the one
 validation-perplexity definition (:mod:`elman.perplexity`: the whole stream as
 one sequence, state carried). The reported validation split is never used to
-choose. Each recipe runs in its own process (fresh TensorFlow state), one at a
-time; results accumulate in ``bench/results/lm_recipes.json`` (a recipe already
-there is skipped unless ``--again``), so the search can be resumed.
+choose. Kneser-Ney orders 5 and 7, fitted on the same training part and scored on
+the same tuning split, are printed under the table. Each recipe runs in its own
+process (fresh TensorFlow state), one at a time; results accumulate in
+``bench/results/lm_recipes.json`` (a recipe already there is skipped unless
+``--again``), so the search can be resumed.
 
     python bench/lm_recipes.py --list                 # the recipes and their options
     python bench/lm_recipes.py                        # run every recipe not yet measured
@@ -32,6 +34,7 @@ import zlib
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "lm_recipes.json"
+KNESER_NEY = Path(__file__).parent / "results" / "lm_recipes_kneser_ney.json"
 TUNE_MODULUS = 10
 
 BASE = dict(units=384, embedding=32, lr=3e-3, batch=32, bptt=35, chars=16_000_000)
@@ -49,6 +52,7 @@ RECIPES: dict[str, dict] = {
     "wd-0.01": dict(weight_decay=0.01),
     "drop-head-0.05": dict(dropout_head=0.05),
     "batch-128": dict(batch=128, lr=5e-3),
+    "b64-emb64-28M": dict(batch=64, lr=4e-3, embedding=64, chars=28_000_000),  # the default
 }
 
 
@@ -110,6 +114,20 @@ def run_one(name: str, out: Path) -> None:
     out.write_text(json.dumps(row, indent=2) + "\n")
 
 
+def kneser_ney() -> dict:
+    """Kneser-Ney orders 5 and 7 fitted on the same training part, scored on the tuning split."""
+    if KNESER_NEY.exists():
+        return json.loads(KNESER_NEY.read_text())
+    from elman.train.kneser_ney import KneserNey
+
+    data = tuning_data()
+    result = {f"kn{order}": KneserNey(data.train_ids, len(data.vocab), order).evaluate(
+        data.val_ids) for order in (5, 7)}
+    KNESER_NEY.parent.mkdir(exist_ok=True)
+    KNESER_NEY.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def load_results() -> dict:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
@@ -162,6 +180,9 @@ def main() -> None:
             RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
             print(table({name: results[name]}), flush=True)
     print(table(results))
+    kn = kneser_ney()
+    print(f"Kneser-Ney on the same tuning split: order 5 {kn['kn5']['val_perplexity']:.3f}, "
+          f"order 7 {kn['kn7']['val_perplexity']:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
-"""Time the text recipe as a user runs it, and check that it is reproducible.
+"""Time the text recipes as a user runs them; reproducibility, int8 and the size curve.
 
-    python bench/text_default.py                  # `elman train --data text:fortunes` twice
+    python bench/text_default.py                  # `elman train --data text:fortunes` twice,
+                                                  # then `elman quantize` on the first run
     python bench/text_default.py --budget long    # the long recipe (once unless --twice)
-    python bench/text_default.py --pipeline       # also `elman run --from quantize` on it
+    python bench/text_default.py --all            # both: the acceptance figures of issue 13
+    python bench/text_default.py --pipeline       # `elman run --from quantize` instead
+    python bench/text_default.py --once           # the default recipe once (no twice check)
 
 Each run is the real command line in a fresh temporary run directory. Printed and
 written to ``bench/results/text_<budget>.json``: wall seconds, CPU seconds (user +
 system of the command), load average before and after (the acceptance figure is
-the wall time on an idle 2-core machine), the validation perplexity against
-Kneser-Ney orders 5 and 7 on the same split, and whether the two runs agree to
-3 decimals (and bit for bit in the saved weights).
+the wall time on an idle 2-core machine: ``--all`` is the idle rerun), the validation
+perplexity against Kneser-Ney orders 5 and 7 on the same split, whether the two runs agree to
+3 decimals (and bit for bit in the saved weights), the learning curve, float
+against int8 bits per character on the whole validation stream, and the size
+curve: each RNN point against the smallest pruned n-gram at its perplexity.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 ELMAN = Path(sys.executable).parent / "elman"
+KN5_MARGIN = 0.03  # issue 13: default below order 5, the long recipe at least 3% below
 
 
 def timed(args: list[str]) -> dict:
@@ -48,56 +54,141 @@ def weights(run: Path) -> list:
     return [w.numpy() for w in keras.saving.load_model(run / "model.keras").weights]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget", default="default", choices=("default", "long"))
-    parser.add_argument("--twice", action="store_true", help="run the long recipe twice too")
-    parser.add_argument("--pipeline", action="store_true",
-                        help="then quantize, codegen, verify, mcu and report the first run")
-    args = parser.parse_args()
-    twice = args.budget == "default" or args.twice
+def train(run: Path, budget: str, extra: list[str]) -> dict:
+    command = [str(ELMAN), "train", "--data", "text:fortunes", "--no-progress", *extra]
+    if budget != "default":
+        command += ["--budget", budget]
+    row = timed([*command, str(run)])
+    report = json.loads((run / "train_report.json").read_text())
+    row.update(
+        validation_perplexity=report["metrics"]["val_perplexity"],
+        validation_bits_per_char=report["metrics"]["val_bits_per_char"],
+        kneser_ney={k: v["val_perplexity"] for k, v in report["baseline"].items()},
+        train_chars=report["throughput"]["steps"],
+        train_seconds=report["throughput"]["train_seconds"],
+        options={k: report["config"].get(k) for k in
+                 ("units", "embedding", "batch", "lr", "bptt", "chars", "dropout_embedding",
+                  "dropout_head", "weight_decay")} if "config" in report else None,
+        learning_curve=[{"epoch": e["epoch"], "chars": e["chars"],
+                         "train_loss": e.get("train_loss"),
+                         "validation_perplexity": e["val_perplexity"]}
+                        for e in report["epochs"]],
+    )
+    kn5, kn7 = row["kneser_ney"]["kn5"], row["kneser_ney"]["kn7"]
+    row["below_kn5_percent"] = 100 * (1 - row["validation_perplexity"] / kn5)
+    print(f"{row['wall_seconds']:.0f} s wall, {row['cpu_seconds']:.0f} s CPU (load "
+          f"{row['load_before']:.1f}), validation perplexity {row['validation_perplexity']:.4f} "
+          f"({row['below_kn5_percent']:+.2f}% below Kneser-Ney 5 at {kn5:.4f}; "
+          f"order 7: {kn7:.4f})", flush=True)
+    print("learning curve (training chars, validation perplexity): " + ", ".join(
+        f"{e['chars'] / 1e6:.1f}M {e['validation_perplexity']:.3f}"
+        for e in row["learning_curve"]), flush=True)
+    return row
+
+
+def quantized(run: Path, pipeline: bool) -> dict:
+    """Quantize (or run every later stage on) a trained run; float vs int8 and sizes."""
+    from elman.report_size_curve import rnn_points, smallest_ngram_at
+
+    stage = [str(ELMAN), "run", "--from", "quantize"] if pipeline else [str(ELMAN), "quantize"]
+    row = timed([*stage, str(run)])
+    train_report = json.loads((run / "train_report.json").read_text())
+    quant = json.loads((run / "quant_report.json").read_text())
+    m = quant["evaluation"]["metrics"]
+    row.update(
+        whole_stream=quant["evaluation"]["whole_stream"],
+        float_bits_per_char=m["float"]["bits_per_char"],
+        int8_bits_per_char=m["int8"]["bits_per_char"],
+        bits_per_char_increase=m["bits_per_char_increase"],
+        within_0_03=abs(m["bits_per_char_increase"]) <= 0.03,
+    )
+    points = train_report["size_curve"]["points"]
+    sizes = []
+    for p in rnn_points(train_report, quant, None):
+        ngram = smallest_ngram_at(points, p.perplexity)
+        sizes.append({"model": p.label, "perplexity": p.perplexity, "bytes": p.bytes,
+                      "size_of": p.size_of,
+                      "smallest_ngram": None if ngram is None else
+                      {k: ngram[k] for k in ("order", "cutoff", "val_perplexity", "bytes",
+                                             "entries")},
+                      "ngram_over_rnn_bytes": None if ngram is None else
+                      ngram["bytes"] / p.bytes})
+    row["size_curve"] = sizes
+    row["ngram_frontier"] = train_report["size_curve"]["frontier"]
+    print(f"{' '.join(stage[1:])}: {row['wall_seconds']:.0f} s wall, {row['cpu_seconds']:.0f} s "
+          f"CPU; whole validation stream: float {row['float_bits_per_char']:.4f} bits/char, "
+          f"int8 {row['int8_bits_per_char']:.4f} ({row['bits_per_char_increase']:+.4f}; within "
+          f"0.03: {row['within_0_03']})", flush=True)
+    print(f"{'model':<28}{'perplexity':>11}{'bytes':>11}   smallest pruned n-gram at it")
+    for s in sizes:
+        n = s["smallest_ngram"]
+        print(f"{s['model']:<28}{s['perplexity']:>11.4f}{s['bytes']:>11,}   " + (
+            "none reaches it" if n is None else
+            f"order {n['order']}, cut-off {n['cutoff']}: {n['val_perplexity']:.4f}, "
+            f"{n['bytes']:,} bytes ({s['ngram_over_rnn_bytes']:.1f}x)"), flush=True)
+    return row
+
+
+def measure(budget: str, twice: bool, pipeline: bool, extra: list[str]) -> dict:
     import numpy as np
 
     runs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(2 if twice else 1):
-            run = Path(tmp) / f"run{i}"
-            command = [str(ELMAN), "train", "--data", "text:fortunes", "--no-progress"]
-            if args.budget != "default":
-                command += ["--budget", args.budget]
-            row = timed([*command, str(run)])
-            report = json.loads((run / "train_report.json").read_text())
-            row.update(
-                validation_perplexity=report["metrics"]["val_perplexity"],
-                validation_bits_per_char=report["metrics"]["val_bits_per_char"],
-                kneser_ney={k: v["val_perplexity"] for k, v in report["baseline"].items()},
-                train_chars=report["throughput"]["steps"],
-                train_seconds=report["throughput"]["train_seconds"],
-                learning_curve=[[e["chars"], e["val_perplexity"]] for e in report["epochs"]],
-            )
-            runs.append(row)
-            print(f"run {i + 1}: {row['wall_seconds']:.0f} s wall, {row['cpu_seconds']:.0f} s "
-                  f"CPU (load {row['load_before']:.1f}), validation perplexity "
-                  f"{row['validation_perplexity']:.4f}; Kneser-Ney 5 "
-                  f"{row['kneser_ney']['kn5']:.4f}, 7 {row['kneser_ney']['kn7']:.4f}",
-                  flush=True)
-        result = {"budget": args.budget, "runs": runs, "cpus": os.cpu_count()}
-        if twice:
-            a, b = (r["validation_perplexity"] for r in runs)
-            same = all(np.array_equal(x, y) for x, y in
-                       zip(weights(Path(tmp) / "run0"), weights(Path(tmp) / "run1"),
-                           strict=True))
-            result.update(same_to_3_decimals=f"{a:.3f}" == f"{b:.3f}", same_weights=same)
-            print(f"reproducible: perplexity {a:.6f} vs {b:.6f}; weights bit-identical: {same}")
-        if args.pipeline:
-            row = timed([str(ELMAN), "run", "--from", "quantize", str(Path(tmp) / "run0")])
-            result["pipeline_after_train"] = row
-            print(f"elman run --from quantize: {row['wall_seconds']:.0f} s wall, "
-                  f"{row['cpu_seconds']:.0f} s CPU\n{row['output']}")
+    result: dict = {"budget": budget, "cpus": os.cpu_count(), "extra_train_options": extra}
+    runs_dir = RESULTS / "text_runs" / f"{budget}{'_trial' if extra else ''}"  # kept
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    runs_dir.mkdir(parents=True)
+    for i in range(2 if twice else 1):
+        print(f"--budget {budget}, run {i + 1}: ", end="", flush=True)
+        runs.append(train(runs_dir / f"run{i}", budget, extra))
+    result["runs"] = runs
+    if twice:
+        a, b = (r["validation_perplexity"] for r in runs)
+        same = all(np.array_equal(x, y) for x, y in
+                   zip(weights(runs_dir / "run0"), weights(runs_dir / "run1"),
+                       strict=True))
+        result.update(same_to_3_decimals=f"{a:.3f}" == f"{b:.3f}", same_weights=same)
+        print(f"reproducible: perplexity {a:.6f} vs {b:.6f}; weights bit-identical: {same}")
+    result["quantized"] = quantized(runs_dir / "run0", pipeline)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"text_{args.budget}.json"
+    out = RESULTS / f"text_{budget}{'_trial' if extra else ''}.json"
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"wrote {out}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", default="default", choices=("default", "long"))
+    parser.add_argument("--all", action="store_true",
+                        help="--budget default twice, then --budget long once")
+    parser.add_argument("--twice", action="store_true", help="run the long recipe twice too")
+    parser.add_argument("--once", action="store_true", help="run the default recipe once")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="every later stage (elman run --from quantize), not only quantize")
+    parser.add_argument("--train-options", default="",
+                        help="extra `elman train` options, for a quick trial of this script "
+                        "(e.g. '--chars 100000'); results go to text_<budget>_trial.json")
+    args = parser.parse_args()
+    extra = args.train_options.split()
+    budgets = ("default", "long") if args.all else (args.budget,)
+    summary = []
+    for budget in budgets:
+        twice = (budget == "default" and not args.once) or args.twice
+        r = measure(budget, twice, args.pipeline, extra)
+        first = r["runs"][0]
+        summary.append((budget, first, r))
+    print(f"\n{'recipe':<9}{'wall s':>8}{'CPU s':>8}{'load':>6}{'perplexity':>12}{'KN5':>8}"
+          f"{'below KN5':>11}{'target':>8}{'KN7':>8}{'int8-float bpc':>16}{'same twice':>12}")
+    for budget, first, r in summary:
+        q = r["quantized"]
+        below = first["below_kn5_percent"]
+        met = "met" if (below > 0 if budget == "default" else below >= 100 * KN5_MARGIN) \
+            else "NOT met"
+        print(f"{budget:<9}{first['wall_seconds']:>8.0f}{first['cpu_seconds']:>8.0f}"
+              f"{first['load_before']:>6.1f}{first['validation_perplexity']:>12.4f}"
+              f"{first['kneser_ney']['kn5']:>8.4f}{first['below_kn5_percent']:>10.2f}%{met:>8}"
+              f"{first['kneser_ney']['kn7']:>8.4f}{q['bits_per_char_increase']:>+16.4f}"
+              f"{str(r.get('same_to_3_decimals', '-')):>12}")
 
 
 if __name__ == "__main__":
