@@ -117,6 +117,7 @@ def run_pipeline(
     opts: Sequence[str] = DEFAULT_OPTS,
     verify_limit: int | None = None,
     start: str = "train",
+    state: str = "int8",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the stages from ``start`` on ``run_dir``; return each stage's report and timings.
@@ -139,7 +140,7 @@ def run_pipeline(
         check_prerequisites(run_dir, start)
         return _run_stages(data, run_dir, config=config, prefix=prefix, profiles=profiles,
                            cpus=cpus, opts=opts, verify_limit=verify_limit, start=start,
-                           progress=progress)
+                           progress=progress, state=state)
 
 
 def check_prerequisites(run_dir: Path, start: str) -> None:
@@ -160,7 +161,8 @@ def check_prerequisites(run_dir: Path, start: str) -> None:
 
 def _run_stages(data: str, run_dir: Path, *, config: Any, prefix: str,
                 profiles: tuple[str, ...], cpus: tuple[str, ...], opts: tuple[str, ...],
-                verify_limit: int | None, start: str, progress: bool) -> dict[str, Any]:
+                verify_limit: int | None, start: str, progress: bool,
+                state: str = "int8") -> dict[str, Any]:
     from elman.firmware_codegen.api import codegen_run
     from elman.firmware_codegen.arm.api import mcu_run
     from elman.quantize.api import quantize_run
@@ -171,8 +173,9 @@ def _run_stages(data: str, run_dir: Path, *, config: Any, prefix: str,
     stages: list[tuple[str, str, Callable[[], Any]]] = [
         ("train", f"{data} → {rundir.MODEL_KERAS}",
          lambda: train_run(data, run_dir, config, progress=progress)),
-        ("quantize", f"int8 step model → {rundir.MODEL_TFLITE}",
-         lambda: quantize_run(run_dir, progress=progress)),
+        ("quantize", f"{'int8' if state == 'int8' else '16x8 (int16 state)'} step model → "
+                     f"{rundir.MODEL_TFLITE}",
+         lambda: quantize_run(run_dir, progress=progress, state=state)),
         ("codegen", f"C99, profile {profiles[0]}, prefix {prefix} → {rundir.CODE_DIR}/",
          lambda: [str(p) for p in codegen_run(run_dir, prefix=prefix, profile=profiles[0])]),
         ("verify", f"simulator vs LiteRT, TFLite Micro, host C, emulated Cortex-M "
@@ -259,6 +262,9 @@ def run(
     start: Annotated[str, typer.Option(
         "--from", help=f"Start at this stage of an existing run: {', '.join(STAGES)}.")]
     = "train",
+    state: Annotated[str, typer.Option(
+        help="Width of activations and state: int8, or int16 (TFLite's 16x8 mode: int16 "
+             "activations and state, int8 weights).")] = "int8",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit with status 1 when an acceptance check is NOT met (int8 vs "
@@ -276,6 +282,8 @@ def run(
 
     if profile not in (*PROFILES, "both"):
         raise ElmanError(f"unknown profile {profile!r}; choose tflm, tflite or both")
+    if state not in ("int8", "int16"):
+        raise ElmanError(f"unknown state width {state!r}; choose int8 or int16")
     profiles = PROFILES if profile == "both" else (profile,)
     config = _train_config(units=units, layers=layers, embedding=embedding, epochs=epochs,
                            batch=batch,
@@ -285,7 +293,7 @@ def run(
     result = run_pipeline(
         data, run_dir, config=config, prefix=prefix, profiles=profiles,
         cpus=tuple(cpu or DEFAULT_CPUS), opts=tuple(opt or DEFAULT_OPTS), verify_limit=limit,
-        start=start, progress=not quiet)
+        start=start, progress=not quiet, state=state)
     typer.echo(format_summary(result))
     failed = [c.name for c in checks_of(result) if not c.met]
     if strict and failed:

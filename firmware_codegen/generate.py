@@ -47,6 +47,9 @@ def generate_c(
     validate_prefix(prefix)
     if profile not in PROFILE_NAMES:
         raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    if ir.state_bits != 8:
+        raise ElmanError("C generation for an int16 state (16x8) is not implemented yet: "
+                         "the simulator, LiteRT and TFLite Micro run it (elman verify)")
     model = CModel(ir, prefix, profile, source_sha256 or ir.source_sha256 or "unknown")
     env = template_environment()
     return {

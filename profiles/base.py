@@ -35,9 +35,13 @@ class Requantization:
     input_zero_point: int
     output_zero_point: int
     profile: Profile
+    bits: int = 8  # 8: int32 accumulators to int8; 16: int64 accumulators to int16
 
     def __call__(self, acc: np.ndarray) -> np.ndarray:
-        """int32 accumulators (``(..., channels)``) to int8: the profile's epilogue."""
+        """Accumulators (``(..., channels)``) to int8 (int16): the profile's epilogue."""
+        if self.bits == 16:
+            return self.profile.requantize16(acc, self.multipliers, self.shifts,
+                                             self.scales)
         return self.profile.requantize(acc, self.multipliers, self.shifts,
                                        self.output_zero_point, scales=self.scales)
 
@@ -62,9 +66,14 @@ class AddRescale:
     input1_multiplier: tuple[int, int]
     input2_multiplier: tuple[int, int]
     output_multiplier: tuple[int, int]
+    bits: int = 8
 
     def __call__(self, a: np.ndarray, r: np.ndarray) -> np.ndarray:
-        """int8 ``ADD(a, r)`` (the reference: gemmlowp double rounding)."""
+        """int8 (int16) ``ADD(a, r)`` (the reference: gemmlowp double rounding)."""
+        if self.bits == 16:
+            return P.add_rescale_int16(
+                a, r, left_shift=self.left_shift, a_multiplier=self.input1_multiplier,
+                r_multiplier=self.input2_multiplier, output_multiplier=self.output_multiplier)
         return P.add_rescale(
             a, r, a_zero_point=self.input1_zero_point, r_zero_point=self.input2_zero_point,
             output_zero_point=self.output_zero_point, left_shift=self.left_shift,
@@ -125,6 +134,23 @@ class Profile:
         """int8 (256,): TANH of every int8 input ``q`` (index ``q + 128``), output (1/128, 0)."""
         raise NotImplementedError
 
+    def requantize16(self, acc: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray,
+                     scales: np.ndarray) -> np.ndarray:
+        """The 16x8 FULLY_CONNECTED's epilogue: int64 accumulators (``(..., channels)``)
+        scaled per channel, saturated to int16 (output zero point 0)."""
+        raise NotImplementedError
+
+    def tanh16(self, z: np.ndarray, input_q: QuantParams) -> np.ndarray:
+        """int16 TANH of int16 ``z`` (output (1/32768, 0)): the same kernel in LiteRT and
+        TFLite Micro."""
+        return P.tanh_int16(z, float(input_q.scale))
+
+    def tanh(self, z: np.ndarray, input_q: QuantParams) -> np.ndarray:
+        """TANH of int8 or int16 ``z`` (by ``input_q.bits``)."""
+        if input_q.bits == 16:
+            return self.tanh16(z, input_q)
+        return self.tanh_table(input_q)[np.asarray(z, np.int64) + 128]
+
     # ---- derived the same way for every profile ---------------------------------------------
     def fully_connected(self, fc: FullyConnected) -> Requantization:
         """The requantization constants of ``fc``."""
@@ -134,7 +160,8 @@ class Profile:
                          dtype=np.int64).reshape(-1, 2)
         return Requantization(multipliers=pairs[:, 0].copy(), shifts=pairs[:, 1].copy(),
                               scales=scales, input_zero_point=int(fc.input.zero_point),
-                              output_zero_point=int(fc.output.zero_point), profile=self)
+                              output_zero_point=int(fc.output.zero_point), profile=self,
+                              bits=fc.output.bits)
 
     def add(self, add: Add) -> AddRescale:
         """The rescale constants of ``add``."""
@@ -148,6 +175,7 @@ class Profile:
             input2_multiplier=self.quantize_multiplier(float(add.input2.scale) / twice_max),
             output_multiplier=self.quantize_multiplier(
                 twice_max / ((1 << add.left_shift) * float(add.output.scale))),
+            bits=add.output.bits,
         )
 
     def __repr__(self) -> str:

@@ -317,3 +317,101 @@ def tanh_table_tflm(input_scale: float, input_zero_point: int) -> np.ndarray:
             out = min(max(out, INT8_MIN), INT8_MAX)
         table[i] = out
     return table
+
+
+# ---- 16x8: int16 activations, int8 weights, int64 accumulators ---------------------------
+INT16_MIN = -(2**15)
+INT16_MAX = 2**15 - 1
+
+
+def saturate(x: np.ndarray, bits: int) -> np.ndarray:
+    """Saturate to int8 (``bits`` 8) or int16 (16), as that dtype."""
+    if bits == 8:
+        return saturate_int8(x)
+    return np.clip(x, INT16_MIN, INT16_MAX).astype(np.int16)
+
+
+def multiply_by_quantized_multiplier_int64(
+    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
+) -> np.ndarray:
+    """``MultiplyByQuantizedMultiplier(int64_t x, ...)`` (``common.cc``), what TFLite
+    Micro's int16 FULLY_CONNECTED uses on its int64 accumulators: the multiplier reduced
+    to 16 bits (``(m + 2**15) >> 16``, at most ``0x7FFF``), then one rounding,
+    ``(x * reduced + 2**(total - 1)) >> total`` with ``total = 15 - shift``
+    (an arithmetic shift: ties toward +infinity)."""
+    x = np.asarray(x, dtype=np.int64)
+    m = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    if np.any((shift < -31) | (shift >= 8)):
+        raise ValueError("int64 MultiplyByQuantizedMultiplier shift must be in [-31, 8)")
+    if np.any(np.abs(x) >= (np.int64(1) << 47)):
+        raise ValueError("int64 MultiplyByQuantizedMultiplier input must be below 2**47")
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - shift
+    return (x * reduced + (np.int64(1) << (total - 1))) >> total
+
+
+def requantize_double_bits(acc: np.ndarray, scales: np.ndarray, output_zero_point: int,
+                           bits: int) -> np.ndarray:
+    """``requantize_double`` saturated to ``bits`` bits: LiteRT's reference
+    FULLY_CONNECTED epilogue on int8 or int16 outputs (``std::round(double(acc) *
+    scale)``; int64 accumulators below 2**53 are exact doubles)."""
+    v = np.asarray(acc, dtype=np.float64) * np.asarray(scales, dtype=np.float64)
+    limit = 4 << bits
+    return saturate(np.clip(round_half_away_exact(v), -limit, limit).astype(np.int64)
+                    + output_zero_point, bits)
+
+
+def tanh_int16_params(input_scale: float) -> tuple[int, int]:
+    """``(input_multiplier, input_left_shift)`` of the int16 TANH (``TanhPrepare`` in
+    LiteRT's ``activations.cc`` and TFLite Micro's ``tanh.cc``, identical): a scale
+    within 1e-3 (in log2) of 2**-12 or 2**-11 (``CheckedLog2``) keeps the shift
+    (multiplier 0, the power-of-two case); else the multiplier of ``scale * 4096 * 3``
+    doubled until above 32767/2, truncated."""
+    s = float(input_scale)
+    log = math.log2(s)
+    rounded = round_half_away(log)
+    left_shift = (15 - 3) + rounded
+    if abs(log - rounded) < 1e-3 and left_shift in (0, 1):
+        return 0, left_shift
+    multiplier = s * 4096.0 * 3.0
+    left_shift = 0
+    while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
+        left_shift += 1
+        multiplier *= 2.0
+    return int(multiplier), left_shift
+
+
+def tanh_int16(z: np.ndarray, input_scale: float) -> np.ndarray:
+    """``reference_integer_ops::Tanh`` on int16 inputs (LiteRT and TFLite Micro run the
+    same code): the input rescaled to 1/(3 * 4096) units, then ``tanh(x) = 2 *
+    sigmoid(2x) - 1`` interpolated in the 256-entry sigmoid table; output (1/32768, 0)."""
+    from elman.profiles.sigmoid_table import SIGMOID_TABLE_UINT16 as table
+
+    multiplier, left_shift = tanh_int16_params(input_scale)
+    if multiplier == 0:
+        multiplier, left_shift = 3 << left_shift, 0
+    rounding = (1 << (left_shift - 1)) if left_shift > 0 else 0
+    v = wrap_int32(np.asarray(z, dtype=np.int64) * multiplier + rounding) >> left_shift
+    magnitude = np.abs(v)
+    index = magnitude >> 8
+    below = np.minimum(index, 254)
+    ua, ub = table[below], table[below + 1]
+    interpolated = (ua << 8) + (magnitude & 0xFF) * (ub - ua)
+    result = np.where(index >= 255, 0xFFFF << 8, interpolated)
+    result = np.where(v >= 0, result - (1 << 23) + (1 << 7), -result + (1 << 23) + (1 << 7) - 1)
+    return (result >> 8).astype(np.int16)
+
+
+def add_rescale_int16(a: np.ndarray, r: np.ndarray, *, left_shift: int,
+                      a_multiplier: tuple[int, int], r_multiplier: tuple[int, int],
+                      output_multiplier: tuple[int, int]) -> np.ndarray:
+    """int16 ADD, general scales (``AddGeneralParamScale``, both interpreters): the int8
+    two-stage rescale with left shift 15, zero points 0, saturated to int16."""
+    a32 = wrap_int32(np.asarray(a, np.int64) << left_shift)
+    r32 = wrap_int32(np.asarray(r, np.int64) << left_shift)
+    sa = multiply_by_quantized_multiplier_smaller_than_one(a32, *a_multiplier)
+    sr = multiply_by_quantized_multiplier_smaller_than_one(r32, *r_multiplier)
+    out = multiply_by_quantized_multiplier_smaller_than_one(wrap_int32(sa + sr),
+                                                             *output_multiplier)
+    return saturate(out, 16)

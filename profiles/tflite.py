@@ -11,6 +11,10 @@ Measured on LiteRT 2.3 with models whose scales force exact and near rounding ti
 - ADD: the same gemmlowp double rounding as TFLM (``AddRescale``);
 - TANH: a 256-entry table filled from float ``tanhf`` and ``std::round``
   (``kernels/activations.cc``, ``PopulateLookupTable``).
+
+16x8 (int16 activations): FULLY_CONNECTED requantizes its int64 accumulators in double
+precision too (``requantize_double_bits``); ADD (general scales, left shift 15) and
+TANH (the interpolated sigmoid table, ``primitives.tanh_int16``) are TFLite Micro's.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class TfliteProfile(Profile):
 
     def tanh_table(self, input_q: QuantParams) -> np.ndarray:
         return P.tanh_table_tflite(float(input_q.scale), int(input_q.zero_point))
+
+    def requantize16(self, acc, multipliers, shifts, scales) -> np.ndarray:
+        return P.requantize_double_bits(acc, scales, 0, 16)
 
 
 PROFILE = TfliteProfile()

@@ -6,6 +6,12 @@
   of a multiplier of one or more wraps like TFLM's int32 C++);
 - TANH: gemmlowp's fixed-point ``tanh`` (``micro/kernels/tanh_common.cc``)
   evaluated for every int8 input.
+
+16x8 (int16 activations): FULLY_CONNECTED accumulates in int64 and requantizes with
+the int64 ``MultiplyByQuantizedMultiplier`` (the multiplier reduced to 16 bits, one
+rounding, ties toward +infinity); ADD and TANH are the kernels LiteRT runs too
+(``Profile.add``, ``primitives.tanh_int16``). Measured: this FULLY_CONNECTED is the
+one op where the two interpreters differ on int16.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ class TflmProfile(Profile):
 
     def tanh_table(self, input_q: QuantParams) -> np.ndarray:
         return P.tanh_table_tflm(float(input_q.scale), int(input_q.zero_point))
+
+    def requantize16(self, acc, multipliers, shifts, scales) -> np.ndarray:
+        return P.saturate(P.multiply_by_quantized_multiplier_int64(acc, multipliers, shifts), 16)
 
 
 PROFILE = TflmProfile()

@@ -28,6 +28,7 @@ from elman import __version__, provenance, rundir
 from elman.errors import ElmanError, ModelError
 
 REPORT_FORMAT = "elman-quant-report/1"
+STATES = {"int8": 8, "int16": 16}  # --state: the width of activations and state
 EVAL_CHARS = None  # text: the whole validation stream (elman.perplexity's definition)
 NORMALIZATION_RTOL = 1e-5
 
@@ -35,14 +36,19 @@ NORMALIZATION_RTOL = 1e-5
 def quantize_run(run_dir: Path | str, progress: bool = True, *,
                  eval_chars: int | None = EVAL_CHARS,
                  calibration_samples: int = MAX_CALIBRATION_SAMPLES,
-                 input_percentile: float = calibration.INPUT_PERCENTILE) -> dict:
+                 input_percentile: float = calibration.INPUT_PERCENTILE,
+                 state: str = "int8") -> dict:
     """Quantize a trained run; returns the report (also written as ``quant_report.json``).
 
     ``input_percentile`` (sensor models): the calibration range of ``x`` is the
     ``[100 - p, p]`` percentile range of the training inputs (100: min/max).
+    ``state``: ``int8`` (full int8), or ``int16`` (16x8: int16 activations and state,
+    int8 weights, int64 biases).
     """
     if not 50 < input_percentile <= 100:
         raise ElmanError(f"input percentile must be in (50, 100], got {input_percentile}")
+    if state not in STATES:
+        raise ElmanError(f"--state must be one of {', '.join(STATES)}, got {state!r}")
     from elman.data.spec import load_run_data, read_spec
 
     run_dir = Path(run_dir)
@@ -73,7 +79,7 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
         tqdm.write(f"converting the step model ({len(cal_x)} calibration tuples, "
                    f"{found.model.depth} layer(s))...")
     tflite_bytes = convert_step_model(found.model, cal_x, cal_h, task=task, labels=labels,
-                                      window_steps=window, **extra)
+                                      window_steps=window, state_bits=STATES[state], **extra)
     ir = read_ir(tflite_bytes)
 
     if task == "language_model":
@@ -162,14 +168,22 @@ def _qp(q) -> dict:
     return {"scale": float(q.scale), "zero_point": int(q.zero_point)}
 
 
+def _fraction(scale: float) -> str:
+    return f"1/{round(1 / scale)}"
+
+
 def quantization_summary(ir: QuantizedModel, calibration_pairs: int,
                          input_percentile: float | None) -> dict:
     return {
         "scheme": "full integer: int8 activations (per tensor, asymmetric), int8 weights "
-                  "(per output channel, symmetric), int32 biases",
+                  "(per output channel, symmetric), int32 biases" if ir.state_bits == 8 else
+                  "16x8: int16 activations (per tensor, symmetric), int8 weights (per output "
+                  "channel, symmetric), int64 biases",
+        "state_bits": ir.state_bits,
         "input": _qp(ir.input_quant),
         "state": {**_qp(ir.state_quant), "pinned": True,
-                  "note": "h input == TANH output (1/128, 0): h_t feeds back unchanged"},
+                  "note": f"h input == TANH output ({_fraction(ir.state_quant.scale)}, 0): "
+                          "h_t feeds back unchanged"},
         "fc_x_output": _qp(ir.layers[0].input_fc.output),
         "fc_h_output": _qp(ir.layers[0].recurrent_fc.output),
         "add_output": _qp(ir.layers[0].add.output),
@@ -178,10 +192,12 @@ def quantization_summary(ir: QuantizedModel, calibration_pairs: int,
             "pairs": calibration_pairs,
             "source": "training split: real inputs and the float model's own hidden states "
                       "(text: long streams with the state carried, plus every embedding row)",
-            "state_clip": [-1.0, 127 / 128],
+            "state_clip": [-1.0, 127 / 128] if ir.state_bits == 8 else
+            [-32767 / 32768, 32767 / 32768],
             "input_range": "every embedding row" if input_percentile is None else
             f"{100 - input_percentile:g} to {input_percentile:g} percentile of training inputs",
-            "preactivation_limit": "ADD output range clamped to +-3.2 (TANH saturates there)",
+            "preactivation_limit": "ADD output range clamped to "
+            f"+-{3.2 if ir.state_bits == 8 else 5.5} (TANH saturates there)",
         },
     }
 

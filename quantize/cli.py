@@ -3,6 +3,7 @@ quantize stage."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,13 @@ import typer
 
 from elman import rundir
 from elman.errors import ElmanError, ModelError
+
+
+class StateWidth(StrEnum):
+    """``--state``: the width of the activations and the recurrent state."""
+
+    int8 = "int8"
+    int16 = "int16"
 
 
 def quantize(
@@ -21,15 +29,20 @@ def quantize(
     input_percentile: Annotated[float, typer.Option(
         help="Sensor models: calibrate x on the [100-p, p] percentile range of the training "
              "inputs (100 = min/max).")] = 99.9,
+    state: Annotated[StateWidth, typer.Option(
+        help="int8: full int8 (int8 activations and state); int16: TFLite's 16x8 mode "
+             "(int16 activations and state, int8 weights, int64 biases), ~256x finer state.",
+        case_sensitive=False)] = StateWidth.int8,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Convert model.keras to an int8 one-step TFLite model and report float vs int8."""
+    """Convert model.keras to an int8 (or 16x8) one-step TFLite model and report float vs
+    quantized."""
     from elman.quantize.api import quantize_run, summary_table
 
     if eval_chars is not None and eval_chars < 1:
         raise ElmanError(f"--eval-chars must be >= 1, got {eval_chars}")
     report = quantize_run(run_dir, progress=progress, eval_chars=eval_chars,
-                          input_percentile=input_percentile)
+                          input_percentile=input_percentile, state=state.value)
     typer.echo(summary_table(report))
     typer.echo(f"wrote {Path(run_dir) / rundir.MODEL_TFLITE} and "
                f"{Path(run_dir) / rundir.QUANT_REPORT}")

@@ -25,6 +25,9 @@ import numpy as np
 # int8 ends), so ADD's output range never needs to extend beyond it: clamping the
 # calibrated range there gives the pre-activation up to ~4x finer steps at no cost.
 PREACTIVATION_LIMIT = 3.2
+# The int16 TANH's output (scale 1/32768) reaches its end 32767 from |z| ~ 5.4
+# (32768 * tanh(5.5) = 32766.6); the int16 clamp is there.
+PREACTIVATION_LIMIT_16 = 5.5
 
 
 def layer_count(arrays: dict[str, np.ndarray]) -> int:
@@ -34,8 +37,8 @@ def layer_count(arrays: dict[str, np.ndarray]) -> int:
     return count
 
 
-def float_ranges(arrays: dict[str, np.ndarray], clamp_preactivation: bool = True
-                 ) -> dict[str, tuple[float, float]]:
+def float_ranges(arrays: dict[str, np.ndarray], clamp_preactivation: bool = True,
+                 limit: float = PREACTIVATION_LIMIT) -> dict[str, tuple[float, float]]:
     """min/max of every intermediate tensor over the calibration tuples (float32, like TF).
 
     TF 2.21's calibrator records FC(x)'s output range wrongly (measured: it logs the
@@ -59,12 +62,15 @@ def float_ranges(arrays: dict[str, np.ndarray], clamp_preactivation: bool = True
     if clamp_preactivation:
         for key, (lo, hi) in ranges.items():
             if key.startswith("z"):
-                ranges[key] = (max(lo, -PREACTIVATION_LIMIT), min(hi, PREACTIVATION_LIMIT))
+                ranges[key] = (max(lo, -limit), min(hi, limit))
     return ranges
 
 
-def build_and_convert(arrays: dict[str, np.ndarray], clamp_preactivation: bool = True) -> bytes:
-    """Full-integer int8 conversion of the step model from float weights and calibration."""
+def build_and_convert(arrays: dict[str, np.ndarray], clamp_preactivation: bool = True,
+                      state_bits: int = 8) -> bytes:
+    """Full-integer conversion of the step model from float weights and calibration:
+    int8 (``state_bits`` 8), or 16x8 (16: int16 activations and state, int8 weights,
+    int64 biases; TFLite's ``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``)."""
     import tensorflow as tf
 
     depth = layer_count(arrays)
@@ -79,7 +85,8 @@ def build_and_convert(arrays: dict[str, np.ndarray], clamp_preactivation: bool =
     specs = [tf.TensorSpec([1, d], tf.float32, name="x")] + [
         tf.TensorSpec([1, arrays[f"layer{i}_kernel"].shape[1]], tf.float32, name=names[i - 1])
         for i in range(1, depth + 1)]
-    ranges = float_ranges(arrays, clamp_preactivation)
+    ranges = float_ranges(arrays, clamp_preactivation,
+                          PREACTIVATION_LIMIT if state_bits == 8 else PREACTIVATION_LIMIT_16)
 
     class StepModel(tf.Module):
         @tf.function(input_signature=specs)
@@ -106,20 +113,42 @@ def build_and_convert(arrays: dict[str, np.ndarray], clamp_preactivation: bool =
         [module.step.get_concrete_function()], module)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    # 16x8: the calibration pass keeps float inputs (the converter would retype them
+    # before quantizing); quantize_16x8 makes them int16
+    io_type = tf.int8 if state_bits == 8 else tf.float32
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if state_bits == 8 else
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
     if hasattr(converter, "_experimental_disable_per_channel_quantization_for_dense_layers"):
         converter._experimental_disable_per_channel_quantization_for_dense_layers = False
     # The converter's own two phases (what TFLiteConverter.convert does), with the
     # intermediate ranges set in between (see float_ranges).
     converter._experimental_calibrate_only = True
-    calibrated = set_ranges(bytes(converter.convert()), ranges)
+    calibrated = set_ranges(bytes(converter.convert()), ranges, state_bits)
     from tensorflow.lite.python import convert
 
+    if state_bits == 16:
+        return quantize_16x8(calibrated)
     return bytes(convert.mlir_quantize(
         calibrated, disable_per_channel=False, input_data_type=tf.int8,
         output_data_type=tf.int8, disable_per_channel_for_dense_layers=False))
+
+
+def quantize_16x8(calibrated: bytes) -> bytes:
+    """The 16x8 quantization of a calibrated model, from the ranges written in it.
+
+    TFLiteConverter quantizes 16x8 with its older quantizer, which calibrates again and
+    would overwrite the ranges of :func:`set_ranges` with the calibrator's; the MLIR
+    quantizer refuses int16 inputs. So the older quantizer is run here on the model as
+    it is, without feeding it a sample: with no statistics of its own, it keeps the
+    ranges already in the model."""
+    from tensorflow.lite.python.optimize import calibrator
+
+    wrapper = calibrator.Calibrator(calibrated)._calibrator  # noqa: SLF001
+    int16, int64 = np.dtype(np.int16).num, np.dtype(np.int64).num
+    return bytes(wrapper.QuantizeModel(int16, int16, False, int16, int64, False, False))
 
 
 def state_names(depth: int) -> list[str]:
@@ -128,7 +157,8 @@ def state_names(depth: int) -> list[str]:
     return ["h"] if depth == 1 else [f"h{i}" for i in range(1, depth + 1)]
 
 
-def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> bytes:
+def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]], state_bits: int = 8
+               ) -> bytes:
     """Write the min/max of every a_l, r_l, z_l (and y) into the calibrated float model.
 
     Tensors are found by structure: each z_l is the output of an ADD read by a TANH,
@@ -160,7 +190,7 @@ def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> byt
         if add is None or add not in ops["add"]:
             raise RuntimeError("a TANH of the calibrated step model does not read an ADD")
         rec, inp = _split_cell_fcs(graph, [producer[int(t)] for t in add.inputs],
-                                   tanh_outputs, graph_inputs)
+                                   tanh_outputs, graph_inputs, state_bits)
         cells.append((inp, rec, add, tanh))
     ordered, source = [], None  # layer 1 reads a subgraph input, layer l the TANH of l-1
     for _ in range(depth):
@@ -189,11 +219,13 @@ def set_ranges(calibrated: bytes, ranges: dict[str, tuple[float, float]]) -> byt
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _split_cell_fcs(graph, fcs: list, tanh_outputs: set[int], graph_inputs: set[int]
-                    ) -> tuple:
+def _split_cell_fcs(graph, fcs: list, tanh_outputs: set[int], graph_inputs: set[int],
+                    state_bits: int = 8) -> tuple:
     """(FC(h), FC(in)) of one layer of the calibrated float model: FC(in) of a layer above
     the first reads a TANH output; else FC(h) has no bias, or else reads a [1, units]
-    subgraph input whose calibrated range is the pinned state range [-1, 127/128]."""
+    subgraph input whose calibrated range is the pinned state range ([-1, 127/128], or
+    +-32767/32768 for an int16 state)."""
+    lo, hi = (-1.0, 127.0 / 128.0) if state_bits == 8 else (-32767 / 32768, 32767 / 32768)
     def reads_tanh(op) -> bool:
         return int(op.inputs[0]) in tanh_outputs
 
@@ -204,7 +236,7 @@ def _split_cell_fcs(graph, fcs: list, tanh_outputs: set[int], graph_inputs: set[
         q = graph.tensors[int(op.inputs[0])].quantization
         return (int(op.inputs[0]) in graph_inputs and q is not None and q.min is not None
                 and q.max is not None
-                and float(q.min[0]) == -1.0 and float(q.max[0]) == 127.0 / 128.0)
+                and float(q.min[0]) == lo and float(q.max[0]) == hi)
 
     if len(fcs) != 2:
         raise RuntimeError("an ADD of the calibrated step model does not add two FCs")
@@ -224,7 +256,8 @@ def run_job(job: Path) -> bytes:
     with np.load(job / "job.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
     info = json.loads((job / "job.json").read_text())
-    model = build_and_convert(arrays, bool(info.get("clamp_preactivation", True)))
+    model = build_and_convert(arrays, bool(info.get("clamp_preactivation", True)),
+                              int(info.get("state_bits", 8)))
     embedding = None
     if "embedding" in arrays:
         x_params = read_step_graph(model, "the converted step model").input_quant

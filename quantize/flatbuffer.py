@@ -77,6 +77,7 @@ class OperatorInfo:
     fused_activation: str | None = None  # FULLY_CONNECTED / ADD
     keep_num_dims: bool = False  # FULLY_CONNECTED
     weights_format: int = 0  # FULLY_CONNECTED
+    pot_scale_int16: bool = True  # ADD (the schema's default): int16 power-of-two path allowed
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ def _parse(data: bytes) -> TfliteGraph:
         elif name == "ADD" and table is not None:
             opt = tflite.AddOptions()
             opt.Init(table.Bytes, table.Pos)
-            kwargs = {"fused_activation": ACTIVATION_NAMES.get(opt.FusedActivationFunction(), "?")}
+            kwargs = {"fused_activation": ACTIVATION_NAMES.get(opt.FusedActivationFunction(), "?"),
+                      "pot_scale_int16": bool(opt.PotScaleInt16())}
         elif name in ("FULLY_CONNECTED", "ADD"):
             kwargs = {"fused_activation": "NONE"}
         operators.append(OperatorInfo(

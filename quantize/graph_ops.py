@@ -17,7 +17,9 @@ from elman.quantize.ir import FullyConnected, QuantParams
 from elman.errors import ModelError
 
 INT8 = 9  # tflite.TensorType.INT8
+INT16 = 7  # tflite.TensorType.INT16
 INT32 = 2  # tflite.TensorType.INT32
+INT64 = 4  # tflite.TensorType.INT64
 BIAS_SCALE_RTOL = 1e-5
 
 
@@ -86,11 +88,15 @@ def read_fully_connected(g: TfliteGraph, op: OperatorInfo, label: str,
         problems.append(f"{label} input has shape {list(inp.shape)}, expected [1, {in_f}]")
     if out.shape not in ((1, out_f), (out_f,)):
         problems.append(f"{label} output has shape {list(out.shape)}, expected [1, {out_f}]")
-    bias = np.zeros(out_f, np.int32)
+    bias = np.zeros(out_f, np.int64)
+    wide = in_q is not None and in_q.bits == 16  # 16x8: int64 bias
+    if in_q is not None and out_q is not None and in_q.bits != out_q.bits:
+        problems.append(f"{label} reads {in_q.bits}-bit and writes {out_q.bits}-bit values")
     if has_bias(op):
         b = g.tensors[op.inputs[2]]
-        if b.type != INT32:
-            problems.append(f"{label} bias is {b.type_name}, expected INT32")
+        if b.type != (INT64 if wide else INT32):
+            problems.append(f"{label} bias is {b.type_name}, expected "
+                            f"{'INT64' if wide else 'INT32'}")
         elif b.shape != (out_f,) or b.data is None:
             problems.append(f"{label} bias is not a constant vector of {out_f} "
                             f"(shape {list(b.shape)})")
@@ -113,20 +119,23 @@ def read_fully_connected(g: TfliteGraph, op: OperatorInfo, label: str,
 
 
 def activation_params(t: TensorInfo, label: str, problems: list[str]) -> QuantParams | None:
-    """The per-tensor int8 quantization of an activation, or None after a problem."""
-    if t.type != INT8:
-        problems.append(f"the {label} is {t.type_name}, expected INT8")
+    """The per-tensor int8 (or 16x8's int16, zero point 0) quantization of an activation,
+    or None after a problem."""
+    if t.type not in (INT8, INT16):
+        problems.append(f"the {label} is {t.type_name}, expected INT8 (or INT16)")
         return None
     if len(t.scales) != 1 or len(t.zero_points) != 1:
         problems.append(f"the {label} is not quantized per tensor "
                         f"({len(t.scales)} scales, {len(t.zero_points)} zero points)")
         return None
     scale, zp = t.scales[0], t.zero_points[0]
-    if not (scale > 0 and math.isfinite(scale)) or not -128 <= zp <= 127:
+    bits = 8 if t.type == INT8 else 16
+    if not (scale > 0 and math.isfinite(scale)) or not -128 <= zp <= 127 or (
+            bits == 16 and zp != 0):
         problems.append(f"the {label} has an invalid quantization (scale {scale!r}, "
                         f"zero point {zp})")
         return None
-    return QuantParams(scale, zp)
+    return QuantParams(scale, zp, bits)
 
 
 def check_vector_shape(t: TensorInfo, n: int, label: str, problems: list[str]) -> None:

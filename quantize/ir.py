@@ -39,9 +39,12 @@ import numpy as np
 
 STATE_SCALE = 1.0 / 128.0
 STATE_ZERO_POINT = 0
+STATE_SCALE_16 = 1.0 / 32768.0  # TANH's int16 output scale (the 16x8 state)
+STATE_BITS = (8, 16)  # int8 activations, or 16x8: int16 activations with int8 weights
 TASKS = ("classification", "language_model")
 HEAD_ACTIVATIONS = ("linear", "softmax")
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD: both inputs are shifted left by 20 first
+ADD_LEFT_SHIFT_16 = 15  # ... and its int16 ADD (general scales) by 15
 MAX_LAYERS = 3
 IR_FORMAT_VERSION = 2
 
@@ -58,30 +61,58 @@ def round_half_away_exact(v: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class QuantParams:
-    """Affine quantization of one tensor: ``real = scale * (q - zero_point)``."""
+    """Affine quantization of one tensor: ``real = scale * (q - zero_point)``, in ``bits``
+    bits (8: int8; 16: int16, the activations of a 16x8 model, zero point 0)."""
 
     scale: float
     zero_point: int
+    bits: int = 8
+
+    def __post_init__(self) -> None:
+        if self.bits not in STATE_BITS:
+            raise ValueError(f"activations have 8 or 16 bits, got {self.bits}")
+
+    @property
+    def dtype(self) -> type:
+        return np.int8 if self.bits == 8 else np.int16
+
+    @property
+    def qmin(self) -> int:
+        return -(1 << (self.bits - 1))
+
+    @property
+    def qmax(self) -> int:
+        return (1 << (self.bits - 1)) - 1
 
     def quantize(self, real: np.ndarray) -> np.ndarray:
-        """int8 quantization of float values (round half away from zero, saturate)."""
+        """int8 (int16) quantization of float values (round half away from zero, saturate)."""
         scaled = np.asarray(real, dtype=np.float64) / self.scale
         # clamp first (saturation is monotone): keeps +-inf finite for the exact rounding
-        q = round_half_away_exact(np.clip(scaled, -512.0, 512.0))
-        return np.clip(q + self.zero_point, -128, 127).astype(np.int8)
+        limit = 4.0 * (1 << self.bits)
+        q = round_half_away_exact(np.clip(scaled, -limit, limit))
+        return np.clip(q + self.zero_point, self.qmin, self.qmax).astype(self.dtype)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return (np.asarray(q, dtype=np.float64) - self.zero_point) * self.scale
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scale": float(self.scale), "zero_point": int(self.zero_point)}
+        d = {"scale": float(self.scale), "zero_point": int(self.zero_point)}
+        if self.bits != 8:
+            d["bits"] = self.bits
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QuantParams:
-        return cls(float(d["scale"]), int(d["zero_point"]))
+        return cls(float(d["scale"]), int(d["zero_point"]), int(d.get("bits", 8)))
 
 
 STATE_QUANT = QuantParams(STATE_SCALE, STATE_ZERO_POINT)
+STATE_QUANT_16 = QuantParams(STATE_SCALE_16, 0, 16)
+
+
+def state_quant(bits: int) -> QuantParams:
+    """The pinned state quantization of ``bits``-bit activations (TANH's output)."""
+    return STATE_QUANT if bits == 8 else STATE_QUANT_16
 
 
 def _frozen_array(a: Any, dtype: Any) -> np.ndarray:
@@ -92,7 +123,8 @@ def _frozen_array(a: Any, dtype: Any) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class FullyConnected:
-    """int8 FULLY_CONNECTED with per-output-channel symmetric weights.
+    """FULLY_CONNECTED with per-output-channel symmetric int8 weights, on int8 activations
+    (int32 bias) or int16 ones (16x8: int64 bias and accumulator).
 
     ``acc[c] = sum_d weights[c, d] * (q[d] - input.zero_point) + bias[c]``,
     then requantized by ``input.scale * weight_scales[c] / output.scale``.
@@ -100,7 +132,7 @@ class FullyConnected:
 
     weights: np.ndarray  # int8 (out_features, in_features)
     weight_scales: np.ndarray  # float32 (out_features,)
-    bias: np.ndarray  # int32 (out_features,); zeros when has_bias is False
+    bias: np.ndarray  # int32 (int64 for int16 inputs) (out_features,); zeros without bias
     has_bias: bool
     input: QuantParams
     output: QuantParams
@@ -108,10 +140,14 @@ class FullyConnected:
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", _frozen_array(self.weights, np.int8))
         object.__setattr__(self, "weight_scales", _frozen_array(self.weight_scales, np.float32))
-        object.__setattr__(self, "bias", _frozen_array(self.bias, np.int32))
+        object.__setattr__(self, "bias", _frozen_array(self.bias, self.bias_dtype))
         out_f, _ = self.weights.shape
         if self.weight_scales.shape != (out_f,) or self.bias.shape != (out_f,):
             raise ValueError("weight_scales and bias must have one entry per output channel")
+
+    @property
+    def bias_dtype(self) -> type:
+        return np.int32 if self.input.bits == 8 else np.int64
 
     @property
     def out_features(self) -> int:
@@ -142,7 +178,7 @@ class FullyConnected:
         return cls(
             weights=np.array(d["weights"], dtype=np.int8).reshape(out_f, in_f),
             weight_scales=np.array(d["weight_scales"], dtype=np.float32),
-            bias=np.array(d["bias"], dtype=np.int32),
+            bias=np.array(d["bias"], dtype=np.int64),
             has_bias=bool(d["has_bias"]),
             input=QuantParams.from_dict(d["input"]),
             output=QuantParams.from_dict(d["output"]),
@@ -162,7 +198,7 @@ class Add:
 
 @dataclass(frozen=True)
 class Tanh:
-    """int8 TANH; the output is always (1/128, 0)."""
+    """TANH; the output is always (1/128, 0) for int8, (1/32768, 0) for int16."""
 
     input: QuantParams
     output: QuantParams = field(default_factory=lambda: STATE_QUANT)
@@ -171,7 +207,8 @@ class Tanh:
 @dataclass(frozen=True, eq=False)
 class ElmanLayer:
     """One Elman layer: ``h' = TANH(ADD(FC(in; W_x, b), FC(h; W_h)))``, state pinned to
-    (1/128, 0) so that ``h'``'s bytes feed back as ``h`` unchanged."""
+    TANH's output, (1/128, 0) in int8 or (1/32768, 0) in int16, so that ``h'``'s values
+    feed back as ``h`` unchanged."""
 
     input_fc: FullyConnected  # W_x: (units, input_dim), with the layer's bias
     recurrent_fc: FullyConnected  # W_h: (units, units), input quantization (1/128, 0)
@@ -186,8 +223,10 @@ class ElmanLayer:
                             f"{self.recurrent_fc.out_features}")
         if self.recurrent_fc.in_features != self.recurrent_fc.out_features:
             problems.append("FC(h)'s weights are not square")
-        if self.recurrent_fc.input != STATE_QUANT or self.tanh.output != STATE_QUANT:
-            problems.append("the state is not quantized (1/128, 0)")
+        bits = self.tanh.output.bits
+        if self.recurrent_fc.input != state_quant(bits) or self.tanh.output != state_quant(bits):
+            problems.append("the state is not quantized (1/128, 0) in int8 or "
+                            "(1/32768, 0) in int16")
         if problems:
             raise ValueError("inconsistent Elman layer: " + "; ".join(problems))
 
@@ -200,8 +239,13 @@ class ElmanLayer:
         return self.recurrent_fc.out_features
 
     @property
+    def state_bits(self) -> int:
+        """8 (int8 state) or 16 (int16 state)."""
+        return self.tanh.output.bits
+
+    @property
     def state_bytes(self) -> int:
-        """Bytes of this layer's int8 state."""
+        """Values (int8 or int16) of this layer's state."""
         return self.units
 
     @property
@@ -355,8 +399,11 @@ class QuantizedModel:
             raise ValueError("the signature does not match the layers and head")
         if self.window_steps < 0:
             raise ValueError(f"window_steps must be >= 0, got {self.window_steps}")
+        if any(layer.state_bits != self.layers[0].state_bits for layer in self.layers):
+            raise ValueError("every layer's state must have the same width")
         if self.embedding is not None:
-            object.__setattr__(self, "embedding", _frozen_array(self.embedding, np.int8))
+            object.__setattr__(self, "embedding",
+                               _frozen_array(self.embedding, self.input_quant.dtype))
         for name in ("norm_mean", "norm_std"):
             v = getattr(self, name)
             if v is not None:
@@ -399,9 +446,19 @@ class QuantizedModel:
         return self.layers[0].input_quant
 
     @property
+    def state_bits(self) -> int:
+        """8 (int8 activations and state) or 16 (16x8: int16 activations and state)."""
+        return self.layers[0].state_bits
+
+    @property
+    def state_dtype(self) -> type:
+        return np.int8 if self.state_bits == 8 else np.int16
+
+    @property
     def state_quant(self) -> QuantParams:
-        """Every layer's state quantization (pinned to TANH's output, (1/128, 0))."""
-        return STATE_QUANT
+        """Every layer's state quantization (pinned to TANH's output: (1/128, 0), or
+        (1/32768, 0) for an int16 state)."""
+        return state_quant(self.state_bits)
 
     @property
     def output_quant(self) -> QuantParams | None:
@@ -450,7 +507,7 @@ class QuantizedModel:
             head=None if d["head"] is None else _of_kind(HEAD_KINDS, d["head"]),
             signature=StepSignature.from_dict(d["signature"]),
             labels=tuple(d["labels"]),
-            embedding=None if d["embedding"] is None else np.array(d["embedding"], np.int8)
+            embedding=None if d["embedding"] is None else np.array(d["embedding"], np.int64)
             .reshape(-1, d["dims"]["input_dim"]),
             norm_mean=None if d["norm_mean"] is None else np.array(d["norm_mean"], np.float32),
             norm_std=None if d["norm_std"] is None else np.array(d["norm_std"], np.float32),

@@ -110,11 +110,12 @@ class StepMetadata:
         entries = {}
         if self.embedding is not None:
             emb = np.asarray(self.embedding)
-            if emb.dtype != np.int8 or emb.ndim != 2:
-                raise ValueError("the embedding table must be a 2-D int8 array")
+            if emb.dtype not in (np.int8, np.int16) or emb.ndim != 2:
+                raise ValueError("the embedding table must be a 2-D int8 (int16) array")
             doc["embedding"] = {"entry": EMBEDDING_METADATA_NAME, "shape": list(emb.shape),
-                                "dtype": "int8"}
-            entries[EMBEDDING_METADATA_NAME] = np.ascontiguousarray(emb).tobytes()
+                                "dtype": emb.dtype.name}
+            entries[EMBEDDING_METADATA_NAME] = np.ascontiguousarray(
+                emb, dtype=emb.dtype.newbyteorder("<")).tobytes()
         entries[METADATA_NAME] = json.dumps(doc, sort_keys=True).encode("utf-8")
         return entries
 
@@ -151,12 +152,14 @@ class StepMetadata:
             blob = entries.get(name)
             if blob is None:
                 raise ModelError(f"{what}: the embedding table entry {name!r} is missing")
-            if (not isinstance(shape, list) or len(shape) != 2
-                    or len(blob) != int(shape[0]) * int(shape[1])
-                    or emb_doc.get("dtype") != "int8"):
+            dtype = {"int8": np.int8, "int16": np.int16}.get(emb_doc.get("dtype"))
+            if (dtype is None or not isinstance(shape, list) or len(shape) != 2
+                    or len(blob) != int(shape[0]) * int(shape[1]) * np.dtype(dtype).itemsize):
                 raise ModelError(f"{what}: the embedding table entry has {len(blob)} bytes, "
-                                 f"which does not match its int8 shape {shape}")
-            embedding = np.frombuffer(blob, np.int8).reshape(int(shape[0]), int(shape[1]))
+                                 f"which does not match its {emb_doc.get('dtype')} shape "
+                                 f"{shape}")
+            embedding = np.frombuffer(blob, np.dtype(dtype).newbyteorder("<")).astype(
+                dtype).reshape(int(shape[0]), int(shape[1]))
         meta = cls(
             task=task, labels=tuple(labels),
             norm_mean=_array_or_none(doc.get("norm_mean"), what, "norm_mean"),

@@ -36,33 +36,39 @@ from pathlib import Path
 
 import numpy as np
 from elman.quantize.float_model import FloatElman
-from elman.quantize.ir import STATE_SCALE, TASKS
+from elman.quantize.ir import STATE_SCALE, STATE_SCALE_16, TASKS
 from elman.quantize.reader import read_ir
 
 from elman.errors import ModelError
 
 STATE_MIN = -1.0
 STATE_MAX = 127.0 / 128.0
+# int16 (16x8): symmetric int16 takes scale max|v| / 32767, so +-32767/32768 gives 1/32768,
+# TANH's int16 output scale (measured: [-1, 32767/32768] gives 1/32767).
+STATE_LIMIT_16 = 32767.0 / 32768.0
+STATE_RANGES = {8: (STATE_MIN, STATE_MAX), 16: (-STATE_LIMIT_16, STATE_LIMIT_16)}
 MAX_CALIBRATION_SAMPLES = 4000
 CONVERTER_TIMEOUT_S = 600
 # Test hook: the child kills itself with this signal (e.g. "SIGSEGV") before converting.
 CRASH_ENV = "ELMAN_TEST_CONVERTER_SIGNAL"
 
 
-def pinned_calibration(x: np.ndarray, states: Sequence[np.ndarray]
+def pinned_calibration(x: np.ndarray, states: Sequence[np.ndarray], state_bits: int = 8
                        ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Calibration tuples with every state clipped to [-1, 127/128] and both ends reached.
+    """Calibration tuples with every state clipped to [-1, 127/128] (int16 state:
+    +-32767/32768) and both ends reached.
 
     Two copies of the first real tuple are appended, one with unit 0 of every state
-    at -1 and one with it at 127/128, so each observed state range is exactly
-    [-1, 127/128].
+    at the low end and one with it at the high end, so each observed state range is
+    exactly the pinned one.
     """
     x = np.asarray(x, np.float32)
+    low, high = STATE_RANGES[state_bits]
     out = []
     for h in states:
-        h = np.clip(np.asarray(h, np.float32), STATE_MIN, STATE_MAX)
+        h = np.clip(np.asarray(h, np.float32), low, high)
         lo, hi = h[:1].copy(), h[:1].copy()
-        lo[0, 0], hi[0, 0] = STATE_MIN, STATE_MAX
+        lo[0, 0], hi[0, 0] = low, high
         out.append(np.concatenate([h, lo, hi]))
     return np.concatenate([x, x[:1], x[:1]]), out
 
@@ -91,8 +97,11 @@ def convert_step_model(
     norm_std: np.ndarray | None = None,
     window_steps: int = 0,
     clamp_preactivation: bool = True,
+    state_bits: int = 8,
 ) -> bytes:
-    """Convert the step model to int8 TFLite (in a child process) with elman metadata.
+    """Convert the step model to int8 TFLite (in a child process) with elman metadata;
+    ``state_bits=16``: 16x8 instead (int16 activations and state, int8 weights, int64
+    biases), the state pinned to TANH's int16 output (1/32768, 0).
 
     ``calibration_x`` (N, input_dim) and ``calibration_h`` (one (N, units_l) per
     layer) are real ``(x_t, h_1(t-1) .. h_L(t-1))`` tuples; states are clipped and
@@ -108,6 +117,8 @@ def convert_step_model(
     """
     if task not in TASKS:
         raise ModelError(f"task must be one of {TASKS}, got {task!r}")
+    if state_bits not in STATE_RANGES:
+        raise ModelError(f"the state has 8 or 16 bits, got {state_bits}")
     cx = np.asarray(calibration_x, np.float32)
     states = [np.asarray(h, np.float32) for h in calibration_h]
     if cx.ndim != 2 or cx.shape[1] != model.input_dim or len(cx) == 0:
@@ -125,7 +136,7 @@ def convert_step_model(
         pick = np.random.default_rng(0).choice(len(cx), MAX_CALIBRATION_SAMPLES, replace=False)
         pick.sort()
         cx, states = cx[pick], [h[pick] for h in states]
-    cx, states = pinned_calibration(cx, states)
+    cx, states = pinned_calibration(cx, states, state_bits)
 
     with tempfile.TemporaryDirectory(prefix="elman-convert-") as tmp:
         job = Path(tmp)
@@ -139,19 +150,23 @@ def convert_step_model(
         (job / "job.json").write_text(json.dumps({
             "task": task, "labels": list(labels), "layers": model.depth,
             "clamp_preactivation": clamp_preactivation, "head_steps": model.head_steps,
-            "head_activation": model.head_activation, "window_steps": int(window_steps)}))
+            "head_activation": model.head_activation, "window_steps": int(window_steps),
+            "state_bits": state_bits}))
         converted = _run_child(job)
-    check_pinned_states(converted)
+    check_pinned_states(converted, state_bits)
     return converted
 
 
-def check_pinned_states(model: bytes) -> None:
-    """Read ``model`` back (validating it) and require every state at (1/128, 0)."""
+def check_pinned_states(model: bytes, state_bits: int = 8) -> None:
+    """Read ``model`` back (validating it) and require every state at (1/128, 0) (int16
+    state: (1/32768, 0), in ``state_bits``-bit tensors)."""
     ir = read_ir(model)  # validates the graph, dtypes, per-channel weights and metadata
-    if any(layer.recurrent_fc.input.scale != STATE_SCALE or layer.tanh.output.scale != STATE_SCALE
+    scale, text = (STATE_SCALE, "(1/128, 0)") if state_bits == 8 else \
+        (STATE_SCALE_16, "(1/32768, 0) in int16")
+    if any(layer.recurrent_fc.input.scale != scale or layer.tanh.output.scale != scale
            or layer.recurrent_fc.input.zero_point != 0 or layer.tanh.output.zero_point != 0
-           for layer in ir.layers):
-        raise ModelError("the converter did not pin the state quantization to (1/128, 0)")
+           or layer.state_bits != state_bits for layer in ir.layers):
+        raise ModelError(f"the converter did not pin the state quantization to {text}")
 
 
 def _run_child(job: Path) -> bytes:

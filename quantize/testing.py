@@ -70,8 +70,10 @@ def random_step_tflite(
     vocab_size: int = 0,
     x_range: float = 1.0,
     weight_scale: float = 1.0,
+    state_bits: int = 8,
 ) -> bytes:
-    """A converted int8 step model with random weights (see the module docstring).
+    """A converted int8 step model with random weights (see the module docstring);
+    ``state_bits=16``: 16x8 (int16 activations and state).
 
     ``task="language_model"`` needs ``vocab_size > 0`` and ``output_dim == vocab_size``;
     its embedding table is uniform in ``[-x_range, x_range]`` (stored int8 in the
@@ -79,7 +81,7 @@ def random_step_tflite(
     models get labels ``"class0", ...``, ``norm_mean`` 0 and ``norm_std`` 1.
     """
     args = (int(input_dim), _units(units), int(output_dim), int(seed), str(task), int(vocab_size),
-            float(x_range), float(weight_scale))
+            float(x_range), float(weight_scale), int(state_bits))
     cache_dir = os.environ.get(CACHE_ENV)
     if not cache_dir:
         return _random_step_tflite(*args)
@@ -100,7 +102,8 @@ def random_step_tflite(
 
 @functools.lru_cache(maxsize=64)
 def _random_step_tflite(input_dim: int, units: tuple[int, ...], output_dim: int, seed: int,
-                        task: str, vocab_size: int, x_range: float, weight_scale: float) -> bytes:
+                        task: str, vocab_size: int, x_range: float, weight_scale: float,
+                        state_bits: int = 8) -> bytes:
     if input_dim < 1 or min(units) < 1 or output_dim < 0:
         raise ValueError("need input_dim >= 1, units >= 1, output_dim >= 0")
     if x_range <= 0:
@@ -139,4 +142,5 @@ def _random_step_tflite(input_dim: int, units: tuple[int, ...], output_dim: int,
         weights, cal_x, cal_h, task=task, labels=labels,
         norm_mean=None if is_lm else np.zeros(input_dim, np.float32),
         norm_std=None if is_lm else np.ones(input_dim, np.float32),
+        state_bits=state_bits,
     )

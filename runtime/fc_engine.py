@@ -31,7 +31,10 @@ class FullyConnectedEngine:
         self.input_zero_point = int(fc.input.zero_point)
         self.output_zero_point = int(fc.output.zero_point)
         bound = max_abs_accumulator(fc.weights, fc.bias, self.input_zero_point)
-        rounding = profile.compiled_requantization  # None: only the profile's integer form
+        self.wide = fc.input.bits == 16  # 16x8: exact int64 sums, the profile's epilogue
+        self.weights_int64_t = fc.weights.astype(np.int64).T.copy() if self.wide else None
+        # None: only the profile's integer form
+        rounding = None if self.wide else profile.compiled_requantization
         self.float_requantizer = FloatRequantizer(
             req.multipliers, req.shifts, self.output_zero_point, rounding, req.scales,
         ) if rounding is not None and applies(bound, req.shifts) else None
@@ -51,7 +54,10 @@ class FullyConnectedEngine:
         return acc
 
     def __call__(self, q: np.ndarray) -> np.ndarray:
-        """int8 outputs (N, out) of int8 inputs (N, in)."""
+        """int8 outputs (N, out) of int8 inputs (N, in) (int16 of int16 for 16x8)."""
+        if self.wide:
+            acc = (q.astype(np.int64) - self.input_zero_point) @ self.weights_int64_t
+            return self.requantization(acc + self.bias.astype(np.int64))
         if self.magic is not None:
             return self.from_float32(q.astype(np.float32))
         acc = self.accumulate(q)

@@ -50,8 +50,9 @@ def interpreter_error(interpreter: str, doing: str, exc: BaseException) -> Model
 
 def _check_x(ir: QuantizedModel, x_q: np.ndarray) -> np.ndarray:
     x_q = np.asarray(x_q)
-    if x_q.dtype != np.int8 or x_q.ndim != 3 or x_q.shape[2] != ir.input_dim:
-        raise ValueError(f"x_q must be int8 (B, T, {ir.input_dim}), got {x_q.dtype} {x_q.shape}")
+    if x_q.dtype != ir.state_dtype or x_q.ndim != 3 or x_q.shape[2] != ir.input_dim:
+        raise ValueError(f"x_q must be {np.dtype(ir.state_dtype).name} (B, T, {ir.input_dim}), "
+                         f"got {x_q.dtype} {x_q.shape}")
     return x_q
 
 
@@ -59,7 +60,7 @@ Step = Callable[[np.ndarray, list[np.ndarray]], tuple[list[np.ndarray], np.ndarr
 
 
 def _zero_states(ir: QuantizedModel) -> list[np.ndarray]:
-    return [np.zeros((1, units), dtype=np.int8) for units in ir.layer_units]
+    return [np.zeros((1, units), dtype=ir.state_dtype) for units in ir.layer_units]
 
 
 def _loop(ir: QuantizedModel, x_q: np.ndarray, invoke: Step,
@@ -68,8 +69,8 @@ def _loop(ir: QuantizedModel, x_q: np.ndarray, invoke: Step,
     sequence."""
     x_q = _check_x(ir, x_q)
     batch, steps, _ = x_q.shape
-    hs = np.empty((batch, steps, ir.state_bytes), dtype=np.int8)
-    ys = None if ir.head is None else np.empty((batch, steps, ir.output_dim), dtype=np.int8)
+    hs = np.empty((batch, steps, ir.state_bytes), dtype=ir.state_dtype)
+    ys = None if ir.head is None else np.empty((batch, steps, ir.output_dim), dtype=ir.state_dtype)
     for b in range(batch):
         h = _zero_states(ir)
         for t in range(steps):
@@ -173,7 +174,7 @@ def check_model_loads(model: ModelSource, ir: QuantizedModel,
     """Load the model in the interpreter of each profile (LiteRT for ``tflite``, TFLite
     Micro for ``tflm``) and run one step: a model either refuses is one ModelError here,
     before a stage generates or computes anything."""
-    x = np.zeros((1, ir.input_dim), np.int8)
+    x = np.zeros((1, ir.input_dim), ir.state_dtype)
     h = _zero_states(ir)
     for profile, make in (("tflite", litert_step), ("tflm", tflm_step)):
         if profile in profiles:

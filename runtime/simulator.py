@@ -62,6 +62,11 @@ class Simulator:
     def __init__(self, model: QuantizedModel, profile: str = "tflm", engine: str = "auto"):
         self.model = model
         self.profile = check_profile(profile)
+        if model.state_bits == 16:  # 16x8: the numpy engine only (no compiled int16 loop)
+            if resolve_engine(engine, profile) == "numba" and engine == "numba":
+                raise ValueError("the numba engine has no int16-state (16x8) loop; use the "
+                                 "numpy engine")
+            engine = "numpy"
         self.engine = resolve_engine(engine, profile)
         part, name = ("compiled", "Compiled") if self.engine == "numba" else ("engine", "Engine")
         self._layers = [getattr(kind_module(layer.kind, part), name)(layer, profile)
@@ -102,7 +107,8 @@ class Simulator:
 
     # ---- streaming API -------------------------------------------------------------------
     def _zero_states(self, batch: int) -> list[np.ndarray]:
-        return [np.zeros((batch, layer.units), np.int8) for layer in self.model.layers]
+        return [np.zeros((batch, layer.units), self.model.state_dtype)
+                for layer in self.model.layers]
 
     def reset(self, batch: int = 1) -> None:
         """Start ``batch`` new sequences from the zero state."""
@@ -127,9 +133,9 @@ class Simulator:
         return out.h[:, 0].copy(), None if out.y is None else out.y[:, 0]
 
     def _check_inputs(self, x_q: np.ndarray, ndim: int) -> np.ndarray:
-        if x_q.dtype != np.int8:
-            raise ValueError(
-                f"inputs must be int8 (quantized with model.input_quant), got {x_q.dtype}")
+        if x_q.dtype != self.model.state_dtype:
+            raise ValueError(f"inputs must be {np.dtype(self.model.state_dtype).name} "
+                             f"(quantized with model.input_quant), got {x_q.dtype}")
         if x_q.ndim != ndim or x_q.shape[-1] != self.model.input_dim:
             want = "(B, T, D)" if ndim == 3 else "(B, D)"
             raise ValueError(f"inputs must have shape {want} with D = {self.model.input_dim}, "

@@ -76,6 +76,8 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
         engine = resolve_engine(engine)
     except ValueError as exc:
         raise ElmanError(str(exc)) from None
+    if ir.state_bits == 16:
+        engine = "numpy"  # the int16 state has no compiled loop (the numpy one is the engine)
     ctx = VerifyContext(run_dir, ir, model, profiles, progress, engine)
 
     simulated = {p: _simulate(ir, p, inputs, engine) for p in profiles}
@@ -103,7 +105,8 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
         "format": REPORT_FORMAT,
         "model": {"file": rundir.MODEL_TFLITE, "sha256": ir.source_sha256, "task": ir.task,
                   "input_dim": ir.input_dim, "layer_units": list(ir.layer_units),
-                  "state_bytes": ir.state_bytes, "output_dim": ir.output_dim,
+                  "state_bytes": ir.state_bytes, "state_bits": ir.state_bits,
+                  "output_dim": ir.output_dim,
                   "head_every_step": ir.head_every_step},
         "data": {"description": inputs.description, "sequences": inputs.sequences,
                  "steps": inputs.steps, "limit": limit},

@@ -37,6 +37,10 @@ class ElmanEngine:
         self.units = layer.units
         self.input_fc = FullyConnectedEngine(layer.input_fc, arithmetic)
         self.recurrent_fc = FullyConnectedEngine(layer.recurrent_fc, arithmetic)
+        self.int16 = Int16Loop(layer, arithmetic) if layer.state_bits == 16 else None
+        if self.int16 is not None:
+            self.magic = None
+            return
         self.add_tanh = add_tanh_table(layer, arithmetic)
         rec = self.recurrent_fc
         fused = rec.input_zero_point == 0 and not rec.has_bias
@@ -45,6 +49,9 @@ class ElmanEngine:
     def run(self, x_q: np.ndarray, h0: np.ndarray) -> np.ndarray:
         """int8 states (B, T, H) after each step of int8 inputs (B, T, D) from states h0 (B, H)."""
         batch, steps, dim = x_q.shape
+        if self.int16 is not None:
+            a = self.input_fc(x_q.reshape(batch * steps, dim)).reshape(batch, steps, self.units)
+            return self.int16.run(a, h0, self.recurrent_fc)
         if steps == 0:
             return np.empty((batch, 0, self.units), np.int8)
         if self.magic is not None:
@@ -124,6 +131,28 @@ class ElmanEngine:
             np.subtract(bits, magic_bits, out=index)
             np.take(table, index, out=history[t + 1])
         return history
+
+
+class Int16Loop:
+    """The time loop of an int16-state (16x8) layer: per step the recurrent product in
+    exact int64, the profile's epilogue, the int16 ADD and the int16 TANH, vectorized
+    over the batch (no 65,536-entry pair table: int16 pairs have 2**32)."""
+
+    def __init__(self, layer: ElmanLayer, arithmetic: Profile):
+        self.add = arithmetic.add(layer.add)
+        self.arithmetic = arithmetic
+        self.tanh_input = layer.tanh.input
+
+    def run(self, a: np.ndarray, h0: np.ndarray, recurrent_fc: FullyConnectedEngine
+            ) -> np.ndarray:
+        """int16 states (B, T, H) from ``a = FC(x)`` (B, T, H) and states h0 (B, H)."""
+        batch, steps, units = a.shape
+        hs = np.empty((batch, steps, units), np.int16)
+        h = np.asarray(h0, dtype=np.int16)
+        for t in range(steps):
+            z = self.add(a[:, t], recurrent_fc(h))
+            h = hs[:, t] = self.arithmetic.tanh(z, self.tanh_input)
+        return hs
 
 
 Engine = ElmanEngine

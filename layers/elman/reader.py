@@ -11,6 +11,7 @@ quantized as the state (1/128, 0). Names and list positions are never used.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from elman.quantize.flatbuffer import OperatorInfo, TfliteGraph
@@ -21,7 +22,17 @@ from elman.quantize.graph_ops import (
     has_bias,
     read_fully_connected,
 )
-from elman.quantize.ir import STATE_QUANT, STATE_SCALE, STATE_ZERO_POINT, Add, ElmanLayer, Tanh
+from elman.quantize.ir import (
+    ADD_LEFT_SHIFT,
+    ADD_LEFT_SHIFT_16,
+    STATE_SCALE,
+    STATE_SCALE_16,
+    STATE_ZERO_POINT,
+    Add,
+    ElmanLayer,
+    Tanh,
+    state_quant,
+)
 
 OPERATORS = ("FULLY_CONNECTED", "ADD", "TANH")
 
@@ -92,7 +103,8 @@ def _split(index: GraphIndex, fcs: list[OperatorInfo]
 
     def reads_state(op: OperatorInfo) -> bool:
         t = g.tensors[op.inputs[0]]
-        return t.scales == (STATE_SCALE,) and t.zero_points == (STATE_ZERO_POINT,)
+        return t.scales in ((STATE_SCALE,), (STATE_SCALE_16,)) \
+            and t.zero_points == (STATE_ZERO_POINT,)
 
     readers = [op for op in fcs if reads_a_layer(op)]
     if len(readers) == 1:  # a layer above the first: its input FC reads the layer below
@@ -118,14 +130,24 @@ def read_layer(g: TfliteGraph, cell: Cell, name: str, problems: list[str]
     h_new = g.tensors[cell.state_output]
     z_q = activation_params(z, f"{prefix}ADD output", problems)
     tanh_out_q = activation_params(h_new, f"{prefix}TANH output (h_t)", problems)
-    if tanh_out_q is not None and tanh_out_q != STATE_QUANT:
+    bits = tanh_out_q.bits if tanh_out_q is not None else 8
+    pinned, pinned_text = state_quant(bits), "(1/128, 0)" if bits == 8 else "(1/32768, 0)"
+    if tanh_out_q is not None and tanh_out_q != pinned:
         problems.append(f"{prefix}TANH's output is quantized as (scale {tanh_out_q.scale!r}, "
-                        f"zero point {tanh_out_q.zero_point}), expected (1/128, 0)")
-    if recurrent_fc is not None and recurrent_fc.input != STATE_QUANT:
+                        f"zero point {tanh_out_q.zero_point}), expected {pinned_text}")
+    if recurrent_fc is not None and recurrent_fc.input != pinned:
         problems.append(
             f"the {prefix}state input h is quantized as (scale {recurrent_fc.input.scale!r}, "
-            f"zero point {recurrent_fc.input.zero_point}), not (1/128, 0) like TANH's output, "
-            "so h_t cannot feed back as h_(t-1) without requantization")
+            f"zero point {recurrent_fc.input.zero_point}), not {pinned_text} like TANH's "
+            "output, so h_t cannot feed back as h_(t-1) without requantization")
+    if z_q is not None and z_q.bits != bits:
+        problems.append(f"{prefix}ADD's output has {z_q.bits} bits, TANH's {bits}")
+    if bits == 16 and cell.add.pot_scale_int16 and input_fc is not None \
+            and recurrent_fc is not None and z_q is not None and all(
+                math.frexp(q.scale)[0] == 0.5
+                for q in (input_fc.output, recurrent_fc.output, z_q)):
+        problems.append(f"{prefix}ADD takes LiteRT's int16 power-of-two path (pot_scale_int16 "
+                        "with power-of-two scales), which elman does not implement")
     if input_fc is not None and recurrent_fc is not None:
         if input_fc.out_features != recurrent_fc.out_features:
             problems.append(f"{prefix}FC(x) has {input_fc.out_features} outputs but FC(h) has "
@@ -139,6 +161,8 @@ def read_layer(g: TfliteGraph, cell: Cell, name: str, problems: list[str]
         check_vector_shape(h_new, units, f"{prefix}TANH output (h_t)", problems)
     if len(problems) > n_before or input_fc is None or recurrent_fc is None or z_q is None:
         return None
+    shift = ADD_LEFT_SHIFT if bits == 8 else ADD_LEFT_SHIFT_16
     return ElmanLayer(input_fc=input_fc, recurrent_fc=recurrent_fc,
-                      add=Add(input1=input_fc.output, input2=recurrent_fc.output, output=z_q),
-                      tanh=Tanh(input=z_q, output=STATE_QUANT))
+                      add=Add(input1=input_fc.output, input2=recurrent_fc.output, output=z_q,
+                              left_shift=shift),
+                      tanh=Tanh(input=z_q, output=pinned))

@@ -18,14 +18,15 @@ class ElmanReference:
         self.input_fc = profile.fully_connected(layer.input_fc)
         self.recurrent_fc = profile.fully_connected(layer.recurrent_fc)
         self.add = profile.add(layer.add)
-        self.tanh = profile.tanh_table(layer.tanh.input)
+        self.profile = profile
 
     def step(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """The new int8 state (B, H) from int8 inputs ``x`` (B, D) and states ``h`` (B, H)."""
+        """The new int8 (int16) state (B, H) from inputs ``x`` (B, D) and states ``h``
+        (B, H)."""
         a = fully_connected(self.layer.input_fc, self.input_fc, x)
         r = fully_connected(self.layer.recurrent_fc, self.recurrent_fc, h)
         z = self.add(a, r)
-        return self.tanh[z.astype(np.int64) + 128]
+        return self.profile.tanh(z, self.layer.tanh.input)
 
 
 Reference = ElmanReference

@@ -1,0 +1,138 @@
+"""The int16 state (16x8: int16 activations and state, int8 weights, int64 biases).
+
+Real TF conversions, real LiteRT and TFLite Micro: the simulator of each profile must
+equal its interpreter on every step of every sequence, the state fed back; and the
+plain reference program must equal the simulator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from elman.profiles import get_profile
+from elman.profiles import primitives as P
+from elman.quantize.ir import STATE_QUANT_16, QuantizedModel, QuantParams
+from elman.quantize.reader import read_ir
+from elman.quantize.testing import random_step_tflite
+from elman.runtime.interpreters import run_litert, run_tflm
+from elman.runtime.reference import reference_run
+from elman.runtime.simulator import Simulator
+
+
+def _model(units=(24,), output_dim=3, seed=0, x_range=1.0, weight_scale=1.0):
+    data = random_step_tflite(5, units, output_dim, seed=seed, x_range=x_range,
+                              weight_scale=weight_scale, state_bits=16)
+    return data, read_ir(data)
+
+
+def _inputs(ir: QuantizedModel, batch: int, steps: int, seed: int, spread: float = 1.0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, spread, (batch, steps, ir.input_dim))
+    return ir.input_quant.quantize(x)
+
+
+def test_converter_pins_the_int16_state_to_tanh_output():
+    _, ir = _model()
+    assert ir.state_bits == 16 and ir.state_dtype is np.int16
+    assert ir.state_quant == STATE_QUANT_16 == QuantParams(1 / 32768, 0, 16)
+    layer = ir.layers[0]
+    assert layer.recurrent_fc.input == STATE_QUANT_16 and layer.tanh.output == STATE_QUANT_16
+    assert layer.add.left_shift == 15
+    assert layer.input_fc.bias.dtype == np.int64 and ir.head.fc.bias.dtype == np.int64
+    assert ir.input_quant.bits == 16 and ir.input_quant.zero_point == 0
+    assert ir.output_quant.bits == 16
+    # FC(x)'s output range is elman's own (not the ADD's, TF's calibrator bug)
+    assert layer.input_fc.output.scale != layer.add.output.scale
+
+
+@pytest.mark.parametrize("units, weight_scale, spread", [
+    ((24,), 1.0, 1.0),      # ordinary
+    ((16,), 3.0, 4.0),      # saturating: the state at the int16 ends, TANH's clamp
+    ((12, 8), 1.5, 2.0),    # two layers: layer 2 reads layer 1's int16 state
+])
+def test_simulator_equals_litert_and_tflm_bit_for_bit(units, weight_scale, spread):
+    data, ir = _model(units=units, weight_scale=weight_scale)
+    x_q = _inputs(ir, batch=6, steps=60, seed=1, spread=spread)
+    for profile, interpreter in (("tflite", run_litert), ("tflm", run_tflm)):
+        sim = Simulator(ir, profile).run(x_q)
+        got = interpreter(data, ir, x_q)
+        assert sim.h.dtype == np.int16 and got.h.dtype == np.int16
+        np.testing.assert_array_equal(sim.h, got.h)
+        np.testing.assert_array_equal(sim.y, got.y)
+        ref = reference_run(ir, profile, x_q)
+        np.testing.assert_array_equal(ref.h, sim.h)
+        np.testing.assert_array_equal(ref.y, sim.y)
+
+
+def test_the_two_profiles_differ_on_int16_and_each_matches_its_interpreter():
+    """LiteRT requantizes FULLY_CONNECTED's int64 sums in double precision, TFLite Micro
+    with a 16-bit multiplier: over a long stream the two states part."""
+    data, ir = _model()
+    x_q = _inputs(ir, batch=2, steps=300, seed=4)
+    tflm = Simulator(ir, "tflm").run(x_q)
+    tflite = Simulator(ir, "tflite").run(x_q)
+    assert np.count_nonzero(tflm.h != tflite.h) > 0
+    np.testing.assert_array_equal(tflm.h, run_tflm(data, ir, x_q).h)
+    np.testing.assert_array_equal(tflite.h, run_litert(data, ir, x_q).h)
+
+
+def test_streaming_steps_equal_the_whole_run():
+    _, ir = _model()
+    x_q = _inputs(ir, batch=3, steps=10, seed=2)
+    sim = Simulator(ir, "tflm")
+    whole = sim.run(x_q)
+    sim.reset(3)
+    for t in range(10):
+        h, y = sim.step(x_q[:, t])
+        np.testing.assert_array_equal(h, whole.h[:, t])
+        np.testing.assert_array_equal(y, whole.y[:, t])
+    with pytest.raises(ValueError, match="int16"):
+        sim.run(x_q.astype(np.int8))
+    with pytest.raises(ValueError, match="numba engine has no int16"):
+        Simulator(ir, "tflm", engine="numba")
+
+
+def test_int16_ir_json_round_trip():
+    _, ir = _model(units=(12, 8), weight_scale=1.5)
+    again = QuantizedModel.from_json(ir.to_json())
+    assert again == ir and again.state_bits == 16
+    assert again.layers[0].input_fc.bias.dtype == np.int64
+
+
+def test_int16_quantize_saturates_at_the_int16_ends():
+    q = QuantParams(0.5, 0, 16)
+    np.testing.assert_array_equal(q.quantize(np.array([-1e9, -0.25, 0.25, 0.75, 1e9, np.inf])),
+                                  [-32768, -1, 1, 2, 32767, 32767])
+    assert q.quantize(np.zeros(1)).dtype == np.int16
+
+
+def test_tanh_int16_is_odd_monotone_and_reaches_the_ends():
+    z = np.arange(-32768, 32768, dtype=np.int64)
+    for scale in (1.0 / 4096, 1.0 / 2048, 0.000167851802, 3e-4, 1e-5):
+        out = P.tanh_int16(z, scale).astype(np.int64)
+        assert np.all(np.diff(out) >= 0)
+        assert out[32768] == 0  # tanh(0)
+        real = np.tanh(z * scale)
+        assert np.max(np.abs(out / 32768 - real)) < 4e-4  # the table's interpolation error
+    big = P.tanh_int16(np.array([32767, -32768]), 3e-4)
+    assert big.tolist() == [32767, -32767]
+
+
+def test_tanh_int16_params_power_of_two_case():
+    assert P.tanh_int16_params(1 / 4096) == (0, 0)
+    assert P.tanh_int16_params(1 / 2048) == (0, 1)
+    m, shift = P.tanh_int16_params(0.000167851802)
+    assert 32767 / 2 < m <= 32767 and shift > 0
+
+
+def test_int64_requantization_of_tflm():
+    """TFLite Micro's int64 MultiplyByQuantizedMultiplier: a 16-bit multiplier, ties up."""
+    m, s = P.quantize_multiplier(0.25)  # 2**30, shift -1 -> reduced 2**14
+    out = P.multiply_by_quantized_multiplier_int64(np.array([2, 6, -2, -6, 5, -5]), m, s)
+    np.testing.assert_array_equal(out, [1, 2, 0, -1, 1, -1])  # x/4: ties toward +inf
+    big = P.multiply_by_quantized_multiplier_int64(np.array([1 << 20]), 0x7FFFFFFF, -16)
+    # the multiplier capped at 0x7FFF, total shift 15 + 16, rounding 2**30
+    assert big.tolist() == [((1 << 20) * 0x7FFF + (1 << 30)) >> 31]
+    tflite = get_profile("tflite").requantize16(np.array([[6, -6, 1 << 40]]), None, None,
+                                                np.array([0.25, 0.25, 0.25]))
+    np.testing.assert_array_equal(tflite, [[2, -2, 32767]])  # ties away, int16 saturation
