@@ -80,6 +80,41 @@ class CFullyConnected:
         out[: self.out_features] = self.bias
         return out
 
+    @property
+    def has_bias(self) -> bool:
+        return bool(self.fc.has_bias)
+
+    @functools.cached_property
+    def bias64(self) -> np.ndarray:
+        """16x8: the int64 bias (added to the int32 sum), after checking that the sum of
+        int8 weights times int16 inputs cannot overflow int32."""
+        worst = 32768 * np.abs(self.fc.weights.astype(np.int64)).sum(axis=1)
+        if worst.max(initial=0) > INT32_MAX:
+            c = int(np.argmax(worst))
+            raise ModelError(f"{self.title}: the int32 sum of output {c} can overflow with int16 "
+                             f"inputs (max |dot| {int(worst[c])} exceeds 2^31 - 1)")
+        return self.fc.bias.astype(np.int64)
+
+    @property
+    def reduced_multipliers(self) -> np.ndarray:
+        """16x8, tflm: TFLite Micro's 16-bit multipliers, ``(m + 2**15) >> 16`` (at most
+        0x7FFF) of each quantized multiplier ``m``."""
+        m = self.requantization.multipliers
+        return np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+
+    @property
+    def total_shifts(self) -> np.ndarray:
+        """16x8, tflm: ``15 - shift``, the one right shift of the int64 product."""
+        shifts = self.requantization.shifts
+        if shifts.size and (shifts.max() >= 8 or shifts.min() < -31):
+            raise ModelError(f"{self.title}: a requantization shift is outside [-31, 8)")
+        return 15 - shifts
+
+    @property
+    def scales_hex(self) -> list[str]:
+        """16x8, tflite: each output's double scale as an exact C hexadecimal literal."""
+        return [float(v).hex() for v in self.requantization.scales]
+
     @functools.cached_property
     def bias(self) -> np.ndarray:
         """int32 bias - zp_in * sum(row), checked so that no accumulator can overflow int32."""

@@ -47,9 +47,6 @@ def generate_c(
     validate_prefix(prefix)
     if profile not in PROFILE_NAMES:
         raise ElmanError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
-    if ir.state_bits != 8:
-        raise ElmanError("C generation for an int16 state (16x8) is not implemented yet: "
-                         "the simulator, LiteRT and TFLite Micro run it (elman verify)")
     model = CModel(ir, prefix, profile, source_sha256 or ir.source_sha256 or "unknown")
     env = template_environment()
     return {
@@ -91,6 +88,11 @@ class CModel:
                              f"a uint16_t token id, so at most {MAX_VOCAB}")
 
     # ---- dimensions and quantization ------------------------------------------------------
+    int16 = property(lambda self: self.model.state_bits == 16)  # 16x8: int16 activations
+    act_t = property(lambda self: "int16_t" if self.int16 else "int8_t")  # x, state, y
+    act_name = property(lambda self: "int16" if self.int16 else "int8")
+    act_min = property(lambda self: -32768 if self.int16 else -128)
+    act_max = property(lambda self: 32767 if self.int16 else 127)
     task = property(lambda self: self.model.task)
     input_dim = property(lambda self: self.model.input_dim)
     layer_units = property(lambda self: list(self.model.layer_units))
@@ -160,6 +162,9 @@ def template_environment() -> jinja2.Environment:
     env.filters["c_float_array"] = lambda v: _lines([c_float(x) for x in v], 4)
     env.filters["c_string_array"] = lambda v: _lines([c_string(s) for s in v], 8)
     env.filters["c_pair_array"] = lambda v: _lines([f"{{{a}u, {b}u}}" for a, b in v], 4)
+    env.filters["c_hex_array"] = lambda v: _lines(list(v), 4)
+    env.filters["c_int64_array"] = lambda v: _lines(
+        (f"INT64_C({int(x)})" for x in np.asarray(v).reshape(-1)), 4)
     return env
 
 

@@ -86,9 +86,9 @@ def run_host_c(
     sequence's last step (``y`` of the other steps comes back as zeros).
     """
     x_q = np.asarray(x_q)
-    if x_q.ndim != 3 or x_q.shape[2] != ir.input_dim or x_q.dtype != np.int8:
-        raise DataError(f"x_q must be int8 (batch, steps, {ir.input_dim}), got "
-                        f"{x_q.dtype} {x_q.shape}")
+    if x_q.ndim != 3 or x_q.shape[2] != ir.input_dim or x_q.dtype != ir.state_dtype:
+        raise DataError(f"x_q must be {np.dtype(ir.state_dtype).name} (batch, steps, "
+                        f"{ir.input_dim}), got {x_q.dtype} {x_q.shape}")
     mode = MODE_HEAD_ON_LAST_STEP if head_on_last_step else 0
     return _run(ir, x_q.shape[:2], mode, x_q.tobytes(), profile, prefix, sanitize)
 
@@ -115,7 +115,7 @@ def bench_host_c(ir: QuantizedModel, x_q: np.ndarray, repeats: int, *, profile: 
                  prefix: str = "elman", opt: str = "-O2") -> float:
     """Nanoseconds per step of the compiled C (inputs preloaded, batch 1 streams)."""
     build = build_host_harness(ir, profile=profile, prefix=prefix, opt=opt)
-    stdin = _header(0, x_q.shape[:2]) + np.asarray(x_q, np.int8).tobytes()
+    stdin = _header(0, x_q.shape[:2]) + np.asarray(x_q, ir.state_dtype).tobytes()
     proc = run_program(build.executable, stdin, ["bench", str(int(repeats))])
     return float(proc.stdout.split()[0])
 
@@ -126,9 +126,9 @@ def _run(ir, batch_steps, mode, data, profile, prefix, sanitize):
     build = build_host_harness(ir, profile=profile, prefix=prefix, sanitize=sanitize)
     proc = run_program(build.executable, _header(mode, (b, t)) + data, [])
     width = ir.state_bytes + ir.output_dim
-    out = np.frombuffer(proc.stdout, dtype=np.int8)
+    out = np.frombuffer(proc.stdout, dtype=ir.state_dtype)
     if out.size != b * t * width:
-        raise ToolchainError(f"host harness returned {out.size} bytes, expected {b * t * width}")
+        raise ToolchainError(f"host harness returned {out.size} values, expected {b * t * width}")
     out = out.reshape(b, t, width)
     h = out[:, :, : ir.state_bytes].copy()
     y = out[:, :, ir.state_bytes:].copy() if ir.head is not None else None

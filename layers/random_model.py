@@ -37,12 +37,14 @@ def random_model(
     every_step: bool | None = None,
     activation: str = "linear",
     window_steps: int = 0,
+    state_bits: int = 8,
 ) -> QuantizedModel:
-    """A random int8 model: ``layer_units`` one size per layer (an int: one layer);
+    """A random int8 model (``state_bits=16``: 16x8, int16 activations and state):
+    ``layer_units`` one size per layer (an int: one layer);
     ``output_dim=0`` for no head; ``vocab_size>0`` for a text model. ``every_step``
     defaults to what the task implies (a language model answers at every step)."""
     units = (layer_units,) if isinstance(layer_units, int) else tuple(layer_units)
-    draws = RandomDraws(np.random.default_rng(seed), extreme)
+    draws = RandomDraws(np.random.default_rng(seed), extreme, state_bits)
     elman = kind_module("elman", "random_layer")
     layers, below = [], None
     for n in units:
@@ -59,7 +61,9 @@ def random_model(
             draws, units[-1], output_dim, every_step, activation)
     embedding = None
     if vocab_size:
-        embedding = draws.rng.integers(-128, 128, size=(vocab_size, input_dim), dtype=np.int8)
+        embedding = draws.rng.integers(-128, 128, size=(vocab_size, input_dim), dtype=np.int8) \
+            if state_bits == 8 else \
+            draws.rng.integers(-32768, 32768, size=(vocab_size, input_dim), dtype=np.int16)
     if labels is None:
         count = vocab_size if vocab_size else output_dim
         labels = tuple(f"c{i}" for i in range(count))

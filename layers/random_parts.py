@@ -25,6 +25,12 @@ class RandomDraws:
 
     rng: np.random.Generator
     extreme: bool
+    bits: int = 8  # 16: a 16x8 model (int16 activations, zero points 0, int64 biases)
+
+    @property
+    def level(self) -> float:
+        """How much finer an activation's steps are than int8's (1, or 256 for int16)."""
+        return 1.0 if self.bits == 8 else 256.0
 
     @property
     def spread(self) -> float:
@@ -35,6 +41,8 @@ class RandomDraws:
         return float(10 ** self.rng.uniform(-d, d))
 
     def zero_point(self) -> int:
+        if self.bits == 16:
+            return 0
         if self.extreme and self.rng.random() < 0.5:
             return int(self.rng.choice([-128, 127, 0]))
         return int(self.rng.integers(-128, 128))
@@ -60,8 +68,7 @@ class RandomDraws:
             w = weights.astype(np.int64)
             folded = np.abs(input_q.zero_point * w.sum(axis=1))
             room = (2**31 - 1) - 128 * np.abs(w).sum(axis=1) - folded
-            typical = 73.0 * 74.0 * np.sqrt(in_f)
+            typical = 73.0 * 74.0 * np.sqrt(in_f) * self.level
             limit = np.minimum(room, 2**30 if self.extreme else typical).astype(np.float64)
             bias = (rng.uniform(-1, 1, out_f) * limit).astype(np.int64)
-        return FullyConnected(weights, weight_scales, bias.astype(np.int32), has_bias, input_q,
-                              output_q)
+        return FullyConnected(weights, weight_scales, bias, has_bias, input_q, output_q)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from elman.firmware_codegen.arm.emulate import run_emulated
+from elman.firmware_codegen.host import run_host_c, run_host_c_tokens
+from elman.layers.random_model import random_model
 from elman.profiles import get_profile
 from elman.profiles import primitives as P
 from elman.quantize.ir import STATE_QUANT_16, QuantizedModel, QuantParams
@@ -17,6 +20,8 @@ from elman.quantize.testing import random_step_tflite
 from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.reference import reference_run
 from elman.runtime.simulator import Simulator
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 
 def _model(units=(24,), output_dim=3, seed=0, x_range=1.0, weight_scale=1.0):
@@ -136,3 +141,62 @@ def test_int64_requantization_of_tflm():
     tflite = get_profile("tflite").requantize16(np.array([[6, -6, 1 << 40]]), None, None,
                                                 np.array([0.25, 0.25, 0.25]))
     np.testing.assert_array_equal(tflite, [[2, -2, 32767]])  # ties away, int16 saturation
+
+
+# ---- the generated C of the int16 state -------------------------------------------------------
+SETTINGS = settings(max_examples=6, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+sizes = st.one_of(st.integers(1, 8), st.integers(9, 200), st.sampled_from([1, 3, 127, 200]))
+
+
+def _same(c, sim, ir):
+    assert c.h.dtype == np.int16
+    np.testing.assert_array_equal(c.h, sim.h)
+    if ir.head is None:
+        assert c.y is None and sim.y is None
+    else:
+        np.testing.assert_array_equal(c.y, sim.y)
+
+
+@pytest.mark.parametrize("profile", ["tflm", "tflite"])
+@SETTINGS
+@given(input_dim=sizes, layer_units=st.lists(sizes, min_size=1, max_size=3),
+       output_dim=st.one_of(st.just(0), sizes), extreme=st.booleans(),
+       seed=st.integers(0, 2**31 - 1), steps=st.integers(1, 10))
+@example(input_dim=1, layer_units=[1], output_dim=1, extreme=True, seed=1, steps=3)
+@example(input_dim=5, layer_units=[200, 1, 200], output_dim=7, extreme=True, seed=3, steps=4)
+def test_int16_c_equals_simulator_on_random_irs(profile, input_dim, layer_units, output_dim,
+                                                extreme, seed, steps):
+    ir = random_model(input_dim, layer_units, output_dim, seed=seed, extreme=extreme,
+                      state_bits=16)
+    x_q = np.random.default_rng(seed).integers(-32768, 32768, size=(3, steps, input_dim),
+                                               dtype=np.int16)
+    sim = Simulator(ir, profile).run(x_q)
+    _same(run_host_c(ir, x_q, profile=profile), sim, ir)
+    np.testing.assert_array_equal(reference_run(ir, profile, x_q).h, sim.h)
+
+
+@pytest.mark.parametrize("profile", ["tflm", "tflite"])
+def test_int16_token_step_equals_simulator(profile):
+    ir = random_model(6, (20, 9), 30, seed=5, vocab_size=30, state_bits=16)
+    ids = np.random.default_rng(0).integers(0, 30, size=(2, 12))
+    _same(run_host_c_tokens(ir, ids, profile=profile), Simulator(ir, profile).run_tokens(ids), ir)
+
+
+def test_random_int16_irs_are_lively():
+    ir = random_model(5, 40, 3, seed=0, state_bits=16)
+    x_q = np.random.default_rng(0).integers(-32768, 32768, size=(2, 8, 5), dtype=np.int16)
+    assert len(np.unique(Simulator(ir, "tflm").run(x_q).h)) > 200
+
+
+def test_int16_c_sanitized_and_emulated_equal_the_interpreters():
+    """A converted 16x8 model: host C (with sanitizers) and the C on emulated Cortex-M0+
+    (portable) and Cortex-M4 (DSP path: SMLAD on the int16 state) equal LiteRT (tflite) and
+    TFLite Micro (tflm) on every step."""
+    data, ir = _model(units=(12, 8), weight_scale=1.5)
+    x_q = _inputs(ir, batch=2, steps=12, seed=7, spread=2.0)
+    for profile, interpreter in (("tflite", run_litert), ("tflm", run_tflm)):
+        want = interpreter(data, ir, x_q)
+        _same(run_host_c(ir, x_q, profile=profile, sanitize=True), want, ir)
+        for cpu in ("cortex-m0plus", "cortex-m4"):
+            _same(run_emulated(ir, x_q, profile=profile, cpu=cpu).outputs, want, ir)

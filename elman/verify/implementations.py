@@ -109,8 +109,6 @@ def engine_implementations(ctx: VerifyContext) -> list[Implementation]:
 def host_c_implementations(ctx: VerifyContext) -> list[Implementation]:
     """The generated C of each profile, compiled for this machine (``-O2``); text models
     run the token step (``<prefix>_step_token``) over the token ids."""
-    if ctx.ir.state_bits != 8:
-        return []  # no C for the int16 state yet (codegen says so)
     name = f"generated C ({Path(compiler()).name} -O2)"
 
     def runner(profile: str) -> Callable[[VerifyInputs], StepOutputs]:
@@ -128,8 +126,6 @@ def emulated_implementations(ctx: VerifyContext) -> list[Implementation]:
     """The C of each profile cross-compiled at -O2 and stepped on an emulated Cortex-M0+
     (portable path) and Cortex-M4 (DSP path), over at most ``VERIFY_MAX_STEPS``
     sequence-steps of the held-out data; text models run the token step."""
-    if ctx.ir.state_bits != 8:
-        return []  # no C for the int16 state yet (codegen says so)
 
     def runner(profile: str, cpu: str) -> Callable[[VerifyInputs], StepOutputs]:
         def run(inputs: VerifyInputs) -> StepOutputs:

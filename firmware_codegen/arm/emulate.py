@@ -78,11 +78,12 @@ class EmulatedRun:
 
 def harness_c(ir: QuantizedModel, prefix: str) -> str:
     """Buffers the emulator writes and reads: the state, one input, one output."""
+    ctype = "int8_t" if ir.state_bits == 8 else "int16_t"
     return (
         f'#include "{prefix}_model.h"\n'
         f"{prefix}_state_t armharness_state __attribute__((aligned(8)));\n"
-        f"int8_t armharness_x[{max(ir.input_dim, 1)}] __attribute__((aligned(8)));\n"
-        f"int8_t armharness_y[{max(ir.output_dim, 1)}] __attribute__((aligned(8)));\n"
+        f"{ctype} armharness_x[{max(ir.input_dim, 1)}] __attribute__((aligned(8)));\n"
+        f"{ctype} armharness_y[{max(ir.output_dim, 1)}] __attribute__((aligned(8)));\n"
     )
 
 
@@ -110,13 +111,13 @@ def run_emulated(ir: QuantizedModel, x_q: np.ndarray, *, profile: str = "tflm",
                  cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
                  work_dir: Path | str | None = None, portable: bool = False,
                  count_instructions: bool = True) -> EmulatedRun:
-    """Run int8 inputs ``x_q`` (B, T, D) through the model's C on an emulated ``cpu``
+    """Run int8 (int16) inputs ``x_q`` (B, T, D) through the model's C on an emulated ``cpu``
     (``portable``: the portable C kernels even on a core with the DSP extension;
     ``count_instructions=False``: outputs only, about 10x faster, every count 0)."""
     x_q = np.asarray(x_q)
     if x_q.ndim != 3 or x_q.shape[2] != ir.input_dim:
         raise ValueError(f"x_q must be (batch, steps, {ir.input_dim}), got {x_q.shape}")
-    return _run(ir, x_q.astype(np.int8), tokens=False, profile=profile, cpu=cpu, opt=opt,
+    return _run(ir, x_q.astype(ir.state_dtype), tokens=False, profile=profile, cpu=cpu, opt=opt,
                 prefix=prefix, work_dir=work_dir, portable=portable,
                 count_instructions=count_instructions)
 
@@ -149,8 +150,9 @@ def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool
              prefix: str) -> EmulatedRun:
     batch, steps = inputs.shape[:2]
     units, out_dim = ir.state_bytes, ir.output_dim
-    h = np.zeros((batch, steps, units), np.int8)
-    y = np.zeros((batch, steps, out_dim), np.int8) if out_dim else None
+    dtype = np.dtype(ir.state_dtype)
+    h = np.zeros((batch, steps, units), dtype)
+    y = np.zeros((batch, steps, out_dim), dtype) if out_dim else None
     state, x_addr = m.address("armharness_state"), m.address("armharness_x")
     y_addr = m.address("armharness_y") if out_dim else 0
     step_fn = f"{prefix}_step_token" if tokens else f"{prefix}_step"
@@ -166,9 +168,9 @@ def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool
             else:
                 m.write(x_addr, inputs[b, t].tobytes())
                 res = m.call(step_fn, state, x_addr, y_addr)
-            h[b, t] = np.frombuffer(m.read(state, units), np.int8)
+            h[b, t] = np.frombuffer(m.read(state, units * dtype.itemsize), dtype)
             if y is not None:
-                y[b, t] = np.frombuffer(m.read(y_addr, out_dim), np.int8)
+                y[b, t] = np.frombuffer(m.read(y_addr, out_dim * dtype.itemsize), dtype)
             counts.append(res.instructions)
             for name, n in res.by_function.items():
                 totals[name] = totals.get(name, 0) + n

@@ -13,6 +13,8 @@ class CDenseHead:
 
     def __init__(self, head: DenseHead, prefix: str, profile: str, reads):
         self.head = head
+        if head.fc.input.bits == 16:  # the int16 state (16x8)
+            self.step_template, self.weights_template = "dense/step16.c.j2", "dense/weights16.h.j2"
         self.fc = CFullyConnected("head", "head W_y", head.fc, profile)
         self.fcs = (self.fc,)
         self.output_dim = head.output_dim

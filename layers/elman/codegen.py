@@ -14,6 +14,7 @@ import functools
 import numpy as np
 from elman.firmware_codegen.fully_connected import CFullyConnected
 from elman.profiles import get_profile
+from elman.profiles import primitives as P
 from elman.profiles.base import AddRescale
 from elman.quantize.ir import ElmanLayer, QuantizedModel
 
@@ -21,6 +22,8 @@ from elman.errors import ModelError
 
 STEP_TEMPLATE = "elman/step.c.j2"
 WEIGHTS_TEMPLATE = "elman/weights.h.j2"
+STEP16_TEMPLATE = "elman/step16.c.j2"  # the int16 state (16x8)
+WEIGHTS16_TEMPLATE = "elman/weights16.h.j2"
 
 
 class CElmanLayer:
@@ -32,6 +35,8 @@ class CElmanLayer:
     def __init__(self, layer: ElmanLayer, number: int, model: QuantizedModel, prefix: str,
                  profile: str, below: CElmanLayer | None):
         self.layer = layer
+        if layer.state_bits == 16:
+            self.step_template, self.weights_template = STEP16_TEMPLATE, WEIGHTS16_TEMPLATE
         self.number = number
         self.name = f"layer{number}"
         self.P = f"{prefix.upper()}_LAYER{number}"  # macro prefix: <P>_UNITS, <P>_STATE_OFFSET
@@ -65,6 +70,12 @@ class CElmanLayer:
     def tanh_input_zero_point(self) -> int:
         return int(self.layer.tanh.input.zero_point)
 
+    @property
+    def tanh16(self) -> tuple[int, int]:
+        """16x8: the int16 TANH's (multiplier, left shift), the power-of-two case resolved."""
+        multiplier, shift = P.tanh_int16_params(self.tanh_input_scale)
+        return (3 << shift, 0) if multiplier == 0 else (multiplier, shift)
+
     @functools.cached_property
     def tanh_table(self) -> np.ndarray:
         return get_profile(self.profile).tanh_table(self.layer.tanh.input).astype(np.int8)
@@ -81,7 +92,8 @@ class CElmanLayer:
 
 
 def token_input_table(layer: ElmanLayer, embedding: np.ndarray, profile: str) -> np.ndarray:
-    """int8 (vocab, units): FC(embedding[token]; W_x, b) of every token, as the step computes it."""
+    """int8 (vocab, units): FC(embedding[token]; W_x, b) of every token, as the step computes it
+    (int16 for the int16 state)."""
     fc = layer.input_fc
     centered = embedding.astype(np.int64) - int(fc.input.zero_point)
     acc = centered @ fc.weights.astype(np.int64).T + fc.bias.astype(np.int64)  # exact int64

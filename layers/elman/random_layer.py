@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from elman.layers.random_parts import RandomDraws, f32
-from elman.quantize.ir import STATE_QUANT, Add, ElmanLayer, QuantParams, Tanh
+from elman.quantize.ir import (
+    ADD_LEFT_SHIFT,
+    ADD_LEFT_SHIFT_16,
+    Add,
+    ElmanLayer,
+    QuantParams,
+    Tanh,
+    state_quant,
+)
 
 
 def random_layer(draws: RandomDraws, input_dim: int, units: int,
@@ -14,14 +22,19 @@ def random_layer(draws: RandomDraws, input_dim: int, units: int,
     The ADD's rescales are all below one (TFLite's requirement) and its output scale
     spreads the pre-activation over int8 (TANH neither flat nor saturated).
     """
-    z_q = QuantParams(f32(0.03 * draws.jitter()), draws.zero_point())
-    a_q = QuantParams(f32(z_q.scale / 1.5 * draws.jitter(0.5 * draws.spread)), draws.zero_point())
-    r_q = QuantParams(f32(z_q.scale / 1.5 * draws.jitter(0.5 * draws.spread)), draws.zero_point())
+    bits, fine = draws.bits, draws.level
+    z_q = QuantParams(f32(0.03 / fine * draws.jitter()), draws.zero_point(), bits)
+    a_q = QuantParams(f32(z_q.scale / 1.5 * draws.jitter(0.5 * draws.spread)), draws.zero_point(),
+                      bits)
+    r_q = QuantParams(f32(z_q.scale / 1.5 * draws.jitter(0.5 * draws.spread)), draws.zero_point(),
+                      bits)
     if input_q is None:
-        input_q = QuantParams(f32(0.02 * draws.jitter()), draws.zero_point())
+        input_q = QuantParams(f32(0.02 / fine * draws.jitter()), draws.zero_point(), bits)
+    state = state_quant(bits)
     input_fc = draws.fully_connected(units, input_dim, input_q, a_q, True)
-    recurrent_fc = draws.fully_connected(units, units, STATE_QUANT, r_q, False)
+    recurrent_fc = draws.fully_connected(units, units, state, r_q, False)
+    shift = ADD_LEFT_SHIFT if bits == 8 else ADD_LEFT_SHIFT_16
     twice_max = 2.0 * max(a_q.scale, r_q.scale)
-    if z_q.scale < twice_max * 2.0**-18:  # TFLite's ADD needs its output rescale below one
-        z_q = QuantParams(f32(twice_max * 2.0**-18), z_q.zero_point)
-    return ElmanLayer(input_fc, recurrent_fc, Add(a_q, r_q, z_q), Tanh(z_q))
+    if z_q.scale < twice_max * 2.0**(2 - shift):  # TFLite's ADD needs its output rescale < 1
+        z_q = QuantParams(f32(twice_max * 2.0**(2 - shift)), z_q.zero_point, bits)
+    return ElmanLayer(input_fc, recurrent_fc, Add(a_q, r_q, z_q, shift), Tanh(z_q, state))
