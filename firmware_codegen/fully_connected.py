@@ -86,14 +86,30 @@ class CFullyConnected:
 
     @functools.cached_property
     def bias64(self) -> np.ndarray:
-        """16x8: the int64 bias (added to the int32 sum), after checking that the sum of
-        int8 weights times int16 inputs cannot overflow int32."""
+        """16x8: the int64 bias, after checking that the sum of int8 weights times int16
+        inputs cannot overflow int32 (the kernel's accumulators)."""
         worst = 32768 * np.abs(self.fc.weights.astype(np.int64)).sum(axis=1)
         if worst.max(initial=0) > INT32_MAX:
             c = int(np.argmax(worst))
             raise ModelError(f"{self.title}: the int32 sum of output {c} can overflow with int16 "
                              f"inputs (max |dot| {int(worst[c])} exceeds 2^31 - 1)")
         return self.fc.bias.astype(np.int64)
+
+    @property
+    def wide16(self) -> bool:
+        """16x8: whether the bias plus the sum can leave int32, so the C adds the int64 bias
+        after the kernel and requantizes in 64 bits (else the kernel starts from the bias,
+        an int32, and the epilogue multiplies 32 x 32 bits, as TFLite Micro's int64 one
+        computes whenever the value fits)."""
+        worst = 32768 * np.abs(self.fc.weights.astype(np.int64)).sum(axis=1)
+        return bool(np.any(np.abs(self.bias64) + worst > INT32_MAX))
+
+    @property
+    def padded_bias16(self) -> np.ndarray:
+        """16x8 and not ``wide16``: the bias as the kernel's int32 start, padded to 4 rows."""
+        out = np.zeros(self.rows_padded, np.int64)
+        out[: self.out_features] = self.bias64
+        return out
 
     @property
     def reduced_multipliers(self) -> np.ndarray:

@@ -338,7 +338,7 @@ def multiply_by_quantized_multiplier_int64(
     Micro's int16 FULLY_CONNECTED uses on its int64 accumulators: the multiplier reduced
     to 16 bits (``(m + 2**15) >> 16``, at most ``0x7FFF``), then one rounding,
     ``(x * reduced + 2**(total - 1)) >> total`` with ``total = 15 - shift``
-    (an arithmetic shift: ties toward +infinity)."""
+    (an arithmetic shift: ties toward +infinity), kept as the int32 it returns."""
     x = np.asarray(x, dtype=np.int64)
     m = np.asarray(multiplier, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
@@ -348,7 +348,7 @@ def multiply_by_quantized_multiplier_int64(
         raise ValueError("int64 MultiplyByQuantizedMultiplier input must be below 2**47")
     reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
     total = 15 - shift
-    return (x * reduced + (np.int64(1) << (total - 1))) >> total
+    return wrap_int32((x * reduced + (np.int64(1) << (total - 1))) >> total)
 
 
 def requantize_double_bits(acc: np.ndarray, scales: np.ndarray, output_zero_point: int,

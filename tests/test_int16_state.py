@@ -200,3 +200,13 @@ def test_int16_c_sanitized_and_emulated_equal_the_interpreters():
         _same(run_host_c(ir, x_q, profile=profile, sanitize=True), want, ir)
         for cpu in ("cortex-m0plus", "cortex-m4"):
             _same(run_emulated(ir, x_q, profile=profile, cpu=cpu).outputs, want, ir)
+
+
+def test_int16_state_on_cortex_m4_costs_at_most_2_2_instructions_per_mac():
+    """128 units, -O2, profile tflm, the DSP path: exact executed Thumb instructions of a
+    whole step (6 inputs, 128 units, 4 outputs; head included), every step bit-exact."""
+    ir = random_model(6, 128, 4, seed=1, state_bits=16)
+    x_q = np.random.default_rng(0).integers(-32768, 32768, (1, 3, 6)).astype(np.int16)
+    run = run_emulated(ir, x_q, profile="tflm", cpu="cortex-m4", opt="O2")
+    _same(run.outputs, Simulator(ir, "tflm").run(x_q), ir)
+    assert run.instructions_per_mac <= 2.2, run.instructions_per_mac

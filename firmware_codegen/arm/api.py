@@ -63,7 +63,8 @@ def emulate_and_compare(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool,
 def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any) -> dict[str, Any]:
     """One row of the report: sizes, stack, instruction counts, bit-exactness."""
     s = run.sizes
-    state = ir.state_bytes  # the caller's <prefix>_state_t: one int8 per unit of every layer
+    # the caller's <prefix>_state_t: one int8 (int16 state: int16) per unit of every layer
+    state = ir.state_bytes * (2 if ir.state_bits == 16 else 1)
     row: dict[str, Any] = {
         "profile": run.profile, "cpu": run.cpu, "opt": run.opt,
         # RAM the model needs while it runs: static data + the state + the step's stack

@@ -35,6 +35,7 @@ class CElmanLayer:
     def __init__(self, layer: ElmanLayer, number: int, model: QuantizedModel, prefix: str,
                  profile: str, below: CElmanLayer | None):
         self.layer = layer
+        self.prefix = prefix
         if layer.state_bits == 16:
             self.step_template, self.weights_template = STEP16_TEMPLATE, WEIGHTS16_TEMPLATE
         self.number = number
@@ -69,6 +70,16 @@ class CElmanLayer:
     @property
     def tanh_input_zero_point(self) -> int:
         return int(self.layer.tanh.input.zero_point)
+
+    def add16_stage(self, name: str, which: int) -> str:
+        """16x8: the C of ADD's first stage of input ``which`` (1: a, 2: r), value ``name``:
+        ``(v << 15)`` rescaled; exactly ``v << 14`` for the input of the larger scale (its
+        multiplier is one half: 2**30, shift 0)."""
+        multiplier, shift = (self.add.input1_multiplier if which == 1
+                             else self.add.input2_multiplier)
+        if (multiplier, shift) == (1 << 30, 0):
+            return f"(int32_t){name} * 16384"
+        return f"{self.prefix}_multiply_small((int32_t){name} * 32768, {multiplier}, {shift})"
 
     @property
     def tanh16(self) -> tuple[int, int]:

@@ -1,0 +1,235 @@
+"""int8 vs int16 state, side by side: the acceptance figures of issue 17.
+
+For each task (``sensor:basicmotions``, ``sensor:gunpoint``, ``text:fortunes``) the float
+model is trained once (the task's default recipe; an existing ``WORK/<task>/model.keras``
+is reused) and quantized twice, ``--state int8`` and ``--state int16``, into sibling run
+directories. Each is verified with every pair (simulator vs LiteRT BUILTIN_REF, vs TFLite
+Micro, vs host C, vs emulated Cortex-M0+ and M4; values compared per pair) and measured on
+the emulated cores (flash, RAM, instructions per step, profile tflm, -O2). Against the
+float model: the task metric (accuracy; text: bits per character on the validation
+stream), the hidden-state error in float units (mean, max, the largest per step) and, for
+text, the drift: the mean error per window of 10,000 steps over a >= 100,000-step stream.
+Last, the Cortex-M4 -O2 instructions per MAC of 128-unit models (int8 and int16 state).
+
+Usage: .venv/bin/python bench/int16_state.py [--tasks basicmotions,gunpoint,fortunes]
+       [--work DIR] [--drift-steps 100000]
+Prints a table; writes bench/results/int16_state.json. CPU seconds are recorded beside
+wall-clock seconds (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from elman.files import dumps_json
+
+RESULTS = Path(__file__).parent / "results" / "int16_state.json"
+TASKS = {"basicmotions": "sensor:basicmotions", "gunpoint": "sensor:gunpoint",
+         "fortunes": "text:fortunes"}
+STATES = ("int8", "int16")
+CPUS = ("cortex-m0plus", "cortex-m4")
+DRIFT_WINDOW = 10_000
+COPIED = ("model.keras", "data_spec.json", "train_report.json")
+
+
+def _clock() -> tuple[float, float]:
+    t = time.times()
+    return time.perf_counter(), t.user + t.system + t.children_user + t.children_system
+
+
+def _since(start: tuple[float, float]) -> dict[str, float]:
+    wall, cpu = _clock()
+    return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
+
+
+def trained(task: str, work: Path) -> Path:
+    from elman.train.api import train_run
+
+    base = work / task
+    if not (base / "model.keras").exists():
+        print(f"[{task}] training the float model (default recipe) ...", file=sys.stderr)
+        train_run(TASKS[task], base, None, progress=False)
+    return base
+
+
+def quantized(base: Path, state: str) -> Path:
+    """A run directory with the trained model, quantized with ``state`` (a fresh copy: no
+    provenance ledger, so each copy is taken as it is)."""
+    from elman.quantize.api import quantize_run
+
+    run = base.parent / f"{base.name}-{state}"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    for name in COPIED:
+        if (base / name).exists():
+            shutil.copy2(base / name, run / name)
+    quantize_run(run, progress=False, state=state)
+    return run
+
+
+def measure(task: str, run: Path, state: str, drift_steps: int) -> dict:
+    from elman.firmware_codegen.api import codegen_run
+    from elman.firmware_codegen.arm.api import mcu_run
+
+    from elman.verify import verify_run
+
+    start = _clock()
+    quant = _read_json(run / "quant_report.json")
+    codegen_run(run, profile="tflm")
+    verify = verify_run(run, profiles=("tflm", "tflite"), progress=False,
+                        raise_on_mismatch=False)
+    mcu = mcu_run(run, cpus=CPUS, opts=("O2",), profiles=("tflm",), progress=False)
+    ev = quant["evaluation"]
+    he = ev["hidden_error"]
+    row = {
+        "task": task, "state": state, "run_dir": str(run),
+        "metrics": ev["metrics"],
+        "hidden_error": {"mean": he["mean"], "max": he["max"],
+                         "max_per_step_largest": max(he["by_step"]["max"]),
+                         "by_step": he["by_step"]},
+        "bit_exact": {"ok": verify["ok"], "pairs": [
+            {"pair": f"{p['a']} vs {p['b']}", "compared": p["compared"],
+             "compared_hidden": p["compared_hidden"], "mismatches": p["mismatches"]}
+            for p in verify["pairs"]]},
+        "float_vs_simulator": verify.get("float_vs_int8"),
+        "mcu": [{k: b[k] for k in ("cpu", "opt", "profile", "flash", "ram", "state_bytes",
+                                   "stack_bytes", "code", "weights_tables",
+                                   "instructions_per_step", "instructions_per_mac",
+                                   "bit_exact")} for b in mcu["builds"]],
+    }
+    if task == "fortunes":
+        row["drift"] = text_drift(run, drift_steps)
+    row["seconds"] = _since(start)
+    return row
+
+
+def text_drift(run: Path, steps: int) -> dict:
+    """Mean |h - h_float| per window of ``DRIFT_WINDOW`` steps over ``steps`` characters
+    (the validation stream, then the training text, one stream, state carried)."""
+    from elman.data.spec import load_run_data
+    from elman.quantize.keras_model import read_keras_file
+    from elman.quantize.reader import read_ir
+    from elman.runtime.simulator import Simulator
+
+    data = load_run_data(run)
+    ids = np.concatenate([data.val_ids, data.train_ids])[:steps]
+    ir = read_ir(run / "model_int8.tflite")
+    model = read_keras_file(run / "model.keras", ir.task).model
+    windows, state_f, sim = [], None, Simulator(ir, "tflite")
+    sim.reset(1)
+    for start in range(0, len(ids), DRIFT_WINDOW):
+        chunk = ids[None, start:start + DRIFT_WINDOW]
+        out_f = model.run(model.embedding[chunk], state_f)
+        state_f = tuple(s[:, -1] for s in out_f.states)
+        hs = np.empty((chunk.shape[1], ir.state_bytes), np.float64)
+        x = ir.embedding[chunk[0]]
+        for t in range(chunk.shape[1]):
+            h, _ = sim.step(x[t][None])
+            hs[t] = ir.state_quant.dequantize(h[0])
+        windows.append(float(np.abs(hs - out_f.h[0]).mean()))
+    return {"steps": int(len(ids)), "window": DRIFT_WINDOW, "mean_abs_error_by_window": windows,
+            "first": windows[0], "last": windows[-1],
+            "growth": windows[-1] / windows[0] if windows[0] else None}
+
+
+def instructions_per_mac_128() -> list[dict]:
+    """Cortex-M4 -O2, 128 units (6 inputs, 4 outputs), both states, both profiles: exact
+    instructions per MAC, every step checked against the simulator."""
+    from elman.firmware_codegen.arm.emulate import run_emulated
+    from elman.layers.random_model import random_model
+    from elman.runtime.simulator import Simulator
+
+    rows = []
+    for bits in (8, 16):
+        ir = random_model(6, 128, 4, seed=1, state_bits=bits)
+        high = 1 << (bits - 1)
+        x = np.random.default_rng(0).integers(-high, high, (1, 4, 6)).astype(ir.state_dtype)
+        for profile in ("tflm", "tflite"):
+            run = run_emulated(ir, x, profile=profile, cpu="cortex-m4", opt="O2")
+            sim = Simulator(ir, profile).run(x)
+            np.testing.assert_array_equal(run.outputs.h, sim.h)
+            rows.append({"state": f"int{bits}", "profile": profile, "units": 128,
+                         "macs_per_step": ir.macs_per_step,
+                         "instructions_per_step": run.instructions_per_step,
+                         "instructions_per_mac": round(run.instructions_per_mac, 3),
+                         "flash": run.sizes["flash"], "stack_bytes": run.stack_bytes})
+    return rows
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _metric(row: dict) -> tuple[str, float, float]:
+    m = row["metrics"]
+    if "bits_per_char" in m["float"]:
+        return "bits/char", m["float"]["bits_per_char"], m["int8"]["bits_per_char"]
+    return "accuracy", m["float"]["accuracy"], m["int8"]["accuracy"]
+
+
+def table(rows: list[dict], macs: list[dict]) -> str:
+    lines = [f"{'task':<13}{'state':<7}{'metric':<10}{'float':>8}{'quant':>8}"
+             f"{'h err mean':>12}{'h err max':>11}{'pairs':>7}{'values/pair':>13}"
+             f"{'M4 flash':>10}{'M4 RAM':>8}{'M4 instr':>10}{'M0+ instr':>11}"]
+    for r in rows:
+        name, f, q = _metric(r)
+        pairs = r["bit_exact"]["pairs"]
+        exact = sum(p["mismatches"] == 0 for p in pairs)
+        m4 = next(b for b in r["mcu"] if b["cpu"] == "cortex-m4")
+        m0 = next(b for b in r["mcu"] if b["cpu"] == "cortex-m0plus")
+        lines.append(f"{r['task']:<13}{r['state']:<7}{name:<10}{f:>8.4f}{q:>8.4f}"
+                     f"{r['hidden_error']['mean']:>12.6f}{r['hidden_error']['max']:>11.5f}"
+                     f"{f'{exact}/{len(pairs)}':>7}{min(p['compared'] for p in pairs):>13,}"
+                     f"{m4['flash']:>10,}{m4['ram']:>8,}{m4['instructions_per_step']:>10,.0f}"
+                     f"{m0['instructions_per_step']:>11,.0f}")
+        if "drift" in r:
+            d = r["drift"]
+            lines.append(f"{'':<20}drift over {d['steps']:,} steps: mean |error| first "
+                         f"{d['window']:,} {d['first']:.6f}, last {d['last']:.6f} "
+                         f"(x{d['growth']:.2f})")
+    lines.append("")
+    lines.append("Cortex-M4 -O2, 128 units (6 inputs, 4 outputs): instructions per MAC")
+    for m in macs:
+        lines.append(f"  {m['state']:<6}{m['profile']:<8}{m['instructions_per_step']:>10,.0f} "
+                     f"instr/step  {m['instructions_per_mac']:.3f} instr/MAC  "
+                     f"flash {m['flash']:,}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--work", type=Path, default=Path("runs/bench-int16"))
+    ap.add_argument("--drift-steps", type=int, default=100_000)
+    args = ap.parse_args(argv)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        ap.error(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    start = _clock()
+    rows = []
+    for task in tasks:
+        base = trained(task, args.work)
+        for state in STATES:
+            print(f"[{task}] {state}: quantize, verify, mcu ...", file=sys.stderr)
+            rows.append(measure(task, quantized(base, state), state, args.drift_steps))
+    macs = instructions_per_mac_128()
+    print(table(rows, macs))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(dumps_json({"format": "elman-bench-int16-state/1", "rows": rows,
+                                   "instructions_per_mac_128": macs,
+                                   "seconds": _since(start)}), encoding="utf-8")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
