@@ -238,9 +238,11 @@ def example_values(ir: QuantizedModel, profile: str = "tflm") -> CExample:
         inputs = rng.integers(0, ir.vocab_size, size=(1, EXAMPLE_STEPS))
         out = sim.run_tokens(inputs)
     else:
-        inputs = rng.integers(-128, 128, size=(1, EXAMPLE_STEPS, ir.input_dim), dtype=np.int8)
+        inputs = rng.integers(-128, 128, size=(1, EXAMPLE_STEPS, ir.input_dim), dtype=np.int8) \
+            if ir.state_bits == 8 else \
+            rng.integers(-32768, 32768, size=(1, EXAMPLE_STEPS, ir.input_dim), dtype=np.int16)
         out = sim.run(inputs)
-    y = out.y[0, -1] if out.y is not None else np.zeros(0, np.int8)
+    y = out.y[0, -1] if out.y is not None else np.zeros(0, ir.state_dtype)
     return CExample(EXAMPLE_STEPS, EXAMPLE_SEED, inputs.reshape(-1), out.h[0, -1], y)
 
 

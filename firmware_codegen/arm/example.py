@@ -82,6 +82,7 @@ def example_files(ir: QuantizedModel, samples: ExampleSamples, model_sources: li
         "model_dir": model_dir, "model_sources": sorted(model_sources),
         "expected_h": expected.h[:, -1].tolist(),
         "expected_y": expected.y[:, -1].tolist() if expected.y is not None else [],
+        "ctype": "int16_t" if ir.state_bits == 16 else "int8_t",  # x, state and y
     }
     return {name: env.get_template(f"{name}.j2").render(context)
             for name in ("main.c", "example.ld", "Makefile")}
@@ -138,8 +139,8 @@ def verdict(printed: str) -> int | None:
 class PrintedSample:
     label: int
     argmax: int | None
-    y: np.ndarray | None  # int8 outputs after the last step
-    h: np.ndarray  # int8 state after the last step
+    y: np.ndarray | None  # int8 (int16) outputs after the last step, as int64
+    h: np.ndarray  # int8 (int16) state after the last step, as int64
 
 
 _LINE = re.compile(r"^sample (\d+) (label|h)((?: -?\d+)*)(?: argmax (-?\d+) y((?: -?\d+)*))?$")
@@ -155,12 +156,12 @@ def parse_example_output(text: str) -> list[PrintedSample]:
         entry = found.setdefault(int(m.group(1)), {})
         values = [int(v) for v in m.group(3).split()]
         if m.group(2) == "h":
-            entry["h"] = np.array(values, np.int8)
+            entry["h"] = np.array(values, np.int64)
         else:
             entry["label"] = values[0]
             if m.group(4) is not None:
                 entry["argmax"] = int(m.group(4))
-                entry["y"] = np.array([int(v) for v in m.group(5).split()], np.int8)
+                entry["y"] = np.array([int(v) for v in m.group(5).split()], np.int64)
     return [PrintedSample(label=int(e["label"]), argmax=e.get("argmax"),  # type: ignore[arg-type]
                           y=e.get("y"), h=e["h"])  # type: ignore[arg-type]
             for _, e in sorted(found.items())]
