@@ -7,6 +7,10 @@ plain reference program must equal the simulator.
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from elman.firmware_codegen.arm.emulate import run_emulated
@@ -22,6 +26,9 @@ from elman.runtime.reference import reference_run
 from elman.runtime.simulator import Simulator
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from elman.cli import app
 
 
 def _model(units=(24,), output_dim=3, seed=0, x_range=1.0, weight_scale=1.0):
@@ -210,3 +217,59 @@ def test_int16_state_on_cortex_m4_costs_at_most_2_2_instructions_per_mac():
     run = run_emulated(ir, x_q, profile="tflm", cpu="cortex-m4", opt="O2")
     _same(run.outputs, Simulator(ir, "tflm").run(x_q), ir)
     assert run.instructions_per_mac <= 2.2, run.instructions_per_mac
+
+
+# ---- the CLI on real data -------------------------------------------------------------------
+def _copied(run: Path, tmp_path: Path) -> Path:
+    """The trained model of a fixture run, in a fresh directory (no ledger: taken as is)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("model.keras", "data_spec.json", "train_report.json"):
+        shutil.copy2(run / name, out / name)
+    return out
+
+
+def test_elman_run_state_int16_on_basicmotions_is_bit_exact_everywhere(bm_run, tmp_path):
+    """`elman run --from quantize --state int16` on real BasicMotions data: the converted
+    model's state is int16 (1/32768), every pair of verify is bit-exact (LiteRT, TFLite
+    Micro, host C, emulated Cortex-M4), mcu measures the int16 build, report.html is written."""
+    run = _copied(bm_run, tmp_path)
+    result = CliRunner().invoke(app, ["run", "--from", "quantize", "--state", "int16", "--quiet",
+                                      "--cpu", "cortex-m4", str(run)])
+    assert result.exit_code == 0, result.output
+    ir = read_ir(run / "model_int8.tflite")
+    assert ir.state_quant == STATE_QUANT_16
+    quant = json.loads((run / "quant_report.json").read_text())
+    assert quant["quantization"]["state_bits"] == 16
+    assert quant["quantization"]["state"]["scale"] == 1 / 32768
+    verify = json.loads((run / "verify_report.json").read_text())
+    names = {p["b"] for p in verify["pairs"]}
+    assert {"LiteRT BUILTIN_REF", "TFLite Micro"} <= names
+    assert any(n.startswith("generated C") for n in names)
+    assert any("Cortex-M4" in n for n in names)
+    assert verify["ok"] and all(p["mismatches"] == 0 and p["compared"] > 0
+                                for p in verify["pairs"])
+    mcu = json.loads((run / "mcu_report.json").read_text())
+    assert mcu["all_bit_exact"]
+    assert all(b["state_bytes"] == 2 * ir.state_bytes for b in mcu["builds"])
+    assert (run / "report.html").exists()
+    shown = CliRunner().invoke(app, ["inspect", str(run)])
+    assert "3.05175781e-05" in shown.output and "int16" in shown.output
+
+
+def test_text_model_with_int16_state_token_step_is_bit_exact(text_run, tmp_path):
+    """A text model: the int16 embedding table in the metadata, the token step of the C."""
+    run = _copied(text_run, tmp_path)
+    result = CliRunner().invoke(app, ["quantize", "--state", "int16", "--no-progress",
+                                      "--eval-chars", "400", str(run)])
+    assert result.exit_code == 0, result.output
+    ir = read_ir(run / "model_int8.tflite")
+    assert ir.embedding.dtype == np.int16 and ir.state_bits == 16
+    ids = np.random.default_rng(0).integers(0, ir.vocab_size, size=(2, 40))
+    for profile in ("tflm", "tflite"):
+        sim = Simulator(ir, profile).run_tokens(ids)
+        _same(run_host_c_tokens(ir, ids, profile=profile), sim, ir)
+    data = (run / "model_int8.tflite").read_bytes()
+    x_q = ir.embedding[ids]
+    np.testing.assert_array_equal(run_litert(data, ir, x_q).h, Simulator(ir, "tflite").run(x_q).h)
+    np.testing.assert_array_equal(run_tflm(data, ir, x_q).h, Simulator(ir, "tflm").run(x_q).h)
