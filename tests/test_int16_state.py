@@ -229,6 +229,7 @@ def _copied(run: Path, tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_elman_run_state_int16_on_basicmotions_is_bit_exact_everywhere(bm_run, tmp_path):
     """`elman run --from quantize --state int16` on real BasicMotions data: the converted
     model's state is int16 (1/32768), every pair of verify is bit-exact (LiteRT, TFLite
@@ -257,6 +258,7 @@ def test_elman_run_state_int16_on_basicmotions_is_bit_exact_everywhere(bm_run, t
     assert "3.05175781e-05" in shown.output and "int16" in shown.output
 
 
+@pytest.mark.slow
 def test_text_model_with_int16_state_token_step_is_bit_exact(text_run, tmp_path):
     """A text model: the int16 embedding table in the metadata, the token step of the C."""
     run = _copied(text_run, tmp_path)
