@@ -103,7 +103,8 @@ def preflight(*, prefix: str, profiles: Sequence[str], cpus: Sequence[str],
     for cpu in cpus:
         for opt in opts:
             check_cpu_opt(cpu, opt)
-    find_toolchain()
+    for cpu in cpus:
+        find_toolchain(cpu)
 
 
 def run_pipeline(

@@ -2,7 +2,8 @@
 # Install the Debian packages elman's demo and tests need, where missing.
 #   fortunes                                  built-in text data (text:fortunes)
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi Cortex-M builds (elman mcu)
-#   qemu-system-arm                           whole-image smoke test (optional)
+#   gcc-riscv64-unknown-elf                   RISC-V RV32IMC builds (elman mcu --cpu rv32imc)
+#   qemu-system-arm                           Cortex-M55 (MVE) runs, and the whole-image smoke test
 #   chromium                                  renders report.html in a test (optional)
 #   cmake                                     builds the CMake and Zephyr packages (optional)
 #   gcc-avr avr-libc simavr libsimavr-dev     the Arduino Uno (ATmega328P) build and emulator (optional)
@@ -16,9 +17,10 @@ required=()
 [ -f /usr/share/games/fortunes/fortunes ] || required+=(fortunes)
 command -v arm-none-eabi-gcc >/dev/null 2>&1 || required+=(gcc-arm-none-eabi)
 [ -d /usr/lib/arm-none-eabi/newlib ] || [ -f /usr/lib/arm-none-eabi/lib/libc.a ] || required+=(libnewlib-arm-none-eabi)
+command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || required+=(gcc-riscv64-unknown-elf)
+command -v qemu-system-arm >/dev/null 2>&1 || required+=(qemu-system-arm)
 optional=()
 if [ "${1:-}" = "--with-optional" ]; then
-  command -v qemu-system-arm >/dev/null 2>&1 || optional+=(qemu-system-arm)
   command -v chromium >/dev/null 2>&1 || optional+=(chromium)
   command -v cmake >/dev/null 2>&1 || optional+=(cmake)
   command -v avr-gcc >/dev/null 2>&1 || optional+=(gcc-avr)

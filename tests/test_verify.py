@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from elman.firmware_codegen.arm.emulate import VERIFY_CPUS
 from elman.quantize.reader import read_ir
 from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.simulator import ENGINE_ENV, Simulator
@@ -205,7 +206,8 @@ def test_verify_run_on_a_stacked_model_is_bit_exact_everywhere(bm_run, tmp_path,
                                                              head_steps):
     """A 2- and a 3-layer model (converted by TF) on real BasicMotions: every pair of
     `elman verify` (LiteRT, TFLite Micro, the numpy engine, the host C, the emulated
-    Cortex-M0+ and M4, both profiles) compares every layer's state and y at every step."""
+    cores of the target registry, both profiles) compares every layer's state and y at every
+    step."""
     run = tmp_path / "stacked"
     run.mkdir()
     shutil.copy(bm_run / "data_spec.json", run)
@@ -220,7 +222,8 @@ def test_verify_run_on_a_stacked_model_is_bit_exact_everywhere(bm_run, tmp_path,
             "emulated Cortex-M0+ (arm-none-eabi-gcc -O2)",
             "emulated Cortex-M4 (arm-none-eabi-gcc -O2)"} <= names
     assert any(name.startswith("generated C") for name in names)
-    assert len(report["pairs"]) == 10  # 2 interpreters, 2 engines, 2 host C, 4 emulated
+    # 2 interpreters, 2 engines, 2 host C, every registered core for both profiles
+    assert len(report["pairs"]) == 6 + 2 * len(VERIFY_CPUS)
     for p in report["pairs"]:
         assert p["compared_hidden"] == 3 * 100 * sum(layer_units), p
         assert p["compared"] == 3 * 100 * (sum(layer_units) + 4), p

@@ -17,7 +17,9 @@ from pathlib import Path
 from elman.firmware_codegen.arm.emulate import (
     CPU_TITLES,
     VERIFY_CPUS,
+    VERIFY_FULL_CPUS,
     VERIFY_MAX_STEPS,
+    VERIFY_MAX_STEPS_OTHERS,
     run_emulated,
     run_emulated_tokens,
 )
@@ -26,6 +28,7 @@ from elman.quantize.ir import QuantizedModel
 from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.outputs import StepOutputs
 from elman.runtime.simulator import Simulator
+from elman.targets import get_target
 from elman.verify.inputs import VerifyInputs
 
 NUMPY_ENGINE = "simulator, numpy engine"
@@ -123,14 +126,13 @@ def host_c_implementations(ctx: VerifyContext) -> list[Implementation]:
 
 
 def emulated_implementations(ctx: VerifyContext) -> list[Implementation]:
-    """The C of each profile cross-compiled at -O2 and stepped on an emulated Cortex-M0+
-    (portable path) and Cortex-M4 (DSP path), over at most ``VERIFY_MAX_STEPS``
-    sequence-steps of the held-out data; text models run the token step."""
+    """The C of each profile cross-compiled at -O2 and stepped on every registered core
+    (``elman.targets``: Cortex-M0+ and RISC-V portable C, Cortex-M4/M7/M33 DSP, Cortex-M55
+    MVE), over at most ``VERIFY_MAX_STEPS`` sequence-steps of the held-out data on the M0+
+    and M4 and ``VERIFY_MAX_STEPS_OTHERS`` on the others; text models run the token step."""
 
     def runner(profile: str, cpu: str) -> Callable[[VerifyInputs], StepOutputs]:
         def run(inputs: VerifyInputs) -> StepOutputs:
-            # outputs only: counting instructions would cost ~10x the emulation (bench/mcu.py
-            # and `elman mcu` count them)
             if inputs.ids is not None and ctx.ir.embedding is not None:
                 return run_emulated_tokens(ctx.ir, inputs.ids, profile=profile, cpu=cpu,
                                            count_instructions=False).outputs
@@ -138,8 +140,10 @@ def emulated_implementations(ctx: VerifyContext) -> list[Implementation]:
                                 count_instructions=False).outputs
         return run
 
-    return [Implementation(f"emulated {CPU_TITLES[cpu]} (arm-none-eabi-gcc -O2)", profile,
-                           runner(profile, cpu), max_steps=VERIFY_MAX_STEPS)
+    return [Implementation(f"emulated {CPU_TITLES[cpu]} ({get_target(cpu).compiler} -O2)",
+                           profile, runner(profile, cpu),
+                           max_steps=VERIFY_MAX_STEPS if cpu in VERIFY_FULL_CPUS
+                           else VERIFY_MAX_STEPS_OTHERS)
             for profile in ctx.profiles for cpu in VERIFY_CPUS]
 
 

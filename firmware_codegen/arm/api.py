@@ -19,12 +19,14 @@ from elman.firmware_codegen.arm.emulate import EmulatedRun, run_emulated, run_em
 from elman.firmware_codegen.arm.tflm_footprint import tflm_footprint
 from elman.firmware_codegen.arm.toolchain import check_cpu_opt, find_toolchain
 from elman.quantize.ir import QuantizedModel
+from elman.targets import TARGETS, get_target
+from elman.targets.clock import DEFAULT_CLOCK_HZ, format_clock, parse_clock
 from tqdm import tqdm
 
 from elman import provenance, rundir
 from elman.errors import VerificationError
 
-DEFAULT_CPUS = ("cortex-m0plus", "cortex-m4")
+DEFAULT_CPUS = tuple(TARGETS)  # every registered core
 DEFAULT_OPTS = ("O2", "Os")
 DEFAULT_PROFILES = ("tflm", "tflite")
 DEFAULT_SEQUENCES = 8
@@ -60,8 +62,10 @@ def emulate_and_compare(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool,
     return run, pair
 
 
-def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any) -> dict[str, Any]:
-    """One row of the report: sizes, stack, instruction counts, bit-exactness."""
+def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any,
+              clock_hz: float = DEFAULT_CLOCK_HZ) -> dict[str, Any]:
+    """One row of the report: sizes, stack, instruction counts, estimated cycles and time at
+    ``clock_hz``, bit-exactness."""
     s = run.sizes
     # the caller's <prefix>_state_t: one int8 (int16 state: int16) per unit of every layer
     state = ir.state_bytes * (2 if ir.state_bits == 16 else 1)
@@ -82,6 +86,12 @@ def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any) -> dict[str, Any]
         else round((run.instructions_per_step - run.matvec_instructions_per_step)
                    / ir.state_bytes, 1),
         "instructions_by_function": {k: round(v, 1) for k, v in run.by_function.items()},
+        "cycles_per_step": None if run.cycles_per_step is None else round(run.cycles_per_step, 1),
+        "cycles_per_mac": None if run.cycles_per_step is None
+        else round(run.cycles_per_step / ir.macs_per_step, 3),
+        "clock_hz": clock_hz,
+        "microseconds_per_step": None if run.cycles_per_step is None
+        else round(run.microseconds_per_step(clock_hz), 2),
         "bit_exact": bool(pair.ok),
         "comparison": pair.to_dict(),
     }
@@ -91,13 +101,15 @@ def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any) -> dict[str, Any]
 def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
             opts: Sequence[str] = DEFAULT_OPTS, profiles: Sequence[str] = DEFAULT_PROFILES,
             limit: int | None = DEFAULT_SEQUENCES, prefix: str = "elman",
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, clock: str | float = DEFAULT_CLOCK_HZ) -> dict[str, Any]:
     """Build, size, emulate and verify the run's model on every cpu × opt × profile;
+    latency in time at ``clock`` (``64MHz``, or Hz) from each target's cycle model;
     writes ``mcu_report.json`` and returns it. A bit-exactness failure is written to the
     report, then raised as a VerificationError."""
     from elman.quantize.reader import read_ir
 
     run_dir = Path(run_dir)
+    clock_hz = parse_clock(clock)
     stage_run = provenance.begin(run_dir, "mcu", reads=[rundir.MODEL_TFLITE],
                            optional=[rundir.DATA_SPEC])
     model_path = run_dir / rundir.MODEL_TFLITE
@@ -105,7 +117,7 @@ def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
     for cpu in cpus:
         for opt in opts:
             check_cpu_opt(cpu, opt)
-    toolchain = find_toolchain()
+    toolchains = {c: find_toolchain(c).version() for c in cpus}  # all present, up front
     ir = read_ir(model_path)
     inputs, tokens, described = held_out_inputs(run_dir, ir, limit)
     combos = [(p, c, o) for p in profiles for c in cpus for o in opts]
@@ -113,7 +125,7 @@ def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
     for profile, cpu, opt in tqdm(combos, desc="mcu builds", unit="build", disable=not progress):
         run, pair = emulate_and_compare(ir, inputs, tokens=tokens, profile=profile, cpu=cpu,
                                         opt=opt, prefix=prefix)
-        rows.append(build_row(ir, run, pair))
+        rows.append(build_row(ir, run, pair, clock_hz))
     report = {
         "model": {"input_dim": ir.input_dim, "layer_units": list(ir.layer_units),
                   "state_bytes": ir.state_bytes, "output_dim": ir.output_dim,
@@ -121,9 +133,13 @@ def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
                   "task": ir.task, "tflite_sha256": ir.source_sha256},
         "data": {"description": described, "sequences": int(inputs.shape[0]),
                  "steps_per_sequence": int(inputs.shape[1])},
-        "toolchain": toolchain.version(),
-        "emulator": "unicorn (UC_MODE_THUMB, Cortex-M0 / M4 / M7 cpu models); instruction "
-                    "counts are exact executed Thumb instructions, not cycles",
+        "toolchain": toolchains,
+        "clock_hz": clock_hz,
+        "emulator": {c: f"{t.emulator} ({t.emulator_cpu})" for c, t in
+                     ((c, get_target(c)) for c in cpus)},
+        "counts": "instruction counts are exact executed instructions; cycles are each "
+                  "target's cycle model applied to them (an estimate)",
+        "targets": {c: get_target(c).to_dict() for c in cpus},
         "builds": rows,
         "all_bit_exact": all(r["bit_exact"] for r in rows),
         "tflm": tflm_footprint(model_path),
@@ -144,7 +160,7 @@ def format_table(report: dict[str, Any]) -> str:
     """The builds of a report as a fixed-width text table."""
     head = (f"{'profile':<7} {'cpu':<13} {'opt':<3} {'flash':>7} {'code':>6} {'weights':>7} "
             f"{'RAM':>5} {'stack':>5} {'instr/step':>10} {'instr/MAC':>9} {'matvec/MAC':>10} "
-            f"{'other/unit':>10} {'bit-exact':>9}")
+            f"{'other/unit':>10} {'cycles/step':>11} {'us/step':>8} {'bit-exact':>9}")
     lines = [head, "-" * len(head)]
     # matvec/MAC: instructions inside the matrix-vector kernel per MAC of the step;
     # other/unit: the rest of the step (requantization, ADD, TANH, copies) per unit
@@ -157,12 +173,20 @@ def format_table(report: dict[str, Any]) -> str:
             f"{r['instructions_per_step']:>10.1f} {r['instructions_per_mac']:>9.3f} "
             f"{'-' if mv is None else f'{mv:.3f}':>10} "
             f"{'-' if per_unit is None else f'{per_unit:.1f}':>10} "
+            f"{_number(r.get('cycles_per_step'), '.0f'):>11} "
+            f"{_number(r.get('microseconds_per_step'), '.1f'):>8} "
             f"{'yes' if r['bit_exact'] else 'NO':>9}")
     t = report.get("tflm") or {}
     lines.append("RAM = static data + the caller's state + the deepest stack of a step; "
                  "flash = code + weights/tables + initialized data")
+    lines.append(f"instructions: exact; cycles: each core's cycle model (an estimate, "
+                 f"elman.targets.cycles); us/step at {format_clock(report['clock_hz'])}")
     lines.append("")
     lines.append(f"TFLite Micro, same model: .tflite {t.get('tflite_bytes')} B (measured), "
                  f"arena {t.get('arena_bytes')} B (measured, 64-bit host interpreter), "
                  f"framework code {t.get('framework_code_bytes')} B (published, Cortex-M3)")
     return "\n".join(lines)
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

@@ -1,4 +1,4 @@
-"""Bare-metal Cortex-M ELF images of generated C, and their flash/RAM sizes.
+"""Bare-metal ELF images of generated C for any registered core, and their flash/RAM sizes.
 
 An image holds the model's C files plus an optional *harness* (C that only
 defines input/output buffers for the emulator, or a ``main`` for a board).
@@ -21,6 +21,7 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 from elman.firmware_codegen.arm.toolchain import compile_flags, find_toolchain
+from elman.targets import get_target
 
 from elman.errors import ToolchainError
 
@@ -48,12 +49,12 @@ SECTIONS
   .harness_ram (NOLOAD) : {{ . = ALIGN(8); KEEP(*{HARNESS_TAG}*.o(.bss* .data* COMMON)) }} > RAM
   .text : {{ *(.text*) }} > FLASH
   .ARM.exidx : {{ *(.ARM.exidx*) }} > FLASH
-  .rodata : {{ . = ALIGN(4); *(.rodata*) }} > FLASH
-  .data : {{ . = ALIGN(4); *(.data*) }} > RAM AT > FLASH
-  .bss (NOLOAD) : {{ . = ALIGN(4); *(.bss*) *(COMMON) }} > RAM
+  .rodata : {{ . = ALIGN(4); *(.rodata*) *(.srodata*) }} > FLASH
+  .data : {{ . = ALIGN(4); *(.data*) *(.sdata*) }} > RAM AT > FLASH
+  .bss (NOLOAD) : {{ . = ALIGN(4); *(.bss*) *(.sbss*) *(COMMON) }} > RAM
   .stack (NOLOAD) :
   {{ . = ALIGN(8); __stack_limit = .; . += {stack_bytes}; __stack_top = .; }} > RAM
-  /DISCARD/ : {{ *(.comment) *(.ARM.attributes) *(.note*) }}
+  /DISCARD/ : {{ *(.comment) *(.ARM.attributes) *(.riscv.attributes) *(.note*) }}
 }}
 """
 
@@ -95,7 +96,7 @@ class Symbol:
 
 @dataclass(frozen=True)
 class ArmImage:
-    """A linked ELF for one core and optimization level."""
+    """A linked ELF for one core (a target's name) and optimization level."""
 
     elf: Path
     cpu: str
@@ -108,13 +109,15 @@ class ArmImage:
 
 def build_image(sources: dict[str, str], out_dir: Path | str, *, cpu: str, opt: str,
                 harness: str = "", entry_points: tuple[str, ...] = (),
-                defines: tuple[str, ...] = ()) -> ArmImage:
+                defines: tuple[str, ...] = (), linker: str = LINKER_SCRIPT) -> ArmImage:
     """Compile ``sources`` (file name -> text; ``.h`` files are only written) and the
     harness C (may be empty) into ``out_dir/model.elf`` for ``cpu`` at ``-O<opt>``.
 
     ``entry_points`` are the functions the image must keep (everything else that
-    they do not reach is removed by ``--gc-sections``)."""
-    tc = find_toolchain()
+    they do not reach is removed by ``--gc-sections``); ``linker`` is the linker script
+    (the emulator's by default; a whole image for QEMU has its own)."""
+    target = get_target(cpu)
+    tc = find_toolchain(cpu)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in sources.items():
@@ -127,18 +130,19 @@ def build_image(sources: dict[str, str], out_dir: Path | str, *, cpu: str, opt: 
         h.write_text(harness, encoding="utf-8")
         c_files.append(h)
     ld = out / "image.ld"
-    ld.write_text(LINKER_SCRIPT, encoding="utf-8")
+    ld.write_text(linker, encoding="utf-8")
     flags = compile_flags(cpu, opt) + [f"-D{d}" for d in defines] + [f"-I{out}"]
     objects = []
     for c in c_files:
         obj = c.with_suffix(".o")
-        _run([str(tc.gcc), *flags, "-fstack-usage", "-c", str(c), "-o", str(obj)], c.name)
+        _run([str(tc.gcc), *flags, "-fstack-usage", "-c", str(c), "-o", str(obj)], c.name,
+             target.compiler)
         objects.append(str(obj))
     elf = out / "model.elf"
-    _run([str(tc.gcc), *compile_flags(cpu, opt), "-nostartfiles", "--specs=nano.specs",
+    _run([str(tc.gcc), *compile_flags(cpu, opt), *target.link_flags,
           "-Wl,--gc-sections", f"-Wl,-T,{ld}", f"-Wl,-Map,{out / 'model.map'}",
           "-Wl,--no-warn-rwx-segments", *[f"-Wl,--require-defined={e}" for e in entry_points],
-          *objects, "-lm", "-lgcc", "-o", str(elf)], "link")
+          *objects, *target.libs, "-o", str(elf)], "link", target.compiler)
     return read_image(elf, cpu=cpu, opt=opt)
 
 
@@ -163,7 +167,7 @@ def read_image(elf: Path, *, cpu: str, opt: str) -> ArmImage:
                     stack_top=symbols["__stack_top"].address)
 
 
-def _run(cmd: list[str], what: str) -> None:
+def _run(cmd: list[str], what: str, compiler: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise ToolchainError(f"arm-none-eabi-gcc failed on {what}:\n{proc.stderr.strip()}")
+        raise ToolchainError(f"{compiler} failed on {what}:\n{proc.stderr.strip()}")

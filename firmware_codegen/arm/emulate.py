@@ -1,11 +1,14 @@
-"""Run the generated C of a model on an emulated Cortex-M, step by step.
+"""Run the generated C of a model on an emulated core (any registered target), step by step.
 
 ``run_emulated(ir, x_q, cpu=..., opt=...)`` generates the model's C, builds a
 bare-metal image for the core (``build.py``), and calls ``<prefix>_step`` once
 per time step in unicorn (``machine.py``), exactly as firmware would: the state
 struct, the input and the output live in the core's RAM, written and read
-between calls. The outputs are the same :class:`StepOutputs` the simulator
-returns, so the two compare bit for bit; the instruction counts are exact.
+between calls. Targets emulated in QEMU (the Cortex-M55) run a whole image
+instead (``elman.targets.qemu``). The outputs are the same :class:`StepOutputs`
+the simulator returns, so the two compare bit for bit; the instruction counts
+are exact; cycles are the target's cycle model applied to the executed
+instructions (an estimate).
 """
 
 from __future__ import annotations
@@ -20,14 +23,21 @@ from elman.firmware_codegen.arm.build import ArmImage, build_image
 from elman.firmware_codegen.arm.machine import Machine
 from elman.quantize.ir import QuantizedModel
 from elman.runtime.outputs import StepOutputs
+from elman.targets import TARGETS, get_target
+from elman.targets.disassembly import instruction_costs
 
 # Functions whose instructions are the matrix-vector products (when not inlined).
 KERNEL_SUFFIXES = ("_matvec_s8", "_mac_4x4")
-VERIFY_CPUS = ("cortex-m0plus", "cortex-m4")  # the cores `elman verify` runs the C on
+# the cores `elman verify` runs the C on: every target
+VERIFY_CPUS = tuple(TARGETS)
+# the two cores of the first release compare up to VERIFY_MAX_STEPS sequence-steps; the others,
+# which add one build each to every verify, up to VERIFY_MAX_STEPS_OTHERS (the report says so)
+VERIFY_FULL_CPUS = ("cortex-m0plus", "cortex-m4")
+VERIFY_MAX_STEPS_OTHERS = 400
 # sequence-steps `elman verify` emulates per core and profile (about 1 ms each on ARMv6-M);
 # the whole test split of the built-in sensor sets fits, long text streams are cut
 VERIFY_MAX_STEPS = 5000
-CPU_TITLES = {"cortex-m0plus": "Cortex-M0+", "cortex-m4": "Cortex-M4", "cortex-m7": "Cortex-M7"}
+CPU_TITLES = {name: t.title for name, t in TARGETS.items()}
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,12 @@ class EmulatedRun:
     stack_bytes: int  # deepest stack use of any step call
     sizes: dict[str, int]
     by_function: dict[str, float] = field(default_factory=dict)  # mean per step
+    cycles_per_step: float | None = None  # the target's cycle model (an estimate), mean
+
+    def microseconds_per_step(self, clock_hz: float) -> float | None:
+        if self.cycles_per_step is None:
+            return None
+        return self.cycles_per_step / clock_hz * 1e6
 
     @property
     def instructions_per_mac(self) -> float:
@@ -73,6 +89,8 @@ class EmulatedRun:
             "stack_bytes": self.stack_bytes,
             "sizes": dict(self.sizes),
             "by_function": {k: round(v, 2) for k, v in self.by_function.items()},
+            "cycles_per_step": None if self.cycles_per_step is None
+            else round(self.cycles_per_step, 1),
         }
 
 
@@ -94,14 +112,23 @@ def entry_points(ir: QuantizedModel, prefix: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def step_sources(ir: QuantizedModel, *, prefix: str, profile: str, cpu: str) -> dict[str, str]:
+    """The generated C an image of ``cpu`` holds: all of it, less the float helpers
+    (``<prefix>_io.c``, which include ``math.h``) on a target without a C library."""
+    from elman.firmware_codegen.generate import generate_c
+
+    sources = generate_c(ir, prefix=prefix, profile=profile, source_sha256=ir.source_sha256)
+    if not get_target(cpu).c_library:
+        sources.pop(f"{prefix}_io.c", None)
+    return sources
+
+
 def build_model_image(ir: QuantizedModel, out_dir: Path | str, *, profile: str = "tflm",
                       cpu: str = "cortex-m4", opt: str = "O2", prefix: str = "elman",
                       portable: bool = False) -> ArmImage:
     """Generate the model's C and link it with the emulator harness for ``cpu``;
     ``portable`` builds the portable C kernels even where the core has the DSP extension."""
-    from elman.firmware_codegen.generate import generate_c
-
-    sources = generate_c(ir, prefix=prefix, profile=profile, source_sha256=ir.source_sha256)
+    sources = step_sources(ir, prefix=prefix, profile=profile, cpu=cpu)
     defines = (f"{prefix.upper()}_PORTABLE",) if portable else ()
     return build_image(sources, out_dir, cpu=cpu, opt=opt, harness=harness_c(ir, prefix),
                        entry_points=entry_points(ir, prefix), defines=defines)
@@ -113,7 +140,7 @@ def run_emulated(ir: QuantizedModel, x_q: np.ndarray, *, profile: str = "tflm",
                  count_instructions: bool = True) -> EmulatedRun:
     """Run int8 (int16) inputs ``x_q`` (B, T, D) through the model's C on an emulated ``cpu``
     (``portable``: the portable C kernels even on a core with the DSP extension;
-    ``count_instructions=False``: outputs only, about 10x faster, every count 0)."""
+    ``count_instructions=False``: outputs only, much faster, every count 0)."""
     x_q = np.asarray(x_q)
     if x_q.ndim != 3 or x_q.shape[2] != ir.input_dim:
         raise ValueError(f"x_q must be (batch, steps, {ir.input_dim}), got {x_q.shape}")
@@ -137,13 +164,20 @@ def run_emulated_tokens(ir: QuantizedModel, ids: np.ndarray, *, profile: str = "
 
 def _run(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, profile: str, cpu: str,
          opt: str, prefix: str, work_dir: Path | str | None, portable: bool,
-         count_instructions: bool) -> EmulatedRun:
+         count_instructions: bool = True) -> EmulatedRun:
+    if get_target(cpu).emulator == "qemu":
+        from elman.targets.qemu import run_qemu
+
+        return run_qemu(ir, inputs, tokens=tokens, profile=profile, cpu=cpu, opt=opt,
+                        prefix=prefix, work_dir=work_dir, portable=portable,
+                        count=count_instructions)
     with tempfile.TemporaryDirectory(prefix="elman-arm-") as tmp:
         out = Path(work_dir) if work_dir is not None else Path(tmp)
         image = build_model_image(ir, out, profile=profile, cpu=cpu, opt=opt, prefix=prefix,
                                   portable=portable)
-        return _execute(ir, Machine(image, count_instructions=count_instructions), inputs,
-                        tokens=tokens, profile=profile, prefix=prefix)
+        machine = Machine(image, instruction_costs(image.elf, cpu) if count_instructions
+                          else None, count_instructions=count_instructions)
+        return _execute(ir, machine, inputs, tokens=tokens, profile=profile, prefix=prefix)
 
 
 def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool, profile: str,
@@ -157,6 +191,7 @@ def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool
     y_addr = m.address("armharness_y") if out_dim else 0
     step_fn = f"{prefix}_step_token" if tokens else f"{prefix}_step"
     counts: list[int] = []
+    cycles = 0.0
     totals: dict[str, int] = {}
     for b in range(batch):
         m.call(f"{prefix}_reset", state)
@@ -172,6 +207,7 @@ def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool
             if y is not None:
                 y[b, t] = np.frombuffer(m.read(y_addr, out_dim * dtype.itemsize), dtype)
             counts.append(res.instructions)
+            cycles += res.cycles or 0.0
             for name, n in res.by_function.items():
                 totals[name] = totals.get(name, 0) + n
     n_steps = max(len(counts), 1)
@@ -184,4 +220,5 @@ def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool
         matvec_instructions_per_step=sum(kernel) / n_steps if kernel else None,
         stack_bytes=m.stack_high_water(), sizes=m.image.sizes.to_dict(),
         by_function={k: v / n_steps for k, v in sorted(totals.items())},
+        cycles_per_step=cycles / n_steps if counts else None,
     )

@@ -1,9 +1,10 @@
-"""The ``arm-none-eabi-gcc`` cross toolchain: where it is, and the flags per core.
+"""The cross toolchains: where they are, and the flags per core (from ``elman.targets``).
 
 Every build is freestanding C99 (no startup files, no heap, no stdio), with one
 section per function and per object so that ``--gc-sections`` keeps only what
 the step reaches. Floating point is never used by the generated code, so the
-M4 builds use the soft-float ABI (no FPU context, same code as ``softfp``).
+Arm builds use the soft-float ABI (no FPU context, same code as ``softfp``),
+except the Cortex-M55, whose MVE code needs the hard-float ABI.
 """
 
 from __future__ import annotations
@@ -13,18 +14,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from elman.targets import TARGETS, get_target
+
 from elman.errors import ToolchainError
 
-INSTALL_HINT = (
-    "apt-get install -y --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi"
-)
+INSTALL_HINT = TARGETS["cortex-m4"].install_hint
 
-CPU_FLAGS: dict[str, tuple[str, ...]] = {
-    "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
-    "cortex-m4": ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"),
-    "cortex-m7": ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=soft"),
-}
-CPUS = tuple(CPU_FLAGS)
+# core -> its flags (kept for the peers' benchmarks, which build their own C the same way)
+CPU_FLAGS: dict[str, tuple[str, ...]] = {name: t.flags for name, t in TARGETS.items()}
+CPUS = tuple(TARGETS)
 OPTS = ("O2", "Os")
 
 COMMON_FLAGS = (
@@ -51,23 +49,28 @@ class Toolchain:
                              check=False)
         return out.stdout.splitlines()[0].strip() if out.stdout else "unknown"
 
+    def tool(self, name: str) -> Path:
+        """A binutils program of the same installation (``objdump``, ``size``)."""
+        return self.gcc.with_name(self.gcc.name[: -len("gcc")] + name)
 
-def find_toolchain() -> Toolchain:
-    """Locate ``arm-none-eabi-gcc``, or raise a ToolchainError that says how to install it."""
-    gcc = shutil.which("arm-none-eabi-gcc")
+
+def find_toolchain(cpu: str = "cortex-m4") -> Toolchain:
+    """Locate the cross gcc of ``cpu``'s target, or raise a ToolchainError that says how to
+    install it."""
+    target = get_target(cpu)
+    gcc = shutil.which(target.compiler)
     if gcc is None:
         raise ToolchainError(
-            "arm-none-eabi-gcc was not found on PATH; install the Arm cross compiler with: "
-            + INSTALL_HINT
+            f"{target.compiler} was not found on PATH; install the {target.title} cross "
+            f"compiler with: {target.install_hint}"
         )
-    size = shutil.which("arm-none-eabi-size")
+    size = shutil.which(target.tool_prefix + "size")
     return Toolchain(gcc=Path(gcc), size=Path(size) if size else None)
 
 
 def check_cpu_opt(cpu: str, opt: str) -> None:
     """Raise a ToolchainError naming the accepted values on an unknown core or level."""
-    if cpu not in CPU_FLAGS:
-        raise ToolchainError(f"unknown cpu {cpu!r}; choose one of {', '.join(CPUS)}")
+    get_target(cpu)
     if opt not in OPTS:
         raise ToolchainError(f"unknown optimization level {opt!r}; choose one of "
                              f"{', '.join(OPTS)}")
@@ -76,9 +79,5 @@ def check_cpu_opt(cpu: str, opt: str) -> None:
 def compile_flags(cpu: str, opt: str) -> list[str]:
     """Compiler flags for one core and optimization level (``O2`` or ``Os``)."""
     check_cpu_opt(cpu, opt)
-    return [*CPU_FLAGS[cpu], f"-{opt}", *COMMON_FLAGS]
+    return [*get_target(cpu).flags, f"-{opt}", *COMMON_FLAGS]
 
-
-def has_dsp(cpu: str) -> bool:
-    """Whether the core has the DSP extension (``__ARM_FEATURE_DSP``: SMLAD, SXTB16)."""
-    return cpu in ("cortex-m4", "cortex-m7")

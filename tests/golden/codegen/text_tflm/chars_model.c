@@ -34,14 +34,18 @@ typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 #endif
 
 /*
- * Cores with the DSP extension (Cortex-M4/M7, GCC or Clang) get the SIMD paths when optimizing
- * (at -O0 GCC cannot allocate the registers of their inline assembly: a debug build gets the
- * portable C, which computes the same values); define CHARS_PORTABLE to build the portable
- * C everywhere.
+ * Cores with the DSP extension (Cortex-M4/M7/M33, GCC or Clang) get the SIMD paths, cores with
+ * Helium (MVE: Cortex-M55/M85) its vector matrix products, when optimizing (at -O0 GCC cannot
+ * allocate the registers of their inline assembly: a debug build gets the portable C, which
+ * computes the same values); define CHARS_PORTABLE to build the portable C everywhere.
  */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__) \
     && !defined(CHARS_PORTABLE)
 #define CHARS_DSP 1
+#endif
+#if defined(__ARM_FEATURE_MVE) && defined(__GNUC__) && defined(__OPTIMIZE__) \
+    && !defined(CHARS_PORTABLE)
+#define CHARS_MVE 1
 #endif
 
 /*
@@ -56,9 +60,109 @@ typedef char chars_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
  * accumulators. The step calls the kernel once per group of 4 outputs and uses the 4 sums at
  * once: no accumulator array as long as the layer exists.
  */
-#if defined(CHARS_DSP)
+#if defined(CHARS_MVE)
 /*
- * Cortex-M4/M7 (DSP extension): x is expanded once per step into int16 pairs, (x0, x2) and
+ * Cortex-M55/M85 (Helium, MVE): 4 rows x 16 columns per pass. The 64 bytes of 4 consecutive
+ * 4x4 blocks are de-interleaved by word (VLD40..VLD43 of 32-bit elements): each Q register
+ * then holds 16 consecutive columns of one row, and one VLDRB of x feeds 4 VMLADAVA (int8 dot
+ * products of 16 lanes into a scalar). A remainder of 1-3 blocks runs one block at a time:
+ * 4 x values replicated (VDUP) and 4 predicated VMLADAVA, one per row's 4 lanes. Written as
+ * inline assembly, like the DSP path, so the C needs no header beyond <stdint.h>/<stddef.h>
+ * (GCC 12 also spills the accumulators of an intrinsics loop, and emits the predicate 0xF000 as
+ * an invalid MOV immediate).
+ */
+typedef int8_t chars_vector_t;
+#define CHARS_VECTOR_LENGTH(n) (4 * (((n) + 3) / 4)) /* n bytes, rounded up to 4 */
+
+/* dst = src[0..n), zero-padded to whole words of 4. */
+static void chars_load_vector(chars_vector_t *dst, const int8_t *src, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        dst[i] = src[i];
+    }
+    for (; i % 4 != 0; ++i) {
+        dst[i] = 0;
+    }
+}
+
+static void chars_matvec_s8(const int8_t *w, const int32_t *bias, const chars_vector_t *x,
+    size_t col_words, int32_t acc[4])
+{
+    int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+    const int32_t *wp = (const int32_t *)(const void *)w;
+    size_t k;
+    k = col_words / 4;
+    if (k != 0) {
+        /* VMLADAVA accumulates in even registers only */
+        register int32_t r0 __asm__("r4") = a0;
+        register int32_t r1 __asm__("r6") = a1;
+        register int32_t r2 __asm__("r8") = a2;
+        register int32_t r3 __asm__("r10") = a3;
+        __asm__ volatile(
+            "dls lr, %[k]\n"
+            "1:\n\t"
+            "vld40.32 {q0, q1, q2, q3}, [%[w]]\n\t"
+            "vld41.32 {q0, q1, q2, q3}, [%[w]]\n\t"
+            "vld42.32 {q0, q1, q2, q3}, [%[w]]\n\t"
+            "vld43.32 {q0, q1, q2, q3}, [%[w]]!\n\t"
+            "vldrb.8 q4, [%[x]], #16\n\t"
+            "vmladava.s8 %[a0], q0, q4\n\t"
+            "vmladava.s8 %[a1], q1, q4\n\t"
+            "vmladava.s8 %[a2], q2, q4\n\t"
+            "vmladava.s8 %[a3], q3, q4\n\t"
+            "le lr, 1b"
+            : [w] "+r"(wp), [x] "+r"(x), [a0] "+r"(r0), [a1] "+r"(r1), [a2] "+r"(r2),
+              [a3] "+r"(r3)
+            : [k] "r"(k)
+            : "lr", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "memory");
+        a0 = r0;
+        a1 = r1;
+        a2 = r2;
+        a3 = r3;
+    }
+    for (k = col_words % 4; k > 0; --k) {
+        /* one 4x4 block: x[0..3] in every word (VDUP), each row's 4 lanes by predication */
+        register int32_t r0 __asm__("r4") = a0;
+        register int32_t r1 __asm__("r6") = a1;
+        register int32_t r2 __asm__("r8") = a2;
+        register int32_t r3 __asm__("r10") = a3;
+        uint32_t x4;
+        __builtin_memcpy(&x4, x, 4);
+        __asm__ volatile(
+            "vldrb.8 q0, [%[w]]\n\t"
+            "vdup.32 q1, %[x4]\n\t"
+            "vmsr p0, %[m0]\n\t"
+            "vpst\n\t"
+            "vmladavat.s8 %[a0], q0, q1\n\t"
+            "vmsr p0, %[m1]\n\t"
+            "vpst\n\t"
+            "vmladavat.s8 %[a1], q0, q1\n\t"
+            "vmsr p0, %[m2]\n\t"
+            "vpst\n\t"
+            "vmladavat.s8 %[a2], q0, q1\n\t"
+            "vmsr p0, %[m3]\n\t"
+            "vpst\n\t"
+            "vmladavat.s8 %[a3], q0, q1"
+            : [a0] "+r"(r0), [a1] "+r"(r1), [a2] "+r"(r2), [a3] "+r"(r3)
+            : [w] "r"(wp), [x4] "r"(x4), [m0] "r"(0x000Fu), [m1] "r"(0x00F0u),
+              [m2] "r"(0x0F00u), [m3] "r"(0xF000u)
+            : "d0", "d1", "d2", "d3", "memory");
+        a0 = r0;
+        a1 = r1;
+        a2 = r2;
+        a3 = r3;
+        wp += 4;
+        x += 4;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#elif defined(CHARS_DSP)
+/*
+ * Cortex-M4/M7/M33 (DSP extension): x is expanded once per step into int16 pairs, (x0, x2) and
  * (x1, x3) per word (SXTB16, SXTB16 ROR #8); then 4 rows x 4 columns cost 2 LDRD, 3 x 1 loads,
  * 8 SXTB16 and 8 SMLAD (16 MACs). The DSP instructions are written as inline assembly, so
  * the C needs no header beyond <stdint.h>/<stddef.h> (GCC 12's ACLE intrinsics also lack
