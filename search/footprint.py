@@ -28,7 +28,9 @@ import numpy as np
 # (fractions). Measured spread between weight draws: flash < 0.5%, stack a few
 # words, instructions per step < 2% (profile tflite's first steps differ up to 20%,
 # which the slowest-step figure does not use).
-MARGINS = {"flash": 0.03, "ram": 0.10, "instructions_per_step_max": 0.10}
+# A trained 3-layer tflm model (18 units, BasicMotions) came 4.6% below its estimate's
+# flash (bench/search.py with layers searched; 3% did not hold): flash margin 8%.
+MARGINS = {"flash": 0.08, "ram": 0.10, "instructions_per_step_max": 0.10}
 ESTIMATE_SEEDS = (0, 1)
 ESTIMATE_SHAPE = (2, 12)  # sequences x steps of random inputs
 

@@ -138,4 +138,4 @@ def test_footprint_lower_bound_margins():
     fp = Footprint(flash=10000, ram=1000, instructions_per_step=5000.0,
                    instructions_per_step_max=5100)
     low = fp.lower_bound()
-    assert low.flash == 9700 and low.ram == 900 and low.instructions_per_step_max == 4590
+    assert low.flash == 9200 and low.ram == 900 and low.instructions_per_step_max == 4590
