@@ -27,7 +27,10 @@ def test_a_text_trial_trains_quantizes_and_scores_int8_perplexity(tmp_path):
     ctx = TrialContext(data=data, budget=Budget(cpu="cortex-m0plus", flash=200 * 1024),
                        limits=SpaceLimits(min_units=8, max_units=16), opt="O2", epochs=1,
                        search_dir=tmp_path / "search")
-    study = optuna.create_study(direction="minimize")
+    # a seeded sampler: the trial's shape (and so its one-epoch perplexity) is the same on
+    # every run; an unseeded one drew a model that one epoch left at uniform (82.07 > 82)
+    study = optuna.create_study(direction="minimize",
+                                sampler=optuna.samplers.RandomSampler(seed=1))
     trial = study.ask()
     metric = run_trial(trial, ctx)
     params = trial.params
