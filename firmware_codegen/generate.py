@@ -135,6 +135,12 @@ class CModel:
         return any(int(fc.shifts.max(initial=0)) > 0 for fc in self.fully_connected)
 
     @property
+    def shifts_at_most_minus_2(self) -> bool:
+        """Whether every FULLY_CONNECTED requantizes with a shift of -2 or less (a multiplier
+        below 1/4): the tflm epilogue then rounds once (``<prefix>_scale_down``)."""
+        return all(int(fc.shifts.max(initial=-2)) <= -2 for fc in self.fully_connected)
+
+    @property
     def unaligned_vectors(self) -> bool:
         """Whether a vector the kernel copies (x, a layer's state) is not a multiple of 4."""
         return any(n % 4 for n in (self.input_dim, *self.layer_units))

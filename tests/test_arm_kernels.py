@@ -41,7 +41,11 @@ int32_t armharness_multiply_small(int32_t x, int32_t m, int32_t s)
 }
 int32_t armharness_requantize(int32_t acc, int32_t m, int32_t s, int32_t zp)
 {
-    return k_requantize_s8(acc, m, (int)s, zp);
+    return k_requantize_s8(acc, m, (int)(-2 - s), zp); /* the tables hold -2 - shift */
+}
+int32_t armharness_scale_down(int32_t x, int32_t m, int32_t s)
+{
+    return k_scale_down(x, m, (int)(-2 - s));
 }
 """
 
@@ -51,7 +55,7 @@ def _cases() -> np.ndarray:
     xs = [INT32_MIN, INT32_MIN + 1, -(2**30), -65537, -3, -1, 0, 1, 2, 65535, 2**30,
           INT32_MAX - 1, INT32_MAX]
     ms = [0, 2**30, 2**30 + 1, 1518500250, INT32_MAX]
-    rows = [(x, m, s) for x in xs for m in ms for s in (-31, -30, -17, -1, 0)]
+    rows = [(x, m, s) for x in xs for m in ms for s in (-31, -30, -17, -2, -1, 0)]
     for _ in range(300):  # power-of-two multipliers make exact ties frequent
         rows.append((int(rng.integers(-(2**20), 2**20)), 2**30, int(rng.integers(-31, 1))))
         rows.append((int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True)),
@@ -132,7 +136,8 @@ def test_tflite_requantizer_on_the_core_equals_the_double_product(cpu, tmp_path)
 def test_rescale_kernels_on_the_core_equal_the_primitives(cpu, tmp_path):
     profile = "tflm"
     machine = _build(profile, cpu, tmp_path, HARNESS,
-                     ("armharness_multiply", "armharness_multiply_small", "armharness_requantize"))
+                     ("armharness_multiply", "armharness_multiply_small", "armharness_requantize",
+                      "armharness_scale_down"))
     cases = _cases()
     zp = np.resize(np.array([-128, -5, 0, 7, 127]), len(cases))
 
@@ -140,13 +145,20 @@ def test_rescale_kernels_on_the_core_equal_the_primitives(cpu, tmp_path):
         r0 = machine.call(name, *(int(a) for a in args)).r0
         return r0 - (1 << 32) if r0 >= 1 << 31 else r0
 
+    # the model's shifts are all <= -2, so its requantize_s8 is the one-rounding form, which
+    # only takes such shifts (the generator checks); scale_down is that form's rescale
     got = np.array([[call("armharness_multiply", x, m, s),
                      call("armharness_multiply_small", x, m, s),
-                     call("armharness_requantize", x, m, s, z)]
+                     call("armharness_requantize", x, m, s, z) if s <= -2 else 0,
+                     call("armharness_scale_down", x, m, s) if s <= -2 else 0]
                     for (x, m, s), z in zip(cases, zp, strict=True)], dtype=np.int64)
     x, m, s = cases.T
     tflm = get_profile(profile)
     np.testing.assert_array_equal(got[:, 0], tflm.multiply(x, m, s))
     np.testing.assert_array_equal(
         got[:, 1], multiply_by_quantized_multiplier_smaller_than_one(x, m, s))
-    np.testing.assert_array_equal(got[:, 2], tflm.requantize(x, m, s, zp))
+    down = s <= -2
+    assert down.sum() > 300
+    np.testing.assert_array_equal(got[down, 2], tflm.requantize(x, m, s, zp)[down])
+    np.testing.assert_array_equal(
+        got[down, 3], multiply_by_quantized_multiplier_smaller_than_one(x[down], m[down], s[down]))

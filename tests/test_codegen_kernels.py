@@ -4,8 +4,8 @@ Small programs include the generated ``<prefix>_model.c`` (so its static kernels
 are visible), read cases from stdin and print the kernels' results, which must
 equal the profiles' arithmetic (``elman.profiles``) for every case:
 
-- ``<prefix>_multiply`` (tflm) and ``<prefix>_multiply_small`` (both profiles) on
-  ``x multiplier shift`` triples;
+- ``<prefix>_multiply`` (tflm), ``<prefix>_multiply_small`` and its one-rounding form
+  ``<prefix>_scale_down`` (both profiles) on ``x multiplier shift`` triples;
 - the tflite profile's ``<prefix>_round_scaled``, LiteRT's double-precision
   ``std::round(acc * scale)`` done in integers, on accumulators and float64 scales
   that put the product on, and one ulp beside, half-integers (its one-multiply path
@@ -40,7 +40,8 @@ int main(void)
         const long full = 0L;
 #endif
         const long small = s <= 0 ? (long)k_multiply_small((int32_t)x, (int32_t)m, (int)s) : 0L;
-        printf("%ld %ld\n", full, small);
+        const long down = s <= -2 ? (long)k_scale_down((int32_t)x, (int32_t)m, (int)(-2 - s)) : 0L;
+        printf("%ld %ld %ld\n", full, small, down);
     }
     return 0;
 }
@@ -90,13 +91,16 @@ def test_multiply_equals_primitives_at_int32_edges(profile):
     cases = _multiply_cases()
     stdin = "".join(f"{x} {m} {s}\n" for x, m, s in cases).encode()
     out = run_program(_program(profile, MULTIPLY_PROGRAM), stdin, []).stdout.split()
-    got = np.array(out, dtype=np.int64).reshape(-1, 2)
+    got = np.array(out, dtype=np.int64).reshape(-1, 3)
     x, m, s = cases.T
     if profile == "tflm":
         np.testing.assert_array_equal(got[:, 0], get_profile("tflm").multiply(x, m, s))
     small = s <= 0
     want_small = multiply_by_quantized_multiplier_smaller_than_one(x[small], m[small], s[small])
     np.testing.assert_array_equal(got[small, 1], want_small)
+    down = s <= -2
+    np.testing.assert_array_equal(got[down, 2], multiply_by_quantized_multiplier_smaller_than_one(
+        x[down], m[down], s[down]))
     assert len(cases) > 8000
 
 

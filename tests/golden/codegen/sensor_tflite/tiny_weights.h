@@ -57,6 +57,8 @@ static tiny_scale_t tiny_read_scale(const tiny_scale_t *scale)
     return value;
 }
 #define TINY_MULTIPLIER(table, c) tiny_read_scale(&(table)[c])
+/* shift[c] of a FULLY_CONNECTED */
+#define TINY_SHIFT(table, c) ((int)TINY_READ_S8(&(table)[c]))
 
 /*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in

@@ -263,6 +263,88 @@ static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vect
     acc[2] = sums[2];
     acc[3] = sums[3];
 }
+#elif defined(__ARM_ARCH_6M__) && defined(__GNUC__) && defined(__OPTIMIZE__) \
+    && !defined(__OPTIMIZE_SIZE__) && !defined(TINY_PORTABLE)
+/*
+ * Cortex-M0/M0+ (ARMv6-M, no DSP), optimizing for speed: the kernel's copy of a vector is int16
+ * pairs (x0, x1), (x2, x3) per 4 values, so that one LDM loads a 4x4 block's x (then SXTH and
+ * ASRS #16 split the pairs); each row's 4 weights come in one LDR and are sign-extended out of
+ * the word (SXTB; LSLS + ASRS; ASRS): 4 rows x 4 columns in 69 instructions (MULS and ADD each
+ * MAC), the 4 sums in r8-r11. Inline assembly: GCC reloads every weight byte with a separate
+ * offset register (LDRSB has no immediate offset on ARMv6-M).
+ */
+typedef uint32_t tiny_vector_t;
+#define TINY_VECTOR_LENGTH(n) (2 * (((n) + 3) / 4)) /* words: 2 * n bytes, n rounded up to 4 */
+
+/* dst = src[0..n) as int16 pairs (x0 | x1 << 16), zero-padded to whole words of 4. */
+static void tiny_load_vector(tiny_vector_t *dst, const int8_t *src, size_t n)
+{
+    size_t i;
+    for (i = 0; i + 1 < n; i += 2) {
+        dst[i / 2] = (uint16_t)src[i] | ((uint32_t)(uint16_t)src[i + 1] << 16);
+    }
+    if (i < n) {
+        dst[i / 2] = (uint16_t)src[i];
+        i += 2;
+    }
+    for (; i % 4 != 0; i += 2) {
+        dst[i / 2] = 0;
+    }
+}
+
+#define TINY_M0_ROW(offset, a) \
+    "ldr %[t], [%[w], #" #offset "]\n\t" \
+    "sxtb %[u], %[t]\n\t" \
+    "muls %[u], r4, %[u]\n\t" \
+    "add " a ", " a ", %[u]\n\t" \
+    "lsls %[u], %[t], #16\n\t" \
+    "asrs %[u], %[u], #24\n\t" \
+    "muls %[u], r5, %[u]\n\t" \
+    "add " a ", " a ", %[u]\n\t" \
+    "lsls %[u], %[t], #8\n\t" \
+    "asrs %[u], %[u], #24\n\t" \
+    "muls %[u], r6, %[u]\n\t" \
+    "add " a ", " a ", %[u]\n\t" \
+    "asrs %[u], %[t], #24\n\t" \
+    "muls %[u], r7, %[u]\n\t" \
+    "add " a ", " a ", %[u]\n\t"
+
+static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vector_t *x,
+    size_t col_words, int32_t acc[4])
+{
+    register int32_t a0 __asm__("r8") = bias[0];
+    register int32_t a1 __asm__("r9") = bias[1];
+    register int32_t a2 __asm__("r10") = bias[2];
+    register int32_t a3 __asm__("r11") = bias[3];
+    register const tiny_vector_t *xp __asm__("r0") = x;
+    register const int8_t *wp __asm__("r1") = w;
+    register const tiny_vector_t *end __asm__("r12") = x + 2 * col_words; /* col_words >= 1 */
+    register uint32_t t __asm__("r2");
+    register int32_t u __asm__("r3");
+    __asm__ volatile(
+        ".syntax unified\n" /* GCC switches Thumb-1 inline assembly to divided syntax */
+        "1:\n\t"
+        "ldm %[x]!, {r4, r6}\n\t"
+        "asrs r5, r4, #16\n\t"
+        "sxth r4, r4\n\t"
+        "asrs r7, r6, #16\n\t"
+        "sxth r6, r6\n\t"
+        TINY_M0_ROW(0, "%[a0]")
+        TINY_M0_ROW(4, "%[a1]")
+        TINY_M0_ROW(8, "%[a2]")
+        TINY_M0_ROW(12, "%[a3]")
+        "adds %[w], %[w], #16\n\t"
+        "cmp %[x], %[end]\n\t"
+        "bne 1b"
+        : [x] "+l"(xp), [w] "+l"(wp), [t] "=&l"(t), [u] "=&l"(u), [a0] "+r"(a0), [a1] "+r"(a1),
+          [a2] "+r"(a2), [a3] "+r"(a3)
+        : [end] "r"(end)
+        : "r4", "r5", "r6", "r7", "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
 #else
 /* Portable C (any core; Cortex-M0/M0+/M3): the kernel's copy of a vector is the int8 values. */
 typedef int8_t tiny_vector_t;
@@ -354,7 +436,7 @@ static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vect
  * products and 32-bit carries take about half. (This branch is GCC/Clang on ARMv6-M only:
  * right shifts of negative values are arithmetic, out-of-range conversions wrap.)
  */
-static int64_t tiny_mul_wide(int32_t a, int32_t b)
+TINY_MAYBE_UNUSED static int64_t tiny_mul_wide(int32_t a, int32_t b)
 {
 #if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
     const int32_t ah = a >> 16, bh = b >> 16;                       /* signed high halves */
@@ -372,7 +454,7 @@ static int64_t tiny_mul_wide(int32_t a, int32_t b)
 }
 
 /* saturate(v + zero_point) to int8, in int32 without overflow (-128 <= zero_point <= 127). */
-static int8_t tiny_saturate_s8(int32_t v, int32_t zero_point)
+TINY_MAYBE_UNUSED static int8_t tiny_saturate_s8(int32_t v, int32_t zero_point)
 {
 #if defined(TINY_DSP)
     int32_t sum, out;
@@ -404,13 +486,13 @@ TINY_MAYBE_UNUSED static int32_t tiny_wrap_uint32(uint32_t u)
  * trunc((ab + 1 - 2^30) / 2^31) = floor((ab + 2^30) / 2^31), so one arithmetic shift covers
  * both signs (SMULL/SMLAL and two shifts on a Cortex-M4).
  */
-static int32_t tiny_doubling_high_mul(int32_t a, int32_t b)
+TINY_MAYBE_UNUSED static int32_t tiny_doubling_high_mul(int32_t a, int32_t b)
 {
     return (int32_t)((tiny_mul_wide(a, b) + ((int64_t)1 << 30)) >> 31);
 }
 
 /* round(x / 2^exponent), ties away from zero, 0 <= exponent <= 31 (gemmlowp RoundingDivideByPOT). */
-static int32_t tiny_divide_by_pot(int32_t x, int exponent)
+TINY_MAYBE_UNUSED static int32_t tiny_divide_by_pot(int32_t x, int exponent)
 {
     const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u); /* 32 bits where int has 16 */
     const int32_t remainder = x & mask;
@@ -423,9 +505,103 @@ static int32_t tiny_divide_by_pot(int32_t x, int exponent)
  * (MultiplyByQuantizedMultiplierSmallerThanOneExp): ADD's rescales in both profiles (TFLM's
  * and, as measured, LiteRT's reference ADD) and the tflm profile's FULLY_CONNECTED.
  */
-static int32_t tiny_multiply_small(int32_t x, int32_t multiplier, int shift)
+TINY_MAYBE_UNUSED static int32_t tiny_multiply_small(int32_t x, int32_t multiplier, int shift)
 {
     return tiny_divide_by_pot(tiny_doubling_high_mul(x, multiplier), -shift);
+}
+
+/*
+ * floor((x * multiplier + (x < 0 ? -2^30 : 2^30)) / 2^32) for multiplier >= 0: the high word
+ * that tiny_scale_down rounds (SMLAL on ARMv7-M and later; ARMv6-M has no 32 x 32 -> 64
+ * multiply: four 16 x 16 -> 32 products).
+ */
+TINY_MAYBE_UNUSED static inline int32_t tiny_high_mul(int32_t x, int32_t multiplier)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && defined(__OPTIMIZE__)
+    /* x = xh * 2^16 + xl, multiplier = mh * 2^16 + ml (xl, ml, mh unsigned; mh < 2^15):
+     * hi:lo = xh * mh * 2^32 + (xh * ml + xl * mh) * 2^16 + xl * ml (|xh * ml| < 2^31,
+     * xl * mh < 2^31), then + (+-2^30); 24 instructions, the carries by ADCS */
+    int32_t xl = x, ml = multiplier, sign, xh, mh, p1, t;
+    __asm__(".syntax unified\n\t" /* GCC switches Thumb-1 inline assembly to divided syntax */
+            "asrs %[sign], %[xl], #31\n\t"
+            "asrs %[xh], %[xl], #16\n\t"
+            "uxth %[xl], %[xl]\n\t"
+            "lsrs %[mh], %[ml], #16\n\t"
+            "uxth %[ml], %[ml]\n\t"
+            "movs %[p1], %[xh]\n\t"
+            "muls %[p1], %[ml], %[p1]\n\t" /* xh * ml */
+            "muls %[xh], %[mh], %[xh]\n\t" /* hi = xh * mh */
+            "muls %[mh], %[xl], %[mh]\n\t" /* xl * mh */
+            "muls %[xl], %[ml], %[xl]\n\t" /* lo = xl * ml */
+            "lsls %[t], %[p1], #16\n\t"
+            "asrs %[p1], %[p1], #16\n\t"
+            "adds %[xl], %[xl], %[t]\n\t"
+            "adcs %[xh], %[xh], %[p1]\n\t"
+            "lsls %[t], %[mh], #16\n\t"
+            "lsrs %[mh], %[mh], #16\n\t"
+            "adds %[xl], %[xl], %[t]\n\t"
+            "adcs %[xh], %[xh], %[mh]\n\t"
+            "lsls %[t], %[sign], #31\n\t" /* +-2^30: sign:(2^30 + sign * 2^31) */
+            "movs %[p1], #1\n\t"
+            "lsls %[p1], %[p1], #30\n\t"
+            "adds %[t], %[t], %[p1]\n\t"
+            "adds %[xl], %[xl], %[t]\n\t"
+            "adcs %[xh], %[xh], %[sign]"
+            : [xl] "+l"(xl), [ml] "+l"(ml), [sign] "=&l"(sign), [xh] "=&l"(xh), [mh] "=&l"(mh),
+              [p1] "=&l"(p1), [t] "=&l"(t)
+            :
+            : "cc");
+    return xh;
+#elif defined(__GNUC__) && (defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) \
+                              || defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__))
+    int32_t lo, hi; /* hi:lo = +-2^30 (the sign of x), then + x * multiplier (SMLAL) */
+    __asm__("asr %[hi], %[x], #31\n\t"
+            "lsl %[lo], %[hi], #31\n\t"
+            "orr %[lo], %[lo], #0x40000000\n\t"
+            "smlal %[lo], %[hi], %[x], %[m]"
+            : [lo] "=&r"(lo), [hi] "=&r"(hi) : [x] "r"(x), [m] "r"(multiplier));
+    return hi;
+#else
+    return (int32_t)(((int64_t)x * multiplier + (x < 0 ? -((int64_t)1 << 30) : ((int64_t)1 << 30)))
+                     >> 32);
+#endif
+}
+
+/*
+ * tiny_multiply_small(x, multiplier, -exponent) for exponent >= 2 (multiplier >= 0), in one
+ * rounding: ((high >> (exponent - 2)) + 1) >> 1 with high = tiny_high_mul(x, multiplier).
+ * With y = x * multiplier, doubling_high_mul is d = floor((y + 2^30) / 2^31) and divide_by_pot
+ * floor((d + 2^(e-1) - n) / 2^e), n = 1 when d < 0 (its ties away from zero); n = [x < 0] gives
+ * the same result (x < 0 and d >= 0 means d = 0, which rounds to 0 either way). By
+ * floor(floor(a) / b) = floor(a / b) the two roundings are floor((y + (n ? -2^30 : 2^30)
+ * + 2^(30+e)) / 2^(31+e)), and 2^(30+e) is a multiple of 2^32 for e >= 2.
+ */
+TINY_MAYBE_UNUSED static int32_t tiny_scale_down(int32_t x, int32_t multiplier,
+                                                     int exponent_minus_2)
+{
+    return ((tiny_high_mul(x, multiplier) >> exponent_minus_2) + 1) >> 1;
+}
+
+/*
+ * saturate(tiny_scale_down(x, multiplier, exponent_minus_2) + offset) to [low, low + 255]
+ * (low = -128: an int8 output; low = 0: a table index), the offset added before the last
+ * halving (no overflow: |high| < 2^30, |offset| < 2^9).
+ */
+TINY_MAYBE_UNUSED static inline int32_t tiny_scale_down_saturate(int32_t x,
+    int32_t multiplier, int exponent_minus_2, int32_t offset, int32_t low)
+{
+    const int32_t v = ((tiny_high_mul(x, multiplier) >> exponent_minus_2) + (2 * offset + 1)) >> 1;
+#if defined(TINY_DSP)
+    int32_t out;
+    if (low == 0) {
+        __asm__("usat %0, #8, %1" : "=r"(out) : "r"(v));
+    } else {
+        __asm__("ssat %0, #8, %1" : "=r"(out) : "r"(v));
+    }
+    return out;
+#else
+    return v < low ? low : v > low + 255 ? low + 255 : v;
+#endif
 }
 
 /*
@@ -441,11 +617,13 @@ TINY_MAYBE_UNUSED static inline int32_t tiny_multiply(int32_t x, int32_t multipl
     return tiny_divide_by_pot(tiny_doubling_high_mul(shifted, multiplier), right);
 }
 
-/* FULLY_CONNECTED epilogue: scale the int32 accumulator, add the zero point, saturate. */
-static int8_t tiny_requantize_s8(int32_t acc, int32_t multiplier, int shift, int32_t zero_point)
+/* FULLY_CONNECTED epilogue: scale the int32 accumulator, add the zero point, saturate (an int8
+ * value, returned as int32); shift as TINY_SHIFT reads it. */
+static int32_t tiny_requantize_s8(int32_t acc, int32_t multiplier, int shift, int32_t zero_point)
 {
-    /* every layer's shift is <= 0 (known at generation time): no left shift to apply */
-    return tiny_saturate_s8(tiny_multiply_small(acc, multiplier, shift), zero_point);
+    /* every layer's shift is <= -2 (known at generation time): the two roundings in one;
+     * the tables hold -2 - shift */
+    return tiny_scale_down_saturate(acc, multiplier, shift, zero_point, -128);
 }
 
 /* ---- the layers, in the order the step runs them, then the head -------------------------- */
@@ -455,14 +633,14 @@ static int8_t tiny_requantize_s8(int32_t acc, int32_t multiplier, int shift, int
  * scaled, summed, rescaled). The first stage depends on one int8 value only: it is read from
  * tables made at generation time.
  */
-static int8_t tiny_layer1_add(int8_t a, int8_t r)
+static int8_t tiny_layer1_add_tanh(int32_t a, int32_t r)
 {
     const int32_t sum = TINY_READ_S32(&tiny_layer1_add_a_table[(int32_t)a + 128])
         + TINY_READ_S32(&tiny_layer1_add_r_table[(int32_t)r + 128]);
-    const int32_t out = tiny_multiply_small(sum, 2021024873, -19);
-    return tiny_saturate_s8(out, -105);
+    /* the TANH table's index: saturate(multiply_small(sum, 2021024873, -19) + -105) + 128, in one rounding */
+    const int32_t index = tiny_scale_down_saturate(sum, 2021024873, 17, 23, 0);
+    return TINY_READ_S8(&tiny_layer1_tanh[index]);
 }
-
 /*
  * layer 1: h' = TANH(ADD(a, FC(h; W_h))) with a = FC(x; W_x, b), 4 units at a
  * time: the 4 sums of each FULLY_CONNECTED are requantized and combined at once and h' is written
@@ -472,28 +650,66 @@ static int8_t tiny_layer1_add(int8_t a, int8_t r)
 static void tiny_layer1_advance(int8_t *state_h, const tiny_vector_t *x)
 {
     tiny_vector_t h[TINY_VECTOR_LENGTH(TINY_LAYER1_UNITS)]; /* the previous state */
-    size_t g, i;
+    size_t g;
     tiny_load_vector(h, state_h, TINY_LAYER1_UNITS);
     for (g = 0; g < 1; ++g) {
         int32_t acc_x[4], acc_h[4]; /* the input and recurrent sums of units 4g .. 4g + 3 */
-        int8_t a[4];
         tiny_matvec_s8(tiny_layer1_input_weights + 16 * g,
             tiny_layer1_input_bias + 4 * g, x, 1, acc_x);
         tiny_matvec_s8(tiny_layer1_recurrent_weights + 16 * g,
             tiny_layer1_recurrent_bias + 4 * g, h, 1, acc_h);
-        /* a (one pass), then r, ADD and TANH (a second pass): fewer live values per loop */
-        for (i = 0; i < 4; ++i) {
-            const size_t c = 4 * g + i;
-            a[i] = tiny_requantize_s8(acc_x[i], TINY_MULTIPLIER(tiny_layer1_input_multiplier, c),
-                TINY_READ_S8(&tiny_layer1_input_shift[c]), -74);
+#if defined(__OPTIMIZE_SIZE__)
+        {
+            size_t i;
+            for (i = 0; i < 4; ++i) {
+                const size_t c = 4 * g + i;
+                int32_t a, r;
+                a = tiny_requantize_s8(acc_x[i], TINY_MULTIPLIER(tiny_layer1_input_multiplier, c),
+                    TINY_SHIFT(tiny_layer1_input_shift, c), -74);
+                r = tiny_requantize_s8(acc_h[i], TINY_MULTIPLIER(tiny_layer1_recurrent_multiplier, c),
+                    TINY_SHIFT(tiny_layer1_recurrent_shift, c), 106);
+                state_h[c] = tiny_layer1_add_tanh(a, r);
+            }
         }
-        for (i = 0; i < 4; ++i) {
-            const size_t c = 4 * g + i;
-            int8_t r;
-            r = tiny_requantize_s8(acc_h[i], TINY_MULTIPLIER(tiny_layer1_recurrent_multiplier, c),
-                TINY_READ_S8(&tiny_layer1_recurrent_shift[c]), 106);
-            state_h[c] = TINY_READ_S8(&tiny_layer1_tanh[(uint8_t)((int32_t)tiny_layer1_add(a[i], r) + 128)]);
+#else
+        /* the 4 units one after another (unrolled: the sums stay in registers) */
+        {
+            const size_t c = 4 * g + 0;
+            int32_t a, r;
+            a = tiny_requantize_s8(acc_x[0], TINY_MULTIPLIER(tiny_layer1_input_multiplier, c),
+                TINY_SHIFT(tiny_layer1_input_shift, c), -74);
+            r = tiny_requantize_s8(acc_h[0], TINY_MULTIPLIER(tiny_layer1_recurrent_multiplier, c),
+                TINY_SHIFT(tiny_layer1_recurrent_shift, c), 106);
+            state_h[c] = tiny_layer1_add_tanh(a, r);
         }
+        {
+            const size_t c = 4 * g + 1;
+            int32_t a, r;
+            a = tiny_requantize_s8(acc_x[1], TINY_MULTIPLIER(tiny_layer1_input_multiplier, c),
+                TINY_SHIFT(tiny_layer1_input_shift, c), -74);
+            r = tiny_requantize_s8(acc_h[1], TINY_MULTIPLIER(tiny_layer1_recurrent_multiplier, c),
+                TINY_SHIFT(tiny_layer1_recurrent_shift, c), 106);
+            state_h[c] = tiny_layer1_add_tanh(a, r);
+        }
+        {
+            const size_t c = 4 * g + 2;
+            int32_t a, r;
+            a = tiny_requantize_s8(acc_x[2], TINY_MULTIPLIER(tiny_layer1_input_multiplier, c),
+                TINY_SHIFT(tiny_layer1_input_shift, c), -74);
+            r = tiny_requantize_s8(acc_h[2], TINY_MULTIPLIER(tiny_layer1_recurrent_multiplier, c),
+                TINY_SHIFT(tiny_layer1_recurrent_shift, c), 106);
+            state_h[c] = tiny_layer1_add_tanh(a, r);
+        }
+        {
+            const size_t c = 4 * g + 3;
+            int32_t a, r;
+            a = tiny_requantize_s8(acc_x[3], TINY_MULTIPLIER(tiny_layer1_input_multiplier, c),
+                TINY_SHIFT(tiny_layer1_input_shift, c), -74);
+            r = tiny_requantize_s8(acc_h[3], TINY_MULTIPLIER(tiny_layer1_recurrent_multiplier, c),
+                TINY_SHIFT(tiny_layer1_recurrent_shift, c), 106);
+            state_h[c] = tiny_layer1_add_tanh(a, r);
+        }
+#endif
     }
 }
 
@@ -512,8 +728,8 @@ static void tiny_head(const int8_t *state_h, int8_t *y)
             if (o >= TINY_OUTPUT_DIM) {
                 break;
             }
-            y[o] = tiny_requantize_s8(acc[i], TINY_MULTIPLIER(tiny_head_multiplier, o),
-                TINY_READ_S8(&tiny_head_shift[o]), -110);
+            y[o] = (int8_t)tiny_requantize_s8(acc[i], TINY_MULTIPLIER(tiny_head_multiplier, o),
+                TINY_SHIFT(tiny_head_shift, o), -110);
         }
     }
 }

@@ -41,6 +41,8 @@
 
 /* multiplier[c] of a FULLY_CONNECTED (an int32 in flash) */
 #define TINY_MULTIPLIER(table, c) TINY_READ_S32(&(table)[c])
+/* shift[c] of a FULLY_CONNECTED, stored as -2 - shift (>= 0: the right shift of scale_down) */
+#define TINY_SHIFT(table, c) ((int)(uint8_t)TINY_READ_S8(&(table)[c]))
 
 /*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
@@ -62,8 +64,8 @@ static const int32_t tiny_layer1_input_bias[4] TINY_ALIGNED TINY_FLASH = {
 static const int32_t tiny_layer1_input_multiplier[4] TINY_ALIGNED TINY_FLASH = {
     1877951055, 1355544623, 1097884975, 1463501149,
 };
-static const int8_t tiny_layer1_input_shift[4] TINY_ALIGNED TINY_FLASH = {
-    -9, -7, -5, -6,
+static const uint8_t tiny_layer1_input_shift[4] TINY_ALIGNED TINY_FLASH = { /* -2 - shift */
+    7, 5, 3, 4,
 };
 
 /* layer 1 recurrent W_h: 4 x 4 (blocked as 4 x 4), input zero point 0 (folded), output zero point 106 */
@@ -76,8 +78,8 @@ static const int32_t tiny_layer1_recurrent_bias[4] TINY_ALIGNED TINY_FLASH = {
 static const int32_t tiny_layer1_recurrent_multiplier[4] TINY_ALIGNED TINY_FLASH = {
     1478293602, 1557533200, 1555512727, 1194709160,
 };
-static const int8_t tiny_layer1_recurrent_shift[4] TINY_ALIGNED TINY_FLASH = {
-    -8, -6, -8, -6,
+static const uint8_t tiny_layer1_recurrent_shift[4] TINY_ALIGNED TINY_FLASH = { /* -2 - shift */
+    6, 4, 6, 4,
 };
 
 /* layer 1: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
@@ -148,8 +150,8 @@ static const int32_t tiny_head_bias[4] TINY_ALIGNED TINY_FLASH = {
 static const int32_t tiny_head_multiplier[2] TINY_ALIGNED TINY_FLASH = {
     1617968965, 1439982853,
 };
-static const int8_t tiny_head_shift[2] TINY_ALIGNED TINY_FLASH = {
-    -6, -7,
+static const uint8_t tiny_head_shift[2] TINY_ALIGNED TINY_FLASH = { /* -2 - shift */
+    4, 5,
 };
 
 #endif /* TINY_WEIGHTS_H */

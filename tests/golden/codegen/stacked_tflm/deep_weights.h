@@ -41,6 +41,8 @@
 
 /* multiplier[c] of a FULLY_CONNECTED (an int32 in flash) */
 #define DEEP_MULTIPLIER(table, c) DEEP_READ_S32(&(table)[c])
+/* shift[c] of a FULLY_CONNECTED, stored as -2 - shift (>= 0: the right shift of scale_down) */
+#define DEEP_SHIFT(table, c) ((int)(uint8_t)DEEP_READ_S8(&(table)[c]))
 
 /*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
@@ -62,8 +64,8 @@ static const int32_t deep_layer1_input_bias[4] DEEP_ALIGNED DEEP_FLASH = {
 static const int32_t deep_layer1_input_multiplier[4] DEEP_ALIGNED DEEP_FLASH = {
     1751190748, 1276417335, 1425621457, 1087239501,
 };
-static const int8_t deep_layer1_input_shift[4] DEEP_ALIGNED DEEP_FLASH = {
-    -8, -8, -6, -6,
+static const uint8_t deep_layer1_input_shift[4] DEEP_ALIGNED DEEP_FLASH = { /* -2 - shift */
+    6, 6, 4, 4,
 };
 
 /* layer 1 recurrent W_h: 4 x 4 (blocked as 4 x 4), input zero point 0 (folded), output zero point -4 */
@@ -76,8 +78,8 @@ static const int32_t deep_layer1_recurrent_bias[4] DEEP_ALIGNED DEEP_FLASH = {
 static const int32_t deep_layer1_recurrent_multiplier[4] DEEP_ALIGNED DEEP_FLASH = {
     1523000909, 1948508344, 1582849333, 1082614803,
 };
-static const int8_t deep_layer1_recurrent_shift[4] DEEP_ALIGNED DEEP_FLASH = {
-    -8, -9, -6, -7,
+static const uint8_t deep_layer1_recurrent_shift[4] DEEP_ALIGNED DEEP_FLASH = { /* -2 - shift */
+    6, 7, 4, 5,
 };
 
 /* layer 1: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
@@ -149,8 +151,8 @@ static const int32_t deep_layer2_input_bias[8] DEEP_ALIGNED DEEP_FLASH = {
 static const int32_t deep_layer2_input_multiplier[5] DEEP_ALIGNED DEEP_FLASH = {
     1159421208, 1974991353, 1824959822, 1740345667, 1410539909,
 };
-static const int8_t deep_layer2_input_shift[5] DEEP_ALIGNED DEEP_FLASH = {
-    -7, -7, -9, -9, -6,
+static const uint8_t deep_layer2_input_shift[5] DEEP_ALIGNED DEEP_FLASH = { /* -2 - shift */
+    5, 5, 7, 7, 4,
 };
 
 /* layer 2 recurrent W_h: 5 x 5 (blocked as 8 x 8), input zero point 0 (folded), output zero point -77 */
@@ -166,8 +168,8 @@ static const int32_t deep_layer2_recurrent_bias[8] DEEP_ALIGNED DEEP_FLASH = {
 static const int32_t deep_layer2_recurrent_multiplier[5] DEEP_ALIGNED DEEP_FLASH = {
     1412782582, 1919473026, 1120080430, 1282213308, 1186619686,
 };
-static const int8_t deep_layer2_recurrent_shift[5] DEEP_ALIGNED DEEP_FLASH = {
-    -8, -7, -7, -6, -8,
+static const uint8_t deep_layer2_recurrent_shift[5] DEEP_ALIGNED DEEP_FLASH = { /* -2 - shift */
+    6, 5, 5, 4, 6,
 };
 
 /* layer 2: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
@@ -239,8 +241,8 @@ static const int32_t deep_layer3_input_bias[4] DEEP_ALIGNED DEEP_FLASH = {
 static const int32_t deep_layer3_input_multiplier[3] DEEP_ALIGNED DEEP_FLASH = {
     1985534042, 1264341094, 1650234898,
 };
-static const int8_t deep_layer3_input_shift[3] DEEP_ALIGNED DEEP_FLASH = {
-    -7, -7, -7,
+static const uint8_t deep_layer3_input_shift[3] DEEP_ALIGNED DEEP_FLASH = { /* -2 - shift */
+    5, 5, 5,
 };
 
 /* layer 3 recurrent W_h: 3 x 3 (blocked as 4 x 4), input zero point 0 (folded), output zero point 0 */
@@ -253,8 +255,8 @@ static const int32_t deep_layer3_recurrent_bias[4] DEEP_ALIGNED DEEP_FLASH = {
 static const int32_t deep_layer3_recurrent_multiplier[3] DEEP_ALIGNED DEEP_FLASH = {
     1334113555, 2015871480, 2125380552,
 };
-static const int8_t deep_layer3_recurrent_shift[3] DEEP_ALIGNED DEEP_FLASH = {
-    -6, -9, -8,
+static const uint8_t deep_layer3_recurrent_shift[3] DEEP_ALIGNED DEEP_FLASH = { /* -2 - shift */
+    4, 7, 6,
 };
 
 /* layer 3: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
@@ -325,8 +327,8 @@ static const int32_t deep_head_bias[4] DEEP_ALIGNED DEEP_FLASH = {
 static const int32_t deep_head_multiplier[2] DEEP_ALIGNED DEEP_FLASH = {
     2137673187, 1723254943,
 };
-static const int8_t deep_head_shift[2] DEEP_ALIGNED DEEP_FLASH = {
-    -9, -6,
+static const uint8_t deep_head_shift[2] DEEP_ALIGNED DEEP_FLASH = { /* -2 - shift */
+    7, 4,
 };
 
 #endif /* DEEP_WEIGHTS_H */

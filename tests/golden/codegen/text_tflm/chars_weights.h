@@ -41,6 +41,8 @@
 
 /* multiplier[c] of a FULLY_CONNECTED (an int32 in flash) */
 #define CHARS_MULTIPLIER(table, c) CHARS_READ_S32(&(table)[c])
+/* shift[c] of a FULLY_CONNECTED, stored as -2 - shift (>= 0: the right shift of scale_down) */
+#define CHARS_SHIFT(table, c) ((int)(uint8_t)CHARS_READ_S8(&(table)[c]))
 
 /*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
@@ -62,8 +64,8 @@ static const int32_t chars_layer1_input_bias[4] CHARS_ALIGNED CHARS_FLASH = {
 static const int32_t chars_layer1_input_multiplier[3] CHARS_ALIGNED CHARS_FLASH = {
     1143069666, 1080104733, 2046161174,
 };
-static const int8_t chars_layer1_input_shift[3] CHARS_ALIGNED CHARS_FLASH = {
-    -7, -7, -8,
+static const uint8_t chars_layer1_input_shift[3] CHARS_ALIGNED CHARS_FLASH = { /* -2 - shift */
+    5, 5, 6,
 };
 
 /* layer 1 recurrent W_h: 3 x 3 (blocked as 4 x 4), input zero point 0 (folded), output zero point -114 */
@@ -76,8 +78,8 @@ static const int32_t chars_layer1_recurrent_bias[4] CHARS_ALIGNED CHARS_FLASH = 
 static const int32_t chars_layer1_recurrent_multiplier[3] CHARS_ALIGNED CHARS_FLASH = {
     1903418342, 2055874725, 2017134648,
 };
-static const int8_t chars_layer1_recurrent_shift[3] CHARS_ALIGNED CHARS_FLASH = {
-    -7, -9, -9,
+static const uint8_t chars_layer1_recurrent_shift[3] CHARS_ALIGNED CHARS_FLASH = { /* -2 - shift */
+    5, 7, 7,
 };
 
 /* layer 1: ADD's first stage for every int8 a and r (index value + 128): ((q - zero point) << 20) rescaled by the input's multiplier (tflm rounding). */
@@ -154,8 +156,8 @@ static const int32_t chars_head_bias[8] CHARS_ALIGNED CHARS_FLASH = {
 static const int32_t chars_head_multiplier[5] CHARS_ALIGNED CHARS_FLASH = {
     1474454478, 1087754617, 1874083255, 1570407580, 1325823437,
 };
-static const int8_t chars_head_shift[5] CHARS_ALIGNED CHARS_FLASH = {
-    -8, -7, -9, -6, -8,
+static const uint8_t chars_head_shift[5] CHARS_ALIGNED CHARS_FLASH = { /* -2 - shift */
+    6, 5, 7, 4, 6,
 };
 
 #endif /* CHARS_WEIGHTS_H */
