@@ -3,8 +3,8 @@
 No int32 array as long as a layer: the units are computed 4 at a time, so the only
 vector-sized scratch is the kernel's copy of the vectors a layer reads (its own h, and the
 layer below's new state; int16 on DSP cores and on the Cortex-M0+'s assembly kernel: 2 bytes a
-unit; int8 on the portable C path: 1 byte a unit). Checked on the generated text and by the stack measured on emulated cores
-(painted stack, deepest use of any step call).
+unit; int8 on the portable C path: 1 byte a unit). Checked on the generated text and by the
+stack measured on emulated cores (painted stack, deepest use of any step call).
 """
 
 from __future__ import annotations
