@@ -39,8 +39,9 @@ def test_cortex_m4_dsp_path_budgets(model_128):
 
 # Issue 19's goals that the generated step meets: (cpu, units) -> instructions per MAC of the
 # whole step (head included), -O2, tflm, random 6-N-4 models as bench/mcu.py builds them; the
-# worst step of three counts.
-MET_GOALS = {("cortex-m4", 128): 1.75, ("cortex-m4", 32): 2.8}
+# worst step of three counts. (Exact counts: unicorn for Arm Thumb and RISC-V.)
+MET_GOALS = {("cortex-m4", 128): 1.75, ("cortex-m4", 32): 2.8, ("rv32imc", 128): 4.0}
+# (the Cortex-M55's, <= 0.5 at 128 units, is asserted in tests/test_targets_qemu.py)
 
 
 @pytest.mark.parametrize(("cpu", "units"), sorted(MET_GOALS))

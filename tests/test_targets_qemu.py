@@ -51,6 +51,19 @@ def test_cortex_m55_mve_step_is_bit_exact_and_counted(model_128, profile):
     assert run.matvec_instructions_per_mac is not None
     assert run.matvec_instructions_per_mac <= 0.2
     assert run.instructions_min > 0 and run.cycles_per_step > run.instructions_per_step * 0.9
+    if profile == "tflm":  # issue 19's goal: the whole step, the MVE epilogue (VQRDMULH ...)
+        assert run.instructions_max / ir.macs_per_step <= 0.5
+
+
+def test_cortex_m55_mve_epilogue_on_unit_counts_not_a_multiple_of_4():
+    """The Helium epilogue for whole groups of 4 units, the scalar code for the rest, two
+    layers (the second reads the first's new state), bit for bit."""
+    ir = random_model(6, (130, 7), 4, seed=5)
+    x = np.random.default_rng(5).integers(-128, 128, (2, 3, 6), dtype=np.int8)
+    run = run_emulated(ir, x, cpu="cortex-m55", opt="O2")
+    expected = Simulator(ir).run(x)
+    np.testing.assert_array_equal(run.outputs.h, expected.h)
+    np.testing.assert_array_equal(run.outputs.y, expected.y)
 
 
 def test_the_mve_path_is_what_runs(model_128, tmp_path):
