@@ -285,7 +285,7 @@ static void deep_load_vector(deep_vector_t *dst, const int8_t *src, size_t n)
         dst[i / 2] = (uint16_t)src[i] | ((uint32_t)(uint16_t)src[i + 1] << 16);
     }
     if (i < n) {
-        dst[i / 2] = (uint16_t)src[i];
+        dst[i / 2] = (uint32_t)(uint16_t)src[i];
         i += 2;
     }
     for (; i % 4 != 0; i += 2) {
