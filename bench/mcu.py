@@ -62,8 +62,8 @@ def _real_run(run: Path | None, scratch: Path) -> Path:
 
 
 def _kernels(cpu: str, portable: bool) -> str:
-    return "portable C" if portable else {"dsp": "DSP", "mve": "MVE", "portable": "portable C"}[
-        TARGETS[cpu].kernels]
+    names = {"dsp": "DSP", "mve": "MVE", "armv6m": "ARMv6-M", "portable": "portable C"}
+    return "portable C" if portable else names[TARGETS[cpu].kernels]
 
 
 def _rows(name: str, ir, x_q: np.ndarray, builds, clock_hz: float) -> list[dict]:

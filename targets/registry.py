@@ -38,7 +38,7 @@ class Target:
     arch: str  # "arm" or "riscv": the instruction set the emulator decodes
     compiler: str  # the cross gcc (on PATH)
     flags: tuple[str, ...]  # core flags (before -O<level> and the common flags)
-    kernels: str  # "mve", "dsp" or "portable": the matvec path the C selects there
+    kernels: str  # "mve", "dsp", "armv6m" or "portable": the matvec path the C selects there
     emulator: str  # "unicorn" or "qemu"
     emulator_cpu: str  # unicorn cpu model constant, or "<qemu machine>/<qemu cpu>"
     cycle_model: str  # a key of elman.targets.cycles.CYCLE_MODELS
@@ -68,7 +68,7 @@ ARM_SOFT = ("-mthumb", "-mfloat-abi=soft")
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("cortex-m0plus", "Cortex-M0+", "ARMv6-M", "arm", "arm-none-eabi-gcc",
-           ("-mcpu=cortex-m0plus", *ARM_SOFT), "portable", "unicorn",
+           ("-mcpu=cortex-m0plus", *ARM_SOFT), "armv6m", "unicorn",
            "UC_CPU_ARM_CORTEX_M0", "cortex-m0plus", ARM_HINT,
            note="unicorn has no M0+ model; its Cortex-M0 runs the same ARMv6-M code"),
     Target("cortex-m4", "Cortex-M4", "ARMv7E-M + DSP", "arm", "arm-none-eabi-gcc",

@@ -64,7 +64,7 @@ def test_unknown_cpu_is_one_error_listing_every_target():
 
 def test_every_entry_is_complete():
     for name, t in TARGETS.items():
-        assert t.name == name and t.kernels in ("dsp", "portable", "mve")
+        assert t.name == name and t.kernels in ("dsp", "armv6m", "portable", "mve")
         assert t.emulator in ("unicorn", "qemu") and t.cycle_model in CYCLE_MODELS
         assert compile_flags(name, "O2")[: len(t.flags)] == list(t.flags)
         d = t.to_dict()
