@@ -36,19 +36,22 @@ NORMALIZATION_RTOL = 1e-5
 def quantize_run(run_dir: Path | str, progress: bool = True, *,
                  eval_chars: int | None = EVAL_CHARS,
                  calibration_samples: int = MAX_CALIBRATION_SAMPLES,
-                 input_percentile: float = calibration.INPUT_PERCENTILE,
+                 input_percentile: float | None = None,
                  state: str = "int8") -> dict:
     """Quantize a trained run; returns the report (also written as ``quant_report.json``).
 
     ``input_percentile`` (sensor models): the calibration range of ``x`` is the
-    ``[100 - p, p]`` percentile range of the training inputs (100: min/max).
+    ``[100 - p, p]`` percentile range of the training inputs (100: min/max; default
+    99.9 for the int8 state, 100 for int16, :func:`calibration.default_input_percentile`).
     ``state``: ``int8`` (full int8), or ``int16`` (16x8: int16 activations and state,
     int8 weights, int64 biases).
     """
-    if not 50 < input_percentile <= 100:
-        raise ElmanError(f"input percentile must be in (50, 100], got {input_percentile}")
     if state not in STATES:
         raise ElmanError(f"--state must be one of {', '.join(STATES)}, got {state!r}")
+    if input_percentile is None:
+        input_percentile = calibration.default_input_percentile(STATES[state])
+    if not 50 < input_percentile <= 100:
+        raise ElmanError(f"input percentile must be in (50, 100], got {input_percentile}")
     from elman.data.spec import load_run_data, read_spec
 
     run_dir = Path(run_dir)

@@ -26,9 +26,10 @@ def quantize(
         help="Text models: run only the first N validation characters through LiteRT "
              "(quicker; a prefix's perplexity, labelled as such). Default: the whole "
              "validation stream, the validation perplexity.")] = None,
-    input_percentile: Annotated[float, typer.Option(
+    input_percentile: Annotated[float | None, typer.Option(
         help="Sensor models: calibrate x on the [100-p, p] percentile range of the training "
-             "inputs (100 = min/max).")] = 99.9,
+             "inputs (100 = min/max). Default: 99.9 with --state int8, 100 with int16.",
+        show_default=False)] = None,
     state: Annotated[StateWidth, typer.Option(
         help="int8: full int8 (int8 activations and state); int16: TFLite's 16x8 mode "
              "(int16 activations and state, int8 weights, int64 biases), ~256x finer state.",
