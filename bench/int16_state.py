@@ -104,6 +104,7 @@ def measure(task: str, run: Path, state: str, drift_steps: int) -> dict:
     row = {
         "task": task, "state": state, "run_dir": str(run),
         "metrics": ev["metrics"],
+        "evaluated_on": ev.get("stream_steps") or ev.get("sequences"),
         "hidden_error": {"mean": he["mean"], "max": he["max"],
                          "max_per_step_largest": max(he["by_step"]["max"]),
                          "by_step": he["by_step"]},
@@ -276,6 +277,8 @@ def table(rows: list[dict], macs: list[dict]) -> str:
                      f"int8 weights alone {src['int8_weights_alone']['max']:.4f} "
                      f"({src['int8_weights_alone']['mean']:.5f}), arithmetic "
                      f"{src['arithmetic']['max']:.4f} ({src['arithmetic']['mean']:.5f})")
+        if r["task"] == "fortunes":
+            lines.append(f"{'':<20}bits/char over {r['evaluated_on']:,} validation characters")
         if "drift" in r:
             d = r["drift"]
             lines.append(f"{'':<20}drift over {d['steps']:,} steps: mean |error| first "
