@@ -26,7 +26,7 @@ def fc_lines(name: str, fc: FullyConnected) -> list[str]:
     lines = [
         f"  {name}: {fc.out_features} x {fc.in_features} int8 weights {_range(fc.weights)}, "
         f"per-channel scales [{s.min():.6g} .. {s.max():.6g}]",
-        "      bias: " + (f"int32 {_range(fc.bias)}" if fc.has_bias else "none"),
+        "      bias: " + (f"{fc.bias.dtype} {_range(fc.bias)}" if fc.has_bias else "none"),
         f"      input  {quant(fc.input)}",
         f"      output {quant(fc.output)}",
     ]
@@ -49,8 +49,9 @@ def describe_ir(ir: QuantizedModel, source: str = "") -> str:
                                                  enumerate(ir.layer_units, start=1))
     if ir.head is not None:
         dims += f" -> y {ir.output_dim}"
-    lines.append(f"dimensions: {dims}; {len(ir.layers)} layer(s), state {ir.state_bytes} "
-                 f"bytes; {ir.macs_per_step:,} MACs per step")
+    lines.append(f"dimensions: {dims}; {len(ir.layers)} layer(s), state "
+                 f"{ir.state_bytes * ir.state_bits // 8} bytes; {ir.macs_per_step:,} MACs per "
+                 "step")
     lines.append("window: " + (f"{ir.window_steps} steps (what the classifier was trained on)"
                                if ir.window_steps else "none (the model streams)"))
     if ir.task == "language_model":
@@ -58,7 +59,8 @@ def describe_ir(ir: QuantizedModel, source: str = "") -> str:
         lines.append(f"vocabulary ({ir.vocab_size} tokens): {preview}"
                      + (" ..." if len(ir.labels) > 40 else ""))
         if ir.embedding is not None:
-            lines.append(f"embedding: {ir.embedding.shape[0]} x {ir.embedding.shape[1]} int8 "
+            lines.append(f"embedding: {ir.embedding.shape[0]} x {ir.embedding.shape[1]} "
+                         f"{ir.embedding.dtype} "
                          f"{_range(ir.embedding)}, quantized with x's parameters")
     elif ir.labels:
         lines.append(f"classes ({len(ir.labels)}): {', '.join(ir.labels)}")
@@ -68,12 +70,12 @@ def describe_ir(ir: QuantizedModel, source: str = "") -> str:
         lines.append(f"input normalization (mean/std per channel): {pairs}")
     lines += [
         "",
-        f"x input:  int8, {quant(ir.input_quant)}",
-        f"h state:  int8, {quant(ir.state_quant)} in every layer (pinned: TANH's output feeds "
-        "back unchanged)",
+        f"x input:  int{ir.input_quant.bits}, {quant(ir.input_quant)}",
+        f"h state:  int{ir.state_quant.bits}, {quant(ir.state_quant)} in every layer (pinned: "
+        "TANH's output feeds back unchanged)",
     ]
     if ir.output_quant is not None:
-        lines.append(f"y output: int8, {quant(ir.output_quant)}")
+        lines.append(f"y output: int{ir.output_quant.bits}, {quant(ir.output_quant)}")
     for number, layer in enumerate(ir.layers, start=1):
         lines.append("")
         lines += kind_module(layer.kind, "describe").describe(

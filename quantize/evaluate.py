@@ -5,7 +5,8 @@ The float reference is the Keras model in float32 numpy
 recurrence); the int8 side is the converted ``.tflite`` in
 LiteRT's reference kernels (``elman.runtime.interpreters.run_litert``), each
 step's int8 ``h_t`` fed back as ``h_(t-1)``. Hidden-state errors are in float
-units (the int8 state dequantized with scale 1/128).
+units (the state dequantized with its scale: 1/128, or 1/32768 for the int16 state; the
+report's keys say "int8" for either width).
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ def _run_litert(model: bytes, ir: QuantizedModel, x_q: np.ndarray, progress: Pro
     from elman.runtime.interpreters import run_litert
 
     return run_litert(model, ir, x_q, progress)
+
+
+def hidden_error_unit(ir: QuantizedModel) -> str:
+    """What the hidden-state errors are measured in, for the state width of ``ir``."""
+    scale = ir.state_quant.scale
+    return (f"float units (int{ir.state_bits} state, scale 1/{round(1 / scale)} = {scale:g} "
+            "per LSB)")
 
 
 def _hidden_error(ir: QuantizedModel, h_q: np.ndarray, h_float: np.ndarray) -> np.ndarray:
@@ -92,7 +100,7 @@ def evaluate_classification(model: FloatElman, ir: QuantizedModel, tflite: bytes
                                                  - flt.logits[answers]).mean()),
         },
         "hidden_error": {
-            "unit": "float units (state scale 1/128 = 0.0078125 per LSB)",
+            "unit": hidden_error_unit(ir),
             "mean": float(err.mean()),
             "max": float(err.max()),
             "by_step": _by_step(_hidden_error(ir, out.h, flt.h), real),
@@ -144,7 +152,7 @@ def evaluate_text(model: FloatElman, ir: QuantizedModel, tflite: bytes,
             "next_char_agreement": float((y_f[0].argmax(1) == out.y[0].argmax(1)).mean()),
         },
         "hidden_error": {
-            "unit": "float units (state scale 1/128 = 0.0078125 per LSB)",
+            "unit": hidden_error_unit(ir),
             "mean": float(err.mean()),
             "max": float(err.max()),
             "by_step": {"mean": per_step_mean[:FIRST_STEPS].tolist(),

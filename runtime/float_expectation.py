@@ -26,7 +26,7 @@ from elman.quantize.ir import STATE_SCALE, QuantizedModel
 from elman import rundir
 
 FACTOR = 3.0  # the profiles and the float references differ by a few percent, not 3x
-FLOOR = STATE_SCALE / 2  # half an LSB: below that, no ratio means anything
+# the floor of the bound: half an LSB of the state (below that, no ratio means anything)
 
 
 def expected_hidden_error(run_dir: Path, ir: QuantizedModel, sequences: int) -> dict[str, Any]:
@@ -50,10 +50,11 @@ def expected_hidden_error(run_dir: Path, ir: QuantizedModel, sequences: int) -> 
     return {"expected": float(measured["mean"]), "note": "quantize (LiteRT), held-out data"}
 
 
-def check_hidden_error(float_vs_int8: list[dict[str, Any]], expectation: dict[str, Any]
-                       ) -> dict[str, Any]:
+def check_hidden_error(float_vs_int8: list[dict[str, Any]], expectation: dict[str, Any],
+                       state_scale: float = STATE_SCALE) -> dict[str, Any]:
     """``expectation`` with the bound, each profile's measured error and ``ok``
-    (None when there is nothing to compare with)."""
+    (None when there is nothing to compare with). ``state_scale``: the state's LSB
+    (1/128, or 1/32768 for the int16 state); the bound is never below half of it."""
     out = dict(expectation, factor=FACTOR)
     measured = {f["profile"]: f["metrics"]["hidden_abs_error_mean"] for f in float_vs_int8}
     out["measured"] = measured
@@ -61,14 +62,14 @@ def check_hidden_error(float_vs_int8: list[dict[str, Any]], expectation: dict[st
     if expected is None or not measured:
         out.update(bound=None, ok=None)
         return out
-    bound = max(FACTOR * expected, FLOOR)
+    bound = max(FACTOR * expected, state_scale / 2)
     out.update(bound=bound, ok=all(m <= bound for m in measured.values()))
     return out
 
 
 def hidden_error_message(check: dict[str, Any]) -> str:
     worst, value = max(check["measured"].items(), key=lambda kv: kv[1])
-    return (f"the int8 state is {value / check['expected']:.1f}x as far from the float model "
-            f"as quantize measured (mean |h_int8 - h_float| {value:.4f} with profile {worst}, "
-            f"expected {check['expected']:.4f}, bound {check['bound']:.4f}): the model, "
+    return (f"the quantized state is {value / check['expected']:.1f}x as far from the float model "
+            f"as quantize measured (mean |h_quantized - h_float| {value:.4g} with profile {worst}, "
+            f"expected {check['expected']:.4g}, bound {check['bound']:.4g}): the model, "
             f"{rundir.DATA_SPEC} or the data changed after `elman quantize`")

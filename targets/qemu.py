@@ -86,13 +86,14 @@ def harness_c(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, prefix: s
     """main(): every step of every sequence, each printed as hex (state, then outputs)."""
     batch, steps = inputs.shape[:2]
     out_dim, units = ir.output_dim, ir.state_bytes
+    ctype, width = ("int8_t", 1) if ir.state_bits == 8 else ("int16_t", 2)  # bytes per value
     y_arg = "y" if out_dim else "NULL"
     if tokens:
         table = f"const uint16_t armharness_in[] = {{\n{_c_bytes(inputs)}\n}};"
         call = (f"        if ({prefix}_step_token(&armharness_state, armharness_in[i], {y_arg})"
                 " != 0) {\n            armharness_exit(1);\n        }")
     else:
-        table = (f"const int8_t armharness_in[] __attribute__((aligned(4))) = "
+        table = (f"const {ctype} armharness_in[] __attribute__((aligned(4))) = "
                  f"{{\n{_c_bytes(inputs)}\n}};")
         call = (f"        {prefix}_step(&armharness_state, armharness_in + i * {ir.input_dim}, "
                 f"{y_arg});")
@@ -103,8 +104,8 @@ def harness_c(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, prefix: s
 #include "{prefix}_model.h"
 {table}
 static {prefix}_state_t armharness_state __attribute__((aligned(8)));
-static int8_t y[{max(out_dim, 1)}] __attribute__((aligned(8)));
-static char line[{2 * (units + out_dim) + 2}];
+static {ctype} y[{max(out_dim, 1)}] __attribute__((aligned(8)));
+static char line[{2 * width * (units + out_dim) + 2}];
 extern uint32_t __stack_limit, __stack_top, __data_start, __data_end, __data_load;
 extern uint32_t __bss_start, __bss_end;
 void armharness_reset(void);
@@ -127,13 +128,15 @@ __attribute__((noreturn)) void armharness_exit(int status)
 __attribute__((noinline)) void armharness_begin(void) {{ __asm__ volatile(""); }}
 __attribute__((noinline)) void armharness_end(void) {{ __asm__ volatile(""); }}
 
-static void hex(char *out, const int8_t *v, size_t n)
+/* the n bytes at v in memory order (int16 values: little-endian) */
+static void hex(char *out, const void *v, size_t n)
 {{
     static const char digits[] = "0123456789abcdef";
+    const uint8_t *bytes = (const uint8_t *)v;
     size_t i;
     for (i = 0; i < n; ++i) {{
-        out[2 * i] = digits[((uint8_t)v[i]) >> 4];
-        out[2 * i + 1] = digits[((uint8_t)v[i]) & 15];
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
     }}
 }}
 
@@ -153,10 +156,10 @@ static void run(void)
             armharness_begin();
 {call}
             armharness_end();
-            hex(line, armharness_state.h, {units});
-            hex(line + {2 * units}, y, {out_dim});
-            line[{2 * (units + out_dim)}] = '\\n';
-            line[{2 * (units + out_dim) + 1}] = 0;
+            hex(line, armharness_state.h, {width * units});
+            hex(line + {2 * width * units}, y, {width * out_dim});
+            line[{2 * width * (units + out_dim)}] = '\\n';
+            line[{2 * width * (units + out_dim) + 1}] = 0;
             armharness_semihost(0x04, line);
         }}
     }}
@@ -342,8 +345,9 @@ def run_qemu(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, profile: s
     if len(rows) != batch * steps or not stack_lines:
         raise ToolchainError(f"the {target.title} image printed {len(rows)} steps of "
                              f"{batch * steps}: {text[-300:]!r}")
-    raw = np.frombuffer(bytes.fromhex("".join(rows)), np.int8).reshape(batch, steps,
-                                                                        units + out_dim)
+    dtype = np.dtype(np.int8 if ir.state_bits == 8 else "<i2")  # the harness's hex bytes
+    raw = np.frombuffer(bytes.fromhex("".join(rows)), dtype).reshape(batch, steps,
+                                                                      units + out_dim)
     h = raw[:, :, :units].copy()
     y = raw[:, :, units:].copy() if out_dim else None
     counts = trace.counts if trace is not None else []

@@ -24,6 +24,7 @@ from elman.quantize.testing import random_step_tflite
 from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.reference import reference_run
 from elman.runtime.simulator import Simulator
+from elman.targets.registry import target_names
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -109,6 +110,23 @@ def test_int16_ir_json_round_trip():
     again = QuantizedModel.from_json(ir.to_json())
     assert again == ir and again.state_bits == 16
     assert again.layers[0].input_fc.bias.dtype == np.int64
+
+
+def test_inspect_names_the_int16_widths(tmp_path):
+    """`elman inspect` of a 16x8 model: int16 input, state and output, int64 biases, the
+    state's size in bytes (two per value)."""
+    data, ir = _model(units=(12, 8))
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    result = CliRunner().invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"x input:  int16, scale {ir.input_quant.scale:.9g}, zero point 0" in out
+    assert "h state:  int16, scale 3.05175781e-05, zero point 0" in out
+    assert f"y output: int16, scale {ir.output_quant.scale:.9g}" in out
+    assert "int8," not in out and "int32" not in out
+    assert out.count("bias: int64") == 3  # W_x of each layer and the head (W_h: none)
+    assert "state 40 bytes" in out  # 12 + 8 int16 values
 
 
 def test_int16_quantize_saturates_at_the_int16_ends():
@@ -209,6 +227,19 @@ def test_int16_c_sanitized_and_emulated_equal_the_interpreters():
             _same(run_emulated(ir, x_q, profile=profile, cpu=cpu).outputs, want, ir)
 
 
+@pytest.mark.parametrize("cpu", [c for c in target_names()
+                                 if c not in ("cortex-m0plus", "cortex-m4")])
+def test_int16_c_on_every_other_registered_core_equals_the_simulator(cpu):
+    """Every core `elman verify` emulates builds and runs the int16 state (the Helium core
+    takes the DSP path: its vector kernel reads int8), bit-exact on every step, both
+    profiles, two layers with units not a multiple of 4."""
+    ir = random_model(5, (10, 7), 3, seed=2, state_bits=16)
+    x_q = np.random.default_rng(3).integers(-32768, 32768, size=(2, 6, 5), dtype=np.int16)
+    for profile in ("tflm", "tflite"):
+        _same(run_emulated(ir, x_q, profile=profile, cpu=cpu).outputs,
+              Simulator(ir, profile).run(x_q), ir)
+
+
 def test_int16_state_on_cortex_m4_costs_at_most_2_2_instructions_per_mac():
     """128 units, -O2, profile tflm, the DSP path: exact executed Thumb instructions of a
     whole step (6 inputs, 128 units, 4 outputs; head included), every step bit-exact."""
@@ -227,6 +258,31 @@ def _copied(run: Path, tmp_path: Path) -> Path:
     for name in ("model.keras", "data_spec.json", "train_report.json"):
         shutil.copy2(run / name, out / name)
     return out
+
+
+def test_int16_state_calibrates_sensor_inputs_on_their_whole_range(bm_run, tmp_path):
+    """16x8 has the steps to spare: x is calibrated on the training inputs' min/max (no
+    training value clips; int8 keeps its 0.1-99.9 percentiles), and the report measures the
+    state error in the int16 state's unit."""
+    from elman.data.spec import load_run_data
+    from elman.quantize.api import quantize_run
+
+    run = _copied(bm_run, tmp_path)
+    report = quantize_run(run, progress=False, state="int16")
+    ir = read_ir(run / "model_int8.tflite")
+    x = load_run_data(run).x_train
+    q = ir.input_quant
+    assert q.bits == 16
+    rounding = np.abs(q.dequantize(q.quantize(x)) - x)  # a clipped value would be far off
+    assert rounding.max() <= q.scale / 2 * (1 + 1e-4), (rounding.max(), q.scale)
+    cal = report["quantization"]["calibration"]
+    assert cal["input_range"] == "0 to 100 percentile of training inputs"
+    assert report["evaluation"]["hidden_error"]["unit"] == \
+        "float units (int16 state, scale 1/32768 = 3.05176e-05 per LSB)"
+    int8 = json.loads((bm_run / "quant_report.json").read_text())
+    assert int8["quantization"]["calibration"]["input_range"].startswith("0.1 to 99.9")
+    assert int8["evaluation"]["hidden_error"]["unit"] == \
+        "float units (int8 state, scale 1/128 = 0.0078125 per LSB)"
 
 
 @pytest.mark.slow

@@ -68,3 +68,17 @@ def test_no_expectation_without_the_model_s_own_quant_report(bm_copy):
     assert check_hidden_error(floats, expectation)["ok"] is None
     (bm_copy / rundir.QUANT_REPORT).unlink()
     assert expected_hidden_error(bm_copy, ir, 4)["expected"] is None
+
+
+def test_the_bound_s_floor_is_half_an_lsb_of_the_state_width():
+    """An int16 state 8x as far from float as quantize measured fails even where the int8
+    floor (half of 1/128) would have hidden it; the int8 floor still holds for int8."""
+    expectation = {"expected": 2e-4, "note": "quantize"}
+    floats = [{"profile": "tflm", "metrics": {"hidden_abs_error_mean": 1.6e-3}}]
+    int16 = check_hidden_error(floats, expectation, state_scale=1 / 32768)
+    assert int16["ok"] is False and int16["bound"] == pytest.approx(6e-4)
+    int8 = check_hidden_error(floats, expectation, state_scale=1 / 128)
+    assert int8["ok"] is True and int8["bound"] == 1 / 256
+    tiny = check_hidden_error(floats, {"expected": 1e-6, "note": "quantize"},
+                              state_scale=1 / 32768)
+    assert tiny["bound"] == 1 / 65536 and tiny["ok"] is False

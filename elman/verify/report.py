@@ -123,7 +123,8 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
         report["float_vs_int8"] = [float_metrics(float_elman, ir, inputs, simulated[p], p)
                                    for p in profiles]
         report["state_error"] = check_hidden_error(
-            report["float_vs_int8"], expected_hidden_error(run_dir, ir, inputs.sequences))
+            report["float_vs_int8"], expected_hidden_error(run_dir, ir, inputs.sequences),
+            ir.state_quant.scale)
     with stage_run.outputs() as stage:
         stage.write_json(rundir.VERIFY_REPORT, report)
     if raise_on_mismatch and not report["ok"]:
