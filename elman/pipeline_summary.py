@@ -68,11 +68,17 @@ def format_summary(result: dict[str, Any]) -> str:
         lines += [f"    {tag} {where}" for tag, where in notes.items()]
         lines.append("")
 
+    if (quant or {}).get("state_comparison"):
+        from elman.quantize.state_comparison import text_lines
+
+        lines += text_lines(quant["state_comparison"]) + [""]
+
     pairs = bit_exact_pairs(verify, mcu)
     if pairs:
         bad = sum(not p["ok"] for p in pairs)
+        width = f"int{(verify or {}).get('model', {}).get('state_bits', 8)}"
         lines.append(f"bit-exactness: {len(pairs) - bad} of {len(pairs)} pairs bit-exact "
-                     "(int8 h and y of every step)")
+                     f"({width} h and y of every step)")
         lines += text_table(
             ["pair", "values", "mismatches", "max |diff|", "status"],
             [[f"{p['a']} vs {p['b']}", p["compared"], p["mismatches"], p["max_abs_diff_lsb"],
@@ -95,7 +101,9 @@ def format_summary(result: dict[str, Any]) -> str:
     code = sorted(p.name for p in (run_dir / rundir.CODE_DIR).glob("*") if p.is_file()) \
         if (run_dir / rundir.CODE_DIR).is_dir() else []
     for name, what in [(rundir.MODEL_KERAS, "float Keras model"),
-                       (rundir.MODEL_TFLITE, "int8 step model"),
+                       (rundir.MODEL_TFLITE, "int8 step model" if (quant or {}).get(
+                           "quantization", {}).get("state_bits", 8) == 8 else
+                        "16x8 step model (int16 state)"),
                        (rundir.CODE_DIR + "/", "C99: " + ", ".join(code)),
                        (rundir.REPORT_HTML, "plots and tables, open in a browser"),
                        (rundir.PROVENANCE, "which stage wrote each file, SHA-256")]:

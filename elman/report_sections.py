@@ -259,7 +259,9 @@ def _percent(v: float | None) -> str:
 
 
 def quantization_section(run_dir: Path, quant: Report) -> Section:
-    s = Section("quantization", "Quantization: float vs int8")
+    bits = ((quant or {}).get("quantization") or {}).get("state_bits", 8)
+    s = Section("quantization", "Quantization: float vs int8" if bits == 8 else
+                "Quantization: float vs 16x8 (int16 state)")
     if quant is None:
         s.missing = _missing(rundir.QUANT_REPORT, run_dir)
         return s
@@ -278,9 +280,12 @@ def quantization_section(run_dir: Path, quant: Report) -> Section:
         s.heading("Hidden-state error at each step position")
         s.figure(report_plots.error_by_step(np.arange(1, len(by["mean"]) + 1),
                                             {"mean": by["mean"], "max": by["max"]}, "step"),
-                 "Mean and max |h_float − h_int8| (float units; 1 LSB = 1/128) at each step, "
-                 f"LiteRT int8 vs float, {by.get('note', 'over the held-out sequences')}.")
+                 f"Mean and max |h_float − h_int{bits}| (float units; 1 LSB = "
+                 f"1/{2 ** (bits - 1)}) at each step, LiteRT int{bits} vs float, "
+                 f"{by.get('note', 'over the held-out sequences')}.")
     _drift(s, ev.get("drift"), traces)
+    if quant.get("state_comparison"):
+        _state_comparison(s, quant["state_comparison"])
     q = quant.get("quantization", {})
     model = quant.get("model", {})
     rows = []
@@ -301,6 +306,21 @@ def quantization_section(run_dir: Path, quant: Report) -> Section:
     if acc:
         s.text(f"Acceptance: {acc['criterion']}: {'met' if acc['met'] else 'NOT met'}.")
     return s
+
+
+def _state_comparison(s: Section, comparison: dict[str, Any]) -> None:
+    from elman.quantize.state_comparison import ratio_line, table_rows
+
+    s.heading("int8 vs int16 state")
+    header, rows = table_rows(comparison)
+    s.table(header, [[Cell(c, "num") if i else c for i, c in enumerate(r)] for r in rows])
+    s.text(f"{ratio_line(comparison)}; {comparison.get('note', '')}.")
+    curves = {f"{r['state']} max": r["by_step"]["max"] for r in comparison["rows"]}
+    curves.update({f"{r['state']} mean": r["by_step"]["mean"] for r in comparison["rows"]})
+    steps = max(len(v) for v in curves.values())
+    s.figure(report_plots.error_by_step(np.arange(1, steps + 1), curves, "step"),
+             "Mean and max |h_float − h_quantized| at each step position, int8 and int16 "
+             "state (float units).")
 
 
 def _traces(s: Section, run_dir: Path) -> Any:

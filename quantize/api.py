@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from elman.quantize import calibration, evaluate, task_metrics
+from elman.quantize import calibration, evaluate, state_comparison, task_metrics
 from elman.quantize.ir import QuantizedModel
 from elman.quantize.keras_model import KerasElman, load_keras_model, read_keras
 from elman.quantize.reader import read_ir
@@ -37,14 +37,16 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
                  eval_chars: int | None = EVAL_CHARS,
                  calibration_samples: int = MAX_CALIBRATION_SAMPLES,
                  input_percentile: float | None = None,
-                 state: str = "int8") -> dict:
+                 state: str = "int8", compare_int8: bool = True) -> dict:
     """Quantize a trained run; returns the report (also written as ``quant_report.json``).
 
     ``input_percentile`` (sensor models): the calibration range of ``x`` is the
     ``[100 - p, p]`` percentile range of the training inputs (100: min/max; default
     99.9 for the int8 state, 100 for int16, :func:`calibration.default_input_percentile`).
     ``state``: ``int8`` (full int8), or ``int16`` (16x8: int16 activations and state,
-    int8 weights, int64 biases).
+    int8 weights, int64 biases). ``compare_int8`` (int16 state): also convert and evaluate
+    the int8 state on the same data, the report's ``state_comparison``
+    (:mod:`elman.quantize.state_comparison`).
     """
     if state not in STATES:
         raise ElmanError(f"--state must be one of {', '.join(STATES)}, got {state!r}")
@@ -84,22 +86,22 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
     tflite_bytes = convert_step_model(found.model, cal_x, cal_h, task=task, labels=labels,
                                       window_steps=window, state_bits=STATES[state], **extra)
     ir = read_ir(tflite_bytes)
-
-    if task == "language_model":
-        steps = len(data.val_ids) - 1
-        if eval_chars is not None:
-            steps = min(eval_chars, steps)
-        with tqdm(total=steps, disable=not progress, desc="int8 in LiteRT", unit="step",
-                  leave=False) as bar:
-            result = evaluate.evaluate_text(found.model, ir, tflite_bytes, data.val_ids, steps,
-                                            bar.update)
-    else:
-        total = data.x_test.shape[0] * data.x_test.shape[1]
-        with tqdm(total=total, disable=not progress, desc="int8 in LiteRT", unit="step",
-                  leave=False) as bar:
-            result = evaluate.evaluate_classification(found.model, ir, tflite_bytes,
-                                                      data.x_test, data.y_test, bar.update,
-                                                      lengths=data.lengths_test)
+    result = _evaluate(found, data, task, ir, tflite_bytes, eval_chars, progress,
+                       f"{state} in LiteRT")
+    comparison = None
+    if state == "int16" and compare_int8:
+        if progress:
+            tqdm.write("converting the same model with an int8 state, for comparison...")
+        cal8_x, cal8_h = cal_x, cal_h  # text: the same tuples (no input percentile)
+        if task != "language_model":
+            cal8_x, cal8_h = calibration.classification_calibration(
+                found.model, data.x_train, calibration_samples,
+                calibration.default_input_percentile(8))
+        int8_bytes = convert_step_model(found.model, cal8_x, cal8_h, task=task, labels=labels,
+                                        window_steps=window, state_bits=8, **extra)
+        int8 = _evaluate(found, data, task, read_ir(int8_bytes), int8_bytes, eval_chars,
+                         progress, "int8 in LiteRT")
+        comparison = state_comparison.side_by_side(int8, result)
     report = {
         "format": REPORT_FORMAT,
         "elman_version": __version__,
@@ -116,10 +118,30 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
             **result,
         },
     }
+    if comparison is not None:
+        report["state_comparison"] = comparison
     with stage_run.outputs() as stage:
         stage.write_bytes(rundir.MODEL_TFLITE, tflite_bytes)
         stage.write_json(rundir.QUANT_REPORT, report)
     return report
+
+
+def _evaluate(found: KerasElman, data, task: str, ir: QuantizedModel, tflite_bytes: bytes,
+              eval_chars: int | None, progress: bool, desc: str) -> dict:
+    """Float vs the quantized model (LiteRT, one step at a time) on the held-out data."""
+    if task == "language_model":
+        steps = len(data.val_ids) - 1
+        if eval_chars is not None:
+            steps = min(eval_chars, steps)
+        with tqdm(total=steps, disable=not progress, desc=desc, unit="step",
+                  leave=False) as bar:
+            return evaluate.evaluate_text(found.model, ir, tflite_bytes, data.val_ids, steps,
+                                          bar.update)
+    total = data.x_test.shape[0] * data.x_test.shape[1]
+    with tqdm(total=total, disable=not progress, desc=desc, unit="step", leave=False) as bar:
+        return evaluate.evaluate_classification(found.model, ir, tflite_bytes, data.x_test,
+                                                data.y_test, bar.update,
+                                                lengths=data.lengths_test)
 
 
 def _normalization(spec: dict, found: KerasElman, path: Path) -> dict:
@@ -243,6 +265,8 @@ def summary_table(report: dict) -> str:
         lines.append(f"note: {note}")
     acc = ev["acceptance"]
     lines.append(f"acceptance ({acc['criterion']}): {'met' if acc['met'] else 'NOT met'}")
+    if report.get("state_comparison"):
+        lines += state_comparison.text_lines(report["state_comparison"])
     return "\n".join(lines)
 
 

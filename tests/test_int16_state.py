@@ -262,10 +262,12 @@ def _copied(run: Path, tmp_path: Path) -> Path:
 
 def test_int16_state_calibrates_sensor_inputs_on_their_whole_range(bm_run, tmp_path):
     """16x8 has the steps to spare: x is calibrated on the training inputs' min/max (no
-    training value clips; int8 keeps its 0.1-99.9 percentiles), and the report measures the
-    state error in the int16 state's unit."""
+    training value clips; int8 keeps its 0.1-99.9 percentiles), the report measures the
+    state error in the int16 state's unit, and compares it with the int8 state's on the
+    same data (the quant report, the printed summary, the report page)."""
     from elman.data.spec import load_run_data
-    from elman.quantize.api import quantize_run
+    from elman.quantize.api import quantize_run, summary_table
+    from elman.report_html import render_report
 
     run = _copied(bm_run, tmp_path)
     report = quantize_run(run, progress=False, state="int16")
@@ -283,6 +285,22 @@ def test_int16_state_calibrates_sensor_inputs_on_their_whole_range(bm_run, tmp_p
     assert int8["quantization"]["calibration"]["input_range"].startswith("0.1 to 99.9")
     assert int8["evaluation"]["hidden_error"]["unit"] == \
         "float units (int8 state, scale 1/128 = 0.0078125 per LSB)"
+    # int8 vs int16, side by side: the int8 row is what `elman quantize` (int8) measures
+    int8_ev, int16_ev = int8["evaluation"], report["evaluation"]
+    comparison = report["state_comparison"]
+    rows = {r["state"]: r for r in comparison["rows"]}
+    assert rows["int8"]["hidden_error_mean"] == pytest.approx(int8_ev["hidden_error"]["mean"])
+    assert rows["int8"]["hidden_error_max"] == pytest.approx(int8_ev["hidden_error"]["max"])
+    assert rows["int8"]["quantized"] == int8_ev["metrics"]["int8"]["accuracy"]
+    assert rows["int16"]["hidden_error_max"] == int16_ev["hidden_error"]["max"]
+    assert rows["int16"]["by_step"]["max"] == int16_ev["hidden_error"]["by_step"]["max"]
+    assert comparison["mean_error_ratio"] == pytest.approx(
+        int8_ev["hidden_error"]["mean"] / int16_ev["hidden_error"]["mean"])
+    assert comparison["mean_error_ratio"] > 1.5  # 1/32768 vs 1/128: the state is finer
+    printed = summary_table(report)
+    assert "int8 vs int16 state" in printed and "the int16 state's error against float" in printed
+    page = render_report(run)
+    assert "int8 vs int16 state" in page and "Quantization: float vs 16x8 (int16 state)" in page
 
 
 @pytest.mark.slow
