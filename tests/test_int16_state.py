@@ -267,6 +267,7 @@ def test_int16_state_calibrates_sensor_inputs_on_their_whole_range(bm_run, tmp_p
     same data (the quant report, the printed summary, the report page)."""
     from elman.data.spec import load_run_data
     from elman.quantize.api import quantize_run, summary_table
+
     from elman.report_html import render_report
 
     run = _copied(bm_run, tmp_path)
