@@ -62,11 +62,6 @@ class Simulator:
     def __init__(self, model: QuantizedModel, profile: str = "tflm", engine: str = "auto"):
         self.model = model
         self.profile = check_profile(profile)
-        if model.state_bits == 16:  # 16x8: the numpy engine only (no compiled int16 loop)
-            if resolve_engine(engine, profile) == "numba" and engine == "numba":
-                raise ValueError("the numba engine has no int16-state (16x8) loop; use the "
-                                 "numpy engine")
-            engine = "numpy"
         self.engine = resolve_engine(engine, profile)
         part, name = ("compiled", "Compiled") if self.engine == "numba" else ("engine", "Engine")
         self._layers = [getattr(kind_module(layer.kind, part), name)(layer, profile)

@@ -67,14 +67,15 @@ def test_simulator_equals_litert_and_tflm_bit_for_bit(units, weight_scale, sprea
     data, ir = _model(units=units, weight_scale=weight_scale)
     x_q = _inputs(ir, batch=6, steps=60, seed=1, spread=spread)
     for profile, interpreter in (("tflite", run_litert), ("tflm", run_tflm)):
-        sim = Simulator(ir, profile).run(x_q)
         got = interpreter(data, ir, x_q)
-        assert sim.h.dtype == np.int16 and got.h.dtype == np.int16
-        np.testing.assert_array_equal(sim.h, got.h)
-        np.testing.assert_array_equal(sim.y, got.y)
         ref = reference_run(ir, profile, x_q)
-        np.testing.assert_array_equal(ref.h, sim.h)
-        np.testing.assert_array_equal(ref.y, sim.y)
+        for engine in ("numpy", "numba"):
+            sim = Simulator(ir, profile, engine=engine).run(x_q)
+            assert sim.h.dtype == np.int16 and got.h.dtype == np.int16
+            np.testing.assert_array_equal(sim.h, got.h)
+            np.testing.assert_array_equal(sim.y, got.y)
+            np.testing.assert_array_equal(ref.h, sim.h)
+            np.testing.assert_array_equal(ref.y, sim.y)
 
 
 def test_the_two_profiles_differ_on_int16_and_each_matches_its_interpreter():
@@ -101,8 +102,26 @@ def test_streaming_steps_equal_the_whole_run():
         np.testing.assert_array_equal(y, whole.y[:, t])
     with pytest.raises(ValueError, match="int16"):
         sim.run(x_q.astype(np.int8))
-    with pytest.raises(ValueError, match="numba engine has no int16"):
-        Simulator(ir, "tflm", engine="numba")
+
+
+def test_the_compiled_engine_runs_the_int16_state():
+    """The numba engine's int16 loop (the default engine) equals the numpy engine, whole
+    runs and streaming, both profiles; it has no batched (BLAS) loop."""
+    _, ir = _model(units=(12, 8), weight_scale=2.0)
+    x_q = _inputs(ir, batch=20, steps=40, seed=5, spread=3.0)
+    for profile in ("tflm", "tflite"):
+        numba = Simulator(ir, profile)
+        assert numba.engine == "numba"
+        want = Simulator(ir, profile, engine="numpy").run(x_q)
+        got = numba.run(x_q)
+        np.testing.assert_array_equal(got.h, want.h)
+        np.testing.assert_array_equal(got.y, want.y)
+        numba.reset(20)
+        for t in range(5):
+            h, _ = numba.step(x_q[:, t])
+            np.testing.assert_array_equal(h, want.h[:, t])
+        with pytest.raises(ValueError, match="no batched"):
+            numba.run(x_q, loop="batched")
 
 
 def test_int16_ir_json_round_trip():
@@ -198,6 +217,7 @@ def test_int16_c_equals_simulator_on_random_irs(profile, input_dim, layer_units,
                                                dtype=np.int16)
     sim = Simulator(ir, profile).run(x_q)
     _same(run_host_c(ir, x_q, profile=profile), sim, ir)
+    _same(Simulator(ir, profile, engine="numpy").run(x_q), sim, ir)  # the two engines
     np.testing.assert_array_equal(reference_run(ir, profile, x_q).h, sim.h)
 
 

@@ -76,8 +76,6 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
         engine = resolve_engine(engine)
     except ValueError as exc:
         raise ElmanError(str(exc)) from None
-    if ir.state_bits == 16:
-        engine = "numpy"  # the int16 state has no compiled loop (the numpy one is the engine)
     ctx = VerifyContext(run_dir, ir, model, profiles, progress, engine)
 
     simulated = {p: _simulate(ir, p, inputs, engine) for p in profiles}

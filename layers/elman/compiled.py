@@ -26,6 +26,8 @@ from elman.runtime.compiled import (
     CompiledFC,
     check_loop,
 )
+from elman.runtime.compiled16 import AddTanh16, CompiledFC16
+from elman.runtime.compiled16 import kernels as kernels16
 from elman.runtime.compiled_kernels import (
     fully_connected,
     requantize_tflite,
@@ -98,7 +100,39 @@ class ElmanCompiled:
         return hs
 
 
-Compiled = ElmanCompiled
+class Elman16Compiled:
+    """The int16-state (16x8) layer's loop, compiled (:mod:`elman.runtime.compiled16`): one
+    sequence at a time, int64 sums (no BLAS loop)."""
+
+    blas_exact = False
+
+    def __init__(self, layer: ElmanLayer, profile: str):
+        arithmetic = get_profile(profile)
+        self.units = layer.units
+        self.args = (*CompiledFC16.of(layer.input_fc, arithmetic).args(),
+                     *CompiledFC16.of(layer.recurrent_fc, arithmetic).args(),
+                     *AddTanh16.of(arithmetic.add(layer.add), layer.tanh.input,
+                                   arithmetic).args())
+
+    def loop_for(self, batch: int) -> str:
+        return "sequential"
+
+    def run(self, x_q: np.ndarray, h0: np.ndarray, loop: str | None = None) -> np.ndarray:
+        """int16 states (B, T, H) after each step of int16 inputs (B, T, D) from states h0."""
+        if check_loop(loop) == "batched":
+            raise ValueError("the int16 state has no batched (BLAS) loop")
+        x_q = np.ascontiguousarray(x_q, dtype=np.int16)
+        h0 = np.ascontiguousarray(h0, dtype=np.int16)
+        hs = np.empty((x_q.shape[0], x_q.shape[1], self.units), dtype=np.int16)
+        kernels16().sequential16(x_q, h0, *self.args, hs)
+        return hs
+
+
+def Compiled(layer: ElmanLayer, profile: str) -> ElmanCompiled | Elman16Compiled:  # noqa: N802
+    """The compiled loop of ``layer``: int8 or int16 state."""
+    if layer.state_bits == 16:
+        return Elman16Compiled(layer, profile)
+    return ElmanCompiled(layer, profile)
 
 
 @_jit
