@@ -45,10 +45,67 @@ def test_without_sources_every_peer_is_skipped_and_elman_is_measured(bm_run, tmp
     assert last["check"]["values"] == 2 * (100 * 16 + 4)
     assert every["flash"] == last["flash"]
     assert 1000 < last["instructions_per_step"] < every["instructions_per_step"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PEERS, text=True,
+                          capture_output=True, check=True).stdout.strip()
+    assert report["elman"]["commit"] == head  # the numbers name the code that made them
+    assert isinstance(report["elman"]["changed_files"], list)
+    where = markdown.provenance(report)
+    assert where.startswith(f"16 units: measured {report['date']} on 2 test sequences x 100")
+    assert f"elman {head[:12]}" in where and "; not measured: NNoM, TFLM, keras2c; " in where
+    assert report["toolchain"] in where
     md = markdown.o2_table(report, "cortex-m4").splitlines()
     assert md[0].startswith("| 16 units, Cortex-M4, −O2 | flash B | RAM B |")
     assert md[2].startswith(f"| elman (`tflm` profile) | **{every['flash']:,}** (")
     assert md[3].startswith("| elman (`tflm` profile) † |") and len(md) == 4
+
+
+def test_a_peer_that_fails_keeps_every_row_measured_and_says_so(bm_run, tmp_path, capsys):
+    # a keras2c environment whose Python fails: the converter's failure, after elman's rows
+    keras2c = tmp_path / "keras2c"
+    (keras2c / "include").mkdir(parents=True)
+    (keras2c / "include" / "k2c_include.h").write_text("/* */\n")
+    python = tmp_path / "envs" / "keras2c" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\necho 'no TensorFlow here' >&2\nexit 3\n")
+    python.chmod(0o755)
+    out = tmp_path / "peers.json"
+    rc = peers_run.main([str(bm_run), "--cpu", "cortex-m4", "--opt", "O2", "--sequences", "1",
+                         "--keras2c", str(keras2c), "--envs", str(tmp_path / "envs"),
+                         "--work", str(tmp_path / "work"), "--json", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "error: keras2c: keras2c failed" in err and "no TensorFlow here" in err
+    report = json.loads(out.read_text())
+    assert list(report["failed"]) == ["keras2c"]
+    assert [r["peer"] for r in report["rows"]] == ["elman", "elman"]
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_refresh_elman_replaces_only_elmans_rows(bm_run, tmp_path, capsys):
+    out = tmp_path / "peers.json"
+    argv = [str(bm_run), "--cpu", "cortex-m4", "--opt", "O2", "--sequences", "1"]
+    assert peers_run.main([*argv, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    elman = report["rows"]
+    peer = {**elman[0], "peer": "TFLM", "variant": "reference kernels", "flash": 48_908}
+    report["rows"] = [*elman, peer]
+    for row in elman:  # as if measured on older C
+        row["instructions_per_step"] += 1000
+    report["elman"] = {"commit": "0" * 40, "changed_files": []}
+    out.write_text(json.dumps(report))
+    assert peers_run.main([*argv, "--refresh-elman", str(out)]) == 0
+    fresh = json.loads(out.read_text())
+    assert fresh["rows"][-1] == peer  # the peer's row, untouched
+    assert [(r["peer"], r["head"]) for r in fresh["rows"]] == [
+        ("elman", "every step"), ("elman", "last step"), ("TFLM", "every step")]
+    for new, old in zip(fresh["rows"][:2], elman, strict=True):
+        assert new["instructions_per_step"] == old["instructions_per_step"] - 1000
+        assert new["check"]["mismatches"] == 0
+    assert fresh["elman"]["commit"] != "0" * 40 and fresh["elman_date"]
+    # another number of test sequences is another measurement: refused
+    capsys.readouterr()
+    assert peers_run.main([str(bm_run), "--sequences", "2", "--refresh-elman", str(out)]) == 1
+    assert "was measured on 1 test sequences" in capsys.readouterr().err
 
 
 def test_a_missing_run_is_one_error_line(tmp_path, capsys):
@@ -85,6 +142,30 @@ def test_the_map_split_adds_up_to_the_image_without_the_harness(tmp_path):
     assert sum(p["ram"] for p in split.values()) == s.data + s.bss
     assert split["step.o"]["ram"] == 4 + 40  # counter and scratch; the harness buffer is not
     assert split["libc/libm/libgcc"]["flash"] > 0  # memcpy
+
+
+def test_instruction_limit_lets_one_long_call_finish_and_is_restored(tmp_path, monkeypatch):
+    from elman.firmware_codegen.arm import machine
+    from keras2c_peer import instruction_limit
+
+    (tmp_path / "spin.c").write_text(
+        "volatile int sink;\nint spin(int n) { for (int i = 0; i < n; i++) sink = i; "
+        "return 7; }\n")
+    flags = ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"]
+    objs = image.compile_c("arm-none-eabi-gcc", [*flags, "-O2", "-ffunction-sections"],
+                           [tmp_path / "spin.c"], tmp_path)
+    img = image.link(["arm-none-eabi-gcc", *flags], objs, tmp_path, cpu="cortex-m0plus",
+                     opt="O2", entry_points=("spin",))
+    monkeypatch.setattr(machine, "MAX_INSTRUCTIONS_PER_CALL", 2_000)  # a small default
+    m = machine.Machine(img)
+    with pytest.raises(Exception, match="did not return within 2000 instructions"):
+        m.call("spin", 1_000)
+    with instruction_limit(100_000):
+        res = machine.Machine(img).call("spin", 1_000)
+    assert res.r0 == 7 and 2_000 < res.instructions < 100_000
+    assert machine.MAX_INSTRUCTIONS_PER_CALL == 2_000
+    with instruction_limit(10):  # never lowers the emulator's own limit
+        assert machine.MAX_INSTRUCTIONS_PER_CALL == 2_000
 
 
 def test_smallest_buffer_is_exact_and_refuses_a_predicate_that_never_holds():
@@ -173,3 +254,14 @@ def test_nnom_input_quantization_rounds_half_away_and_saturates():
                                   np.array([1, -1, 1, -2, 127, -128, 0], np.int8))
     np.testing.assert_array_equal(quantize_input(np.array([3.0, -3.0]), -1),
                                   np.array([2, -2], np.int8))
+
+
+def test_the_readme_tables_are_replaced_between_their_markers_only():
+    text = ("intro\n<!-- peers-tables: bench/peers/markdown.py a.json -->\nold table\n"
+            "old line\n<!-- /peers-tables -->\nafter\n")
+    new = markdown.replace_in_readme(text, "| new |")
+    assert new == ("intro\n<!-- peers-tables: bench/peers/markdown.py a.json -->\n| new |\n"
+                   "<!-- /peers-tables -->\nafter\n")
+    assert markdown.replace_in_readme(new, "| new |") == new
+    with pytest.raises(ValueError, match="markers"):
+        markdown.replace_in_readme("no markers here\n", "| new |")

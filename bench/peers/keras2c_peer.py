@@ -20,10 +20,12 @@ float model.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from elman.firmware_codegen.arm import machine
 from elman.firmware_codegen.arm.machine import Machine
 from elman.firmware_codegen.arm.toolchain import CPU_FLAGS
 from image import (
@@ -38,6 +40,9 @@ from image import (
 )
 
 STACK_BYTES = 256 * 1024
+# soft float on the Cortex-M0+ costs ~1 M instructions per step at 64 units, ~4 M at 128:
+# a whole sequence per call is more than the emulator's default limit of one call
+MAX_INSTRUCTIONS_PER_STEP = 20_000_000
 FLOAT_FLAGS = {
     "cortex-m4": ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
     "cortex-m0plus": CPU_FLAGS["cortex-m0plus"],
@@ -129,6 +134,18 @@ def build(model, keras2c_dir: Path, convert_dir: Path, variant: str, cpu: str, o
                 stack_bytes=STACK_BYTES), fields
 
 
+@contextmanager
+def instruction_limit(most: int):
+    """Let one emulated call run up to ``most`` instructions (at least the emulator's own
+    limit), as keras2c's sequence API runs a whole sequence per call."""
+    default = machine.MAX_INSTRUCTIONS_PER_CALL
+    machine.MAX_INSTRUCTIONS_PER_CALL = max(default, most)
+    try:
+        yield
+    finally:
+        machine.MAX_INSTRUCTIONS_PER_CALL = default
+
+
 def measure(model, keras2c_dir: Path, python: Path, variant: str, cpu: str, opt: str,
             work: Path, log=print) -> dict[str, Any]:
     convert_dir = work / "convert"
@@ -147,7 +164,8 @@ def measure(model, keras2c_dir: Path, python: Path, variant: str, cpu: str, opt:
         y = np.zeros((n, outputs), np.float32)
         for b in range(n):
             m.write(xa, model.x[b].astype(np.float32).tobytes())
-            counts.append(m.call("peer_run", xa, ya).instructions / t)
+            with instruction_limit(t * MAX_INSTRUCTIONS_PER_STEP):
+                counts.append(m.call("peer_run", xa, ya).instructions / t)
             y[b] = np.frombuffer(m.read(ya, 4 * outputs), np.float32)
     else:
         y = np.zeros((n, t, outputs), np.float32)

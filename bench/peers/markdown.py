@@ -1,7 +1,9 @@
 """The README's comparison tables, from the JSON files ``run.py`` wrote.
 
-Usage: .venv/bin/python bench/peers/markdown.py bench/results/peers_bm64.json
-           bench/results/peers_bm128.json
+Usage: .venv/bin/python bench/peers/markdown.py [--readme README.md]
+           bench/results/peers_bm64.json bench/results/peers_bm128.json
+(--readme: written between the README's ``<!-- peers-tables`` and
+``<!-- /peers-tables -->`` lines instead of printed.)
 Prints, per model size and core, a table of the -O2 builds (flash and RAM with their
 split, instructions per step and per MAC, agreement), then one table of the -Os
 builds of every size and core.
@@ -85,15 +87,81 @@ def os_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(paths: list[str]) -> None:
-    reports = [json.loads(Path(p).read_text()) for p in paths]
+def short(commit: str | None) -> str:
+    return commit[:12] if commit else "not a git checkout"
+
+
+def provenance(report: dict[str, Any]) -> str:
+    """Where one report's numbers come from: date, elman's commit, each peer's commit
+    (TFLM's third-party trees too), the compiler and the emulator."""
+    m = report["model"]
+    tree = report.get("elman") or {}
+    elman = short(tree.get("commit")) if tree else "commit not recorded"
+    if tree.get("changed_files"):
+        folders = sorted({str(Path(f).parent) for f in tree["changed_files"]})
+        elman += f" (with uncommitted changes in {', '.join(folders)})"
+    if report.get("elman_date") and report["elman_date"] != report["date"]:
+        elman += f", its rows measured {report['elman_date']}"
+    peers = []
+    for peer, src in report.get("sources", {}).items():
+        text = f"{peer} {short(src.get('commit'))}"
+        third = src.get("third_party") or {}
+        if third:
+            text += " (" + ", ".join(f"{k} {short(v.get('commit'))}" for k, v in
+                                    third.items()) + ")"
+        peers.append(text)
+    parts = [f"{m['units']} units: measured {report['date']} on {report['data']}, model "
+             f"`.tflite` SHA-256 {m['tflite_sha256'][:12]}", f"elman {elman}", *peers]
+    for what, key in (("not measured", "skipped"), ("failed", "failed")):
+        if report.get(key):
+            parts.append(f"{what}: {', '.join(sorted(report[key]))}")
+    parts += [report["toolchain"], report["emulator"].split(",")[0]]
+    return "; ".join(parts) + "."
+
+
+def tables(reports: list[dict[str, Any]]) -> str:
+    """Where each report's numbers come from, then its tables."""
+    out = [provenance(rep) for rep in reports]
     for rep in reports:
-        for cpu in CPU_TITLES:
-            if any(r["cpu"] == cpu for r in rep["rows"]):
-                print(o2_table(rep, cpu))
-                print()
-    print(os_table(reports))
+        out += [o2_table(rep, cpu) for cpu in CPU_TITLES
+                if any(r["cpu"] == cpu and r["opt"] == "O2" for r in rep["rows"])]
+    if any(r["opt"] == "Os" for rep in reports for r in rep["rows"]):
+        out.append(os_table(reports))
+    return "\n\n".join(out)
+
+
+BEGIN, END = "<!-- peers-tables", "<!-- /peers-tables -->"
+
+
+def replace_in_readme(text: str, body: str) -> str:
+    """``text`` with the lines between its peers-tables markers replaced by ``body``."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {BEGIN} ... --> {END} markers")
+    start = text.index("\n", start) + 1
+    return text[:start] + body + "\n" + text[end:]
+
+
+def main(argv: list[str]) -> int:
+    readme = None
+    if argv[:1] == ["--readme"]:
+        if len(argv) < 3:
+            print("error: --readme README.md JSON...", file=sys.stderr)
+            return 1
+        readme, argv = Path(argv[1]), argv[2:]
+    try:
+        reports = [json.loads(Path(p).read_text()) for p in argv]
+        body = tables(reports)
+        if readme is not None:
+            readme.write_text(replace_in_readme(readme.read_text(), body))
+            print(f"wrote the tables into {readme}")
+        else:
+            print(body)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

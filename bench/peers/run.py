@@ -21,6 +21,7 @@ Usage:
       [--nnom DIR] [--keras2c DIR] [--envs DIR] [--cpu cortex-m4 --cpu cortex-m0plus]
       [--opt O2 --opt Os] [--sequences 8] [--keras2c-sequences 2] [--work DIR]
       [--jobs 2] [--json PATH]
+  .venv/bin/python bench/peers/run.py RUN_DIR --refresh-elman JSON   (elman's rows only)
 See the README's "Compared with other tools" section for where to get the sources.
 """
 
@@ -71,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default: 2)")
     p.add_argument("--json", type=Path, help="output JSON (default: "
                                              "bench/results/peers_<run name>.json)")
+    p.add_argument("--refresh-elman", type=Path, metavar="JSON",
+                   help="measure only elman's rows again and put them in place of those in "
+                        "this report of the same run (the peers' rows are kept); written "
+                        "back to it, or to --json")
     args = p.parse_args(argv)
     args.cpu = tuple(args.cpu or CPUS)
     args.opt = tuple(args.opt or OPTS)
@@ -92,7 +97,8 @@ def elman_rows(model, cpus, opts) -> list[dict[str, Any]]:
     return rows
 
 
-def tflm_rows(model, args, log) -> list[dict[str, Any]]:
+def tflm_rows(model, args, log, rows: list[dict[str, Any]]) -> None:
+    """Measure the peer; each row is appended to ``rows`` as soon as it is measured."""
     from elman.runtime.simulator import Simulator
     from reference import int8_agreement
     from sources import source_tree, tflm_third_party
@@ -107,7 +113,6 @@ def tflm_rows(model, args, log) -> list[dict[str, Any]]:
         name: {**t.to_dict(), "pinned": f"{pin.repo}@{pin.rev}"}
         for name, (pin, t) in tflm_third_party(tree.path, deps).items()}}
     want = Simulator(model.ir, "tflm").run(model.x_q)
-    rows = []
     for cpu in args.cpu:
         for kernels in KERNELS:
             for opt in args.opt:
@@ -123,7 +128,6 @@ def tflm_rows(model, args, log) -> list[dict[str, Any]]:
                              "macs_per_step": model.ir.macs_per_step,
                              "commit": tree.commit, **r})
                 print(line(rows[-1]), flush=True)
-    return rows
 
 
 def converter_peer(args, name: str, given: Path, marker: str, env: str):
@@ -141,15 +145,15 @@ def converter_peer(args, name: str, given: Path, marker: str, env: str):
     return tree, python
 
 
-def nnom_rows(model, args, log) -> list[dict[str, Any]]:
+def nnom_rows(model, args, log, rows: list[dict[str, Any]]) -> None:
+    """Measure the peer; each row is appended to ``rows`` as soon as it is measured."""
     from nnom_peer import measure
     from reference import float_agreement
 
     found = converter_peer(args, "NNoM", args.nnom, "scripts/nnom.py", "nnom")
     if found is None:
-        return []
+        return
     tree, python = found
-    rows = []
     for cpu in args.cpu:
         for opt in args.opt:
             r = measure(model, tree.path, python, cpu, opt,
@@ -160,19 +164,18 @@ def nnom_rows(model, args, log) -> list[dict[str, Any]]:
                          "head": "last step", "macs_per_step": macs_per_step(model, False),
                          "check": check, "commit": tree.commit, **r})
             print(line(rows[-1]), flush=True)
-    return rows
 
 
-def keras2c_rows(model, args, log) -> list[dict[str, Any]]:
+def keras2c_rows(model, args, log, rows: list[dict[str, Any]]) -> None:
+    """Measure the peer; each row is appended to ``rows`` as soon as it is measured."""
     from keras2c_peer import VARIANTS, measure
     from reference import float_agreement
 
     found = converter_peer(args, "keras2c", args.keras2c, "include/k2c_include.h", "keras2c")
     if found is None:
-        return []
+        return
     tree, python = found
     model = model.first(args.keras2c_sequences)
-    rows = []
     for cpu in args.cpu:
         for variant in VARIANTS:
             for opt in args.opt:
@@ -188,7 +191,6 @@ def keras2c_rows(model, args, log) -> list[dict[str, Any]]:
                              "macs_per_step": macs_per_step(model, variant != "sequence"),
                              **r})
                 print(line(rows[-1]), flush=True)
-    return rows
 
 
 SKIPPED: dict[str, str] = {}
@@ -251,11 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     from elman.firmware_codegen.arm.toolchain import find_toolchain
     from image import PeerBuildError
     from reference import load
-    from sources import PeerSourceError
+    from sources import PeerSourceError, checkout_state
 
     from elman.errors import ElmanError
 
     started, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_SELF)
+    elman_tree = checkout_state(Path(__file__).resolve().parents[2])  # what is measured
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -268,19 +271,28 @@ def main(argv: list[str] | None = None) -> int:
     ir = model.ir
     print(f"{args.run_dir}: {ir.input_dim}->{ir.state_bytes}->{ir.output_dim}, "
           f"{ir.macs_per_step:,} MACs per step; {model.describe()}")
+    out = args.json or RESULTS / f"peers_{args.run_dir.resolve().name}.json"
+    if args.refresh_elman is not None:
+        return refresh_elman(args.refresh_elman, args.json or args.refresh_elman, model,
+                             elman_tree)
     rows = elman_rows(model, args.cpu, args.opt)
     peers = [("TFLM", args.tflm, "--tflm DIR", tflm_rows),
              ("NNoM", args.nnom, "--nnom DIR", nnom_rows),
              ("keras2c", args.keras2c, "--keras2c DIR", keras2c_rows)]
+    failed: dict[str, str] = {}
     for name, given, flag, fn in peers:
         if given is None:
             skip(name, f"no {flag} given; the README says where its sources are")
             continue
         try:
-            rows += fn(model, args, log)
-        except (PeerSourceError, PeerBuildError) as exc:
+            fn(model, args, log, rows)
+        except PeerSourceError as exc:  # the user's trees: nothing measured is worth keeping
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 1
+        except (PeerBuildError, ElmanError) as exc:
+            # a peer that fails part way costs neither its rows so far nor the others'
+            failed[name] = str(exc)
+            print(f"error: {name}: {exc}", file=sys.stderr, flush=True)
     for cpu in args.cpu:
         print(f"\n{cpu}, {ir.state_bytes} units")
         print(table(rows, cpu))
@@ -290,18 +302,60 @@ def main(argv: list[str] | None = None) -> int:
         "run_dir": str(args.run_dir), "model": {
             "input_dim": ir.input_dim, "units": ir.state_bytes, "output_dim": ir.output_dim,
             "macs_per_step": ir.macs_per_step, "tflite_sha256": ir.source_sha256},
-        "data": model.describe(), "rows": rows, "skipped": SKIPPED, "sources": SOURCES,
-        "toolchain": find_toolchain().version(),
+        "elman": elman_tree, "elman_date": datetime.date.today().isoformat(),
+        "data": model.describe(), "rows": rows, "skipped": SKIPPED, "failed": failed,
+        "sources": SOURCES, "toolchain": find_toolchain().version(),
         "emulator": "unicorn, elman.firmware_codegen.arm.machine (exact Thumb instruction "
                     "counts, painted stack)",
         "seconds": {"wall": round(time.time() - started, 1),
                     "cpu": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
                                  1)},
     }
-    out = args.json or RESULTS / f"peers_{args.run_dir.resolve().name}.json"
+    write_report(report, out)
+    if failed:
+        print(f"error: {', '.join(failed)} failed (above); the rows measured are in {out}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, sort_keys=True, default=_jsonable) + "\n")
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(report, indent=1, sort_keys=True, default=_jsonable) + "\n")
+    tmp.replace(out)
     print(f"\nwrote {out}")
+
+
+def refresh_elman(path: Path, out: Path, model, elman_tree: dict[str, Any]) -> int:
+    """Measure elman's rows again (after a change to elman's C) and put them in place of
+    the old ones in the report at ``path``; the peers' rows stay as measured. The same
+    model, the same test sequences and the same cores and levels are required."""
+    try:
+        report = json.loads(path.read_text())
+        old = [r for r in report["rows"] if r["peer"] == "elman"]
+        sha, data = report["model"]["tflite_sha256"], report["data"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: --refresh-elman {path}: not a report of this bench ({exc})",
+              file=sys.stderr)
+        return 1
+    problems = [why for bad, why in (
+        (sha != model.ir.source_sha256, f"was measured on the model {sha[:12]}, the run's is "
+                                       f"{model.ir.source_sha256[:12]}"),
+        (data != model.describe(), f"was measured on {data}, not {model.describe()} "
+                                   "(give the same --sequences)"),
+        (not old, "has no elman rows")) if bad]
+    if problems:
+        print(f"error: --refresh-elman {path} {'; '.join(problems)}", file=sys.stderr)
+        return 1
+    cpus = tuple(dict.fromkeys(r["cpu"] for r in old))
+    opts = tuple(dict.fromkeys(r["opt"] for r in old))
+    fresh = elman_rows(model, cpus, opts)
+    first = report["rows"].index(old[0])
+    others = [r for r in report["rows"] if r["peer"] != "elman"]
+    report["rows"] = others[:first] + fresh + others[first:]
+    report["elman"], report["elman_date"] = elman_tree, datetime.date.today().isoformat()
+    write_report(report, out)
     return 0
 
 

@@ -45,6 +45,15 @@ def git_commit(path: Path) -> str | None:
     return proc.stdout.strip()
 
 
+def checkout_state(path: Path) -> dict[str, object]:
+    """The commit of the git checkout at ``path`` and the tracked files changed since
+    (elman's own tree, recorded with the numbers it produced)."""
+    proc = subprocess.run(["git", "-C", str(path), "status", "--porcelain",
+                           "--untracked-files=no"], capture_output=True, text=True, check=False)
+    changed = sorted(line[3:] for line in proc.stdout.splitlines()) if proc.returncode == 0 else []
+    return {"commit": git_commit(path), "changed_files": changed}
+
+
 def _resolve(path: Path, rev: str) -> str | None:
     proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--verify", "-q",
                            f"{rev}^{{commit}}"], capture_output=True, text=True, check=False)
