@@ -102,6 +102,8 @@ def test_refresh_elman_replaces_only_elmans_rows(bm_run, tmp_path, capsys):
         assert new["instructions_per_step"] == old["instructions_per_step"] - 1000
         assert new["check"]["mismatches"] == 0
     assert fresh["elman"]["commit"] != "0" * 40 and fresh["elman_date"]
+    assert fresh["peers_elman"]["commit"] == "0" * 40  # what the peers' rows ran with
+    assert "the peers' with elman 000000000000" in markdown.provenance(fresh)
     # another number of test sequences is another measurement: refused
     capsys.readouterr()
     assert peers_run.main([str(bm_run), "--sequences", "2", "--refresh-elman", str(out)]) == 1

@@ -102,6 +102,9 @@ def provenance(report: dict[str, Any]) -> str:
         elman += f" (with uncommitted changes in {', '.join(folders)})"
     if report.get("elman_date") and report["elman_date"] != report["date"]:
         elman += f", its rows measured {report['elman_date']}"
+    if report.get("peers_elman"):  # elman's rows measured again by --refresh-elman
+        elman += (" (its rows measured again; the peers' with elman "
+                  f"{short(report['peers_elman'].get('commit'))})")
     peers = []
     for peer, src in report.get("sources", {}).items():
         text = f"{peer} {short(src.get('commit'))}"

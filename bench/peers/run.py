@@ -354,6 +354,8 @@ def refresh_elman(path: Path, out: Path, model, elman_tree: dict[str, Any]) -> i
     first = report["rows"].index(old[0])
     others = [r for r in report["rows"] if r["peer"] != "elman"]
     report["rows"] = others[:first] + fresh + others[first:]
+    # the peers' rows (TFLM's compared with elman's simulator) keep the elman they ran with
+    report.setdefault("peers_elman", report.get("elman"))
     report["elman"], report["elman_date"] = elman_tree, datetime.date.today().isoformat()
     write_report(report, out)
     return 0
