@@ -98,8 +98,9 @@ def provenance(report: dict[str, Any]) -> str:
     tree = report.get("elman") or {}
     elman = short(tree.get("commit")) if tree else "commit not recorded"
     if tree.get("changed_files"):
-        folders = sorted({str(Path(f).parent) for f in tree["changed_files"]})
-        elman += f" (with uncommitted changes in {', '.join(folders)})"
+        changed = tree["changed_files"]
+        where = changed if len(changed) <= 3 else sorted({str(Path(f).parent) for f in changed})
+        elman += f" (with uncommitted changes to {', '.join(where)})"
     if report.get("elman_date") and report["elman_date"] != report["date"]:
         elman += f", its rows measured {report['elman_date']}"
     if report.get("peers_elman"):  # elman's rows measured again by --refresh-elman
