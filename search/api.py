@@ -27,11 +27,9 @@ from typing import Any, TextIO
 
 from elman.search import space
 from elman.search.budget import Budget
-from elman.search.footprint import estimate
 from elman.search.trial import TRIALS_DIR
 
 from elman import __version__
-from elman.commands import command_line
 from elman.errors import ElmanError
 from elman.files import dumps_json, staged_outputs
 from elman.run_lock import locked
@@ -61,6 +59,7 @@ class SearchOptions:
     min_lr: float = 1e-3
     max_lr: float = 1e-2
     seed: int = 0
+    states: str = ",".join(space.STATES)  # state widths searched: int8, int16 or both
 
 
 def _check(options: SearchOptions) -> Budget:
@@ -83,21 +82,44 @@ def stored_config(options: SearchOptions, budget: Budget) -> dict[str, Any]:
             "epochs": options.epochs, "min_units": options.min_units,
             "max_units": options.max_units, "max_layers": options.max_layers,
             "min_lr": options.min_lr,
-            "max_lr": options.max_lr, "seed": options.seed, "elman": __version__}
+            "max_lr": options.max_lr, "seed": options.seed,
+            "states": list(space.parse_states(options.states)),
+            "states_requested": list(space.parse_states(options.states)),
+            "elman": __version__}
+
+
+def usable_states(ctx: Any, err: TextIO) -> tuple[str, ...]:
+    """The requested state widths whose smallest model builds on the target and is
+    bit-exact there (a core whose kernels lack one width drops it, said on ``err``)."""
+    from elman.errors import ToolchainError, VerificationError
+
+    usable = []
+    smallest = space.smallest_shapes(ctx.limits, ctx.data.task)[0]
+    for state in ctx.limits.states:
+        try:
+            ctx.estimate({**smallest, "state": state})
+        except (ToolchainError, VerificationError) as exc:
+            reason = str(exc).strip().splitlines()[0]
+            print(f"state {state} is not searched: it does not build on {ctx.budget.cpu} "
+                  f"({reason})", file=err, flush=True)
+        else:
+            usable.append(state)
+    if not usable:
+        raise ElmanError(f"no state width of --states {','.join(ctx.limits.states)} builds on "
+                         f"{ctx.budget.cpu}")
+    return tuple(usable)
 
 
 def check_space_fits(ctx: Any) -> None:
     """Refuse a budget that even the smallest model of the space exceeds (no trial run)."""
     found = []
     for params in space.smallest_shapes(ctx.limits, ctx.data.task):
-        est = estimate(ctx.shape(params), cpu=ctx.budget.cpu, opt=ctx.opt,
-                       profile=params["profile"])
-        low = est.lower_bound()
-        if not ctx.budget.exceeded(low.flash, low.ram, low.instructions_per_step_max):
+        est = ctx.estimate(params)
+        if not ctx.budget.exceeded(est.lower_bound()):
             return
         found.append((params, est))
     params, est = min(found, key=lambda pe: pe[1].flash)
-    over = ctx.budget.exceeded(est.flash, est.ram, est.instructions_per_step_max)
+    over = ctx.budget.exceeded(est)
     raise ElmanError(
         f"no model in the search space fits {ctx.budget.describe()}: the smallest "
         f"({space.describe(params)}) needs {'; '.join(over)} (measured on a random-weight "
@@ -156,14 +178,20 @@ def search_run(search_dir: Path | str, options: SearchOptions, *, out: TextIO | 
     from elman.search.validation import carve
     from elman.search.worker import context
 
+    from elman.commands import command_line  # elman.commands registers this module's CLI
+
     out, err = out or sys.stdout, err or sys.stderr
     search_dir = Path(search_dir)
     budget = _check(options)
     config = stored_config(options, budget)
     data = carve(options.data)
     ctx = context(config, search_dir, data)
-    print(f"elman search: {options.data} on {budget.describe()}; objective: int8 "
-          f"validation {data.metric_name} ({data.description})", file=err, flush=True)
+    print(f"elman search: {options.data} on {budget.describe()}; objective: the quantized "
+          f"model's validation {data.metric_name} ({data.description})", file=err, flush=True)
+    states = usable_states(ctx, err)
+    if list(states) != config["states"]:
+        config = {**config, "states": list(states)}
+        ctx = context(config, search_dir, data)
     check_space_fits(ctx)
     if search_dir.exists() and not search_dir.is_dir():
         raise ElmanError(f"{search_dir} is not a directory")
@@ -177,6 +205,9 @@ def search_run(search_dir: Path | str, options: SearchOptions, *, out: TextIO | 
                              "empty directory for a new search")
         url = studies.local_url(search_dir) if local else options.storage
         storage = studies.open_storage(url)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the table says what happens
         study = studies.open_study(storage, options.study, direction=data.direction,
                                    config=config, trials=options.trials,
                                    epochs=options.epochs, seed=None)

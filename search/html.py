@@ -1,6 +1,6 @@
 """``SEARCH_DIR/search.html``: the Pareto fronts and every trial, in one self-contained page.
 
-Three plots (the int8 validation metric against flash, RAM and latency), each
+Three plots (the quantized model's validation metric against flash, RAM and latency), each
 with every trained trial (fits: filled; over the budget: hollow), the Pareto
 front as a line, the budget as a dashed line and the best trial circled; then
 the table of all trials. Pictures are PNG ``data:`` URIs and the page's

@@ -3,9 +3,11 @@
 Every trial of the study becomes one entry of ``trials``: its parameters, its
 state (``complete``, ``pruned``, ``failed``, ``rejected`` when its model could
 not fit and it was never trained, ``interrupted`` when its process was stopped
-or killed and its slot ran again, ``running``, ``waiting``), the int8
-validation ``metric``, and ``flash``, ``ram``, ``instructions_per_step``,
-``instructions_per_step_max`` and ``latency_us``: measured by ``elman mcu`` on
+or killed and its slot ran again, ``running``, ``waiting``), the quantized
+model's validation ``metric`` (int8, or the int16 state), and ``flash``,
+``ram``, ``instructions_per_step``, ``instructions_per_step_max``,
+``cycles_per_step_max`` (the target registry's cycle model on the slowest step)
+and ``latency_us`` (those cycles at ``--clock``): measured by ``elman mcu`` on
 the trial's run directory for a trained trial (``footprint: measured``), else
 those of a random-weight model of its shape (``footprint: estimated``).
 ``best`` is the complete trial that fits the budget with the best metric
@@ -27,7 +29,8 @@ from optuna.trial import FrozenTrial, TrialState
 REPORT_JSON = "search_report.json"
 BEST_DIR = "best"
 REPORT_FORMAT = "elman-search-report/1"
-FIELDS = ("flash", "ram", "instructions_per_step", "instructions_per_step_max", "latency_us")
+FIELDS = ("flash", "ram", "instructions_per_step", "instructions_per_step_max",
+          "cycles_per_step_max", "latency_us")
 AXES = (("flash", "flash (B)"), ("ram", "RAM (B)"), ("latency_us", "latency (µs)"))
 
 
@@ -112,7 +115,7 @@ def build_report(study: Any, config: dict[str, Any], *, budget: dict[str, Any],
         "study": study.study_name,
         "options": config,
         "budget": budget,
-        "objective": {"metric": f"int8 validation {metric_name}", "direction": direction,
+        "objective": {"metric": f"quantized validation {metric_name}", "direction": direction,
                       "validation": validation},
         "slots": studies.slot_count(study),
         "counts": counts,
@@ -147,7 +150,7 @@ def _fmt(v: Any, spec: str = ",.0f") -> str:
 
 def table_header() -> str:
     return (f"{'trial':>5} {'state':<9} {'units':>5} {'lyr':>3} {'emb':>3} {'lr':>7} "
-            f"{'bptt':>4} {'profile':<7} {'metric':>7} {'flash':>7} {'RAM':>6} "
+            f"{'bptt':>4} {'profile':<7} {'width':<5} {'metric':>7} {'flash':>7} {'RAM':>6} "
             f"{'instr/step':>10} {'latency':>9} {'time':>5}")
 
 
@@ -160,7 +163,8 @@ def table_row(e: dict[str, Any]) -> str:
     return (f"{e['number']:>5} {e['state']:<9} {_fmt(p.get('units'), 'd'):>5} "
             f"{_fmt(p.get('layers'), 'd'):>3} {_fmt(p.get('embedding'), 'd'):>3} "
             f"{_fmt(p.get('lr'), '.1e'):>7} {_fmt(p.get('bptt'), 'd'):>4} "
-            f"{p.get('profile', '-'):<7} {_fmt(e['metric'], '.3f'):>7} "
+            f"{p.get('profile', '-'):<7} {p.get('state', '-'):<5} "
+            f"{_fmt(e['metric'], '.3f'):>7} "
             f"{marker + _fmt(e['flash']):>7} {marker + _fmt(e['ram']):>6} "
             f"{marker + _fmt(e['instructions_per_step_max']):>10} {marker + lat:>9} "
             f"{_fmt(e.get('seconds'), '.0f'):>4}s")
@@ -169,5 +173,5 @@ def table_row(e: dict[str, Any]) -> str:
 def format_table(report: dict[str, Any]) -> str:
     lines = [table_header()] + [table_row(e) for e in report["trials"]]
     lines.append("(~: a random-weight model of the trial's shape, not trained; instr/step: "
-                 "the slowest step)")
+                 "the slowest step; width: the state's)")
     return "\n".join(lines)

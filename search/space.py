@@ -6,6 +6,11 @@ generation, e.g. the arithmetic profile), whether it changes the model's size
 (those are measured before training), and how Optuna suggests it from the
 search's :class:`SpaceLimits`. Adding a dimension (say int16 state) is one more
 line here, plus reading its value where it is used.
+
+The state width (``state``: ``int8``, or ``int16``: 16x8, ``elman quantize
+--state int16``) is searched like the profile: a ``build`` choice that changes
+flash, RAM and instructions, so its random-weight model is measured before
+training. :data:`STATES` lists the widths; ``--states`` narrows them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,17 @@ from elman.errors import ElmanError
 CLASSIFICATION, TEXT = "classification", "language_model"
 BOTH = (CLASSIFICATION, TEXT)
 PROFILES = ("tflm", "tflite")
+STATES = ("int8", "int16")
+STATE_BITS = {"int8": 8, "int16": 16}
+
+
+def parse_states(text: str) -> tuple[str, ...]:
+    """``int8,int16`` -> ("int8", "int16") in :data:`STATES` order (one clear error else)."""
+    names = [n.strip().lower() for n in str(text).split(",") if n.strip()]
+    bad = [n for n in names if n not in STATES]
+    if bad or not names:
+        raise ElmanError(f"--states {text!r}: a comma-separated list of {', '.join(STATES)}")
+    return tuple(s for s in STATES if s in names)
 
 
 @dataclass(frozen=True)
@@ -35,8 +51,12 @@ class SpaceLimits:
     max_lr: float = 1e-2
     timesteps: int = 0  # classification: training sequence length (bptt windows below it)
     equal_length: bool = True
+    states: tuple[str, ...] = STATES  # state widths tried
 
     def __post_init__(self) -> None:
+        if not self.states or any(s not in STATES for s in self.states):
+            raise ElmanError(f"state widths must be some of {', '.join(STATES)}, "
+                             f"got {self.states}")
         if not 1 <= self.min_units <= self.max_units:
             raise ElmanError(f"--min-units {self.min_units} and --max-units {self.max_units} "
                              "must satisfy 1 <= min <= max")
@@ -85,6 +105,9 @@ DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("profile", BOTH, "build", True,
               lambda t, s, _: t.suggest_categorical("profile", PROFILES),
               lambda s, _: PROFILES),
+    Dimension("state", BOTH, "build", True,
+              lambda t, s, _: t.suggest_categorical("state", s.states),
+              lambda s, _: s.states),  # neither is smaller everywhere (int16: less flash)
 )
 
 

@@ -9,8 +9,9 @@
 3. ``train_run`` trains into ``SEARCH_DIR/trials/NNNN`` on the training data
    minus the validation split, reporting the float validation metric after
    every epoch so that Optuna's pruner can stop a weak trial;
-4. ``quantize_run`` writes the int8 model; the objective is its validation
-   metric in the bit-exact simulator of the trial's profile;
+4. ``quantize_run`` writes the quantized model (int8, or the int16 state of
+   ``state int16``); the objective is its validation metric in the bit-exact
+   simulator of the trial's profile;
 5. ``mcu_run`` measures flash, RAM and instructions per step on the target
    (the trial's ``mcu_report.json``), which decide whether the trial fits.
 
@@ -28,7 +29,7 @@ from typing import Any
 from elman.search import space
 from elman.search.budget import Budget
 from elman.search.footprint import Footprint, ModelShape, estimate, measure
-from elman.search.validation import SearchData, float_metric, int8_metric
+from elman.search.validation import SearchData, float_metric, quantized_metric
 
 from elman import rundir
 from elman.errors import ElmanError
@@ -59,7 +60,8 @@ class TrialContext:
         return ModelShape(task=self.data.task, input_dim=params.get("embedding") or channels,
                           output_dim=outputs, units=params["units"],
                           layers=params.get("layers", 1), vocab_size=vocab,
-                          every_step=True if per_step else None)
+                          every_step=True if per_step else None,
+                          state_bits=space.STATE_BITS[params.get("state", "int8")])
 
     def estimate(self, params: dict[str, Any]) -> Footprint:
         key = space.shape_of(params, self.data.task)
@@ -73,7 +75,7 @@ class TrialContext:
 
 
 def footprint_attrs(fp: Footprint, budget: Budget) -> dict[str, Any]:
-    return {**fp.to_dict(), "latency_us": budget.latency_of(fp.instructions_per_step_max)}
+    return {**fp.to_dict(), "latency_us": budget.latency_of(fp)}
 
 
 def set_constraints(trial: Any, violations: dict[str, float]) -> None:
@@ -116,9 +118,9 @@ def _run_trial(trial: Any, ctx: TrialContext) -> float:
     trial.set_user_attr("host", socket.gethostname())
     est = timed("estimate", lambda: ctx.estimate(params))
     trial.set_user_attr("estimate", footprint_attrs(est, budget))
-    estimated = budget.violations(est.flash, est.ram, est.instructions_per_step_max)
+    estimated = budget.violations(est)
     low = est.lower_bound()
-    over = budget.exceeded(low.flash, low.ram, low.instructions_per_step_max)
+    over = budget.exceeded(low)
     if over:
         trial.set_user_attr("rejected", "; ".join(over))
         set_constraints(trial, estimated)
@@ -142,17 +144,16 @@ def _run_trial(trial: Any, ctx: TrialContext) -> float:
                          baseline=False)
     timed("train", lambda: train_run(ctx.data.train, run_dir, config, progress=False,
                                      on_epoch=on_epoch))
-    timed("quantize", lambda: quantize_run(run_dir, progress=False))
+    timed("quantize", lambda: quantize_run(run_dir, progress=False, state=build["state"]))
     ir = read_ir(run_dir / rundir.MODEL_TFLITE)
-    metric = timed("int8_metric", lambda: int8_metric(ir, profile, ctx.data))
+    metric = timed("quantized_metric", lambda: quantized_metric(ir, profile, ctx.data))
     measured = timed("mcu", lambda: measure(run_dir, cpu=budget.cpu, opt=ctx.opt,
                                             profile=profile))
     trial.set_user_attr("metric", metric)
     trial.set_user_attr("measured", footprint_attrs(measured, budget))
     trial.set_user_attr("bound_held", measured.at_least(low))
-    set_constraints(trial, budget.violations(measured.flash, measured.ram,
-                                             measured.instructions_per_step_max))
-    exceeded = budget.exceeded(measured.flash, measured.ram, measured.instructions_per_step_max)
+    set_constraints(trial, budget.violations(measured))
+    exceeded = budget.exceeded(measured)
     trial.set_user_attr("feasible", not exceeded)
     if exceeded:
         trial.set_user_attr("over_budget", "; ".join(exceeded))

@@ -8,8 +8,9 @@ rest of the training split, ``data_spec.json`` names the same data source (with
 the normalization of the part trained on), and later stages (``elman run
 --from quantize``) report on the real test split as usual.
 
-The search's objective is the **int8** model's metric on the validation split
-(:func:`int8_metric`, the bit-exact simulator of the chosen profile);
+The search's objective is the quantized model's (int8, or the int16 state's)
+metric on the validation split
+(:func:`quantized_metric`, the bit-exact simulator of the chosen profile);
 per-epoch pruning uses the float model's metric on it (:func:`float_metric`).
 """
 
@@ -134,8 +135,9 @@ def float_metric(trainer: Any, data: SearchData) -> float:
     return float((logits.argmax(axis=-1) == data.y_val).mean())
 
 
-def int8_metric(ir: Any, profile: str, data: SearchData) -> float:
-    """The int8 model's validation metric, computed by the bit-exact simulator."""
+def quantized_metric(ir: Any, profile: str, data: SearchData) -> float:
+    """The quantized model's validation metric (int8 or int16 state), computed by the
+    bit-exact simulator of ``profile``."""
     from elman.runtime.simulator import Simulator
 
     sim = Simulator(ir, profile)

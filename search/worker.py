@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from elman.search import space
 from elman.search import study as studies
 from elman.search.budget import Budget
 from elman.search.space import SpaceLimits
@@ -39,7 +40,8 @@ def context(config: dict[str, Any], search_dir: Path, data: SearchData | None = 
         max_layers=config["max_layers"],
         min_lr=config["min_lr"], max_lr=config["max_lr"],
         timesteps=getattr(train, "timesteps", 0),
-        equal_length=getattr(train, "equal_length", True))
+        equal_length=getattr(train, "equal_length", True),
+        states=tuple(config.get("states", space.STATES)))
     budget = Budget(cpu=config["cpu"], flash=config["flash"], ram=config["ram"],
                     latency_us=config["latency_us"], clock_hz=config["clock_hz"])
     return TrialContext(data=data, budget=budget, limits=limits, opt=config["opt"],

@@ -365,4 +365,5 @@ def run_qemu(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, profile: s
         stack_bytes=int(stack_lines[-1].split()[1], 16), sizes=image.sizes.to_dict(),
         by_function=by_function,
         cycles_per_step=None if trace is None else sum(trace.cycles) / n,
+        cycles_max=None if trace is None else max(trace.cycles, default=0.0),
     )

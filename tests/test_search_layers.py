@@ -49,7 +49,7 @@ def test_a_stacked_trial_is_trained_measured_and_within_its_estimate(tmp_path):
                        opt="O2", epochs=2, search_dir=tmp_path / "search")
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"units": 6, "layers": 3, "lr": 5e-3, "bptt": 0,
-                         "profile": "tflite"})
+                         "profile": "tflite", "state": "int8"})
     trial = study.ask()
     metric = run_trial(trial, ctx)
     assert trial.params["layers"] == 3 and 0.0 <= metric <= 1.0

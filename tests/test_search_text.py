@@ -25,8 +25,8 @@ def test_a_text_trial_trains_quantizes_and_scores_int8_perplexity(tmp_path):
     assert data.direction == "minimize" and data.metric_name == "perplexity"
     assert len(data.ids_val) >= 1000
     ctx = TrialContext(data=data, budget=Budget(cpu="cortex-m0plus", flash=200 * 1024),
-                       limits=SpaceLimits(min_units=8, max_units=16), opt="O2", epochs=1,
-                       search_dir=tmp_path / "search")
+                       limits=SpaceLimits(min_units=8, max_units=16, states=("int8",)),
+                       opt="O2", epochs=1, search_dir=tmp_path / "search")
     # a seeded sampler: the trial's shape (and so its one-epoch perplexity) is the same on
     # every run; an unseeded one drew a model that one epoch left at uniform (82.07 > 82)
     study = optuna.create_study(direction="minimize",

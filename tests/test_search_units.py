@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 from elman.search import space
-from elman.search.budget import Budget, cycles_per_instruction, latency_us, parse_size
+from elman.search.budget import Budget, latency_us, parse_size
 from elman.search.footprint import Footprint, ModelShape, estimate
 from elman.search.report import choose_best, pareto_front
 from elman.search.study import open_storage, open_study, redact
@@ -28,38 +28,51 @@ def test_bad_sizes_are_one_clear_error(text):
         parse_size(text)
 
 
-def test_budget_parses_times_and_clocks_and_computes_latency():
+def _fp(flash, ram, cycles, instructions=1000):
+    return Footprint(flash=flash, ram=ram, instructions_per_step=float(instructions),
+                     instructions_per_step_max=instructions, cycles_per_step_max=cycles)
+
+
+def test_budget_parses_times_and_clocks_and_computes_latency_from_cycles():
     b = Budget.parse("cortex-m0plus", "32K", "4K", "2ms", "64MHz")
     assert (b.flash, b.ram, b.latency_us, b.clock_hz) == (32768, 4096, 2000.0, 64e6)
-    cpi = cycles_per_instruction("cortex-m0plus")
-    assert b.latency_of(64_000) == pytest.approx(64_000 * cpi / 64.0)
-    assert latency_us(1000, "cortex-m4", None) is None
-    assert b.exceeded(30000, 4000, 1000) == []
-    over = b.exceeded(40000, 5000, 10**6)
+    # latency = the target's cycle model on the slowest step / clock
+    assert b.latency_of(_fp(1, 1, 64_000.0)) == pytest.approx(1000.0)
+    assert latency_us(1000.0, None) is None and latency_us(None, 64e6) is None
+    assert b.exceeded(_fp(30000, 4000, 1000.0)) == []
+    over = b.exceeded(_fp(40000, 5000, 10.0**6))
     assert [o.split()[0] for o in over] == ["flash", "RAM", "latency"]
-    v = b.violations(40000, 2048, 10)
+    assert "1,000,000 cycles" in over[2]
+    v = b.violations(_fp(40000, 2048, 10.0))
     assert v["flash"] == pytest.approx((40000 - 32768) / 32768) and v["ram"] < 0
+    assert Budget.parse("cortex-m4", None, None, None, "1.5GHz").clock_hz == 1.5e9
+    # the report names the registry's cycle model of the core
+    assert b.to_dict()["cycle_model"]["name"] == "cortex-m0plus"
 
 
 def test_budget_refuses_latency_without_clock_and_unknown_cores():
     with pytest.raises(ElmanError, match="--latency needs --clock"):
         Budget.parse("cortex-m4", None, None, "1ms", None)
-    with pytest.raises(ElmanError, match="no cycle model"):
+    with pytest.raises(ElmanError, match="unknown cpu 'cortex-a53'; known targets: .*rv32imc"):
         Budget.parse("cortex-a53", None, None, None, None)
+    with pytest.raises(ElmanError, match="--clock"):
+        Budget.parse("cortex-m4", None, None, None, "fast")
 
 
 def test_space_suggests_every_dimension_of_the_task_and_lists_the_smallest_models():
     limits = space.SpaceLimits(min_units=3, max_units=20, timesteps=100)
     trial = optuna.create_study().ask()
     params = space.suggest(trial, limits, space.CLASSIFICATION)
-    assert set(params) == {"units", "layers", "lr", "bptt", "profile"}
+    assert set(params) == {"units", "layers", "lr", "bptt", "profile", "state"}
+    assert params["state"] in ("int8", "int16")
     assert 3 <= params["units"] <= 20 and params["bptt"] in (0, 25, 50)
     train, build = space.split(params, space.CLASSIFICATION)
-    assert set(build) == {"profile"} and "units" in train
+    assert set(build) == {"profile", "state"} and "units" in train
     text = space.suggest(optuna.create_study().ask(), limits, space.TEXT)
     assert "embedding" in text and text["bptt"] in (16, 32, 64)
     smallest = space.smallest_shapes(limits, space.CLASSIFICATION)
-    assert smallest == [{"units": 3, "layers": 1, "profile": p} for p in space.PROFILES]
+    assert smallest == [{"units": 3, "layers": 1, "profile": p, "state": w}
+                        for p in space.PROFILES for w in space.STATES]
     assert space.SpaceLimits(timesteps=100, equal_length=False).bptt_choices(
         space.CLASSIFICATION) == (0,)
     with pytest.raises(ElmanError, match="--min-units"):
@@ -136,6 +149,8 @@ def test_study_holds_exactly_the_requested_slots_and_refuses_other_options(tmp_p
 
 def test_footprint_lower_bound_margins():
     fp = Footprint(flash=10000, ram=1000, instructions_per_step=5000.0,
-                   instructions_per_step_max=5100)
+                   instructions_per_step_max=5100, cycles_per_step_max=7000.0)
     low = fp.lower_bound()
     assert low.flash == 9200 and low.ram == 900 and low.instructions_per_step_max == 4590
+    assert low.cycles_per_step_max == pytest.approx(6300.0)
+    assert fp.at_least(low) and not _fp(10000, 1000, 6000.0, 5100).at_least(low)

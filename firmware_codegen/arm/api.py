@@ -87,6 +87,7 @@ def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any,
                    / ir.state_bytes, 1),
         "instructions_by_function": {k: round(v, 1) for k, v in run.by_function.items()},
         "cycles_per_step": None if run.cycles_per_step is None else round(run.cycles_per_step, 1),
+        "cycles_per_step_max": None if run.cycles_max is None else round(run.cycles_max, 1),
         "cycles_per_mac": None if run.cycles_per_step is None
         else round(run.cycles_per_step / ir.macs_per_step, 3),
         "clock_hz": clock_hz,

@@ -57,6 +57,7 @@ class EmulatedRun:
     sizes: dict[str, int]
     by_function: dict[str, float] = field(default_factory=dict)  # mean per step
     cycles_per_step: float | None = None  # the target's cycle model (an estimate), mean
+    cycles_max: float | None = None  # the same model's cycles of the slowest step
 
     def microseconds_per_step(self, clock_hz: float) -> float | None:
         if self.cycles_per_step is None:
@@ -91,6 +92,7 @@ class EmulatedRun:
             "by_function": {k: round(v, 2) for k, v in self.by_function.items()},
             "cycles_per_step": None if self.cycles_per_step is None
             else round(self.cycles_per_step, 1),
+            "cycles_max": None if self.cycles_max is None else round(self.cycles_max, 1),
         }
 
 
@@ -191,7 +193,7 @@ def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool
     y_addr = m.address("armharness_y") if out_dim else 0
     step_fn = f"{prefix}_step_token" if tokens else f"{prefix}_step"
     counts: list[int] = []
-    cycles = 0.0
+    cycles: list[float] = []
     totals: dict[str, int] = {}
     for b in range(batch):
         m.call(f"{prefix}_reset", state)
@@ -207,7 +209,7 @@ def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool
             if y is not None:
                 y[b, t] = np.frombuffer(m.read(y_addr, out_dim * dtype.itemsize), dtype)
             counts.append(res.instructions)
-            cycles += res.cycles or 0.0
+            cycles.append(res.cycles or 0.0)
             for name, n in res.by_function.items():
                 totals[name] = totals.get(name, 0) + n
     n_steps = max(len(counts), 1)
@@ -220,5 +222,6 @@ def _execute(ir: QuantizedModel, m: Machine, inputs: np.ndarray, *, tokens: bool
         matvec_instructions_per_step=sum(kernel) / n_steps if kernel else None,
         stack_bytes=m.stack_high_water(), sizes=m.image.sizes.to_dict(),
         by_function={k: v / n_steps for k, v in sorted(totals.items())},
-        cycles_per_step=cycles / n_steps if counts else None,
+        cycles_per_step=sum(cycles) / n_steps if counts else None,
+        cycles_max=max(cycles) if counts else None,
     )
