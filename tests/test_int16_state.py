@@ -333,6 +333,9 @@ def test_elman_run_state_int16_on_basicmotions_is_bit_exact_everywhere(bm_run, t
     result = CliRunner().invoke(app, ["run", "--from", "quantize", "--state", "int16", "--quiet",
                                       "--cpu", "cortex-m4", str(run)])
     assert result.exit_code == 0, result.output
+    assert "int8 vs int16 state" in result.output  # the summary's side-by-side table
+    assert "16x8 step model (int16 state)" in result.output
+    assert "(int16 h and y of every step)" in result.output
     ir = read_ir(run / "model_int8.tflite")
     assert ir.state_quant == STATE_QUANT_16
     quant = json.loads((run / "quant_report.json").read_text())
