@@ -139,9 +139,9 @@ int main(void)
             return 2;
         }
     }
-    for (i = 0; i < (int)LEFT_STATE_BYTES; ++i) printf("%d ", a.h[i]);
+    for (i = 0; i < (int)LEFT_STATE_SIZE; ++i) printf("%d ", a.h[i]);
     printf("\n");
-    for (i = 0; i < (int)RIGHT_STATE_BYTES; ++i) printf("%d ", b.h[i]);
+    for (i = 0; i < (int)RIGHT_STATE_SIZE; ++i) printf("%d ", b.h[i]);
     printf("\n%u %u\n", (unsigned)left_argmax(y_left), (unsigned)right_argmax(y_right));
     return right_step_token(&b, (uint16_t)RIGHT_VOCAB_SIZE, y_right) == -1 ? 0 : 3;
 }

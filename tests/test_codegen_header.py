@@ -37,8 +37,8 @@ int main(void)
     float probabilities[USER_OUTPUT_DIM];
     size_t i;
     int label;
-    printf("%s %s %d %d %d %d\n", USER_VERSION, USER_MODEL_SHA256, USER_WINDOW_STEPS,
-           USER_NUM_LAYERS, USER_STATE_BYTES, USER_NUM_LABELS);
+    printf("%s %s %d %d %d %d %d\n", USER_VERSION, USER_MODEL_SHA256, USER_WINDOW_STEPS,
+           USER_NUM_LAYERS, USER_STATE_SIZE, USER_STATE_BYTES, USER_NUM_LABELS);
     for (;;) {
         for (i = 0; i < USER_WINDOW_STEPS * USER_INPUT_DIM; ++i) {
             if (scanf("%f", &window[i]) != 1) {
@@ -93,7 +93,7 @@ def test_user_main_classifies_like_the_simulator():
     rng = np.random.default_rng(5)
     raw = (rng.normal(0, 1.5, size=(60, 12, 4)) * ir.norm_std + ir.norm_mean).astype(np.float32)
     first, labels, names, probabilities = _run_user_main(ir, raw)
-    assert first == [__version__, ir.source_sha256, "12", "2", "15", "5"]
+    assert first == [__version__, ir.source_sha256, "12", "2", "15", "15", "5"]
     want_labels, want_p = _expected(ir, raw)
     np.testing.assert_array_equal(labels, want_labels)
     assert len(set(labels.tolist())) > 1  # not a constant answer
@@ -179,29 +179,56 @@ def test_encoder_stops_at_max_tokens():
 
 
 CROSS_MAIN = r"""
+#include <string.h>
 #include "user_model.h"
+
+/* the state's macros: USER_STATE_SIZE values, USER_STATE_BYTES bytes (int16 state: twice) */
+typedef char state_size_is_the_array_length[
+    sizeof(((user_state_t *)0)->h) / sizeof(((user_state_t *)0)->h[0]) == USER_STATE_SIZE ? 1 : -1];
+typedef char state_bytes_are_bytes[sizeof(((user_state_t *)0)->h) == USER_STATE_BYTES ? 1 : -1];
 
 volatile int answer;
 volatile float certainty;
+unsigned char saved[USER_STATE_BYTES]; /* e.g. a state kept across deep sleep */
 
 int main(void)
 {
     static float window[USER_WINDOW_STEPS * USER_INPUT_DIM];
     float probabilities[USER_OUTPUT_DIM];
+    user_state_t state;
     size_t i;
     for (i = 0; i < USER_WINDOW_STEPS * USER_INPUT_DIM; ++i) {
         window[i] = (float)(i % 7u) * 0.25f;
     }
+    user_reset(&state);
+    memcpy(saved, state.h, USER_STATE_BYTES);
     answer = user_classify(window, USER_WINDOW_STEPS, probabilities);
     certainty = probabilities[answer];
-    return user_labels[answer][0] == '\0';
+    return user_labels[answer][0] == '\0' || saved[USER_STATE_BYTES - 1] != 0;
 }
 """
 
 
+@pytest.mark.parametrize("state_bits", [8, 16])
+def test_state_macros_count_values_and_bytes(state_bits):
+    """<P>_STATE_SIZE is the state's length in values, <P>_STATE_BYTES its size in bytes: equal
+    for the int8 state, twice the values for the int16 state."""
+    ir = random_model(4, (8, 5), 3, seed=4, window_steps=20, state_bits=state_bits)
+    main = ('#include <stdio.h>\n#include "user_model.h"\nint main(void) { user_state_t s; '
+            'printf("%d %d %d\\n", USER_STATE_SIZE, USER_STATE_BYTES, (int)sizeof s.h); '
+            "return 0; }\n")
+    exe = compile_program({**generate_c(ir, prefix="user"), "main.c": main},
+                          ["main.c", "user_model.c"])
+    size, nbytes, sizeof_h = (int(v) for v in run_program(exe, b"", []).stdout.split())
+    assert size == 13
+    assert nbytes == sizeof_h == size * state_bits // 8
+
+
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
-def test_user_main_builds_for_cortex_m0plus(tmp_path):
-    ir = random_model(4, 8, 3, seed=4, window_steps=20, labels=("a", "b", "c"))
+@pytest.mark.parametrize("state_bits", [8, 16])
+def test_user_main_builds_for_cortex_m0plus(tmp_path, state_bits):
+    ir = random_model(4, 8, 3, seed=4, window_steps=20, labels=("a", "b", "c"),
+                      state_bits=state_bits)
     _write(tmp_path, {**generate_c(ir, prefix="user"), "main.c": CROSS_MAIN})
     elf = tmp_path / "user.elf"
     subprocess.run(["arm-none-eabi-gcc", *M0PLUS, *USER_FLAGS, *STRICT_FLAGS, "-O2",
@@ -214,8 +241,10 @@ def test_user_main_builds_for_cortex_m0plus(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
-def test_user_main_as_cpp(tmp_path):
-    ir = random_model(4, 8, 3, seed=4, window_steps=20, labels=("a", "b", "c"))
+@pytest.mark.parametrize("state_bits", [8, 16])
+def test_user_main_as_cpp(tmp_path, state_bits):
+    ir = random_model(4, 8, 3, seed=4, window_steps=20, labels=("a", "b", "c"),
+                      state_bits=state_bits)
     _write(tmp_path, {**generate_c(ir, prefix="user"), "main.cpp": CROSS_MAIN})
     objs = []
     for unit in ("user_model.c", "user_io.c"):

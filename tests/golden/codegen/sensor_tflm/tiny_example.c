@@ -22,7 +22,7 @@ static const int8_t tiny_example_inputs[TINY_EXAMPLE_STEPS * TINY_INPUT_DIM] = {
 };
 
 /* ... and what elman's simulator (tflm profile) computes for it after the last step. */
-static const int8_t tiny_example_h[TINY_STATE_BYTES] = {
+static const int8_t tiny_example_h[TINY_STATE_SIZE] = {
     -99, -99, 127, -49,
 };
 static const int8_t tiny_example_y[TINY_OUTPUT_DIM] = {
@@ -41,7 +41,7 @@ int main(void)
         int8_t *out = (t + 1 == TINY_EXAMPLE_STEPS) ? y : NULL;
         tiny_step(&state, &tiny_example_inputs[t * TINY_INPUT_DIM], out);
     }
-    for (i = 0; i < TINY_STATE_BYTES; ++i) {
+    for (i = 0; i < TINY_STATE_SIZE; ++i) {
         mismatches += state.h[i] != tiny_example_h[i];
     }
     for (i = 0; i < TINY_OUTPUT_DIM; ++i) {

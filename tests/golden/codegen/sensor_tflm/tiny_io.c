@@ -91,7 +91,7 @@ int tiny_classify(const float *x, size_t steps, float *probabilities)
 void tiny_dequantize_state(const tiny_state_t *state, float *out)
 {
     size_t i;
-    for (i = 0; i < TINY_STATE_BYTES; ++i) {
+    for (i = 0; i < TINY_STATE_SIZE; ++i) {
         out[i] = TINY_STATE_SCALE * (float)((int32_t)state->h[i] - TINY_STATE_ZERO_POINT);
     }
 }

@@ -816,7 +816,7 @@ static void tiny_head(const int8_t *state_h, int8_t *y)
 void tiny_reset(tiny_state_t *state)
 {
     size_t i;
-    for (i = 0; i < TINY_STATE_BYTES; ++i) {
+    for (i = 0; i < TINY_STATE_SIZE; ++i) {
         state->h[i] = 0;
     }
 }

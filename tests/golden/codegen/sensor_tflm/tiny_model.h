@@ -43,7 +43,7 @@ extern "C" {
  * state and x must not be NULL (nor y where a function says so); y may be NULL to skip the
  * head. None of these functions allocate, block or keep a pointer after they return.
  *
- * RAM: the caller's state (TINY_STATE_BYTES bytes, every layer's h). During a step the stack
+ * RAM: the caller's state (TINY_STATE_BYTES bytes: TINY_STATE_SIZE int8 values, every layer's h). During a step the stack
  * holds the kernel's copy of the vector a layer reads (x, then each layer's previous state and the
  * state of the layer below): as int16 on cores with the DSP extension (Cortex-M4/M7), else as
  * int8, each rounded up to 4 values; besides them only fixed-size locals (4 + 4 int32 sums, since
@@ -56,7 +56,8 @@ extern "C" {
 #define TINY_NUM_LAYERS 1
 #define TINY_LAYER1_UNITS 4
 #define TINY_LAYER1_STATE_OFFSET 0 /* where layer 1's h lies in the state */
-#define TINY_STATE_BYTES 4 /* the whole state: every layer's h, in layer order */
+#define TINY_STATE_SIZE 4 /* values in the whole state: every layer's h, in layer order */
+#define TINY_STATE_BYTES 4 /* bytes of the whole state (sizeof(tiny_state_t) may add padding) */
 #define TINY_OUTPUT_DIM 2 /* 0: the model has no head */
 #define TINY_HEAD_EVERY_STEP 0 /* 1: an answer at every step; 0: at the end of a window */
 #define TINY_WINDOW_STEPS 100 /* the window length a classifier was trained on; 0: the model streams */
@@ -88,7 +89,7 @@ extern "C" {
 /* The recurrent state, owned by the caller (one per independent stream): layer l's h is
  * h[TINY_LAYERl_STATE_OFFSET .. + TINY_LAYERl_UNITS). */
 typedef struct {
-    int8_t h[TINY_STATE_BYTES];
+    int8_t h[TINY_STATE_SIZE];
 } tiny_state_t;
 
 /* Start a new sequence: every layer's h = 0. */
@@ -132,7 +133,7 @@ void tiny_softmax(const int8_t *y, float *probabilities);
  */
 int tiny_classify(const float *x, size_t steps, float *probabilities);
 
-/* Real value of the whole state (TINY_STATE_BYTES values): out[i] = h[i] / 128. */
+/* Real value of the whole state (TINY_STATE_SIZE values): out[i] = h[i] / 128. */
 void tiny_dequantize_state(const tiny_state_t *state, float *out);
 
 /* ---- names and text (tiny_model.c: integers only, no float helpers needed) --------- */

@@ -22,7 +22,7 @@ static const int8_t deep_example_inputs[DEEP_EXAMPLE_STEPS * DEEP_INPUT_DIM] = {
 };
 
 /* ... and what elman's simulator (tflm profile) computes for it after the last step. */
-static const int8_t deep_example_h[DEEP_STATE_BYTES] = {
+static const int8_t deep_example_h[DEEP_STATE_SIZE] = {
     -50, 73, 73, -38, -19, 76, -93, 106, -47, 127, -79, 127,
 };
 static const int8_t deep_example_y[DEEP_OUTPUT_DIM] = {
@@ -41,7 +41,7 @@ int main(void)
         int8_t *out = (t + 1 == DEEP_EXAMPLE_STEPS) ? y : NULL;
         deep_step(&state, &deep_example_inputs[t * DEEP_INPUT_DIM], out);
     }
-    for (i = 0; i < DEEP_STATE_BYTES; ++i) {
+    for (i = 0; i < DEEP_STATE_SIZE; ++i) {
         mismatches += state.h[i] != deep_example_h[i];
     }
     for (i = 0; i < DEEP_OUTPUT_DIM; ++i) {

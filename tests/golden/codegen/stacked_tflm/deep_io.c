@@ -91,7 +91,7 @@ int deep_classify(const float *x, size_t steps, float *probabilities)
 void deep_dequantize_state(const deep_state_t *state, float *out)
 {
     size_t i;
-    for (i = 0; i < DEEP_STATE_BYTES; ++i) {
+    for (i = 0; i < DEEP_STATE_SIZE; ++i) {
         out[i] = DEEP_STATE_SCALE * (float)((int32_t)state->h[i] - DEEP_STATE_ZERO_POINT);
     }
 }

@@ -1078,7 +1078,7 @@ static void deep_head(const int8_t *state_h, int8_t *y)
 void deep_reset(deep_state_t *state)
 {
     size_t i;
-    for (i = 0; i < DEEP_STATE_BYTES; ++i) {
+    for (i = 0; i < DEEP_STATE_SIZE; ++i) {
         state->h[i] = 0;
     }
 }

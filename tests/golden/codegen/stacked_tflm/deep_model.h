@@ -44,7 +44,7 @@ extern "C" {
  * state and x must not be NULL (nor y where a function says so); y may be NULL to skip the
  * head. None of these functions allocate, block or keep a pointer after they return.
  *
- * RAM: the caller's state (DEEP_STATE_BYTES bytes, every layer's h). During a step the stack
+ * RAM: the caller's state (DEEP_STATE_BYTES bytes: DEEP_STATE_SIZE int8 values, every layer's h). During a step the stack
  * holds the kernel's copy of the vector a layer reads (x, then each layer's previous state and the
  * state of the layer below): as int16 on cores with the DSP extension (Cortex-M4/M7), else as
  * int8, each rounded up to 4 values; besides them only fixed-size locals (4 + 4 int32 sums, since
@@ -61,7 +61,8 @@ extern "C" {
 #define DEEP_LAYER2_STATE_OFFSET 4 /* where layer 2's h lies in the state */
 #define DEEP_LAYER3_UNITS 3
 #define DEEP_LAYER3_STATE_OFFSET 9 /* where layer 3's h lies in the state */
-#define DEEP_STATE_BYTES 12 /* the whole state: every layer's h, in layer order */
+#define DEEP_STATE_SIZE 12 /* values in the whole state: every layer's h, in layer order */
+#define DEEP_STATE_BYTES 12 /* bytes of the whole state (sizeof(deep_state_t) may add padding) */
 #define DEEP_OUTPUT_DIM 2 /* 0: the model has no head */
 #define DEEP_HEAD_EVERY_STEP 1 /* 1: an answer at every step; 0: at the end of a window */
 #define DEEP_WINDOW_STEPS 0 /* the window length a classifier was trained on; 0: the model streams */
@@ -89,7 +90,7 @@ extern "C" {
 /* The recurrent state, owned by the caller (one per independent stream): layer l's h is
  * h[DEEP_LAYERl_STATE_OFFSET .. + DEEP_LAYERl_UNITS). */
 typedef struct {
-    int8_t h[DEEP_STATE_BYTES];
+    int8_t h[DEEP_STATE_SIZE];
 } deep_state_t;
 
 /* Start a new sequence: every layer's h = 0. */
@@ -134,7 +135,7 @@ void deep_softmax(const int8_t *y, float *probabilities);
  */
 int deep_classify(const float *x, size_t steps, float *probabilities);
 
-/* Real value of the whole state (DEEP_STATE_BYTES values): out[i] = h[i] / 128. */
+/* Real value of the whole state (DEEP_STATE_SIZE values): out[i] = h[i] / 128. */
 void deep_dequantize_state(const deep_state_t *state, float *out);
 
 /* ---- names and text (deep_model.c: integers only, no float helpers needed) --------- */

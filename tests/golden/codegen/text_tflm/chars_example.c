@@ -20,7 +20,7 @@ static const uint16_t chars_example_tokens[CHARS_EXAMPLE_STEPS] = {
 };
 
 /* ... and what elman's simulator (tflm profile) computes for it after the last step. */
-static const int8_t chars_example_h[CHARS_STATE_BYTES] = {
+static const int8_t chars_example_h[CHARS_STATE_SIZE] = {
     20, 100, -88,
 };
 static const int8_t chars_example_y[CHARS_OUTPUT_DIM] = {
@@ -41,7 +41,7 @@ int main(void)
             return 2;
         }
     }
-    for (i = 0; i < CHARS_STATE_BYTES; ++i) {
+    for (i = 0; i < CHARS_STATE_SIZE; ++i) {
         mismatches += state.h[i] != chars_example_h[i];
     }
     for (i = 0; i < CHARS_OUTPUT_DIM; ++i) {

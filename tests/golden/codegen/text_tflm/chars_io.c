@@ -42,7 +42,7 @@ void chars_softmax(const int8_t *y, float *probabilities)
 void chars_dequantize_state(const chars_state_t *state, float *out)
 {
     size_t i;
-    for (i = 0; i < CHARS_STATE_BYTES; ++i) {
+    for (i = 0; i < CHARS_STATE_SIZE; ++i) {
         out[i] = CHARS_STATE_SCALE * (float)((int32_t)state->h[i] - CHARS_STATE_ZERO_POINT);
     }
 }

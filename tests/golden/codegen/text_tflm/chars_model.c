@@ -797,7 +797,7 @@ static void chars_head(const int8_t *state_h, int8_t *y)
 void chars_reset(chars_state_t *state)
 {
     size_t i;
-    for (i = 0; i < CHARS_STATE_BYTES; ++i) {
+    for (i = 0; i < CHARS_STATE_SIZE; ++i) {
         state->h[i] = 0;
     }
 }

@@ -41,7 +41,7 @@ extern "C" {
  * state and x must not be NULL (nor y where a function says so); y may be NULL to skip the
  * head. None of these functions allocate, block or keep a pointer after they return.
  *
- * RAM: the caller's state (CHARS_STATE_BYTES bytes, every layer's h). During a step the stack
+ * RAM: the caller's state (CHARS_STATE_BYTES bytes: CHARS_STATE_SIZE int8 values, every layer's h). During a step the stack
  * holds the kernel's copy of the vector a layer reads (x, then each layer's previous state and the
  * state of the layer below): as int16 on cores with the DSP extension (Cortex-M4/M7), else as
  * int8, each rounded up to 4 values; besides them only fixed-size locals (4 + 4 int32 sums, since
@@ -54,7 +54,8 @@ extern "C" {
 #define CHARS_NUM_LAYERS 1
 #define CHARS_LAYER1_UNITS 3
 #define CHARS_LAYER1_STATE_OFFSET 0 /* where layer 1's h lies in the state */
-#define CHARS_STATE_BYTES 3 /* the whole state: every layer's h, in layer order */
+#define CHARS_STATE_SIZE 3 /* values in the whole state: every layer's h, in layer order */
+#define CHARS_STATE_BYTES 3 /* bytes of the whole state (sizeof(chars_state_t) may add padding) */
 #define CHARS_OUTPUT_DIM 5 /* 0: the model has no head */
 #define CHARS_HEAD_EVERY_STEP 1 /* 1: an answer at every step; 0: at the end of a window */
 #define CHARS_WINDOW_STEPS 0 /* the window length a classifier was trained on; 0: the model streams */
@@ -82,7 +83,7 @@ extern "C" {
 /* The recurrent state, owned by the caller (one per independent stream): layer l's h is
  * h[CHARS_LAYERl_STATE_OFFSET .. + CHARS_LAYERl_UNITS). */
 typedef struct {
-    int8_t h[CHARS_STATE_BYTES];
+    int8_t h[CHARS_STATE_SIZE];
 } chars_state_t;
 
 /* Start a new sequence: every layer's h = 0. */
@@ -115,7 +116,7 @@ void chars_dequantize_output(const int8_t *y, float *out);
  */
 void chars_softmax(const int8_t *y, float *probabilities);
 
-/* Real value of the whole state (CHARS_STATE_BYTES values): out[i] = h[i] / 128. */
+/* Real value of the whole state (CHARS_STATE_SIZE values): out[i] = h[i] / 128. */
 void chars_dequantize_state(const chars_state_t *state, float *out);
 
 /* ---- names and text (chars_model.c: integers only, no float helpers needed) --------- */
