@@ -36,6 +36,7 @@ class CycleModel:
     taken_penalty: float
     per_register: float = 1.0  # LDM/STM/PUSH/POP: 1 + per_register * registers
     notes: tuple[str, ...] = field(default_factory=tuple)
+    exact: bool = False  # the emulator counts the cycles itself; this table only documents
 
     def instruction_cycles(self, mnemonic: str, operands: str = "") -> float:
         kind = classify(mnemonic)
@@ -46,7 +47,8 @@ class CycleModel:
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "source": self.source, "costs": dict(self.costs),
-                "taken_penalty": self.taken_penalty, "notes": list(self.notes)}
+                "taken_penalty": self.taken_penalty, "notes": list(self.notes),
+                "exact": self.exact}
 
 
 _ARM_COND = r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?"
@@ -156,4 +158,13 @@ CYCLE_MODELS: dict[str, CycleModel] = {m.name: m for m in (
         {"alu": 1, "mul": 1, "mul_long": 1, "mac": 1, "div": 33, "load": 2, "load_pair": 4,
          "store": 1, "branch": 1, "loop": 1, "vector_load": 1, "vector_mac": 1, "vector": 1},
         taken_penalty=2),
+    CycleModel(
+        "atmega328p", "exact: simavr charges every instruction the cycles of the AVR "
+        "instruction set manual (Microchip DS40002198) for the ATmega328P (avr5, 16-bit PC); "
+        "the table is what it charges: ALU 1, MUL/MULS 2, LD/ST 2, LPM 3, taken branch +1, "
+        "RCALL 3, CALL/RET 4, PUSH 2, POP 2",
+        {"alu": 1, "mul": 2, "mul_long": 2, "mac": 2, "div": 1, "load": 2, "load_pair": 3,
+         "store": 2, "branch": 1, "loop": 1, "vector_load": 1, "vector_mac": 1, "vector": 1},
+        taken_penalty=1, exact=True,
+        notes=("cycles are counted by simavr, not estimated from this table",)),
 )}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from elman.targets.clock import DEFAULT_CLOCK_HZ
 from elman.targets.cycles import CYCLE_MODELS, CycleModel
 
 from elman.errors import ToolchainError
@@ -23,6 +24,8 @@ from elman.errors import ToolchainError
 ARM_HINT = "apt-get install -y --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi"
 RISCV_HINT = "apt-get install -y --no-install-recommends gcc-riscv64-unknown-elf"
 QEMU_HINT = "apt-get install -y --no-install-recommends qemu-system-arm"
+AVR_HINT = "apt-get install -y --no-install-recommends gcc-avr avr-libc"
+SIMAVR_HINT = "apt-get install -y --no-install-recommends simavr libsimavr-dev"
 
 ARM_LINK = ("-nostartfiles", "--specs=nano.specs")
 ARM_LIBS = ("-lm", "-lgcc")
@@ -35,18 +38,22 @@ class Target:
     name: str  # the --cpu value
     title: str
     isa: str  # the architecture, in words
-    arch: str  # "arm" or "riscv": the instruction set the emulator decodes
+    arch: str  # "arm", "riscv" or "avr": the instruction set the emulator decodes
     compiler: str  # the cross gcc (on PATH)
     flags: tuple[str, ...]  # core flags (before -O<level> and the common flags)
-    kernels: str  # "mve", "dsp", "armv6m" or "portable": the matvec path the C selects there
-    emulator: str  # "unicorn" or "qemu"
-    emulator_cpu: str  # unicorn cpu model constant, or "<qemu machine>/<qemu cpu>"
+    kernels: str  # "mve", "dsp", "armv6m", "avr" or "portable": the matvec path the C selects
+    emulator: str  # "unicorn", "qemu" or "simavr"
+    emulator_cpu: str  # unicorn cpu model constant, "<qemu machine>/<qemu cpu>", simavr's mcu
     cycle_model: str  # a key of elman.targets.cycles.CYCLE_MODELS
     install_hint: str
     link_flags: tuple[str, ...] = ARM_LINK
     libs: tuple[str, ...] = ARM_LIBS
     note: str = ""
     c_library: bool = True  # headers of a C library (math.h): the float helpers of _io.c
+    clock_hz: float = DEFAULT_CLOCK_HZ  # the time per step in reports, unless --clock says
+    flash_bytes: int | None = None  # the part's memories, where a model can outgrow them
+    ram_bytes: int | None = None
+    aliases: tuple[str, ...] = ()  # other --cpu names of the entry
 
     @property
     def cycles(self) -> CycleModel:
@@ -61,7 +68,8 @@ class Target:
         return {"name": self.name, "title": self.title, "isa": self.isa,
                 "compiler": self.compiler, "flags": list(self.flags), "kernels": self.kernels,
                 "emulator": self.emulator, "emulator_cpu": self.emulator_cpu,
-                "cycle_model": self.cycles.describe()}
+                "clock_hz": self.clock_hz, "flash_bytes": self.flash_bytes,
+                "ram_bytes": self.ram_bytes, "cycle_model": self.cycles.describe()}
 
 
 ARM_SOFT = ("-mthumb", "-mfloat-abi=soft")
@@ -95,7 +103,14 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            note="freestanding (no C library: the step needs none; the float helpers of "
                 "<prefix>_io.c, which include math.h, are left out of its images); libgcc "
                 "from the rv32im multilib"),
+    Target("atmega328p", "ATmega328P (Arduino Uno)", "AVR (avr5), 8-bit", "avr", "avr-gcc",
+           ("-mmcu=atmega328p",), "avr", "simavr", "atmega328p", "atmega328p",
+           f"{AVR_HINT} && {SIMAVR_HINT}", link_flags=(), libs=(), clock_hz=16_000_000,
+           flash_bytes=32 * 1024, ram_bytes=2 * 1024, aliases=("arduino-uno", "uno"),
+           note="16-bit int; weights and tables in flash (PROGMEM, read with LPM); the "
+                "MULS matrix-vector kernel; simavr counts every cycle (exact, not a model)"),
 )}
+ALIASES: dict[str, str] = {a: t.name for t in TARGETS.values() for a in t.aliases}
 
 
 def target_names() -> tuple[str, ...]:
@@ -103,13 +118,15 @@ def target_names() -> tuple[str, ...]:
 
 
 def known_targets_line() -> str:
-    return ", ".join(f"{t.name} ({t.title})" for t in TARGETS.values())
+    return ", ".join(f"{t.name} ({t.title}" + "".join(f", or {a}" for a in t.aliases) + ")"
+                     for t in TARGETS.values())
 
 
 def get_target(name: str) -> Target:
-    """The entry of ``name``, or one ToolchainError that lists every known target."""
+    """The entry of ``name`` (or of one of its aliases: ``arduino-uno``), or one
+    ToolchainError that lists every known target."""
     try:
-        return TARGETS[name]
+        return TARGETS[ALIASES.get(name, name)]
     except KeyError:
         raise ToolchainError(f"unknown cpu {name!r}; known targets: {known_targets_line()}"
                              ) from None

@@ -1,10 +1,13 @@
-"""The Arduino Uno (ATmega328P): the generated C built with avr-gcc (16-bit int, weights in
-flash through PROGMEM) and run in simavr, bit-exact with the simulator on every step, with
-exact cycle counts; the Arduino package's sketch built by Debian's arduino-builder for the
-Uno and run in simavr, printing PASS."""
+"""The Arduino Uno (ATmega328P) as the ``atmega328p`` entry of the target registry: the
+generated C built with avr-gcc (16-bit int, weights in flash through PROGMEM) and run in
+simavr through ``run_emulated`` / ``elman mcu --cpu atmega328p`` / ``elman verify``,
+bit-exact with the simulator on every step, with exact cycle and instruction counts; the
+Arduino package's sketch built by Debian's arduino-builder for the Uno and run in simavr,
+printing PASS. No simavr process outlives a test."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,16 +17,53 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from elman.firmware_codegen.avr import FLASH_BYTES, RAM_BYTES, run_avr
+from elman.firmware_codegen.arm.emulate import run_emulated, run_emulated_tokens
 from elman.firmware_codegen.generate import example_values, generate_c
 from elman.firmware_codegen.packages import package_files
 from elman.layers.random_model import random_model
 from elman.runtime.simulator import Simulator
+from elman.targets import get_target, known_targets_line
+from elman.targets.simavr import ModelDoesNotFit, fits, model_sizes, run_simavr
+from typer.testing import CliRunner
+
+from elman.cli import app
+from elman.errors import ToolchainError
 
 pytestmark = pytest.mark.skipif(
     shutil.which("avr-gcc") is None or not Path("/usr/include/simavr/sim_avr.h").exists(),
-    reason="needs avr-gcc, avr-libc and libsimavr-dev "
-           "(apt-get install -y gcc-avr avr-libc simavr libsimavr-dev)")
+    reason="needs avr-gcc, avr-libc and libsimavr-dev (scripts/system-deps.sh installs them: "
+           "apt-get install -y gcc-avr avr-libc simavr libsimavr-dev)")
+
+UNO = get_target("atmega328p")
+
+
+def _simavr_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if b"simavr" in Path(cmd.decode(errors="replace")).name.encode():
+                pids.add(int(entry.name))
+    return pids
+
+
+@pytest.fixture(autouse=True)
+def no_simavr_left_behind():
+    before = _simavr_pids()
+    yield
+    left = _simavr_pids() - before
+    assert not left, f"simavr processes left running: {sorted(left)}"
+
+
+def test_the_uno_is_a_registry_entry():
+    assert get_target("arduino-uno") is UNO is get_target("uno")
+    assert UNO.name == "atmega328p" and UNO.emulator == "simavr" and UNO.cycles.exact
+    assert (UNO.flash_bytes, UNO.ram_bytes, UNO.clock_hz) == (32768, 2048, 16e6)
+    assert "atmega328p (ATmega328P (Arduino Uno), or arduino-uno, or uno)" in \
+        known_targets_line()
 
 
 @pytest.mark.parametrize(("profile", "units", "extreme"), [
@@ -33,23 +73,93 @@ def test_uno_is_bit_exact_with_the_simulator(profile, units, extreme):
     ir = random_model(6, units, 4, seed=5, extreme=extreme)
     x = np.random.default_rng(1).integers(-128, 128, (3, 12, 6), dtype=np.int8)
     sim = Simulator(ir, profile).run(x)
-    run = run_avr(ir, x, profile=profile)
+    run = run_emulated(ir, x, profile=profile, cpu="atmega328p", opt="Os")
     np.testing.assert_array_equal(run.outputs.h, sim.h)
     np.testing.assert_array_equal(run.outputs.y, sim.y)
-    last = run_avr(ir, x, profile=profile, head_on_last_step=True)  # y = NULL until the end
+    last = run_simavr(ir, x, tokens=False, profile=profile, cpu="atmega328p", opt="Os",
+                      prefix="elman", head_on_last_step=True)  # y = NULL until the end
     np.testing.assert_array_equal(last.outputs.h, sim.h)
     np.testing.assert_array_equal(last.outputs.y[:, -1], sim.y[:, -1])
     assert last.cycles_per_step < run.cycles_per_step  # the head skipped on most steps
-    assert run.static_ram_bytes == 0  # weights and tables in flash; the state is the caller's
-    assert 0 < run.flash_bytes < FLASH_BYTES and 0 < run.stack_bytes < RAM_BYTES // 4
+    assert run.cycles_exact and run.sizes["ram"] == 0  # weights and tables in flash
+    assert run.sizes["weights_tables"] >= sum(L.units * (L.units + 6) for L in ir.layers[:1])
+    assert 0 < run.sizes["flash"] < UNO.flash_bytes and 0 < run.stack_bytes < 512
+    # AVR: 1 to 4 cycles an instruction (MUL 2, LPM 3, CALL 4)
+    assert run.instructions_per_step < run.cycles_per_step < 4 * run.instructions_per_step
 
 
-def test_uno_cycles_are_exact_and_repeatable():
+def test_uno_text_model_token_step_is_bit_exact():
+    ir = random_model(2, (12, 5), 7, vocab_size=7, seed=3)
+    ids = np.random.default_rng(0).integers(0, 7, (2, 9))
+    run = run_emulated_tokens(ir, ids, profile="tflite", cpu="arduino-uno")
+    sim = Simulator(ir, "tflite").run_tokens(ids)
+    np.testing.assert_array_equal(run.outputs.h, sim.h)
+    np.testing.assert_array_equal(run.outputs.y, sim.y)
+
+
+def test_uno_counts_are_exact_and_repeatable():
     ir = random_model(6, 16, 4, seed=5)
     x = np.random.default_rng(1).integers(-128, 128, (2, 5, 6), dtype=np.int8)
-    first, again = run_avr(ir, x), run_avr(ir, x)
+    first = run_emulated(ir, x, cpu="atmega328p", opt="Os")
+    again = run_emulated(ir, x, cpu="atmega328p", opt="Os")
     assert first.cycles_per_step == again.cycles_per_step > 10_000
-    assert first.max_cycles_per_step == again.max_cycles_per_step
+    assert first.instructions_per_step == again.instructions_per_step > 5_000
+    assert first.instructions_max == again.instructions_max
+
+
+def test_model_that_does_not_fit_the_uno_is_one_error():
+    big = random_model(6, 200, 4, seed=1)  # 200 x 206 int8 weights: more than 32 KB of flash
+    assert not fits(big, "atmega328p") and fits(big, "cortex-m0plus")
+    assert fits(random_model(6, 64, 4, seed=1), "atmega328p")
+    x = np.zeros((1, 1, 6), np.int8)
+    with pytest.raises(ModelDoesNotFit, match="does not fit the ATmega328P"):
+        run_emulated(big, x, cpu="atmega328p", opt="Os")
+    wide = random_model(6, 16, 4, seed=1, state_bits=16)
+    assert not fits(wide, "atmega328p")
+    with pytest.raises(ToolchainError, match="int16 state"):
+        run_emulated(wide, x.astype(np.int16), cpu="atmega328p")
+
+
+def test_model_sizes_read_from_the_linker_map():
+    map_text = """Discarded input sections
+ .text.unused   0x0000000000000000       0x40 /tmp/x/m_model.o
+Linker script and memory map
+ .progmem.data.m_w
+                0x0000000000000068      0x100 /tmp/x/m_model.o
+ .text.m_step   0x0000000000000168       0x80 /tmp/x/m_model.o
+ .text          0x0000000000000000       0x8e /usr/lib/avr/lib/avr5/crtatmega328p.o
+ .text.main     0x00000000000001e8       0x30 /tmp/x/unoharness.o
+ .text.libgcc.mul
+                0x0000000000000218       0x1e /usr/lib/gcc/avr/5.4.0/avr5/libgcc.a(_mulsidi3.o)
+ .bss.state     0x0000000000800100       0x10 /tmp/x/unoharness.o
+ .bss.m_count   0x0000000000800110        0x2 /tmp/x/m_model.o
+"""
+    sizes = model_sizes(map_text)
+    assert (sizes.code, sizes.weights, sizes.data, sizes.bss) == (0x80 + 0x1e, 0x100, 0, 2)
+
+
+def test_mcu_on_the_uno_runs_real_held_out_basicmotions(bm_run, tmp_path):
+    """`elman mcu --cpu arduino-uno`: flash, RAM, exact cycles and instructions per step, every
+    step of real held-out BasicMotions sequences bit-exact with the simulator."""
+    run = tmp_path / "run"
+    shutil.copytree(bm_run, run)
+    result = CliRunner().invoke(app, ["mcu", str(run), "--cpu", "arduino-uno", "--opt", "Os",
+                                      "--profile", "tflm", "--profile", "tflite",
+                                      "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert "atmega328p" in result.output and "exact on atmega328p" in result.output
+    assert "16 MHz (atmega328p)" in result.output
+    report = json.loads((run / "mcu_report.json").read_text())
+    assert report["data"]["sequences"] == 3 and report["data"]["steps_per_sequence"] == 100
+    rows = report["builds"]
+    assert [(r["cpu"], r["profile"]) for r in rows] == [("atmega328p", "tflm"),
+                                                        ("atmega328p", "tflite")]
+    for r in rows:
+        assert r["bit_exact"] and r["comparison"]["compared"] > 0
+        assert r["cycles_exact"] and r["clock_hz"] == 16e6
+        assert 0 < r["flash"] < 32768 and 0 < r["ram"] < 2048 and r["ram_static"] == 0
+        assert r["microseconds_per_step"] == pytest.approx(r["cycles_per_step"] / 16, rel=1e-3)
+        assert r["instructions_per_step"] < r["cycles_per_step"]
 
 
 def test_uno_runs_real_held_out_basicmotions_bit_exact(bm_run):
@@ -59,7 +169,7 @@ def test_uno_runs_real_held_out_basicmotions_bit_exact(bm_run):
 
     ir = read_ir(bm_run / "model_int8.tflite")
     x_q = load_verify_inputs(bm_run, ir).x_q[:6]  # 6 real test sequences x 100 steps
-    run = run_avr(ir, x_q)
+    run = run_emulated(ir, x_q, cpu="atmega328p", opt="O2")
     sim = Simulator(ir, "tflm").run(x_q)
     np.testing.assert_array_equal(run.outputs.h, sim.h)
     np.testing.assert_array_equal(run.outputs.y, sim.y)

@@ -64,12 +64,13 @@ def test_unknown_cpu_is_one_error_listing_every_target():
 
 def test_every_entry_is_complete():
     for name, t in TARGETS.items():
-        assert t.name == name and t.kernels in ("dsp", "armv6m", "portable", "mve")
-        assert t.emulator in ("unicorn", "qemu") and t.cycle_model in CYCLE_MODELS
+        assert t.name == name and t.kernels in ("dsp", "armv6m", "portable", "mve", "avr")
+        assert t.emulator in ("unicorn", "qemu", "simavr") and t.cycle_model in CYCLE_MODELS
         assert compile_flags(name, "O2")[: len(t.flags)] == list(t.flags)
         d = t.to_dict()
         assert d["cycle_model"]["source"] and d["compiler"].endswith("gcc")
-    assert {"cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "rv32imc"} <= set(TARGETS)
+    assert {"cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "rv32imc",
+            "atmega328p"} <= set(TARGETS)
 
 
 def test_cortex_m33_model_executes_the_dsp_extension(tmp_path):

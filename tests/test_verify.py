@@ -66,6 +66,9 @@ def test_verify_run_writes_a_clean_report(bm_copy):
     # 2 interpreters, 2 engines, 2 host C, every registered core for both profiles
     assert len(pairs) == 6 + 2 * len(VERIFY_CPUS)
     assert sum("emulated" in b for _, b in pairs) == 2 * len(VERIFY_CPUS)
+    uno = [p for p in report["pairs"] if p["b"] == "emulated ATmega328P (Arduino Uno) "
+           "(avr-gcc -O2)"]  # the Uno in simavr: the 16-unit model fits
+    assert len(uno) == 2 and all(p["compared"] > 0 and p["mismatches"] == 0 for p in uno)
     for p in report["pairs"]:
         assert isinstance(p["seconds"], float) and 0.0 <= p["seconds"] < 600, p
     table = V.format_table(report).splitlines()

@@ -19,6 +19,7 @@ from elman.firmware_codegen.arm.emulate import (
     VERIFY_CPUS,
     VERIFY_FULL_CPUS,
     VERIFY_MAX_STEPS,
+    VERIFY_MAX_STEPS_AVR,
     VERIFY_MAX_STEPS_OTHERS,
     run_emulated,
     run_emulated_tokens,
@@ -29,6 +30,7 @@ from elman.runtime.interpreters import run_litert, run_tflm
 from elman.runtime.outputs import StepOutputs
 from elman.runtime.simulator import Simulator
 from elman.targets import get_target
+from elman.targets.simavr import fits
 from elman.verify.inputs import VerifyInputs
 
 NUMPY_ENGINE = "simulator, numpy engine"
@@ -128,8 +130,10 @@ def host_c_implementations(ctx: VerifyContext) -> list[Implementation]:
 def emulated_implementations(ctx: VerifyContext) -> list[Implementation]:
     """The C of each profile cross-compiled at -O2 and stepped on every registered core
     (``elman.targets``: Cortex-M0+ and RISC-V portable C, Cortex-M4/M7/M33 DSP, Cortex-M55
-    MVE), over at most ``VERIFY_MAX_STEPS`` sequence-steps of the held-out data on the M0+
-    and M4 and ``VERIFY_MAX_STEPS_OTHERS`` on the others; text models run the token step."""
+    MVE, the Arduino Uno's ATmega328P in simavr where the model fits its 32 KB flash and
+    2 KB RAM), over at most ``VERIFY_MAX_STEPS`` sequence-steps of the held-out data on the
+    M0+ and M4, ``VERIFY_MAX_STEPS_AVR`` on the Uno and ``VERIFY_MAX_STEPS_OTHERS`` on the
+    others; text models run the token step."""
 
     def runner(profile: str, cpu: str) -> Callable[[VerifyInputs], StepOutputs]:
         def run(inputs: VerifyInputs) -> StepOutputs:
@@ -140,11 +144,14 @@ def emulated_implementations(ctx: VerifyContext) -> list[Implementation]:
                                 count_instructions=False).outputs
         return run
 
+    def max_steps(cpu: str) -> int:
+        if cpu in VERIFY_FULL_CPUS:
+            return VERIFY_MAX_STEPS
+        return VERIFY_MAX_STEPS_AVR if get_target(cpu).arch == "avr" else VERIFY_MAX_STEPS_OTHERS
+
     return [Implementation(f"emulated {CPU_TITLES[cpu]} ({get_target(cpu).compiler} -O2)",
-                           profile, runner(profile, cpu),
-                           max_steps=VERIFY_MAX_STEPS if cpu in VERIFY_FULL_CPUS
-                           else VERIFY_MAX_STEPS_OTHERS)
-            for profile in ctx.profiles for cpu in VERIFY_CPUS]
+                           profile, runner(profile, cpu), max_steps=max_steps(cpu))
+            for profile in ctx.profiles for cpu in VERIFY_CPUS if fits(ctx.ir, cpu)]
 
 
 # Every factory here is asked for its implementations, in this order.

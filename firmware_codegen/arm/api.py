@@ -21,6 +21,7 @@ from elman.firmware_codegen.arm.toolchain import check_cpu_opt, find_toolchain
 from elman.quantize.ir import QuantizedModel
 from elman.targets import TARGETS, get_target
 from elman.targets.clock import DEFAULT_CLOCK_HZ, format_clock, parse_clock
+from elman.targets.simavr import fits
 from tqdm import tqdm
 
 from elman import provenance, rundir
@@ -64,8 +65,8 @@ def emulate_and_compare(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool,
 
 def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any,
               clock_hz: float = DEFAULT_CLOCK_HZ) -> dict[str, Any]:
-    """One row of the report: sizes, stack, instruction counts, estimated cycles and time at
-    ``clock_hz``, bit-exactness."""
+    """One row of the report: sizes, stack, instruction counts, cycles (estimated, or exact
+    where the emulator counts them) and time at ``clock_hz``, bit-exactness."""
     s = run.sizes
     # the caller's <prefix>_state_t: one int8 (int16 state: int16) per unit of every layer
     state = ir.state_bytes * (2 if ir.state_bits == 16 else 1)
@@ -90,6 +91,7 @@ def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any,
         "cycles_per_step_max": None if run.cycles_max is None else round(run.cycles_max, 1),
         "cycles_per_mac": None if run.cycles_per_step is None
         else round(run.cycles_per_step / ir.macs_per_step, 3),
+        "cycles_exact": run.cycles_exact,
         "clock_hz": clock_hz,
         "microseconds_per_step": None if run.cycles_per_step is None
         else round(run.microseconds_per_step(clock_hz), 2),
@@ -99,34 +101,39 @@ def build_row(ir: QuantizedModel, run: EmulatedRun, pair: Any,
     return row
 
 
-def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
+def mcu_run(run_dir: Path | str, cpus: Sequence[str] | None = None,
             opts: Sequence[str] = DEFAULT_OPTS, profiles: Sequence[str] = DEFAULT_PROFILES,
             limit: int | None = DEFAULT_SEQUENCES, prefix: str = "elman",
-            progress: bool = True, clock: str | float = DEFAULT_CLOCK_HZ) -> dict[str, Any]:
-    """Build, size, emulate and verify the run's model on every cpu × opt × profile;
-    latency in time at ``clock`` (``64MHz``, or Hz) from each target's cycle model;
-    writes ``mcu_report.json`` and returns it. A bit-exactness failure is written to the
-    report, then raised as a VerificationError."""
+            progress: bool = True, clock: str | float | None = None) -> dict[str, Any]:
+    """Build, size, emulate and verify the run's model on every cpu × opt × profile
+    (``cpus`` None: every registered core the model fits; a named core that it does not fit
+    is an error); latency in time at ``clock`` (``64MHz``, or Hz; None: each core's own,
+    64 MHz but 16 MHz for the Uno) from each target's cycles; writes ``mcu_report.json`` and
+    returns it. A bit-exactness failure is written to the report, then raised as a
+    VerificationError."""
     from elman.quantize.reader import read_ir
 
     run_dir = Path(run_dir)
-    clock_hz = parse_clock(clock)
+    clock_hz = None if clock is None else parse_clock(clock)
     stage_run = provenance.begin(run_dir, "mcu", reads=[rundir.MODEL_TFLITE],
                            optional=[rundir.DATA_SPEC])
     model_path = run_dir / rundir.MODEL_TFLITE
-    cpus, opts, profiles = tuple(cpus), tuple(opts), tuple(profiles)
-    for cpu in cpus:
+    opts, profiles = tuple(opts), tuple(profiles)
+    chosen = tuple(dict.fromkeys(get_target(c).name for c in (cpus or DEFAULT_CPUS)))
+    for cpu in chosen:
         for opt in opts:
             check_cpu_opt(cpu, opt)
-    toolchains = {c: find_toolchain(c).version() for c in cpus}  # all present, up front
     ir = read_ir(model_path)
+    cpus = chosen if cpus else tuple(c for c in chosen if fits(ir, c))
+    skipped = [c for c in chosen if c not in cpus]
+    toolchains = {c: find_toolchain(c).version() for c in cpus}  # all present, up front
     inputs, tokens, described = held_out_inputs(run_dir, ir, limit)
     combos = [(p, c, o) for p in profiles for c in cpus for o in opts]
     rows = []
     for profile, cpu, opt in tqdm(combos, desc="mcu builds", unit="build", disable=not progress):
         run, pair = emulate_and_compare(ir, inputs, tokens=tokens, profile=profile, cpu=cpu,
                                         opt=opt, prefix=prefix)
-        rows.append(build_row(ir, run, pair, clock_hz))
+        rows.append(build_row(ir, run, pair, clock_hz or get_target(cpu).clock_hz))
     report = {
         "model": {"input_dim": ir.input_dim, "layer_units": list(ir.layer_units),
                   "state_bytes": ir.state_bytes, "output_dim": ir.output_dim,
@@ -135,7 +142,8 @@ def mcu_run(run_dir: Path | str, cpus: Sequence[str] = DEFAULT_CPUS,
         "data": {"description": described, "sequences": int(inputs.shape[0]),
                  "steps_per_sequence": int(inputs.shape[1])},
         "toolchain": toolchains,
-        "clock_hz": clock_hz,
+        "clock_hz": clock_hz,  # None: each core's own (its rows say)
+        "skipped": {c: f"the model does not fit the {get_target(c).title}" for c in skipped},
         "emulator": {c: f"{t.emulator} ({t.emulator_cpu})" for c, t in
                      ((c, get_target(c)) for c in cpus)},
         "counts": "instruction counts are exact executed instructions; cycles are each "
@@ -180,8 +188,17 @@ def format_table(report: dict[str, Any]) -> str:
     t = report.get("tflm") or {}
     lines.append("RAM = static data + the caller's state + the deepest stack of a step; "
                  "flash = code + weights/tables + initialized data")
-    lines.append(f"instructions: exact; cycles: each core's cycle model (an estimate, "
-                 f"elman.targets.cycles); us/step at {format_clock(report['clock_hz'])}")
+    clocks = {r["cpu"]: r["clock_hz"] for r in report["builds"]}
+    at = format_clock(report["clock_hz"]) if report.get("clock_hz") else ", ".join(
+        f"{format_clock(hz)} ({c})" for c, hz in clocks.items())
+    exact = [c for c in clocks if any(r["cpu"] == c and r.get("cycles_exact")
+                                      for r in report["builds"])]
+    lines.append("instructions: exact; cycles: each core's cycle model (an estimate, "
+                 "elman.targets.cycles)"
+                 + (f", exact on {', '.join(exact)} (counted by simavr)" if exact else "")
+                 + f"; us/step at {at}")
+    for cpu, why in (report.get("skipped") or {}).items():
+        lines.append(f"{cpu}: skipped ({why}; name it with --cpu to see the sizes)")
     lines.append("")
     lines.append(f"TFLite Micro, same model: .tflite {t.get('tflite_bytes')} B (measured), "
                  f"arena {t.get('arena_bytes')} B (measured, 64-bit host interpreter), "

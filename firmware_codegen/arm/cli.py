@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from elman.firmware_codegen.arm.api import (
-    DEFAULT_CPUS,
     DEFAULT_OPTS,
     DEFAULT_PROFILES,
     DEFAULT_SEQUENCES,
@@ -19,8 +18,8 @@ from elman.targets import TARGETS
 def mcu(
     run_dir: Annotated[Path, typer.Argument(help="Run directory with model_int8.tflite.")],
     cpu: Annotated[list[str] | None, typer.Option(
-        help=f"Core to build for ({', '.join(TARGETS)}); repeat for several "
-             "(default: all of them).")] = None,
+        help=f"Core to build for ({', '.join(TARGETS)}; arduino-uno is the atmega328p); "
+             "repeat for several (default: every core the model fits).")] = None,
     opt: Annotated[list[str] | None, typer.Option(
         help=f"Optimization level (O2, Os); repeat for several (default: "
              f"{', '.join(DEFAULT_OPTS)}).")] = None,
@@ -31,16 +30,17 @@ def mcu(
         min=1, help="Held-out sequences to run on each emulated core.")] = DEFAULT_SEQUENCES,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
-    clock: Annotated[str, typer.Option(
-        help="Core clock for the latency in time (e.g. 64MHz, 480MHz, 16000000); cycles "
-             "come from each core's cycle model.")] = "64MHz",
+    clock: Annotated[str | None, typer.Option(
+        help="Core clock for the latency in time (e.g. 64MHz, 480MHz, 16000000; default: "
+             "64MHz, the Uno's 16MHz); cycles come from each core's cycle model (exact on "
+             "the Uno).")] = None,
 ) -> None:
     """Build the model's C for microcontroller cores; report flash/RAM, emulated instruction
     counts, estimated cycles and microseconds per step at --clock, proving every step
     bit-exact with the simulator (writes RUN_DIR/mcu_report.json)."""
     from elman.firmware_codegen.arm.api import format_table, mcu_run
 
-    report = mcu_run(run_dir, cpus=tuple(cpu or DEFAULT_CPUS), opts=tuple(opt or DEFAULT_OPTS),
+    report = mcu_run(run_dir, cpus=tuple(cpu) if cpu else None, opts=tuple(opt or DEFAULT_OPTS),
                      profiles=tuple(profile or DEFAULT_PROFILES), limit=limit, prefix=prefix,
                      clock=clock)
     typer.echo(f"{report['data']['description']}; {report['model']['macs_per_step']} MACs/step")

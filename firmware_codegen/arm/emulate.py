@@ -5,7 +5,8 @@ bare-metal image for the core (``build.py``), and calls ``<prefix>_step`` once
 per time step in unicorn (``machine.py``), exactly as firmware would: the state
 struct, the input and the output live in the core's RAM, written and read
 between calls. Targets emulated in QEMU (the Cortex-M55) run a whole image
-instead (``elman.targets.qemu``). The outputs are the same :class:`StepOutputs`
+instead (``elman.targets.qemu``), and so does the Arduino Uno's ATmega328P in simavr
+(``elman.targets.simavr``, whose cycles are exact). The outputs are the same :class:`StepOutputs`
 the simulator returns, so the two compare bit for bit; the instruction counts
 are exact; cycles are the target's cycle model applied to the executed
 instructions (an estimate).
@@ -34,6 +35,8 @@ VERIFY_CPUS = tuple(TARGETS)
 # which add one build each to every verify, up to VERIFY_MAX_STEPS_OTHERS (the report says so)
 VERIFY_FULL_CPUS = ("cortex-m0plus", "cortex-m4")
 VERIFY_MAX_STEPS_OTHERS = 400
+# the 8-bit Uno in simavr: about 4,000 cycles per unit and step, so one BasicMotions sequence
+VERIFY_MAX_STEPS_AVR = 100
 # sequence-steps `elman verify` emulates per core and profile (about 1 ms each on ARMv6-M);
 # the whole test split of the built-in sensor sets fits, long text streams are cut
 VERIFY_MAX_STEPS = 5000
@@ -58,6 +61,7 @@ class EmulatedRun:
     by_function: dict[str, float] = field(default_factory=dict)  # mean per step
     cycles_per_step: float | None = None  # the target's cycle model (an estimate), mean
     cycles_max: float | None = None  # the same model's cycles of the slowest step
+    cycles_exact: bool = False  # counted by the emulator (simavr), not a cycle model
 
     def microseconds_per_step(self, clock_hz: float) -> float | None:
         if self.cycles_per_step is None:
@@ -93,6 +97,7 @@ class EmulatedRun:
             "cycles_per_step": None if self.cycles_per_step is None
             else round(self.cycles_per_step, 1),
             "cycles_max": None if self.cycles_max is None else round(self.cycles_max, 1),
+            "cycles_exact": self.cycles_exact,
         }
 
 
@@ -173,6 +178,11 @@ def _run(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, profile: str, 
         return run_qemu(ir, inputs, tokens=tokens, profile=profile, cpu=cpu, opt=opt,
                         prefix=prefix, work_dir=work_dir, portable=portable,
                         count=count_instructions)
+    if get_target(cpu).emulator == "simavr":  # counts every step exactly at no extra cost
+        from elman.targets.simavr import run_simavr
+
+        return run_simavr(ir, inputs, tokens=tokens, profile=profile, cpu=get_target(cpu).name,
+                          opt=opt, prefix=prefix, work_dir=work_dir)
     with tempfile.TemporaryDirectory(prefix="elman-arm-") as tmp:
         out = Path(work_dir) if work_dir is not None else Path(tmp)
         image = build_model_image(ir, out, profile=profile, cpu=cpu, opt=opt, prefix=prefix,
