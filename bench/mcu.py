@@ -79,7 +79,7 @@ def _rows(name: str, ir, x_q: np.ndarray, builds, clock: float | None) -> list[d
     for profile in ("tflm", "tflite"):
         expected = Simulator(ir, profile).run(x_q)
         for cpu, opt, portable in builds:
-            if not fits(ir, cpu):
+            if not fits(ir, cpu, profile=profile, opt=opt):
                 print(f"{name:<24} {profile:<7} {cpu:<13} {opt:<3} does not fit", flush=True)
                 continue
             clock_hz = clock or TARGETS[cpu].clock_hz

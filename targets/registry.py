@@ -118,7 +118,8 @@ def target_names() -> tuple[str, ...]:
 
 
 def known_targets_line() -> str:
-    return ", ".join(f"{t.name} ({t.title}" + "".join(f", or {a}" for a in t.aliases) + ")"
+    return ", ".join(f"{t.name} ({t.title})" + (f" [also {', '.join(t.aliases)}]"
+                                                 if t.aliases else "")
                      for t in TARGETS.values())
 
 

@@ -42,6 +42,8 @@ TIMEOUT_S = 3600
 # tflm profile, 6 KB for tflite) and, in RAM, the harness and the deepest stack of a step.
 CODE_ALLOWANCE = 7 * 1024
 RAM_ALLOWANCE = 400
+SIMAVR_HEADER = Path("/usr/include/simavr/sim_avr.h")
+TOO_BIG = ("will not fit in region", "is too large", "overflowed by")
 
 
 INT16_UNSUPPORTED = ("the int16 state (--state int16) is not built for the ATmega328P yet: its "
@@ -63,16 +65,30 @@ def estimated_footprint(ir: QuantizedModel) -> tuple[int, int]:
     return weights + CODE_ALLOWANCE, ram
 
 
-def fits(ir: QuantizedModel, cpu: str = "atmega328p") -> bool:
-    """Whether the model is expected to fit ``cpu``'s flash and RAM (always, for a target
-    without stated limits)."""
+def available(cpu: str = "atmega328p") -> bool:
+    """Whether this machine has the target's compiler and simavr's library headers."""
+    return shutil.which(get_target(cpu).compiler) is not None and SIMAVR_HEADER.exists()
+
+
+def fits(ir: QuantizedModel, cpu: str = "atmega328p", *, profile: str = "tflm",
+         opt: str = "O2") -> bool:
+    """Whether the model fits ``cpu``'s flash and RAM (always, for a target without stated
+    limits): its weights by the estimate, then the real image of ``profile`` at ``opt``
+    (linked here: its code grows with layers and profile). False where the tools are missing."""
     target = get_target(cpu)
     if target.flash_bytes is None:
         return True
-    if ir.state_bits != 8:
+    if ir.state_bits != 8 or not available(cpu):
         return False  # see INT16_UNSUPPORTED
     flash, ram = estimated_footprint(ir)
-    return flash <= target.flash_bytes and ram <= (target.ram_bytes or ram)
+    if flash - CODE_ALLOWANCE > target.flash_bytes or ram > (target.ram_bytes or ram):
+        return False
+    with tempfile.TemporaryDirectory(prefix="elman-avr-fit-") as tmp:
+        try:
+            build_uno(ir, Path(tmp), profile=profile, prefix="elman", opt=opt, cpu=cpu)
+        except ModelDoesNotFit:
+            return False
+    return True
 
 
 def build_uno(ir: QuantizedModel, out: Path, *, profile: str, prefix: str, opt: str,
@@ -250,7 +266,7 @@ def simavr_runner() -> Path:
 
     env = template_environment()
     source = env.loader.get_source(env, "avr/simavr_runner.c.j2")[0]  # type: ignore[union-attr]
-    if not Path("/usr/include/simavr/sim_avr.h").exists():
+    if not SIMAVR_HEADER.exists():
         raise ToolchainError(f"simavr's headers were not found; install them with: "
                              f"{SIMAVR_HINT}")
     key = hashlib.sha256(source.encode()).hexdigest()[:16]
@@ -271,6 +287,9 @@ def simavr_runner() -> Path:
 
 def _check(cmd: list[str], what: str) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 and any(t in proc.stderr for t in TOO_BIG):
+        raise ModelDoesNotFit(f"the model does not fit the ATmega328P's 32 KB of flash "
+                              f"({what}): {proc.stderr.strip()[-500:]}")
     if proc.returncode != 0:
         raise ToolchainError(f"building {what} for the ATmega328P failed:\n{' '.join(cmd)}\n"
                              f"{proc.stderr[-4000:]}")

@@ -37,24 +37,30 @@ pytestmark = pytest.mark.skipif(
 UNO = get_target("atmega328p")
 
 
-def _simavr_pids() -> set[int]:
+def _simavr_pids(marker: bytes) -> set[int]:
+    """simavr processes (elman's runner or simavr itself) started under ``marker``, an
+    environment entry their parents set: found even once orphaned, and never another
+    test worker's."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmd = (entry / "cmdline").read_bytes().split(b"\0")[0]
+                environ = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"simavr" in Path(cmd.decode(errors="replace")).name.encode():
+            if b"simavr" in Path(cmd.decode(errors="replace")).name.encode() and \
+                    marker in environ:
                 pids.add(int(entry.name))
     return pids
 
 
 @pytest.fixture(autouse=True)
-def no_simavr_left_behind():
-    before = _simavr_pids()
+def no_simavr_left_behind(monkeypatch, request):
+    value = f"{os.getpid()}:{request.node.nodeid}"
+    monkeypatch.setenv("ELMAN_TEST_SIMAVR_OWNER", value)
     yield
-    left = _simavr_pids() - before
+    left = _simavr_pids(f"ELMAN_TEST_SIMAVR_OWNER={value}".encode())
     assert not left, f"simavr processes left running: {sorted(left)}"
 
 
@@ -62,7 +68,7 @@ def test_the_uno_is_a_registry_entry():
     assert get_target("arduino-uno") is UNO is get_target("uno")
     assert UNO.name == "atmega328p" and UNO.emulator == "simavr" and UNO.cycles.exact
     assert (UNO.flash_bytes, UNO.ram_bytes, UNO.clock_hz) == (32768, 2048, 16e6)
-    assert "atmega328p (ATmega328P (Arduino Uno), or arduino-uno, or uno)" in \
+    assert "atmega328p (ATmega328P (Arduino Uno)) [also arduino-uno, uno]" in \
         known_targets_line()
 
 
@@ -114,6 +120,10 @@ def test_model_that_does_not_fit_the_uno_is_one_error():
     x = np.zeros((1, 1, 6), np.int8)
     with pytest.raises(ModelDoesNotFit, match="does not fit the ATmega328P"):
         run_emulated(big, x, cpu="atmega328p", opt="Os")
+    near = random_model(6, 170, 4, seed=1)  # the weights fit (30 KB), weights + code do not
+    assert not fits(near, "atmega328p", profile="tflm", opt="Os")
+    with pytest.raises(ModelDoesNotFit, match="does not fit the ATmega328P"):
+        run_emulated(near, x, cpu="atmega328p", opt="Os")
     wide = random_model(6, 16, 4, seed=1, state_bits=16)
     assert not fits(wide, "atmega328p")
     with pytest.raises(ToolchainError, match="int16 state"):

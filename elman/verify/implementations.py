@@ -130,10 +130,10 @@ def host_c_implementations(ctx: VerifyContext) -> list[Implementation]:
 def emulated_implementations(ctx: VerifyContext) -> list[Implementation]:
     """The C of each profile cross-compiled at -O2 and stepped on every registered core
     (``elman.targets``: Cortex-M0+ and RISC-V portable C, Cortex-M4/M7/M33 DSP, Cortex-M55
-    MVE, the Arduino Uno's ATmega328P in simavr where the model fits its 32 KB flash and
-    2 KB RAM), over at most ``VERIFY_MAX_STEPS`` sequence-steps of the held-out data on the
-    M0+ and M4, ``VERIFY_MAX_STEPS_AVR`` on the Uno and ``VERIFY_MAX_STEPS_OTHERS`` on the
-    others; text models run the token step."""
+    MVE, the Arduino Uno's ATmega328P in simavr where avr-gcc and simavr are installed and
+    the model's image fits its 32 KB flash and 2 KB RAM), over at most ``VERIFY_MAX_STEPS``
+    sequence-steps of the held-out data on the M0+ and M4, ``VERIFY_MAX_STEPS_AVR`` on the
+    Uno and ``VERIFY_MAX_STEPS_OTHERS`` on the others; text models run the token step."""
 
     def runner(profile: str, cpu: str) -> Callable[[VerifyInputs], StepOutputs]:
         def run(inputs: VerifyInputs) -> StepOutputs:
@@ -151,7 +151,8 @@ def emulated_implementations(ctx: VerifyContext) -> list[Implementation]:
 
     return [Implementation(f"emulated {CPU_TITLES[cpu]} ({get_target(cpu).compiler} -O2)",
                            profile, runner(profile, cpu), max_steps=max_steps(cpu))
-            for profile in ctx.profiles for cpu in VERIFY_CPUS if fits(ctx.ir, cpu)]
+            for profile in ctx.profiles for cpu in VERIFY_CPUS
+            if fits(ctx.ir, cpu, profile=profile, opt="O2")]
 
 
 # Every factory here is asked for its implementations, in this order.

@@ -124,7 +124,8 @@ def mcu_run(run_dir: Path | str, cpus: Sequence[str] | None = None,
         for opt in opts:
             check_cpu_opt(cpu, opt)
     ir = read_ir(model_path)
-    cpus = chosen if cpus else tuple(c for c in chosen if fits(ir, c))
+    cpus = chosen if cpus else tuple(c for c in chosen if all(
+        fits(ir, c, profile=p, opt=o) for p in profiles for o in opts))
     skipped = [c for c in chosen if c not in cpus]
     toolchains = {c: find_toolchain(c).version() for c in cpus}  # all present, up front
     inputs, tokens, described = held_out_inputs(run_dir, ir, limit)
