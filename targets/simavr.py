@@ -237,7 +237,8 @@ def run_simavr(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, profile:
         instructions_per_step=sum(counts) / n_steps,
         instructions_min=min(counts, default=0), instructions_max=max(counts, default=0),
         matvec_instructions_per_step=None, stack_bytes=stack, sizes=sizes.to_dict(),
-        cycles_per_step=sum(cycles) / n_steps, cycles_exact=True)
+        cycles_per_step=sum(cycles) / n_steps, cycles_max=max(cycles, default=0),
+        cycles_exact=True)
 
 
 def _simulate(elf: Path, commands: bytes, output: Path, title: str
