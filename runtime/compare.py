@@ -67,8 +67,13 @@ def _first(diff: np.ndarray, a: np.ndarray, b: np.ndarray, kind: str) -> Mismatc
     return Mismatch(s, t, kind, u, int(a[s, t, u]), int(b[s, t, u]))
 
 
-def compare_outputs(name_a: str, name_b: str, a: StepOutputs, b: StepOutputs) -> PairResult:
-    """Compare ``a`` and ``b`` on every step of every sequence (h, and y when both have it)."""
+def compare_outputs(name_a: str, name_b: str, a: StepOutputs, b: StepOutputs,
+                    lengths: np.ndarray | None = None) -> PairResult:
+    """Compare ``a`` and ``b`` on every step of every sequence (h, and y when both have it).
+
+    ``lengths`` (B,): sequence ``n`` is steps ``0 .. lengths[n] - 1``; the padding after
+    its end is neither compared nor counted (None: every step is real).
+    """
     if a.h.shape != b.h.shape:
         raise ValueError(f"{name_a} h {a.h.shape} and {name_b} h {b.h.shape} differ in shape")
     pairs = [("h", a.h, b.h)]
@@ -76,21 +81,36 @@ def compare_outputs(name_a: str, name_b: str, a: StepOutputs, b: StepOutputs) ->
         if a.y.shape != b.y.shape:
             raise ValueError(f"{name_a} y {a.y.shape} and {name_b} y {b.y.shape} differ in shape")
         pairs.append(("y", a.y, b.y))
+    real = _real_steps(lengths, a.h.shape[:2])
     compared = mismatches = max_diff = 0
-    mismatches_hidden = 0
+    mismatches_hidden = compared_hidden = 0
     firsts: list[Mismatch] = []
     for kind, va, vb in pairs:
         d = np.abs(va.astype(np.int16) - vb.astype(np.int16))
+        d[~real] = 0  # padding after a sequence's end: not part of the program's answer
         n = int(np.count_nonzero(d))
-        compared += int(d.size)
+        size = int(real.sum()) * d.shape[2]
+        compared += size
         mismatches += n
         if kind == "h":
-            mismatches_hidden = n
+            mismatches_hidden, compared_hidden = n, size
         if n:
             max_diff = max(max_diff, int(d.max()))
             m = _first(d, va, vb, kind)
             if m is not None:
                 firsts.append(m)
     first = min(firsts, key=lambda m: (m.step, m.sequence, m.kind != "h", m.unit), default=None)
-    return PairResult(name_a, name_b, compared, int(a.h.size), mismatches, mismatches_hidden,
+    return PairResult(name_a, name_b, compared, compared_hidden, mismatches, mismatches_hidden,
                       max_diff, first)
+
+
+def _real_steps(lengths: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean (B, T): True on each sequence's real steps."""
+    batch, steps = shape
+    if lengths is None:
+        return np.ones(shape, bool)
+    lengths = np.asarray(lengths)
+    if lengths.shape != (batch,) or (lengths < 0).any() or (lengths > steps).any():
+        raise ValueError(f"lengths {lengths.shape} must give 0..{steps} steps for each of "
+                         f"{batch} sequences")
+    return np.arange(steps)[None, :] < lengths[:, None]

@@ -3,7 +3,8 @@
 On the run's held-out data (every test sequence of a classifier; the validation
 stream of a text model as one long sequence), the simulator of each profile is
 compared, int8 value by int8 value (every layer's state and the outputs of every
-step), with each implementation that claims to be bit-exact with that profile
+step; of a sequence shorter than the padded batch, only its real steps), with
+each implementation that claims to be bit-exact with that profile
 (``elman.verify.implementations``: LiteRT's reference kernels, TFLite Micro,
 the numpy engine, the generated C on this machine and on emulated Cortex-M
 cores). The float Keras model is compared by task metrics only. Results go to
@@ -94,7 +95,9 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
             sim = simulated[impl.profile]
             if used is not inputs:
                 sim = StepOutputs(h=sim.h[cut], y=None if sim.y is None else sim.y[cut])
-            result = compare_outputs(f"simulator ({impl.profile})", impl.name, sim, outputs)
+            # unequal lengths: each sequence's real steps only, never its padding
+            result = compare_outputs(f"simulator ({impl.profile})", impl.name, sim, outputs,
+                                     used.lengths)
             results.append(result)
             pairs.append({**result.to_dict(), "profile": impl.profile, "exact": True,
                           "data": used.description, "seconds": round(seconds, 3)})
@@ -107,7 +110,9 @@ def verify_run(run_dir: Path | str, profiles: tuple[str, ...] | list[str] = ("tf
                   "output_dim": ir.output_dim,
                   "head_every_step": ir.head_every_step},
         "data": {"description": inputs.description, "sequences": inputs.sequences,
-                 "steps": inputs.steps, "limit": limit},
+                 "steps": inputs.steps, "limit": limit,
+                 "real_steps": (inputs.sequences * inputs.steps if inputs.lengths is None
+                                else int(inputs.lengths.sum()))},
         "profiles": list(profiles),
         "simulator_engine": engine,
         "pairs": pairs,
