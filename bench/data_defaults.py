@@ -7,7 +7,8 @@ on the *training split only* (stratified folds, fixed seed); its score is the
 mean validation accuracy over the folds and data sets. The test split is never
 looked at here. Candidates are ``TrainConfig`` overrides (``CANDIDATES``), on
 BasicMotions, GunPoint and PickupGestureWiimoteZ by default.
-Writes ``bench/results/data_defaults_sweep.json``.
+Writes ``bench/results/data_defaults_sweep_{K}folds[_first{N}].json`` (``--folds 4
+--fold-limit 1``: ``data_defaults_sweep.json``).
 
 default (no flag): ``elman run`` with today's defaults on BasicMotions,
 GunPoint, PickupGestureWiimoteZ and JapaneseVowels (unequal lengths, 370 test
@@ -38,9 +39,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 RESULTS = Path(__file__).resolve().parent / "results"
 SWEEP_DATA = ("sensor:basicmotions", "sensor:gunpoint", "sensor:pickupgesturewiimotez")
 
+# The defaults before this sweep chose noise 0.1 and 150 updates per class: every
+# candidate but "default" is an override of these, so that its rows stay reproducible.
+BEFORE = {"noise": 0.0, "updates_per_class": 0, "min_updates": 0}
+# the defaults chosen by the sweep above, before phase 3 (no stride, no 1,000 updates floor)
+NOW = {"noise": 0.1, "updates_per_class": 150, "min_updates": 0}
 # TrainConfig overrides; "default" is what `elman train` does with no options.
 CANDIDATES: dict[str, dict] = {
     "default": {},
+    "before": {},
+    "per_class150": {"updates_per_class": 150},
+    "per_class150_noise0.1": {"updates_per_class": 150, "noise": 0.1},
     "epochs150": {"epochs": 150},
     "units128": {"units": 128},
     "lr1e-2": {"lr": 1e-2},
@@ -58,7 +67,8 @@ CANDIDATES: dict[str, dict] = {
     "epochs150_units32": {"epochs": 150, "units": 32},
     "epochs150_clip0": {"epochs": 150, "clip": 0.0},
     "epochs150_lr1e-3": {"epochs": 150, "lr": 1e-3},
-    # epochs from the data: at least this many updates (and at least the default epochs)
+    # epochs from the data: at least this many updates (and at least the default epochs);
+    # measured with the defaults before this sweep (no noise, no updates per class)
     "updates1500": {"min_updates": 1500},
     "updates3000": {"min_updates": 3000},
     "updates6000": {"min_updates": 6000},
@@ -67,6 +77,31 @@ CANDIDATES: dict[str, dict] = {
     "updates3000_noise0.1": {"min_updates": 3000, "noise": 0.1},
     "updates3000_noise0.2": {"min_updates": 3000, "noise": 0.2},
     "epochs120_noise0.1": {"epochs": 120, "noise": 0.1},
+    # phase 3: over noise 0.1 and 150 updates per class (NOW); "stride" keeps every k-th
+    # sample of each sequence (a data-side choice: the device would sample k x slower)
+    "stride_auto": {**NOW, "stride": "auto"},
+    "stride2": {**NOW, "stride": 2},
+    "stride3": {**NOW, "stride": 3},
+    "stride6": {**NOW, "stride": 6},
+    "stride4": {**NOW, "stride": 4},
+    "stride8": {**NOW, "stride": 8},
+    "units128_now": {**NOW, "units": 128},
+    "batch4_now": {**NOW, "batch": 4},
+    "per_class300": {**NOW, "updates_per_class": 300},
+    "updates1000_now": {**NOW, "min_updates": 1000},
+    "updates2000_now": {**NOW, "min_updates": 2000},
+    "stride4_updates1000": {**NOW, "stride": 4, "min_updates": 1000},
+    "stride4_updates2000": {**NOW, "stride": 4, "min_updates": 2000},
+    "stride4_lr1e-2": {**NOW, "stride": 4, "lr": 1e-2},
+    "stride4_units128": {**NOW, "stride": 4, "units": 128},
+    "stride4_loss_all": {**NOW, "stride": 4, "loss_steps": 100_000},
+    "stride4_noise0.2": {**NOW, "stride": 4, "noise": 0.2},
+    "stride6_updates1000": {**NOW, "stride": 6, "min_updates": 1000},
+    "stride8_updates1000": {**NOW, "stride": 8, "min_updates": 1000},
+    # over the phase-3 defaults (stride from the lengths, at least 1,000 updates)
+    "defaults_noise0.2": {**NOW, "stride": "auto", "min_updates": 1000, "noise": 0.2},
+    "defaults_loss_all": {**NOW, "stride": "auto", "min_updates": 1000, "loss_steps": 100_000},
+    "noise0.3": {**NOW, "noise": 0.3},
 }
 
 
@@ -120,15 +155,21 @@ def sweep(datasets, names, folds: int, fold_limit: int | None = None) -> dict:
 
     rows = []
     for spec in datasets:
-        full = load_dataset(spec)
-        splits = _folds(full.y_train, folds)[:fold_limit]
+        loaded = {}
         for name in names:
-            overrides = dict(CANDIDATES[name])
-            min_updates = overrides.pop("min_updates", None)
+            overrides = dict(CANDIDATES[name]) if name == "default" else {
+                **BEFORE, **CANDIDATES[name]}
+            # "auto": as elman train without --stride (the default); 1 before it existed
+            stride = overrides.pop("stride", "auto" if name == "default" else 1)
+            key = None if stride == "auto" else stride
+            if key not in loaded:
+                loaded[key] = load_dataset(spec, stride=key)
+            full = loaded[key]
+            splits = _folds(full.y_train, folds)[:fold_limit]
             cfg = TrainConfig(**overrides, diagnostics=False).resolved("classification")
-            if min_updates:
-                per_epoch = -(-len(splits[0][0]) // cfg.batch)
-                cfg = dataclasses.replace(cfg, epochs=max(cfg.epochs, -(-min_updates // per_epoch)))
+            if "epochs" not in overrides:  # as elman train: the epochs follow the data
+                cfg = dataclasses.replace(cfg, epochs=cfg.classifier_epochs(
+                    len(splits[0][0]), len(full.classes)))
             wall, cpu = time.perf_counter(), _cpu_seconds()
             scores, train_scores = [], []
             for train_idx, val_idx in splits:
@@ -229,7 +270,7 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
         datasets = args.datasets.split(",") if args.datasets else list(SWEEP_DATA)
-        out = RESULTS / "data_defaults_sweep.json"
+        out = RESULTS / _sweep_file(args.folds, args.fold_limit)
         # earlier sweeps with the same folds are kept: a candidate's rows are replaced
         old = json.loads(out.read_text()) if out.exists() else {}
         same = (old.get("folds"), old.get("fold_limit")) == (args.folds, args.fold_limit)
@@ -247,6 +288,14 @@ def main() -> None:
         out = RESULTS / "data_defaults.json"
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"\nwrote {out}")
+
+
+def _sweep_file(folds: int, fold_limit: int | None) -> str:
+    """One results file per way of folding (rows of other foldings are not comparable)."""
+    if (folds, fold_limit) == (4, 1):
+        return "data_defaults_sweep.json"  # the first sweeps' file
+    return f"data_defaults_sweep_{folds}folds" + (f"_first{fold_limit}" if fold_limit else "") \
+        + ".json"
 
 
 def _archive_path(name: str) -> str:

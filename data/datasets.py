@@ -23,6 +23,7 @@ code point, stored in ``data_spec.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,15 @@ from typing import Any
 
 import numpy as np
 from elman.data import text_corpus
-from elman.data.sequences import mask
+from elman.data.sequences import (
+    LONG_SEQUENCES,
+    STRIDE_TARGET,
+    auto_stride,
+    check_stride,
+    describe,
+    mask,
+    strided,
+)
 
 from elman.errors import DataError
 
@@ -145,6 +154,23 @@ class RawClassification:
     lengths_test: np.ndarray
     task: str = "classification"
 
+    def strided(self, stride: int, rule: str | None = None) -> RawClassification:
+        """Every ``stride``-th sample of each sequence (see :mod:`elman.data.sequences`);
+        the data spec records a stride over 1 (and ``rule``, how it was chosen)."""
+        check_stride(stride)
+        if stride == 1:
+            return self
+        x, lengths = strided(self.x_train, self.lengths_train, stride)
+        xt, lengths_test = strided(self.x_test, self.lengths_test, stride)
+        info = {**self.info, "stride": stride}
+        if rule is not None:
+            info["stride_rule"] = rule
+        if "lengths" in info:  # the lengths the model reads
+            both = np.concatenate([lengths, lengths_test])
+            info["lengths"] = {**info["lengths"], **describe(both)["lengths"]}
+        return dataclasses.replace(self, x_train=x, x_test=xt, lengths_train=lengths,
+                                   lengths_test=lengths_test, info=info)
+
     def normalized(self, mean=None, std=None) -> ClassificationData:
         """Normalize with the given statistics, or with the training split's (real steps)."""
         if mean is None:
@@ -233,20 +259,39 @@ HOLDOUT_SPLIT = "last 20% of numpy default_rng(0).permutation(N) is test"
 
 
 def load_dataset(spec: str, *, max_chars: int | None = None,
-                 max_length: int | None = None) -> RunData:
+                 max_length: int | None = None, stride: int | None = 1) -> RunData:
     """Load the dataset named by ``spec`` (see the module docstring).
 
     ``max_chars`` (text only) keeps the first ``max_chars`` training characters
     and the first ``max(max_chars // 9, 1000)`` validation characters: for quick runs.
     ``max_length`` (sequences) keeps the last ``max_length`` samples of longer
-    sequences (see :mod:`elman.data.sequences`).
+    sequences; ``stride`` every ``stride``-th sample, ``None``: the stride of
+    :func:`~elman.data.sequences.auto_stride` (see :mod:`elman.data.sequences`).
     """
     kind, sep, name = spec.partition(":")
     if not sep or not name:
         raise DataError(f"data spec {spec!r} must look like KIND:NAME "
                         f"({', '.join(k + ':' for k in KINDS)})")
     data = load_raw(kind, name, max_chars=max_chars, max_length=max_length)
-    return data.normalized() if isinstance(data, RawClassification) else data
+    if not isinstance(data, RawClassification):
+        if stride not in (None, 1):
+            raise DataError("--stride applies to sequences, not to text")
+        return data
+    return with_stride(data, stride).normalized()
+
+
+def with_stride(data: RawClassification, stride: int | None) -> RawClassification:
+    """``data`` at ``stride`` (None: the automatic choice, for one label per sequence)."""
+    if stride is not None:
+        if stride != 1 and data.y_train.ndim == 2:
+            raise DataError(f"--stride applies to one label per sequence; {data.source} has a "
+                            "label per step")
+        return data.strided(stride)
+    if data.y_train.ndim == 2:
+        return data  # a label per step: streams keep their sampling rate
+    return data.strided(auto_stride(data.lengths_train), (
+        f"auto: the median training length, {float(np.median(data.lengths_train)):g} "
+        f"samples, is over {LONG_SEQUENCES}: read at most {STRIDE_TARGET} steps of it"))
 
 
 def load_raw(kind: str, name: str, *, max_chars: int | None = None,

@@ -12,7 +12,12 @@ Policy (the README's, one place):
   ``max_length`` samples of each longer sequence instead (recorded in the
   data spec);
 - a missing value (NaN) inside a sequence is an error; NaN after the last real
-  step of every channel is end padding.
+  step of every channel is end padding;
+- ``stride`` k keeps every k-th sample of each sequence (its samples 0, k, 2k, ...;
+  a sequence of L samples keeps ceil(L / k)), after ``max_length``: the model then
+  reads the signal at 1/k of its sampling rate, and so must the device (the data
+  spec records the stride). ``elman train`` chooses it from the training lengths
+  unless ``--stride`` is given (:func:`auto_stride`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ import numpy as np
 from elman.errors import DataError
 
 FAR_LONGER = 10  # times the median length
+# auto_stride: sequences whose median length is over LONG_SEQUENCES steps are read at a
+# stride that brings the median to at most STRIDE_TARGET steps (bench/data_defaults.py)
+LONG_SEQUENCES = 128
+STRIDE_TARGET = 40
 
 
 def check_max_length(max_length: int | None) -> None:
@@ -51,6 +60,28 @@ def stack(series: Sequence[np.ndarray], names: Sequence[str], where: str,
     for n, s in enumerate(series):
         x[n, : lengths[n]] = s[len(s) - lengths[n]:]
     return x, lengths, describe(lengths, max_length, cut)
+
+
+def auto_stride(lengths: np.ndarray) -> int:
+    """The stride ``elman train`` reads sequences at when ``--stride`` is not given: 1 up to
+    a median length of :data:`LONG_SEQUENCES` steps, else the smallest that brings the
+    median to at most :data:`STRIDE_TARGET` steps."""
+    median = float(np.median(lengths))
+    if median <= LONG_SEQUENCES:
+        return 1
+    return int(np.ceil(median / STRIDE_TARGET))
+
+
+def check_stride(stride: int) -> None:
+    if isinstance(stride, bool) or not isinstance(stride, int | np.integer) or stride < 1:
+        raise DataError(f"--stride must be a positive number of samples, got {stride}")
+
+
+def strided(x: np.ndarray, lengths: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``stride``-th sample of each padded sequence (samples 0, k, 2k, ...) and the new
+    lengths (ceil(length / stride))."""
+    check_stride(stride)
+    return x[:, ::stride], -(-np.asarray(lengths, np.int64) // stride)
 
 
 def describe(lengths: np.ndarray, max_length: int | None = None, cut: int = 0) -> dict:

@@ -12,8 +12,9 @@ The file is written by ``elman train`` (:meth:`ClassificationData.spec
   ``channels``, ``timesteps`` and ``normalization`` (per-channel ``mean`` and ``std``,
   finite, std > 0), which every stage and the generated C apply;
 - classification: ``lengths`` (min / max / median) and ``padding`` describe the
-  sequence lengths; ``max_length`` when longer sequences were cut to their last
-  ``max_length`` samples (``--max-length``);
+  sequence lengths (as the model reads them); ``max_length`` when longer sequences
+  were cut to their last ``max_length`` samples (``--max-length``); ``stride`` (and
+  ``stride_rule``) when the model reads every ``stride``-th sample (``--stride``);
 - text: ``vocab`` (one character per token id) and ``max_chars`` when training used
   a prefix of the corpus.
 
@@ -33,7 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elman.data.datasets import SPEC_FORMAT, RawClassification, RunData, TextData, load_raw
+from elman.data.datasets import (
+    SPEC_FORMAT,
+    RawClassification,
+    RunData,
+    TextData,
+    load_raw,
+    with_stride,
+)
 
 from elman import rundir
 from elman.errors import DataError
@@ -121,6 +129,11 @@ def check_spec(fields: Any, where: str) -> DataSpec:
     if max_length is not None and (not _is_int(max_length) or max_length < 1):
         raise DataError(f"{where}: field 'max_length' must be a positive integer, "
                         f"got {max_length!r}")
+    stride = fields.get("stride")
+    if stride is not None and (not _is_int(stride) or stride < 1):
+        raise DataError(f"{where}: field 'stride' must be a positive integer, got {stride!r}")
+    if stride is not None and task != "classification":
+        raise DataError(f"{where}: field 'stride' applies to sequences, not to text")
     files = fields.get("files", {})
     if not isinstance(files, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
@@ -207,6 +220,7 @@ def load_run_data(run_dir: Path | str) -> RunData:
             raise DataError(f"{spec.source}: the text's characters differ from the vocabulary "
                             f"in {path}")
         return data
+    data = with_stride(data, spec.fields.get("stride", 1))  # as the model read it
     if spec.classes != data.classes:
         raise DataError(f"{spec.source}: classes {data.classes} differ from {path}")
     if len(spec.mean) != data.x_train.shape[2]:

@@ -248,6 +248,10 @@ def run(
     max_length: Annotated[int | None, typer.Option(
         help="Sequences: keep the last N samples of longer sequences (else a sequence over "
              "10x the median length is an error).")] = None,
+    stride: Annotated[int | None, typer.Option(
+        help="Sequences: read every k-th sample (the device samples k times slower). "
+             "Default: 1, or for a median length over 128 samples the stride that brings it "
+             "to at most 40 steps.")] = None,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(
@@ -289,7 +293,7 @@ def run(
     config = _train_config(units=units, layers=layers, embedding=embedding, epochs=epochs,
                            batch=batch,
                            bptt=bptt, lr=lr, clip=clip, seed=seed, minutes=minutes,
-                           max_chars=max_chars, max_length=max_length
+                           max_chars=max_chars, max_length=max_length, stride=stride
                            ) if start == "train" else None
     result = run_pipeline(
         data, run_dir, config=config, prefix=prefix, profiles=profiles,

@@ -45,6 +45,8 @@ CLASSIFICATION_CASES = {
     "string std": ("input.normalization.std", ["1"] * 6, "std of channel 0 is '1'"),
     "zero std": ("input.normalization.std", [1, 1, 0, 1, 1, 1], "channel 2 is 0; it must be"),
     "files": ("files", ["x"], "field 'files' must map file names"),
+    "zero stride": ("stride", 0, "field 'stride' must be a positive integer, got 0"),
+    "float stride": ("stride", 2.0, "field 'stride' must be a positive integer, got 2.0"),
 }
 
 

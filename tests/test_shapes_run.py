@@ -32,9 +32,9 @@ def _series(name):
     return out
 
 
-def _run(tmp_path, spec):
+def _run(tmp_path, spec, *options):
     run = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", "--data", spec, str(run), *RUN_ARGS])
+    result = CliRunner().invoke(app, ["run", "--data", spec, str(run), *RUN_ARGS, *options])
     assert result.exit_code == 0, result.output
     verify = json.loads((run / "verify_report.json").read_text())
     assert verify["ok"] and verify["pairs"]
@@ -65,6 +65,15 @@ def test_unequal_lengths_and_more_than_256_test_sequences(tmp_path):
     _assert_whole_test_split(run, verify, 370)
     assert verify["data"]["description"] == "test split, 370 sequences x 7 to 29 steps"
     assert len(set(test_lengths)) > 10 and max(test_lengths) == 29
+    # verify compares each sequence's real steps only, in every pair (not its padding)
+    units = sum(verify["model"]["layer_units"])
+    assert verify["data"]["real_steps"] == sum(test_lengths) < 370 * 29
+    for pair in verify["pairs"]:
+        used = 370
+        if pair["data"].startswith("first "):  # an emulator that affords a prefix
+            used = int(pair["data"].split()[1])
+        assert pair["compared_hidden"] == sum(test_lengths[:used]) * units, pair
+        assert pair["compared"] == sum(test_lengths[:used]) * (units + 9), pair
     header = (run / "c" / "elman_model.h").read_text()
     assert "#define ELMAN_INPUT_DIM 12" in header and "#define ELMAN_OUTPUT_DIM 9" in header
 
@@ -133,7 +142,7 @@ def test_2000_steps(tmp_path):
 
     np.savez(tmp_path / "long.npz", x=resample(xs), y=np.array(ys), x_test=resample(xt[:30]),
              y_test=np.array(yt[:30]))
-    run, verify = _run(tmp_path, f"npz:{tmp_path / 'long.npz'}")
+    run, verify = _run(tmp_path, f"npz:{tmp_path / 'long.npz'}", "--stride", "1")
     _assert_whole_test_split(run, verify, 30)
     assert "30 sequences x 2000 steps" in verify["data"]["description"]
 
@@ -154,7 +163,9 @@ def test_pickup_gesture_unequal_lengths_default_training(tmp_path):
     assert result.exit_code == 0, result.output
     verify = json.loads((run / "verify_report.json").read_text())
     assert all(p["exact"] for p in verify["pairs"])
-    assert "50 sequences x 37 to 324 steps" in verify["data"]["description"]
+    # read every 4th sample (median length 136 > 128): 37 to 324 samples -> 10 to 81 steps
+    assert "50 sequences x 10 to 81 steps" in verify["data"]["description"]
+    assert json.loads((run / "data_spec.json").read_text())["stride"] == 4
 
 
 def test_csv_unequal_lengths_string_labels_through_run(tmp_path):

@@ -210,7 +210,7 @@ def test_unequal_lengths_loss_and_answer_use_real_steps_only():
 def test_bptt_with_unequal_lengths_is_refused(tmp_path):
     from elman.errors import DataError
 
-    cfg = TrainConfig(units=4, epochs=1, bptt=20, diagnostics=False)
+    cfg = TrainConfig(units=4, epochs=1, bptt=20, diagnostics=False, stride=1)
     with pytest.raises(DataError, match=r"--bptt windows need sequences of equal length "
                                         r"\(these have 29 to 361 steps\)"):
         train_run("sensor:pickupgesturewiimotez", tmp_path / "run", cfg, progress=False)

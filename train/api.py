@@ -42,12 +42,16 @@ def train_run(
     config = config or TrainConfig()
     source = data if isinstance(data, str) else str(getattr(data, "source", data))
     stage_run = provenance.begin(run_dir, "train", rerun=["train", "--data", source])
-    dataset = (load_dataset(data, max_chars=config.max_chars, max_length=config.max_length)
-               if isinstance(data, str) else data)
+    dataset = (load_dataset(data, max_chars=config.max_chars, max_length=config.max_length,
+                            stride=config.stride) if isinstance(data, str) else data)
     per_step = isinstance(dataset, ClassificationData) and dataset.y_train.ndim == 2
     if per_step and config.bptt is None:
         config = dataclasses.replace(config, bptt=min(PER_STEP_BPTT, dataset.timesteps))
     cfg = config.resolved(dataset.task)
+    if config.epochs is None and isinstance(dataset, ClassificationData) and not per_step:
+        # few sequences make few updates per epoch: the epochs follow the data
+        cfg = dataclasses.replace(cfg, epochs=cfg.classifier_epochs(len(dataset.y_train),
+                                                                    len(dataset.classes)))
     if cfg.loss_steps is None and (not isinstance(dataset, ClassificationData)
                                    or dataset.equal_length):
         # unequal lengths keep None: half of each sequence's own length

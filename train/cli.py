@@ -88,6 +88,12 @@ def train(
         typer.Option(help="Sequences: keep the last N samples of longer sequences (else a "
                      "sequence over 10x the median length is an error)."),
     ] = None,
+    stride: Annotated[
+        int | None,
+        typer.Option(help="Sequences: read every k-th sample (the device samples k times "
+                     "slower). Default: 1, or for a median length over 128 samples the "
+                     "stride that brings it to at most 40 steps."),
+    ] = None,
     schedule: Annotated[
         str, typer.Option(help="Learning rate: cosine (linear warmup, cosine decay) | constant.")
     ] = "cosine",
@@ -122,7 +128,18 @@ def train(
     ] = None,
     noise: Annotated[
         float | None,
-        typer.Option(help="Sensor/npz: std of Gaussian noise added to normalized training inputs."),
+        typer.Option(help="Sensor/npz: std of Gaussian noise added to normalized training "
+                     f"inputs. Default: {_C['noise']}."),
+    ] = None,
+    updates_per_class: Annotated[
+        int | None,
+        typer.Option(help="Sensor/npz without --epochs: the epochs rise until training makes "
+                     f"at least this many updates per class. Default: {_C['updates_per_class']}."),
+    ] = None,
+    min_updates: Annotated[
+        int | None,
+        typer.Option(help="Sensor/npz without --epochs: ... and at least this many updates in "
+                     f"all. Default: {_C['min_updates']}."),
     ] = None,
     diagnostics: Annotated[
         bool, typer.Option(help="Record per-update gradient norms and the distance curve.")
@@ -165,6 +182,7 @@ def train(
         minutes=minutes,
         max_chars=max_chars,
         max_length=max_length,
+        stride=stride,
         schedule=schedule,
         recurrent_init=recurrent_init,
         recurrent_scale=recurrent_scale,
@@ -173,6 +191,8 @@ def train(
         dropout_embedding=dropout_embedding,
         dropout_head=dropout_head,
         noise=noise,
+        updates_per_class=updates_per_class,
+        min_updates=min_updates,
         diagnostics=diagnostics,
         baseline=baseline,
     )

@@ -1,0 +1,93 @@
+"""Long sequences read at a stride: every k-th sample, chosen from the training lengths
+unless given, recorded in the data spec and applied again by every later stage."""
+
+import json
+
+import numpy as np
+import pytest
+from elman.data.datasets import load_dataset, load_raw
+from elman.data.sequences import auto_stride
+from elman.data.spec import load_run_data
+from typer.testing import CliRunner
+
+from elman.cli import app
+from elman.errors import DataError
+from elman.files import dumps_json
+
+
+@pytest.mark.parametrize("median, stride", [
+    (5, 1), (100, 1), (128, 1),  # BasicMotions (100), JapaneseVowels, ItalyPowerDemand
+    (129, 4), (136, 4),          # PickupGestureWiimoteZ: median 136 -> 34 steps
+    (150, 4), (160, 4), (161, 5), (2000, 50),
+])
+def test_auto_stride_brings_long_sequences_to_at_most_40_steps(median, stride):
+    lengths = np.array([median // 2, median, median, 3 * median])
+    assert auto_stride(lengths) == stride
+    if stride > 1:
+        assert -(-median // stride) <= 40 < -(-median // (stride - 1))
+
+
+def test_pickup_gesture_is_read_every_fourth_sample(tmp_path):
+    raw = load_raw("sensor", "pickupgesturewiimotez")
+    data = load_dataset("sensor:pickupgesturewiimotez", stride=None)
+    assert np.median(raw.lengths_train) == 136
+    np.testing.assert_array_equal(data.lengths_train, -(-raw.lengths_train // 4))
+    np.testing.assert_array_equal(data.lengths_test, -(-raw.lengths_test // 4))
+    assert data.timesteps == 91  # ceil(361 / 4)
+    n = 7
+    real = raw.x_train[n, : raw.lengths_train[n]: 4, 0]
+    np.testing.assert_allclose(data.x_train[n, : data.lengths_train[n], 0],
+                               (real - data.mean[0]) / data.std[0], rtol=1e-6)
+    assert (data.x_train[n, data.lengths_train[n]:] == 0).all()  # padding stays zero
+    spec = json.loads(dumps_json(data.spec()))
+    assert spec["stride"] == 4 and "median training length, 136 samples" in spec["stride_rule"]
+    assert spec["lengths"] == {"min": 8, "max": 91, "median": 33.0}  # both splits
+    assert spec["input"]["timesteps"] == 91
+    # every later stage reads the data as the model did
+    (tmp_path / "data_spec.json").write_text(dumps_json(spec))
+    again = load_run_data(tmp_path)
+    np.testing.assert_array_equal(again.x_test, data.x_test)
+    np.testing.assert_array_equal(again.lengths_test, data.lengths_test)
+
+
+def test_short_sequences_keep_every_sample():
+    auto = load_dataset("sensor:basicmotions", stride=None)
+    plain = load_dataset("sensor:basicmotions")
+    np.testing.assert_array_equal(auto.x_train, plain.x_train)
+    assert "stride" not in auto.spec() and auto.timesteps == 100
+    two = load_dataset("sensor:basicmotions", stride=2)
+    assert two.timesteps == 50 and two.spec()["stride"] == 2 and "stride_rule" not in two.spec()
+
+
+def test_stride_is_refused_where_it_does_not_apply():
+    with pytest.raises(DataError, match="--stride must be a positive number of samples, got 0"):
+        load_dataset("sensor:basicmotions", stride=0)
+    with pytest.raises(DataError, match="--stride applies to sequences, not to text"):
+        load_dataset("text:fortunes", stride=2)
+    with pytest.raises(DataError, match="--stride applies to one label per sequence"):
+        load_dataset("sensor:basicmotions-stream", stride=2)
+    streams = load_dataset("sensor:basicmotions-stream", stride=None)
+    assert "stride" not in streams.spec()
+
+
+def test_elman_train_stride_option_and_the_automatic_choice(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.arange(20) % 2
+    x = rng.normal(size=(20, 300)) + y[:, None]  # median 300 samples: auto stride 8
+    np.savez(tmp_path / "long.npz", x=x[:16], y=y[:16], x_test=x[16:], y_test=y[16:])
+    options = ["--no-progress", "--units", "4", "--epochs", "1", "--no-diagnostics"]
+    for name, extra, stride in (("auto", [], 8), ("given", ["--stride", "3"], 3),
+                                ("off", ["--stride", "1"], None)):
+        run = tmp_path / name
+        result = CliRunner().invoke(app, ["train", "--data", f"npz:{tmp_path / 'long.npz'}",
+                                          str(run), *options, *extra])
+        assert result.exit_code == 0, result.output
+        spec = json.loads((run / "data_spec.json").read_text())
+        assert spec.get("stride") == stride
+        assert spec["input"]["timesteps"] == -(-300 // (stride or 1))
+        report = json.loads((run / "train_report.json").read_text())
+        assert report["config"]["stride"] == (stride if name == "given" else
+                                              (1 if name == "off" else None))
+    result = CliRunner().invoke(app, ["train", "--data", f"npz:{tmp_path / 'long.npz'}",
+                                      str(tmp_path / "bad"), *options, "--stride", "0"])
+    assert result.exit_code != 0 and "--stride must be >= 1, got 0" in result.output
