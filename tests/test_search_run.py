@@ -94,6 +94,7 @@ def test_best_fits_the_budget_and_is_a_normal_run_directory(small_search):
     assert best_dir == small_search / "best"
     proc = elman("run", "--from", "quantize", "--cpu", "cortex-m0plus", "--opt", "O2",
                  "--profile", best["params"]["profile"], "--limit", "4", "--quiet",
+                 "--state", best["params"]["state"],  # as the trial was quantized
                  str(best_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
     mcu = json.loads((best_dir / rundir.MCU_REPORT).read_text())["builds"][0]
