@@ -54,6 +54,7 @@ class Target:
     flash_bytes: int | None = None  # the part's memories, where a model can outgrow them
     ram_bytes: int | None = None
     aliases: tuple[str, ...] = ()  # other --cpu names of the entry
+    state_bits: tuple[int, ...] = (8, 16)  # the state widths its kernels build
 
     @property
     def cycles(self) -> CycleModel:
@@ -107,6 +108,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            ("-mmcu=atmega328p",), "avr", "simavr", "atmega328p", "atmega328p",
            f"{AVR_HINT} && {SIMAVR_HINT}", link_flags=(), libs=(), clock_hz=16_000_000,
            flash_bytes=32 * 1024, ram_bytes=2 * 1024, aliases=("arduino-uno", "uno"),
+           state_bits=(8,),
            note="16-bit int; weights and tables in flash (PROGMEM, read with LPM); the "
                 "MULS matrix-vector kernel; simavr counts every cycle (exact, not a model)"),
 )}

@@ -78,7 +78,7 @@ def fits(ir: QuantizedModel, cpu: str = "atmega328p", *, profile: str = "tflm",
     target = get_target(cpu)
     if target.flash_bytes is None:
         return True
-    if ir.state_bits != 8 or not available(cpu):
+    if ir.state_bits not in target.state_bits or not available(cpu):
         return False  # see INT16_UNSUPPORTED
     flash, ram = estimated_footprint(ir)
     if flash - CODE_ALLOWANCE > target.flash_bytes or ram > (target.ram_bytes or ram):
@@ -192,7 +192,7 @@ def run_simavr(ir: QuantizedModel, inputs: np.ndarray, *, tokens: bool, profile:
 
     target = get_target(cpu)
     batch, steps = inputs.shape[:2]
-    if ir.state_bits != 8:
+    if ir.state_bits not in target.state_bits:
         raise ToolchainError(INT16_UNSUPPORTED)
     weights = estimated_footprint(ir)[0] - CODE_ALLOWANCE
     if target.flash_bytes is not None and weights > target.flash_bytes:
