@@ -163,9 +163,11 @@ class _Progress:
                     print(table_header(), file=self.out, flush=True)
                 self.shown.add(e["number"])
                 print(table_row(e), file=self.out, flush=True)
-        trained = sum(e["state"] in ("complete", "pruned", "failed") for e in entries)
+        trained = sum(e["state"] in ("complete", "pruned") for e in entries)
+        failed = sum(e["state"] == "failed" for e in entries)
         running = sum(e["state"] == "running" for e in entries)
-        status = f"[{trained}/{slots} trials trained, {running} running]"
+        status = (f"[{trained}/{slots} trials trained, {running} running"
+                  + (f", {failed} failed (see {LOG_DIR}/)" if failed else "") + "]")
         if status != self.status:
             self.status = status
             print(status, file=self.err, flush=True)
@@ -215,6 +217,10 @@ def search_run(search_dir: Path | str, options: SearchOptions, *, out: TextIO | 
             requeued = studies.fail_running(study)
             if requeued:
                 print(f"{requeued} trial(s) interrupted earlier: their slots run again",
+                      file=err, flush=True)
+            retried = studies.requeue_failed(study)
+            if retried:
+                print(f"{retried} slot(s) whose trials failed earlier run once more",
                       file=err, flush=True)
         progress = _Progress(out, err)
         workers = _start_workers(options.jobs, url, options.study, search_dir)

@@ -87,3 +87,11 @@ def search(
                    + (f", {best['latency_us']:,.0f} us" if best["latency_us"] else "")
                    + f") -> {best['run_dir'] or best['trial_run_dir']}")
     typer.echo(f"wrote {Path(search_dir) / REPORT_JSON}, {Path(search_dir) / HTML}")
+    if report["failed_slots"]:
+        errors = sorted({e["error"] for e in report["trials"]
+                         if e["state"] == "failed" and e.get("error")})
+        typer.echo(f"error: {len(report['failed_slots'])} of {report['slots']} trial slots "
+                   f"failed every attempt ({'; '.join(errors)}); see "
+                   f"{Path(search_dir) / 'logs'}; rerun the same command to retry them",
+                   err=True)
+        raise typer.Exit(1)

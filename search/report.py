@@ -3,7 +3,8 @@
 Every trial of the study becomes one entry of ``trials``: its parameters, its
 state (``complete``, ``pruned``, ``failed``, ``rejected`` when its model could
 not fit and it was never trained, ``interrupted`` when its process was stopped
-or killed and its slot ran again, ``running``, ``waiting``), the quantized
+or killed and its slot ran again, ``failed`` when it raised an error (its slot
+runs again once with the same parameters), ``running``, ``waiting``), the quantized
 model's validation ``metric`` (int8, or the int16 state), and ``flash``,
 ``ram``, ``instructions_per_step``, ``instructions_per_step_max``,
 ``cycles_per_step_max`` (the target registry's cycle model on the slowest step)
@@ -39,7 +40,8 @@ def trial_state(t: FrozenTrial, retried: frozenset[int] = frozenset()) -> str:
     back in the queue because they did not finish (killed or interrupted)."""
     if "rejected" in t.user_attrs:
         return "rejected"
-    if t.state == TrialState.FAIL and (t.number in retried or "interrupted" in t.user_attrs):
+    if t.state == TrialState.FAIL and "error" not in t.user_attrs and (
+            t.number in retried or "interrupted" in t.user_attrs):
         return "interrupted"
     return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
             TrialState.FAIL: "failed", TrialState.RUNNING: "running",
@@ -119,7 +121,10 @@ def build_report(study: Any, config: dict[str, Any], *, budget: dict[str, Any],
                       "validation": validation},
         "slots": studies.slot_count(study),
         "counts": counts,
-        "trained": sum(counts.get(s, 0) for s in ("complete", "pruned", "failed")),
+        "trained": sum(counts.get(s, 0) for s in ("complete", "pruned")),
+        # slots with no trained trial and none left to run (each attempt failed: see the
+        # trials' "error"); a rerun of a local search gives each one more attempt
+        "failed_slots": studies.failed_slots(trials, studies.slot_count(study)),
         "trials": entries,
         "best": None if best is None else {**best, "trial_run_dir": best["run_dir"],
                                            "run_dir": str(best_dir) if best_dir else None},

@@ -185,6 +185,35 @@ def claim(study: optuna.Study) -> optuna.Trial | None:
     return None
 
 
+def failed_attempts(study: optuna.Study, slot: int) -> int:
+    """How many trials of ``slot`` failed with an error (not stopped, not rejected)."""
+    return sum(t.state == TrialState.FAIL and t.user_attrs.get(SLOT_ATTR) == slot
+               and "error" in t.user_attrs and "rejected" not in t.user_attrs
+               for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+
+
+def failed_slots(trials: list[FrozenTrial], slots: int) -> list[int]:
+    """The slots that have no trained trial and none left to run: every attempt failed."""
+    ended = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
+    alive = {t.user_attrs.get(SLOT_ATTR) for t in trials
+             if t.state in ended and "rejected" not in t.user_attrs}
+    tried = {t.user_attrs.get(SLOT_ATTR) for t in trials}
+    return [s for s in range(slots) if s in tried and s not in alive]
+
+
+def requeue_failed(study: optuna.Study) -> int:
+    """Give every slot whose attempts all failed one more (the last attempt's parameters);
+    for a rerun of a local search. Returns how many slots were put back."""
+    trials = study.get_trials(deepcopy=False)
+    count = 0
+    for slot in failed_slots(trials, slot_count(study)):
+        last = max((t for t in trials if t.user_attrs.get(SLOT_ATTR) == slot),
+                   key=lambda t: t.number)
+        study.enqueue_trial(last.params, user_attrs={SLOT_ATTR: slot, "retry_of": last.number})
+        count += 1
+    return count
+
+
 def new_attempt(study: optuna.Study, slot: int, after: int) -> optuna.Trial:
     """A fresh trial for the same slot (after a sample that could not fit)."""
     storage = _storage(study)

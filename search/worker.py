@@ -14,6 +14,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,21 @@ from elman.search.validation import SearchData, carve
 from optuna.trial import TrialState
 
 MAX_RESAMPLES = 50  # samples in a row that cannot fit before a slot gives up
+MAX_ATTEMPTS = 2  # a slot whose trial fails (an error, not a stop) runs at most this often
+
+_interrupted = threading.Event()
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Ctrl-C: remembered, then Python's KeyboardInterrupt. Raised inside a TensorFlow or
+    Keras scope, the scope's exit can replace it with its own error ("Exiting
+    variable_creator_scope without proper nesting"); the flag says it was a stop."""
+    _interrupted.set()
+    signal.default_int_handler(signum, frame)
+
+
+def interrupted() -> bool:
+    return _interrupted.is_set()
 
 
 def context(config: dict[str, Any], search_dir: Path, data: SearchData | None = None
@@ -62,19 +78,34 @@ def run_slot(study: optuna.Study, trial: optuna.Trial, ctx: TrialContext) -> Non
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
         except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
-            frozen = study.tell(trial, state=TrialState.FAIL)
-            studies.requeue(study, frozen)
+            _stopped(study, trial)
             raise
-        except Exception as exc:  # a failed trial is reported; the search goes on
+        except Exception as exc:
+            if interrupted():  # a stop that a library's cleanup turned into its own error
+                _stopped(study, trial)
+                raise KeyboardInterrupt from exc
+            # a failed trial is reported; its slot runs again (same parameters) until it
+            # has failed MAX_ATTEMPTS times, and the search goes on
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
             traceback.print_exc()
-            study.tell(trial, state=TrialState.FAIL)
+            frozen = study.tell(trial, state=TrialState.FAIL)
+            if studies.failed_attempts(study, slot) < MAX_ATTEMPTS:
+                studies.requeue(study, frozen)
         else:
             study.tell(trial, value)
         return
     trial.set_user_attr("error", f"{MAX_RESAMPLES} samples in a row could not fit the budget")
     study.tell(trial, state=TrialState.FAIL)
+
+
+def _stopped(study: optuna.Study, trial: optuna.Trial) -> None:
+    """An interrupted trial: failed, marked, and its slot put back in the queue."""
+    try:
+        trial.set_user_attr("interrupted", True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # it had finished before the stop
+    frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    studies.requeue(study, frozen)
 
 
 def work(study: optuna.Study, ctx: TrialContext) -> int:
@@ -107,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--storage or ${studies.STORAGE_ENV} is required")
     if args.parent:
         _die_with_parent(args.parent)
+    signal.signal(signal.SIGINT, _on_sigint)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = studies.open_storage(args.storage)
