@@ -91,11 +91,18 @@ def stored_config(options: SearchOptions, budget: Budget) -> dict[str, Any]:
 def usable_states(ctx: Any, err: TextIO) -> tuple[str, ...]:
     """The requested state widths whose smallest model builds on the target and is
     bit-exact there (a core whose kernels lack one width drops it, said on ``err``)."""
+    from elman.targets.registry import get_target
+
     from elman.errors import ToolchainError, VerificationError
 
     usable = []
     smallest = space.smallest_shapes(ctx.limits, ctx.data.task)[0]
+    built = get_target(ctx.budget.cpu).state_bits  # the widths the core's kernels build
     for state in ctx.limits.states:
+        if space.STATE_BITS[state] not in built:
+            print(f"state {state} is not searched: {ctx.budget.cpu}'s kernels build the "
+                  f"{', '.join(f'int{b}' for b in built)} state only", file=err, flush=True)
+            continue
         try:
             ctx.estimate({**smallest, "state": state})
         except (ToolchainError, VerificationError) as exc:

@@ -123,6 +123,17 @@ def test_a_state_width_the_core_cannot_build_is_dropped_with_one_line(tmp_path):
     assert {dict(key)["state"] for key in ctx.estimates} == set(usable)
 
 
+def test_a_width_the_registry_says_the_core_lacks_is_dropped_without_a_build(tmp_path):
+    ctx = TrialContext(data=carve("sensor:basicmotions"), budget=Budget(cpu="atmega328p"),
+                       limits=space.SpaceLimits(max_units=8, timesteps=100), opt="O2",
+                       epochs=1, search_dir=tmp_path)
+    err = io.StringIO()
+    assert usable_states(ctx, err) == ("int8",)
+    assert err.getvalue().splitlines() == [
+        "state int16 is not searched: atmega328p's kernels build the int8 state only"]
+    assert {dict(key)["state"] for key in ctx.estimates} == {"int8"}  # int16: never built
+
+
 STREAM = ["--data", "sensor:basicmotions-stream", "--cpu", "cortex-m33", "--states", "int16",
           "--flash", "16K", "--ram", "2K", "--latency", "1ms", "--clock", "100MHz",
           "--trials", "1", "--jobs", "1", "--epochs", "1", "--max-units", "6",
