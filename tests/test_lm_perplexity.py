@@ -115,3 +115,40 @@ def test_quantize_labels_a_prefix_evaluation(text_run, tmp_path):
     ev = quantize_run(run, progress=False, eval_chars=500)["evaluation"]
     assert ev["stream_steps"] == 500 and not ev["whole_stream"]
     assert ev["perplexity"].startswith("on the first 500 characters")
+
+
+def test_learning_curve_scored_beside_training_equals_scoring_in_line():
+    """fit_text scores each epoch in a thread while the next trains (no on_epoch) or in line
+    (on_epoch given): the same weights, the same numbers, and each row is the epoch's own
+    model (the last row equals a fresh score of the trained model)."""
+    pytest.importorskip("tensorflow")
+    import keras
+    from elman.data.datasets import load_dataset
+    from elman.train import fit, stream_eval
+    from elman.train.config import TrainConfig
+    from elman.train.loop import Trainer
+    from elman.train.model import build_model
+
+    data = load_dataset("text:fortunes", max_chars=30_000)
+    cfg = TrainConfig(units=24, embedding=8, batch=8, bptt=20, chars=90_000,
+                      baseline=False).resolved("language_model")
+
+    def curve(on_epoch):
+        keras.utils.set_random_seed(3)
+        model = build_model("language_model", units=24, input_dim=data.vocab_size,
+                            output_dim=data.vocab_size, embedding=8)
+        trainer = Trainer(model, "language_model", lr=5e-3, clip=1.0, seed=3)
+        result = fit.fit_text(trainer, data, cfg, progress=False, on_epoch=on_epoch)
+        return result, model
+
+    seen = []
+    threaded, model = curve(None)
+    in_line, _ = curve(lambda row, trainer: seen.append(row["val_perplexity"]))
+    assert len(threaded.epochs) >= 3
+    keys = ("epoch", "chars", "val_loss", "val_perplexity", "val_bits_per_char", "train_loss")
+    assert [[r[k] for k in keys] for r in threaded.epochs] == \
+        [[r[k] for k in keys] for r in in_line.epochs]
+    assert seen == [r["val_perplexity"] for r in in_line.epochs]
+    assert len({r["val_perplexity"] for r in threaded.epochs}) == len(threaded.epochs)
+    assert threaded.epochs[-1]["val_perplexity"] == \
+        stream_eval.stream_score(model, data.val_ids)["perplexity"]
