@@ -56,3 +56,9 @@ def test_train_text_end_to_end(tmp_path):
     logp -= logits.max(-1, keepdims=True)
     nll = -np.take_along_axis(logp, y[..., None], axis=-1).mean()
     assert np.exp(nll) == pytest.approx(report["metrics"]["val_perplexity"], rel=1e-4)
+    # the n-gram baselines (fitted in a thread beside training) are those of the same split
+    from elman.train.kneser_ney import KneserNey
+
+    for order in (3, 5, 7):
+        direct = KneserNey(data.train_ids, len(data.vocab), order).evaluate(data.val_ids)
+        assert report["baseline"][f"kn{order}"]["val_perplexity"] == direct["val_perplexity"]

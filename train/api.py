@@ -103,6 +103,12 @@ def train_run(
         seed=cfg.seed,
     )
     if text:
+        curve_future = None
+        if cfg.baseline:  # the n-gram curve (numpy sorts, GIL released) beside training
+            from elman.train.kneser_ney import size_curve
+
+            curve_future = _Beside(size_curve, dataset.train_ids, dataset.val_ids,
+                                   dataset.vocab_size)
         result = fit.fit_text(trainer, dataset, cfg, progress, on_epoch)
     elif per_step:
         result = fit.fit_per_step(trainer, dataset, cfg, progress, on_epoch)
@@ -125,7 +131,7 @@ def train_run(
     curve: dict = {}
     if text:
         report.update(guarded("the held-out metrics and n-gram baselines",
-                              lambda: _text_results(dataset, result, cfg, progress),
+                              lambda: _text_results(dataset, result, curve_future),
                               warnings) or {})
         if cfg.diagnostics:
             curve = guarded("the vanishing-gradient curve", lambda: text_curve(
@@ -177,7 +183,34 @@ def _deterministic_ops() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _text_results(dataset: TextData, result, cfg: TrainConfig, progress: bool) -> dict:
+class _Beside:
+    """``fn(*args)`` in a daemon thread (a Ctrl-C during training does not wait for it);
+    :meth:`result` joins it and returns its value or raises its exception."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
+                                        name="elman-beside")
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _text_results(dataset: TextData, result, curve_future) -> dict:
+    """The final validation metrics, and the n-gram baselines and size curve when
+    ``curve_future`` (computed beside training) is given."""
     from elman import perplexity
 
     last = result.epochs[-1]
@@ -191,11 +224,10 @@ def _text_results(dataset: TextData, result, cfg: TrainConfig, progress: bool) -
                                "windows, with dropout",
         }
     }
-    if cfg.baseline:
-        from elman.train.kneser_ney import baselines, size_curve
+    if curve_future is not None:
+        from elman.train.kneser_ney import baselines
 
-        curve = size_curve(dataset.train_ids, dataset.val_ids, dataset.vocab_size,
-                           progress=progress)
+        curve = curve_future.result()
         out["baseline"] = baselines(curve)
         out["size_curve"] = curve
     return out
