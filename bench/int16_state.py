@@ -16,10 +16,15 @@ weights and quantized inputs (what the state width owns: the integer arithmetic)
 Last, the Cortex-M4 -O2 instructions per MAC of 128-unit models (int8 and int16 state).
 
 The text model is smaller than the default recipe (``--text-units``, ``--text-chars``);
-the sensor models are the task's default recipe.
+the sensor models are the task's default recipe. Each task's float model is trained twice
+(``--variants``): ``plain`` (the default ``elman train``) and ``qat`` (``--qat-weights``: the
+last fifth of the updates on the int8 grid, as ``elman run --state int16`` trains), so the
+float metric of both is measured, and both are quantized with both states. ``--skip-verify``
+leaves out verify and the emulated builds (errors and metrics only).
 
 Usage: .venv/bin/python bench/int16_state.py [--tasks basicmotions,gunpoint,fortunes]
-       [--work DIR] [--drift-steps 100000] [--text-units 128] [--text-chars 4000000]
+       [--variants plain,qat] [--skip-verify] [--work DIR] [--drift-steps 100000]
+       [--text-units 128] [--text-chars 4000000]
 Prints a table; writes bench/results/int16_state.json. CPU seconds are recorded beside
 wall-clock seconds (the machine may be shared).
 """
@@ -41,6 +46,7 @@ RESULTS = Path(__file__).parent / "results" / "int16_state.json"
 TASKS = {"basicmotions": "sensor:basicmotions", "gunpoint": "sensor:gunpoint",
          "fortunes": "text:fortunes"}
 STATES = ("int8", "int16")
+VARIANTS = ("plain", "qat")
 CPUS = ("cortex-m4",)  # per task; the 128-unit rows add the Cortex-M0+
 DRIFT_WINDOW = 10_000
 COPIED = ("model.keras", "data_spec.json", "train_report.json")
@@ -58,17 +64,16 @@ def _since(start: tuple[float, float]) -> dict[str, float]:
     return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
 
 
-def trained(task: str, work: Path, text_units: int, text_chars: int) -> Path:
+def trained(task: str, work: Path, text_units: int, text_chars: int, variant: str) -> Path:
     from elman.train.api import train_run
     from elman.train.config import TrainConfig
 
-    base = work / task
+    base = work / (task if variant == "plain" else f"{task}-{variant}")
     if not (base / "model.keras").exists():
-        config = None
-        if task == "fortunes":
-            config = TrainConfig(units=text_units, chars=text_chars)
-        print(f"[{task}] training the float model ...", file=sys.stderr)
-        train_run(TASKS[task], base, config, progress=False)
+        options = {"units": text_units, "chars": text_chars} if task == "fortunes" else {}
+        print(f"[{task}] training the float model ({variant}) ...", file=sys.stderr)
+        train_run(TASKS[task], base, TrainConfig(**options, qat_weights=variant == "qat"),
+                  progress=False)
     return base
 
 
@@ -87,27 +92,42 @@ def quantized(base: Path, state: str) -> Path:
     return run
 
 
-def measure(task: str, run: Path, state: str, drift_steps: int) -> dict:
+def measure(task: str, run: Path, state: str, drift_steps: int, variant: str = "plain",
+            verify: bool = True) -> dict:
+    start = _clock()
+    quant = _read_json(run / "quant_report.json")
+    ev = quant["evaluation"]
+    he = ev["hidden_error"]
+    row = {
+        "task": task, "state": state, "float_model": variant, "run_dir": str(run),
+        "metrics": ev["metrics"],
+        "weight_grid": _read_json(run / "train_report.json").get("weight_grid"),
+        "evaluated_on": ev.get("stream_steps") or ev.get("sequences"),
+        "hidden_error": {"mean": he["mean"], "max": he["max"],
+                         "max_per_step_largest": max(he["by_step"]["max"]),
+                         "by_step": he["by_step"]},
+    }
+    if verify:
+        row.update(verified(run))
+    row["hidden_error_sources"] = error_sources(run)
+    if task == "fortunes":
+        row["drift"] = text_drift(run, drift_steps)
+    row["seconds"] = _since(start)
+    return row
+
+
+def verified(run: Path) -> dict:
+    """Every pair of ``elman verify`` (both profiles) and the emulated Cortex-M4 build."""
     from elman.firmware_codegen.api import codegen_run
     from elman.firmware_codegen.arm.api import mcu_run
 
     from elman.verify import verify_run
 
-    start = _clock()
-    quant = _read_json(run / "quant_report.json")
     codegen_run(run, profile="tflm")
     verify = verify_run(run, profiles=("tflm", "tflite"), progress=False,
                         raise_on_mismatch=False)
     mcu = mcu_run(run, cpus=CPUS, opts=("O2",), profiles=("tflm",), progress=False)
-    ev = quant["evaluation"]
-    he = ev["hidden_error"]
-    row = {
-        "task": task, "state": state, "run_dir": str(run),
-        "metrics": ev["metrics"],
-        "evaluated_on": ev.get("stream_steps") or ev.get("sequences"),
-        "hidden_error": {"mean": he["mean"], "max": he["max"],
-                         "max_per_step_largest": max(he["by_step"]["max"]),
-                         "by_step": he["by_step"]},
+    return {
         "bit_exact": {"ok": verify["ok"], "pairs": [
             {"pair": f"{p['a']} vs {p['b']}", "compared": p["compared"],
              "compared_hidden": p["compared_hidden"], "mismatches": p["mismatches"]}
@@ -118,11 +138,6 @@ def measure(task: str, run: Path, state: str, drift_steps: int) -> dict:
                                    "instructions_per_step", "instructions_per_mac",
                                    "bit_exact")} for b in mcu["builds"]],
     }
-    row["hidden_error_sources"] = error_sources(run)
-    if task == "fortunes":
-        row["drift"] = text_drift(run, drift_steps)
-    row["seconds"] = _since(start)
-    return row
 
 
 def _int8_weights(model, ir):
@@ -254,19 +269,24 @@ def _issue_pair(pair: dict) -> bool:
 
 
 def table(rows: list[dict], macs: list[dict]) -> str:
-    lines = [f"{'task':<13}{'state':<7}{'metric':<10}{'float':>8}{'quant':>8}"
+    lines = [f"{'task':<13}{'float':<7}{'state':<7}{'metric':<10}{'float':>8}{'quant':>8}"
              f"{'h err mean':>12}{'h err max':>11}{'pairs':>7}{'values/pair':>13}"
              f"{'M4 flash':>10}{'M4 RAM':>8}{'M4 instr/step':>15}"]
     for r in rows:
         name, f, q = _metric(r)
-        pairs = [p for p in r["bit_exact"]["pairs"] if _issue_pair(p)]
-        exact = sum(p["mismatches"] == 0 for p in pairs)
-        m4 = next(b for b in r["mcu"] if b["cpu"] == "cortex-m4")
-        lines.append(f"{r['task']:<13}{r['state']:<7}{name:<10}{f:>8.4f}{q:>8.4f}"
-                     f"{r['hidden_error']['mean']:>12.6f}{r['hidden_error']['max']:>11.5f}"
-                     f"{f'{exact}/{len(pairs)}':>7}{min(p['compared'] for p in pairs):>13,}"
+        line = (f"{r['task']:<13}{r.get('float_model', 'plain'):<7}{r['state']:<7}{name:<10}"
+                f"{f:>8.4f}{q:>8.4f}{r['hidden_error']['mean']:>12.6f}"
+                f"{r['hidden_error']['max']:>11.5f}")
+        if "bit_exact" in r:
+            pairs = [p for p in r["bit_exact"]["pairs"] if _issue_pair(p)]
+            exact = sum(p["mismatches"] == 0 for p in pairs)
+            m4 = next(b for b in r["mcu"] if b["cpu"] == "cortex-m4")
+            line += (f"{f'{exact}/{len(pairs)}':>7}{min(p['compared'] for p in pairs):>13,}"
                      f"{m4['flash']:>10,}{m4['ram']:>8,}{m4['instructions_per_step']:>15,.0f}")
-        others = [p for p in r["bit_exact"]["pairs"] if not _issue_pair(p)]
+        else:
+            line += f"{'(not verified: --skip-verify)':>40}"
+        lines.append(line)
+        others = [p for p in r.get("bit_exact", {}).get("pairs", []) if not _issue_pair(p)]
         if others:
             lines.append(f"{'':<20}other cores: {sum(p['mismatches'] == 0 for p in others)}/"
                          f"{len(others)} pairs bit-exact, >= "
@@ -284,6 +304,7 @@ def table(rows: list[dict], macs: list[dict]) -> str:
             lines.append(f"{'':<20}drift over {d['steps']:,} steps: mean |error| first "
                          f"{d['window']:,} {d['first']:.6f}, last {d['last']:.6f} "
                          f"(x{d['growth']:.2f})")
+    lines += [""] + comparisons(rows)
     lines.append("")
     lines.append("-O2, 128 units (6 inputs, 4 outputs): instructions per MAC")
     for m in macs:
@@ -294,35 +315,70 @@ def table(rows: list[dict], macs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def comparisons(rows: list[dict]) -> list[str]:
+    """Per task and float model: max state error int8 / int16, the quantized metric against
+    float; per task: what --qat-weights did to the float metric."""
+    lines = []
+    by = {(r["task"], r.get("float_model", "plain"), r["state"]): r for r in rows}
+    for task in dict.fromkeys(r["task"] for r in rows):
+        for variant in VARIANTS:
+            int8, int16 = by.get((task, variant, "int8")), by.get((task, variant, "int16"))
+            if not (int8 and int16):
+                continue
+            name, f, q = _metric(int16)
+            lines.append(f"{task} ({variant} float model): max state error int8 "
+                         f"{int8['hidden_error']['max']:.5f} / int16 "
+                         f"{int16['hidden_error']['max']:.5f} = x"
+                         f"{int8['hidden_error']['max'] / int16['hidden_error']['max']:.1f}; "
+                         f"int16 {name} {q:.4f} vs float {f:.4f} ({q - f:+.4f})")
+        plain, qat = by.get((task, "plain", "int16")), by.get((task, "qat", "int16"))
+        if plain and qat:
+            name, before, _ = _metric(plain)
+            _, after, _ = _metric(qat)
+            lines.append(f"{task}: --qat-weights changed the float model's {name} from "
+                         f"{before:.4f} to {after:.4f} ({after - before:+.4f})")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="float models: plain (elman train), qat (--qat-weights)")
+    ap.add_argument("--skip-verify", action="store_true",
+                    help="no verify and no emulated builds (errors and metrics only)")
     ap.add_argument("--work", type=Path, default=Path("runs/bench-int16"))
     ap.add_argument("--drift-steps", type=int, default=100_000)
     ap.add_argument("--text-units", type=int, default=128)
     ap.add_argument("--text-chars", type=int, default=4_000_000)
     args = ap.parse_args(argv)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         ap.error(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    if not variants or set(variants) - set(VARIANTS):
+        ap.error(f"--variants: choose from {', '.join(VARIANTS)}")
     start = _clock()
-    macs = instructions_per_mac_128()
+    macs = [] if args.skip_verify else instructions_per_mac_128()
     rows: list[dict] = []
 
     def write() -> None:  # after every row: a long run keeps what it measured
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(dumps_json({"format": "elman-bench-int16-state/1", "rows": rows,
+        RESULTS.write_text(dumps_json({"format": "elman-bench-int16-state/2", "rows": rows,
                                        "instructions_per_mac_128": macs,
                                        "seconds": _since(start)}), encoding="utf-8")
 
     write()
     for task in tasks:
-        base = trained(task, args.work, args.text_units, args.text_chars)
-        for state in STATES:
-            print(f"[{task}] {state}: quantize, verify, mcu ...", file=sys.stderr)
-            rows.append(measure(task, quantized(base, state), state, args.drift_steps))
-            write()
+        for variant in variants:
+            base = trained(task, args.work, args.text_units, args.text_chars, variant)
+            for state in STATES:
+                print(f"[{task}] {variant} float model, {state}: quantize, measure ...",
+                      file=sys.stderr)
+                rows.append(measure(task, quantized(base, state), state, args.drift_steps,
+                                    variant, verify=not args.skip_verify))
+                write()
     print(table(rows, macs))
     print(f"wrote {RESULTS}")
     return 0

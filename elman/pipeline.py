@@ -270,6 +270,10 @@ def run(
     state: Annotated[str, typer.Option(
         help="Width of activations and state: int8, or int16 (TFLite's 16x8 mode: int16 "
              "activations and state, int8 weights).")] = "int8",
+    qat_weights: Annotated[bool | None, typer.Option(
+        help="Train the last updates with the weights on the int8 grid, so that quantizing "
+             "loses only activations and state (see `elman train --help`). Default: on with "
+             "--state int16, off with int8.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit with status 1 when an acceptance check is NOT met (int8 vs "
@@ -293,7 +297,8 @@ def run(
     config = _train_config(units=units, layers=layers, embedding=embedding, epochs=epochs,
                            batch=batch,
                            bptt=bptt, lr=lr, clip=clip, seed=seed, minutes=minutes,
-                           max_chars=max_chars, max_length=max_length, stride=stride
+                           max_chars=max_chars, max_length=max_length, stride=stride,
+                           qat_weights=qat_weights_default(state, qat_weights) or None,
                            ) if start == "train" else None
     result = run_pipeline(
         data, run_dir, config=config, prefix=prefix, profiles=profiles,
@@ -304,6 +309,12 @@ def run(
     if strict and failed:
         raise ElmanError(f"{len(failed)} acceptance check{'s' if len(failed) > 1 else ''} NOT "
                          f"met (--strict): {', '.join(failed)}")
+
+
+def qat_weights_default(state: str, given: bool | None) -> bool:
+    """``elman run``'s --qat-weights: as given, else on for the int16 state (whose error
+    against float is otherwise mostly the int8 weights')."""
+    return state == "int16" if given is None else given
 
 
 def _train_config(**overrides: Any) -> Any:

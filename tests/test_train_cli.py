@@ -12,18 +12,21 @@ from elman.cli import app
 REPORT_KEYS = {
     "format", "task", "data", "config", "versions", "model", "epochs", "stop_reason",
     "metrics", "baseline", "size_curve", "clipping", "grad_norm_vs_distance", "throughput",
-    "warnings", "provenance",
+    "warnings", "provenance", "weight_grid",
 }  # fmt: skip
 
 
-def test_train_text_end_to_end(tmp_path):
+@pytest.mark.parametrize("qat", [False, True])
+def test_train_text_end_to_end(tmp_path, qat):
+    """(--qat-weights: the saved weights are on the int8 grid, and the reported validation
+    perplexity is still the saved model's.)"""
     pytest.importorskip("tensorflow")
     import keras
 
     run = tmp_path / "run"
     args = ["train", "--data", "text:fortunes", str(run), "--no-progress", "--units", "16",
             "--embedding", "8", "--batch", "4", "--bptt", "12", "--epochs", "2",
-            "--max-chars", "4000", "--seed", "5"]  # fmt: skip
+            "--max-chars", "4000", "--seed", "5"] + ["--qat-weights"] * qat  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "validation perplexity" in result.output and "kn5: perplexity" in result.output
@@ -36,6 +39,15 @@ def test_train_text_end_to_end(tmp_path):
     assert report["task"] == "language_model" and len(report["epochs"]) == 2
     assert set(report["baseline"]) == {"kn3", "kn5", "kn7"}
     assert report["config"]["seed"] == 5 and report["config"]["bptt"] == 12
+    assert report["config"]["qat_weights"] is qat
+    grid = report["weight_grid"]
+    assert grid["qat_weights"] is qat
+    if qat:  # the last fifth of the updates (and at least the last one) on the grid
+        assert grid["max_off_grid_steps"] < 1e-3
+        assert grid["updates_on_grid"] == report["throughput"]["updates"] - grid["from_update"]
+        assert 1 <= grid["updates_on_grid"] <= report["throughput"]["updates"] * 0.2 + 1
+    else:  # trained weights are anywhere between grid points
+        assert grid["max_off_grid_steps"] > 0.4
     curve = report["grad_norm_vs_distance"]
     assert len(curve["distance"]) == len(curve["mean_norm"]) == 100
     t = report["throughput"]  # full windows of 4 x 12, one shorter window per epoch

@@ -101,6 +101,7 @@ def train_run(
         dropout_embedding=cfg.dropout_embedding,
         dropout_head=cfg.dropout_head,
         seed=cfg.seed,
+        qat_weights=cfg.qat_weights,
     )
     if text:
         curve_future = None
@@ -128,6 +129,11 @@ def train_run(
     # Everything after training is guarded: a failure becomes a warning in the report,
     # never the loss of the trained model.
     warnings: list[str] = []
+    if cfg.qat_weights and trainer.grid is None:  # stopped (clock) before the last fifth
+        trainer.start_weight_grid()
+        warnings.append("--qat-weights: training stopped before its last updates; the weights "
+                        "were put on the int8 grid without fine-tuning (the last epoch's "
+                        "metrics in the curves were measured before)")
     curve: dict = {}
     if text:
         report.update(guarded("the held-out metrics and n-gram baselines",
@@ -147,6 +153,7 @@ def train_run(
                 warnings) or {}
     norms = np.array(result.grad_norms, dtype=np.float64)
     report["clipping"] = _clipping(norms, cfg.clip)
+    report["weight_grid"] = _weight_grid(model, cfg, result)
     report["grad_norm_vs_distance"] = curve
     report["throughput"] = {
         "unit": "characters" if text else "sequence steps",
@@ -174,6 +181,22 @@ def train_run(
                 path.unlink(missing_ok=True)
         stage.write_json(rundir.TRAIN_REPORT, report)
     return report
+
+
+def _weight_grid(model, cfg: TrainConfig, result) -> dict:
+    """Where the saved kernels sit against the converter's int8 grid (0: on it)."""
+    from elman.train.weight_grid import QAT_FRACTION, grid_error, grid_kernels
+
+    off = max(grid_error(v.numpy()) for v in grid_kernels(model))
+    out: dict = {"qat_weights": cfg.qat_weights, "max_off_grid_steps": off,
+                 "note": "max |w / scale - round(w / scale)| over every kernel (scale: max|w| "
+                         "/ 127 per output channel, the converter's int8 weights); 0 means "
+                         "the quantized weights are exactly the float model's"}
+    if cfg.qat_weights:
+        first = result.grid_from_update
+        out.update(fraction=QAT_FRACTION, from_update=first,
+                   updates_on_grid=None if first is None else result.updates - first)
+    return out
 
 
 def _deterministic_ops() -> None:

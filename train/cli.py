@@ -147,6 +147,14 @@ def train(
     baseline: Annotated[
         bool, typer.Option(help="Text: fit Kneser-Ney n-gram baselines (orders 3, 5, 7).")
     ] = True,
+    qat_weights: Annotated[
+        bool,
+        typer.Option(help="Train the last fifth of the updates with the weights on the int8 "
+                     "grid (per output channel, as the converter quantizes them; "
+                     "straight-through gradients): the saved model's weights are exactly its "
+                     "int8 weights, so quantizing loses only activations and state (use it "
+                     "with quantize --state int16; `elman run --state int16` turns it on)."),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars on stderr.")] = True,
 ) -> None:
     """Train an Elman RNN on DATA; write model.keras, data_spec.json, train_report.json, plots.
@@ -195,6 +203,7 @@ def train(
         min_updates=min_updates,
         diagnostics=diagnostics,
         baseline=baseline,
+        qat_weights=qat_weights,
     )
     report = train_run(data, run_dir, config, progress=progress)
     typer.echo(summary(report, run_dir))

@@ -142,6 +142,9 @@ class TrainConfig:
     min_updates: int | None = None  # ... and at least this many updates in all
     diagnostics: bool = True  # record gradient norms every update (and the distance curve)
     baseline: bool = True  # text: fit Kneser-Ney n-gram baselines
+    # the last updates train the weights on the int8 grid (elman.train.weight_grid): the
+    # saved float model's weights are exactly what the converter stores
+    qat_weights: bool = False
 
     def __post_init__(self):
         # NaN passes every comparison that validate() makes: refuse it (and inf) up front

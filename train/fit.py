@@ -37,6 +37,7 @@ class FitResult:
     updates: int = 0
     train_seconds: float = 0.0
     stop_reason: str = "epochs"
+    grid_from_update: int | None = None  # --qat-weights: the first update on the int8 grid
 
 
 class Schedule:
@@ -63,13 +64,25 @@ class Schedule:
         q = (p - self.warmup) / (1.0 - self.warmup)
         return self.peak * 0.5 * (1.0 + math.cos(math.pi * min(q, 1.0)))
 
+    def on_grid_from(self, update: int) -> bool:
+        """--qat-weights: whether ``update`` is in the last ``QAT_FRACTION`` of training
+        (by update count or by the clock), or the last update."""
+        from elman.train.weight_grid import QAT_FRACTION
+
+        return self.progress(update) >= 1.0 - QAT_FRACTION or update >= self.total - 1
+
     def out_of_time(self) -> bool:
         return self.budget is not None and time.perf_counter() - self.start >= self.budget
 
 
 def _train_update(trainer, schedule, result, x, y, h, *weights):
     trainer.set_lr(schedule.lr(result.updates))
+    if trainer.qat_weights and trainer.grid is None and schedule.on_grid_from(result.updates):
+        trainer.start_weight_grid()
+        result.grid_from_update = result.updates
     loss, norm, h = trainer.train_step(x, y, h, *weights)
+    if trainer.grid is not None:
+        trainer.grid.after_update()
     result.updates += 1
     result.grad_norms.append(norm)
     return float(loss), h

@@ -56,6 +56,7 @@ class Trainer:
         dropout_embedding: float = 0.0,
         dropout_head: float = 0.0,
         seed: int = 0,
+        qat_weights: bool = False,
     ):
         import keras
 
@@ -76,6 +77,9 @@ class Trainer:
         # stateless dropout masks from (seed, update): the same run draws the same masks
         self.dropout_seed = tf.Variable([int(seed), 0], dtype=tf.int64, trainable=False)
         self.clip = float(clip)
+        # --qat-weights: the weights go on the int8 grid for the last updates (fit.py)
+        self.qat_weights = bool(qat_weights)
+        self.grid = None
         self.record_norms = record_norms or self.clip > 0
         if weight_decay > 0:
             self.optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
@@ -106,6 +110,13 @@ class Trainer:
     def zero_state(self, batch: int):
         """One zero state per recurrent layer."""
         return [tf.zeros((batch, u), tf.float32) for u in self.units]
+
+    def start_weight_grid(self) -> None:
+        """From now on the kernels are on the int8 grid (see :mod:`elman.train.weight_grid`);
+        call ``self.grid.after_update()`` after every update."""
+        from elman.train.weight_grid import WeightGridTraining
+
+        self.grid = WeightGridTraining(self.model)
 
     def set_lr(self, lr: float) -> None:
         self.optimizer.learning_rate.assign(lr)
