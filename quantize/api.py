@@ -118,6 +118,7 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
             **result,
         },
     }
+    report["quantization"]["weight_rounding"] = weight_rounding(found.model, ir)
     if comparison is not None:
         report["state_comparison"] = comparison
     with stage_run.outputs() as stage:
@@ -187,6 +188,24 @@ def model_summary(ir: QuantizedModel) -> dict:
                             "int8_embedding": emb,
                             "total": int(weight_bytes + bias_bytes + emb)},
     }
+
+
+def weight_rounding(model, ir: QuantizedModel) -> dict:
+    """How far the float model's kernels are from the int8 weights the converter stored,
+    in steps of each output channel's scale: 0 when the quantized weights are exactly the
+    float model's (``elman train --qat-weights``), up to 0.5 otherwise."""
+    pairs = [(q.input_fc, f.kernel) for q, f in zip(ir.layers, model.layers, strict=True)]
+    pairs += [(q.recurrent_fc, f.recurrent_kernel)
+              for q, f in zip(ir.layers, model.layers, strict=True)]
+    if ir.head is not None and model.head_kernel is not None:
+        pairs.append((ir.head.fc, model.head_kernel))
+    steps = max(float(np.abs(np.asarray(kernel, np.float64).T
+                             / fc.weight_scales.astype(np.float64)[:, None]
+                             - fc.weights).max()) for fc, kernel in pairs)
+    return {"max_steps": steps, "on_grid": steps < 1e-3,
+            "note": "max |w / scale - q| over every FULLY_CONNECTED weight (q: the stored int8 "
+                    "weight, scale: its output channel's); 0: the int8 weights are the float "
+                    "model's own (elman train --qat-weights)"}
 
 
 def _qp(q) -> dict:
@@ -263,6 +282,12 @@ def summary_table(report: dict) -> str:
                  f"zero point {q['input']['zero_point']}")
     for note in report.get("keras_model", {}).get("notes", []):
         lines.append(f"note: {note}")
+    rounding = q.get("weight_rounding")
+    if rounding and q["state_bits"] == 16 and not rounding["on_grid"]:
+        lines.append(f"note: the float weights are off the int8 grid (by up to "
+                     f"{rounding['max_steps']:.2f} of a step): the int8 weights add to the int16 "
+                     "state's error; `elman train --qat-weights` (the default of `elman run "
+                     "--state int16`) trains them onto it")
     acc = ev["acceptance"]
     lines.append(f"acceptance ({acc['criterion']}): {'met' if acc['met'] else 'NOT met'}")
     if report.get("state_comparison"):

@@ -120,5 +120,16 @@ def test_the_converter_keeps_the_on_grid_weights_exactly(qat_run, tmp_path, stat
         dequantized = fc.weights.astype(np.float64) * fc.weight_scales[:, None]
         np.testing.assert_allclose(dequantized, kernel.T, rtol=1e-6, atol=0)
     report = json.loads((run / "quant_report.json").read_text())
+    rounding = report["quantization"]["weight_rounding"]
+    assert rounding["on_grid"] is True and rounding["max_steps"] < 1e-3
     if state == "int16":  # only the state's arithmetic is left: far below one int8 step
         assert report["evaluation"]["hidden_error"]["max"] < 1 / 128
+        from elman.quantize.api import summary_table
+
+        assert "off the int8 grid" not in summary_table(report)
+
+
+def test_a_model_trained_without_it_is_reported_off_the_grid(bm_run):
+    report = json.loads((bm_run / "quant_report.json").read_text())
+    rounding = report["quantization"]["weight_rounding"]
+    assert rounding["on_grid"] is False and 0.4 < rounding["max_steps"] <= 0.5 + 1e-4
