@@ -44,6 +44,8 @@ SWEEP_DATA = ("sensor:basicmotions", "sensor:gunpoint", "sensor:pickupgesturewii
 BEFORE = {"noise": 0.0, "updates_per_class": 0, "min_updates": 0}
 # the defaults chosen by the sweep above, before phase 3 (no stride, no 1,000 updates floor)
 NOW = {"noise": 0.1, "updates_per_class": 150, "min_updates": 0}
+# the phase-3 defaults (every k-th sample at the automatic stride, at least 1,000 updates)
+P3 = {**NOW, "min_updates": 1000}
 # TrainConfig overrides; "default" is what `elman train` does with no options.
 CANDIDATES: dict[str, dict] = {
     "default": {},
@@ -102,6 +104,24 @@ CANDIDATES: dict[str, dict] = {
     "defaults_noise0.2": {**NOW, "stride": "auto", "min_updates": 1000, "noise": 0.2},
     "defaults_loss_all": {**NOW, "stride": "auto", "min_updates": 1000, "loss_steps": 100_000},
     "noise0.3": {**NOW, "noise": 0.3},
+    # phase 4 (run with --repeats 3: three fold splits x three seeds): over the phase-3
+    # defaults; "stride_mode" mean: a step is the mean of its k samples, sample: every k-th
+    "p3_sample4": {**P3, "stride": 4, "stride_mode": "sample"},
+    "mean4": {**P3, "stride": 4, "stride_mode": "mean"},
+    "mean6": {**P3, "stride": 6, "stride_mode": "mean"},
+    "mean8": {**P3, "stride": 8, "stride_mode": "mean"},
+    "sample6": {**P3, "stride": 6, "stride_mode": "sample"},
+    "sample8": {**P3, "stride": 8, "stride_mode": "sample"},
+    "mean3": {**P3, "stride": 3, "stride_mode": "mean"},
+    "mean5": {**P3, "stride": 5, "stride_mode": "mean"},
+    "mean10": {**P3, "stride": 10, "stride_mode": "mean"},
+    "mean4_loss_all": {**P3, "stride": 4, "stride_mode": "mean", "loss_steps": 100_000},
+    "mean4_noise0.2": {**P3, "stride": 4, "stride_mode": "mean", "noise": 0.2},
+    "mean4_units32": {**P3, "stride": 4, "stride_mode": "mean", "units": 32},
+    "mean4_units128": {**P3, "stride": 4, "stride_mode": "mean", "units": 128},
+    "mean4_updates2000": {**P3, "stride": 4, "stride_mode": "mean", "min_updates": 2000},
+    "mean4_wd1e-2": {**P3, "stride": 4, "stride_mode": "mean", "weight_decay": 1e-2},
+    "mean4_lr1e-3": {**P3, "stride": 4, "stride_mode": "mean", "lr": 1e-3},
 }
 
 
@@ -146,11 +166,14 @@ def _fit_score(data, cfg) -> tuple[float, float]:
     return float((predicted == data.y_test).mean()), result.epochs[-1]["train_accuracy"]
 
 
-def sweep(datasets, names, folds: int, fold_limit: int | None = None) -> dict:
+def sweep(datasets, names, folds: int, fold_limit: int | None = None,
+          repeats: int = 1) -> dict:
+    """Repeat r (0 .. repeats - 1) deals the folds with seed r and trains with seed r."""
     import dataclasses
 
     import numpy as np
     from elman.data.datasets import load_dataset
+    from elman.data.sequences import DEFAULT_STRIDE_MODE
     from elman.train.config import TrainConfig
 
     rows = []
@@ -161,33 +184,43 @@ def sweep(datasets, names, folds: int, fold_limit: int | None = None) -> dict:
                 **BEFORE, **CANDIDATES[name]}
             # "auto": as elman train without --stride (the default); 1 before it existed
             stride = overrides.pop("stride", "auto" if name == "default" else 1)
-            key = None if stride == "auto" else stride
+            # before phase 4 a stride kept every k-th sample
+            mode = overrides.pop("stride_mode",
+                                 DEFAULT_STRIDE_MODE if name == "default" else "sample")
+            key = (None if stride == "auto" else stride, mode)
             if key not in loaded:
-                loaded[key] = load_dataset(spec, stride=key)
+                loaded[key] = load_dataset(spec, stride=key[0], stride_mode=mode)
             full = loaded[key]
-            splits = _folds(full.y_train, folds)[:fold_limit]
-            cfg = TrainConfig(**overrides, diagnostics=False).resolved("classification")
-            if "epochs" not in overrides:  # as elman train: the epochs follow the data
-                cfg = dataclasses.replace(cfg, epochs=cfg.classifier_epochs(
-                    len(splits[0][0]), len(full.classes)))
             wall, cpu = time.perf_counter(), _cpu_seconds()
-            scores, train_scores = [], []
-            for train_idx, val_idx in splits:
-                # the validation fold plays the test split; the real test split is unused
-                part = dataclasses.replace(
-                    full, x_train=full.x_train[train_idx], y_train=full.y_train[train_idx],
-                    lengths_train=full.lengths_train[train_idx],
-                    x_test=full.x_train[val_idx], y_test=full.y_train[val_idx],
-                    lengths_test=full.lengths_train[val_idx])
-                val, train = _fit_score(part, cfg)
-                scores.append(val)
-                train_scores.append(train)
+            scores, train_scores, repeat_means = [], [], []
+            for repeat in range(repeats):
+                splits = _folds(full.y_train, folds, seed=repeat)[:fold_limit]
+                cfg = TrainConfig(**overrides, seed=repeat, diagnostics=False).resolved(
+                    "classification")
+                if "epochs" not in overrides:  # as elman train: the epochs follow the data
+                    cfg = dataclasses.replace(cfg, epochs=cfg.classifier_epochs(
+                        len(splits[0][0]), len(full.classes)))
+                for train_idx, val_idx in splits:
+                    # the validation fold plays the test split; the real test split is unused
+                    part = dataclasses.replace(
+                        full, x_train=full.x_train[train_idx], y_train=full.y_train[train_idx],
+                        lengths_train=full.lengths_train[train_idx],
+                        x_test=full.x_train[val_idx], y_test=full.y_train[val_idx],
+                        lengths_test=full.lengths_train[val_idx])
+                    val, train = _fit_score(part, cfg)
+                    scores.append(val)
+                    train_scores.append(train)
+                repeat_means.append(float(np.mean(scores[-len(splits):])))
             row = {"data": spec, "candidate": name, "overrides": CANDIDATES[name],
                    "fold_accuracy": scores, "val_accuracy": float(np.mean(scores)),
+                   "fold_std": float(np.std(scores)), "repeat_means": repeat_means,
+                   "repeat_std": float(np.std(repeat_means)),
                    "train_accuracy": float(np.mean(train_scores)),
                    "wall_s": time.perf_counter() - wall, "cpu_s": _cpu_seconds() - cpu}
             rows.append(row)
-            print(f"{spec:32s} {name:22s} val {row['val_accuracy']:.3f} "
+            spread = (f" +- {row['fold_std']:.3f} (folds), repeats "
+                      f"{' '.join(f'{m:.3f}' for m in repeat_means)}" if repeats > 1 else "")
+            print(f"{spec:32s} {name:22s} val {row['val_accuracy']:.3f}{spread} "
                   f"train {row['train_accuracy']:.3f} "
                   f"({', '.join(f'{s:.2f}' for s in scores)})  {row['wall_s']:.0f} s wall, "
                   f"{row['cpu_s']:.0f} s CPU", flush=True)
@@ -260,6 +293,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--fold-limit", type=int, default=None,
                     help="score on the first N of the folds only (a quicker, noisier sweep)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="deal the folds and train this many times (seeds 0 .. N-1)")
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
     ap.add_argument("--datasets", default=None, help="comma-separated --data values")
     args = ap.parse_args()
@@ -270,16 +305,17 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
         datasets = args.datasets.split(",") if args.datasets else list(SWEEP_DATA)
-        out = RESULTS / _sweep_file(args.folds, args.fold_limit)
+        out = RESULTS / _sweep_file(args.folds, args.fold_limit, args.repeats)
         # earlier sweeps with the same folds are kept: a candidate's rows are replaced
         old = json.loads(out.read_text()) if out.exists() else {}
-        same = (old.get("folds"), old.get("fold_limit")) == (args.folds, args.fold_limit)
+        same = (old.get("folds"), old.get("fold_limit"), old.get("repeats", 1)) == (
+            args.folds, args.fold_limit, args.repeats)
         rows = old.get("rows", []) if same else []
-        new = sweep(datasets, names, args.folds, args.fold_limit)
+        new = sweep(datasets, names, args.folds, args.fold_limit, args.repeats)
         fresh = {(r["data"], r["candidate"]) for r in new}
         rows = [r for r in rows if (r["data"], r["candidate"]) not in fresh] + new
-        result = {"folds": args.folds, "fold_limit": args.fold_limit, "rows": rows,
-                  "summary": summarize(rows, datasets)}
+        result = {"folds": args.folds, "fold_limit": args.fold_limit, "repeats": args.repeats,
+                  "rows": rows, "summary": summarize(rows, datasets)}
     else:
         archive = _archive_path("JapaneseVowels")
         datasets = args.datasets.split(",") if args.datasets else [
@@ -290,12 +326,12 @@ def main() -> None:
     print(f"\nwrote {out}")
 
 
-def _sweep_file(folds: int, fold_limit: int | None) -> str:
+def _sweep_file(folds: int, fold_limit: int | None, repeats: int = 1) -> str:
     """One results file per way of folding (rows of other foldings are not comparable)."""
-    if (folds, fold_limit) == (4, 1):
+    if (folds, fold_limit, repeats) == (4, 1, 1):
         return "data_defaults_sweep.json"  # the first sweeps' file
-    return f"data_defaults_sweep_{folds}folds" + (f"_first{fold_limit}" if fold_limit else "") \
-        + ".json"
+    return (f"data_defaults_sweep_{folds}folds" + (f"_first{fold_limit}" if fold_limit else "")
+            + (f"_x{repeats}" if repeats > 1 else "") + ".json")
 
 
 def _archive_path(name: str) -> str:

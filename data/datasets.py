@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 from elman.data import text_corpus
 from elman.data.sequences import (
+    DEFAULT_STRIDE_MODE,
     LONG_SEQUENCES,
     STRIDE_TARGET,
     auto_stride,
     check_stride,
+    check_stride_mode,
     describe,
     mask,
     strided,
@@ -154,15 +156,16 @@ class RawClassification:
     lengths_test: np.ndarray
     task: str = "classification"
 
-    def strided(self, stride: int, rule: str | None = None) -> RawClassification:
-        """Every ``stride``-th sample of each sequence (see :mod:`elman.data.sequences`);
-        the data spec records a stride over 1 (and ``rule``, how it was chosen)."""
+    def strided(self, stride: int, mode: str, rule: str | None = None) -> RawClassification:
+        """Each sequence read at ``stride`` in ``mode`` (see :mod:`elman.data.sequences`);
+        the data spec records a stride over 1, its mode (and ``rule``, how it was chosen)."""
         check_stride(stride)
+        check_stride_mode(mode)
         if stride == 1:
             return self
-        x, lengths = strided(self.x_train, self.lengths_train, stride)
-        xt, lengths_test = strided(self.x_test, self.lengths_test, stride)
-        info = {**self.info, "stride": stride}
+        x, lengths = strided(self.x_train, self.lengths_train, stride, mode)
+        xt, lengths_test = strided(self.x_test, self.lengths_test, stride, mode)
+        info = {**self.info, "stride": stride, "stride_mode": mode}
         if rule is not None:
             info["stride_rule"] = rule
         if "lengths" in info:  # the lengths the model reads
@@ -259,14 +262,16 @@ HOLDOUT_SPLIT = "last 20% of numpy default_rng(0).permutation(N) is test"
 
 
 def load_dataset(spec: str, *, max_chars: int | None = None,
-                 max_length: int | None = None, stride: int | None = 1) -> RunData:
+                 max_length: int | None = None, stride: int | None = 1,
+                 stride_mode: str = DEFAULT_STRIDE_MODE) -> RunData:
     """Load the dataset named by ``spec`` (see the module docstring).
 
     ``max_chars`` (text only) keeps the first ``max_chars`` training characters
     and the first ``max(max_chars // 9, 1000)`` validation characters: for quick runs.
     ``max_length`` (sequences) keeps the last ``max_length`` samples of longer
-    sequences; ``stride`` every ``stride``-th sample, ``None``: the stride of
-    :func:`~elman.data.sequences.auto_stride` (see :mod:`elman.data.sequences`).
+    sequences; ``stride`` reads them at 1/``stride`` of their rate (``stride_mode``: the
+    mean of each window of ``stride`` samples, or its first sample), ``None``: at the stride
+    of :func:`~elman.data.sequences.auto_stride` (see :mod:`elman.data.sequences`).
     """
     kind, sep, name = spec.partition(":")
     if not sep or not name:
@@ -277,19 +282,22 @@ def load_dataset(spec: str, *, max_chars: int | None = None,
         if stride not in (None, 1):
             raise DataError("--stride applies to sequences, not to text")
         return data
-    return with_stride(data, stride).normalized()
+    return with_stride(data, stride, stride_mode).normalized()
 
 
-def with_stride(data: RawClassification, stride: int | None) -> RawClassification:
-    """``data`` at ``stride`` (None: the automatic choice, for one label per sequence)."""
+def with_stride(data: RawClassification, stride: int | None,
+                mode: str = DEFAULT_STRIDE_MODE) -> RawClassification:
+    """``data`` at ``stride`` in ``mode`` (None: the automatic stride, for one label per
+    sequence)."""
+    check_stride_mode(mode)
     if stride is not None:
         if stride != 1 and data.y_train.ndim == 2:
             raise DataError(f"--stride applies to one label per sequence; {data.source} has a "
                             "label per step")
-        return data.strided(stride)
+        return data.strided(stride, mode)
     if data.y_train.ndim == 2:
         return data  # a label per step: streams keep their sampling rate
-    return data.strided(auto_stride(data.lengths_train), (
+    return data.strided(auto_stride(data.lengths_train), mode, (
         f"auto: the median training length, {float(np.median(data.lengths_train)):g} "
         f"samples, is over {LONG_SEQUENCES}: read at most {STRIDE_TARGET} steps of it"))
 

@@ -13,11 +13,12 @@ Policy (the README's, one place):
   data spec);
 - a missing value (NaN) inside a sequence is an error; NaN after the last real
   step of every channel is end padding;
-- ``stride`` k keeps every k-th sample of each sequence (its samples 0, k, 2k, ...;
-  a sequence of L samples keeps ceil(L / k)), after ``max_length``: the model then
-  reads the signal at 1/k of its sampling rate, and so must the device (the data
-  spec records the stride). ``elman train`` chooses it from the training lengths
-  unless ``--stride`` is given (:func:`auto_stride`).
+- ``stride`` k reads each sequence at 1/k of its sampling rate, after ``max_length``:
+  a sequence of L samples becomes ceil(L / k) steps. ``stride_mode`` ``mean`` makes
+  step j the mean of samples jk .. jk + k - 1 (the last window: of the samples it
+  has), ``sample`` (the default) keeps samples 0, k, 2k, ... only. The device must
+  do the same (the data spec and the C header record both). ``elman train`` chooses
+  the stride from the training lengths unless ``--stride`` is given (:func:`auto_stride`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ FAR_LONGER = 10  # times the median length
 # stride that brings the median to at most STRIDE_TARGET steps (bench/data_defaults.py)
 LONG_SEQUENCES = 128
 STRIDE_TARGET = 40
+# how a step is made of its stride's k samples: their mean, or the first of them
+STRIDE_MODES = ("mean", "sample")
+DEFAULT_STRIDE_MODE = "sample"
 
 
 def check_max_length(max_length: int | None) -> None:
@@ -77,11 +81,29 @@ def check_stride(stride: int) -> None:
         raise DataError(f"--stride must be a positive number of samples, got {stride}")
 
 
-def strided(x: np.ndarray, lengths: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every ``stride``-th sample of each padded sequence (samples 0, k, 2k, ...) and the new
-    lengths (ceil(length / stride))."""
+def check_stride_mode(mode: str) -> None:
+    if mode not in STRIDE_MODES:
+        raise DataError(f"--stride-mode must be one of {', '.join(STRIDE_MODES)}, got {mode!r}")
+
+
+def strided(x: np.ndarray, lengths: np.ndarray, stride: int, mode: str = "sample"
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Each padded sequence read at ``stride`` and the new lengths (ceil(length / stride)):
+    ``sample``: samples 0, k, 2k, ...; ``mean``: step j is the mean of the real samples
+    among jk .. jk + k - 1 (the padding after a sequence's end stays zero)."""
     check_stride(stride)
-    return x[:, ::stride], -(-np.asarray(lengths, np.int64) // stride)
+    check_stride_mode(mode)
+    lengths = np.asarray(lengths, np.int64)
+    if mode == "sample" or stride == 1:
+        return x[:, ::stride], -(-lengths // stride)
+    n, t, c = x.shape
+    steps = -(-t // stride)
+    real = mask(lengths, steps * stride).reshape(n, steps, stride)
+    windows = np.zeros((n, steps * stride, c), np.float64)
+    windows[:, :t] = x
+    sums = (windows.reshape(n, steps, stride, c) * real[..., None]).sum(axis=2)
+    counts = real.sum(axis=2)[..., None]
+    return (sums / np.maximum(counts, 1)).astype(x.dtype), -(-lengths // stride)
 
 
 def describe(lengths: np.ndarray, max_length: int | None = None, cut: int = 0) -> dict:

@@ -13,8 +13,10 @@ The file is written by ``elman train`` (:meth:`ClassificationData.spec
   finite, std > 0), which every stage and the generated C apply;
 - classification: ``lengths`` (min / max / median) and ``padding`` describe the
   sequence lengths (as the model reads them); ``max_length`` when longer sequences
-  were cut to their last ``max_length`` samples (``--max-length``); ``stride`` (and
-  ``stride_rule``) when the model reads every ``stride``-th sample (``--stride``);
+  were cut to their last ``max_length`` samples (``--max-length``); ``stride``,
+  ``stride_mode`` (``mean``: each step is the mean of ``stride`` samples; ``sample``, or
+  absent: every ``stride``-th sample) and ``stride_rule`` when the model reads the
+  sequences at 1/``stride`` of their rate (``--stride``);
 - text: ``vocab`` (one character per token id) and ``max_chars`` when training used
   a prefix of the corpus.
 
@@ -42,6 +44,7 @@ from elman.data.datasets import (
     load_raw,
     with_stride,
 )
+from elman.data.sequences import STRIDE_MODES
 
 from elman import rundir
 from elman.errors import DataError
@@ -134,6 +137,10 @@ def check_spec(fields: Any, where: str) -> DataSpec:
         raise DataError(f"{where}: field 'stride' must be a positive integer, got {stride!r}")
     if stride is not None and task != "classification":
         raise DataError(f"{where}: field 'stride' applies to sequences, not to text")
+    mode = fields.get("stride_mode", "sample")
+    if mode not in STRIDE_MODES:
+        raise DataError(f"{where}: field 'stride_mode' must be one of {', '.join(STRIDE_MODES)}, "
+                        f"got {mode!r}")
     files = fields.get("files", {})
     if not isinstance(files, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
@@ -220,7 +227,8 @@ def load_run_data(run_dir: Path | str) -> RunData:
             raise DataError(f"{spec.source}: the text's characters differ from the vocabulary "
                             f"in {path}")
         return data
-    data = with_stride(data, spec.fields.get("stride", 1))  # as the model read it
+    # as the model read it (a spec from before stride_mode existed: every k-th sample)
+    data = with_stride(data, spec.fields.get("stride", 1), spec.fields.get("stride_mode", "sample"))
     if spec.classes != data.classes:
         raise DataError(f"{spec.source}: classes {data.classes} differ from {path}")
     if len(spec.mean) != data.x_train.shape[2]:

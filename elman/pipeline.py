@@ -249,9 +249,12 @@ def run(
         help="Sequences: keep the last N samples of longer sequences (else a sequence over "
              "10x the median length is an error).")] = None,
     stride: Annotated[int | None, typer.Option(
-        help="Sequences: read every k-th sample (the device samples k times slower). "
+        help="Sequences: read them at 1/k of their sampling rate (see --stride-mode). "
              "Default: 1, or for a median length over 128 samples the stride that brings it "
              "to at most 40 steps.")] = None,
+    stride_mode: Annotated[str | None, typer.Option(
+        help="With a stride k: mean (a step is the mean of k samples) | sample (every k-th "
+             "sample; the default).")] = None,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(
@@ -298,6 +301,7 @@ def run(
                            batch=batch,
                            bptt=bptt, lr=lr, clip=clip, seed=seed, minutes=minutes,
                            max_chars=max_chars, max_length=max_length, stride=stride,
+                           stride_mode=stride_mode,
                            qat_weights=qat_weights_default(state, qat_weights) or None,
                            ) if start == "train" else None
     result = run_pipeline(

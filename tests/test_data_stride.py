@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from elman.data.datasets import load_dataset, load_raw
-from elman.data.sequences import auto_stride
+from elman.data.sequences import auto_stride, strided
 from elman.data.spec import load_run_data
 from typer.testing import CliRunner
 
@@ -27,20 +27,27 @@ def test_auto_stride_brings_long_sequences_to_at_most_40_steps(median, stride):
         assert -(-median // stride) <= 40 < -(-median // (stride - 1))
 
 
-def test_pickup_gesture_is_read_every_fourth_sample(tmp_path):
+@pytest.mark.parametrize("mode", ["mean", "sample"])
+def test_pickup_gesture_is_read_at_a_stride_of_four(tmp_path, mode):
     raw = load_raw("sensor", "pickupgesturewiimotez")
-    data = load_dataset("sensor:pickupgesturewiimotez", stride=None)
+    data = load_dataset("sensor:pickupgesturewiimotez", stride=None, stride_mode=mode)
     assert np.median(raw.lengths_train) == 136
     np.testing.assert_array_equal(data.lengths_train, -(-raw.lengths_train // 4))
     np.testing.assert_array_equal(data.lengths_test, -(-raw.lengths_test // 4))
     assert data.timesteps == 91  # ceil(361 / 4)
-    n = 7
-    real = raw.x_train[n, : raw.lengths_train[n]: 4, 0]
+    n = 8
+    assert raw.lengths_train[n] == 131  # its last group of samples is shorter
+    real = raw.x_train[n, : raw.lengths_train[n], 0]
+    if mode == "sample":
+        steps = real[::4]
+    else:  # the mean of each group of 4 samples; the last group: of the samples it has
+        steps = np.array([real[j: j + 4].mean() for j in range(0, len(real), 4)])
     np.testing.assert_allclose(data.x_train[n, : data.lengths_train[n], 0],
-                               (real - data.mean[0]) / data.std[0], rtol=1e-6)
+                               (steps - data.mean[0]) / data.std[0], rtol=1e-5, atol=1e-6)
     assert (data.x_train[n, data.lengths_train[n]:] == 0).all()  # padding stays zero
     spec = json.loads(dumps_json(data.spec()))
     assert spec["stride"] == 4 and "median training length, 136 samples" in spec["stride_rule"]
+    assert spec["stride_mode"] == mode
     assert spec["lengths"] == {"min": 8, "max": 91, "median": 33.0}  # both splits
     assert spec["input"]["timesteps"] == 91
     # every later stage reads the data as the model did
@@ -48,6 +55,34 @@ def test_pickup_gesture_is_read_every_fourth_sample(tmp_path):
     again = load_run_data(tmp_path)
     np.testing.assert_array_equal(again.x_test, data.x_test)
     np.testing.assert_array_equal(again.lengths_test, data.lengths_test)
+
+
+def test_mean_stride_of_unequal_lengths_by_hand():
+    x = np.zeros((2, 7, 2))
+    x[0, :, 0] = np.arange(7)
+    x[1, :5, 0] = [3, 5, 7, 10, 20]  # 5 real samples, then padding
+    x[:, :, 1] = -x[:, :, 0]
+    out, lengths = strided(x, np.array([7, 5]), 3, "mean")
+    np.testing.assert_array_equal(lengths, [3, 2])
+    np.testing.assert_array_equal(out[:, :, 0], [[1, 4, 6], [5, 15, 0]])
+    np.testing.assert_array_equal(out[:, :, 1], -out[:, :, 0])
+    every, _ = strided(x, np.array([7, 5]), 3, "sample")
+    np.testing.assert_array_equal(every[:, :, 0], [[0, 3, 6], [3, 10, 0]])
+    with pytest.raises(DataError, match="--stride-mode must be one of mean, sample, got 'max'"):
+        strided(x, np.array([7, 5]), 3, "max")
+
+
+def test_a_data_spec_without_stride_mode_reads_every_kth_sample(tmp_path):
+    """Runs trained before stride_mode existed kept every k-th sample: later stages still do."""
+    data = load_dataset("sensor:pickupgesturewiimotez", stride=4, stride_mode="sample")
+    spec = json.loads(dumps_json(data.spec()))
+    del spec["stride_mode"]
+    (tmp_path / "data_spec.json").write_text(dumps_json(spec))
+    np.testing.assert_array_equal(load_run_data(tmp_path).x_test, data.x_test)
+    spec["stride_mode"] = "median"
+    (tmp_path / "data_spec.json").write_text(dumps_json(spec))
+    with pytest.raises(DataError, match="field 'stride_mode' must be one of mean, sample"):
+        load_run_data(tmp_path)
 
 
 def test_short_sequences_keep_every_sample():

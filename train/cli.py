@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from elman.data.sequences import DEFAULT_STRIDE_MODE
 from elman.train.config import BUDGETS, PER_STEP_BPTT, TASK_DEFAULTS, TEXT_RECIPES, TrainConfig
 
 _C, _T = TASK_DEFAULTS["classification"], TASK_DEFAULTS["language_model"]
@@ -90,10 +91,16 @@ def train(
     ] = None,
     stride: Annotated[
         int | None,
-        typer.Option(help="Sequences: read every k-th sample (the device samples k times "
-                     "slower). Default: 1, or for a median length over 128 samples the "
-                     "stride that brings it to at most 40 steps."),
+        typer.Option(help="Sequences: read them at 1/k of their sampling rate (one step per k "
+                     "samples, see --stride-mode). Default: 1, or for a median length over 128 "
+                     "samples the stride that brings it to at most 40 steps."),
     ] = None,
+    stride_mode: Annotated[
+        str,
+        typer.Option(help="With a stride k: mean (a step is the mean of k samples) | sample "
+                     "(every k-th sample). The device must do the same (the C header says "
+                     "which)."),
+    ] = DEFAULT_STRIDE_MODE,
     schedule: Annotated[
         str, typer.Option(help="Learning rate: cosine (linear warmup, cosine decay) | constant.")
     ] = "cosine",
@@ -191,6 +198,7 @@ def train(
         max_chars=max_chars,
         max_length=max_length,
         stride=stride,
+        stride_mode=stride_mode,
         schedule=schedule,
         recurrent_init=recurrent_init,
         recurrent_scale=recurrent_scale,
