@@ -101,6 +101,8 @@ class CModel:
     vocab_size = property(lambda self: self.model.vocab_size)
     macs_per_step = property(lambda self: self.model.macs_per_step)
     window_steps = property(lambda self: self.model.window_steps)
+    input_stride = property(lambda self: self.model.input_stride)  # raw samples per step
+    stride_mean = property(lambda self: self.model.stride_mode == "mean")
     head_every_step = property(lambda self: self.model.head_every_step)
     labels = property(lambda self: list(self.model.labels))
     is_text = property(lambda self: self.model.embedding is not None)

@@ -79,6 +79,9 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
         cal_x, cal_h = calibration.classification_calibration(
             found.model, data.x_train, calibration_samples, input_percentile)
         extra = _normalization(spec, found, run_dir / rundir.DATA_SPEC)
+        if spec.get("stride", 1) > 1:  # the device makes one step of every k samples
+            extra.update(input_stride=spec["stride"],
+                         stride_mode=spec.get("stride_mode", "sample"))
     window = _window_steps(spec, found)
     if progress:
         tqdm.write(f"converting the step model ({len(cal_x)} calibration tuples, "

@@ -268,6 +268,8 @@ def run_job(job: Path) -> bytes:
         embedding=embedding, head_steps=info.get("head_steps"),
         head_activation=info.get("head_activation", "linear"),
         window_steps=int(info.get("window_steps", 0)),
+        input_stride=int(info.get("input_stride", 1)),
+        stride_mode=info.get("stride_mode", "sample"),
     )
     return seal(add_metadata(model, meta.to_entries()))  # the checksum comes last
 

@@ -54,6 +54,9 @@ def describe_ir(ir: QuantizedModel, source: str = "") -> str:
                  "step")
     lines.append("window: " + (f"{ir.window_steps} steps (what the classifier was trained on)"
                                if ir.window_steps else "none (the model streams)"))
+    if ir.input_stride > 1:
+        lines.append(f"input stride: one step per {ir.input_stride} samples of the recording ("
+                     + ("their mean)" if ir.stride_mode == "mean" else "the first of them)"))
     if ir.task == "language_model":
         preview = "".join(repr(t)[1:-1] for t in ir.labels[:40])
         lines.append(f"vocabulary ({ir.vocab_size} tokens): {preview}"

@@ -377,6 +377,8 @@ class QuantizedModel:
     norm_mean: np.ndarray | None = None  # float32 (input_dim,) for sensor inputs
     norm_std: np.ndarray | None = None  # float32 (input_dim,)
     window_steps: int = 0  # steps of the windows a classifier was trained on; 0: it streams
+    input_stride: int = 1  # one step per input_stride samples of the recording
+    stride_mode: str = "sample"  # with a stride: "mean" of its samples | "sample": the first
     source_sha256: str = ""
     model_bytes: int = 0
 
@@ -399,6 +401,9 @@ class QuantizedModel:
             raise ValueError("the signature does not match the layers and head")
         if self.window_steps < 0:
             raise ValueError(f"window_steps must be >= 0, got {self.window_steps}")
+        if self.input_stride < 1 or self.stride_mode not in ("mean", "sample"):
+            raise ValueError(f"input_stride must be >= 1 and stride_mode mean or sample, got "
+                             f"{self.input_stride}, {self.stride_mode!r}")
         if any(layer.state_bits != self.layers[0].state_bits for layer in self.layers):
             raise ValueError("every layer's state must have the same width")
         if self.embedding is not None:
@@ -489,6 +494,8 @@ class QuantizedModel:
             "norm_mean": None if self.norm_mean is None else [float(v) for v in self.norm_mean],
             "norm_std": None if self.norm_std is None else [float(v) for v in self.norm_std],
             "window_steps": self.window_steps,
+            "input_stride": self.input_stride,
+            "stride_mode": self.stride_mode,
             "source_sha256": self.source_sha256,
             "model_bytes": self.model_bytes,
         }
@@ -512,6 +519,8 @@ class QuantizedModel:
             norm_mean=None if d["norm_mean"] is None else np.array(d["norm_mean"], np.float32),
             norm_std=None if d["norm_std"] is None else np.array(d["norm_std"], np.float32),
             window_steps=int(d["window_steps"]),
+            input_stride=int(d.get("input_stride", 1)),
+            stride_mode=d.get("stride_mode", "sample"),
             source_sha256=d["source_sha256"],
             model_bytes=int(d["model_bytes"]),
         )

@@ -15,7 +15,10 @@ interpreters ignore. elman writes two:
          "head_steps": "last" | "every",  # the head answers at the last step, or at every step
          "head_activation": "linear" | "softmax",  # y is always logits; softmax: the trained
                                                    # model applied softmax to them
-         "window_steps": 0}               # a classifier's trained window length; 0: streams
+         "window_steps": 0,               # a classifier's trained window length; 0: streams
+         "input_stride": 1,               # one step per k samples of the recording (absent: 1)
+         "stride_mode": "sample"}         # with k > 1: "mean" of the k samples | "sample": the
+                                          # first of them (absent: "sample")
 
     Files written before the three head fields existed mean ``last``/``linear``
     for classifiers and ``every``/``linear`` for language models, window 0
@@ -46,6 +49,7 @@ EMBEDDING_METADATA_NAME = "elman.embedding"
 METADATA_FORMAT_VERSION = 1
 HEAD_STEPS = ("last", "every")
 HEAD_ACTIVATIONS = ("linear", "softmax")
+STRIDE_MODES = ("mean", "sample")  # as elman.data.sequences.STRIDE_MODES
 
 
 def head_problems(head_steps: object, head_activation: object) -> list[str]:
@@ -75,6 +79,8 @@ class StepMetadata:
     head_steps: str | None = None  # "last" | "every"; None: the task's default
     head_activation: str = "linear"  # "linear" | "softmax" (y holds logits either way)
     window_steps: int = 0  # the window a classifier was trained on; 0: the model streams
+    input_stride: int = 1  # one step per input_stride samples of the recording
+    stride_mode: str = "sample"  # with a stride: "mean" of its samples | "sample": the first
 
     def __post_init__(self) -> None:
         if self.task in TASKS and self.head_steps is None:
@@ -89,6 +95,11 @@ class StepMetadata:
         if (isinstance(self.window_steps, bool) or not isinstance(self.window_steps, int)
                 or self.window_steps < 0):
             out.append(f"window_steps must be an integer >= 0, got {self.window_steps!r}")
+        if (isinstance(self.input_stride, bool) or not isinstance(self.input_stride, int)
+                or self.input_stride < 1):
+            out.append(f"input_stride must be an integer >= 1, got {self.input_stride!r}")
+        if self.stride_mode not in STRIDE_MODES:
+            out.append(f"stride_mode must be one of {STRIDE_MODES}, got {self.stride_mode!r}")
         return out
 
     def to_entries(self) -> dict[str, bytes]:
@@ -106,6 +117,8 @@ class StepMetadata:
             "head_steps": self.head_steps,
             "head_activation": self.head_activation,
             "window_steps": int(self.window_steps),
+            "input_stride": int(self.input_stride),
+            "stride_mode": self.stride_mode,
         }
         entries = {}
         if self.embedding is not None:
@@ -168,6 +181,8 @@ class StepMetadata:
             head_steps=doc.get("head_steps", default_head_steps(task)),
             head_activation=doc.get("head_activation", "linear"),
             window_steps=doc.get("window_steps", 0),
+            input_stride=doc.get("input_stride", 1),
+            stride_mode=doc.get("stride_mode", "sample"),
         )
         problems = meta.problems()
         if problems:

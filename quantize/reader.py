@@ -72,6 +72,8 @@ def read_ir(source: Path | str | bytes | bytearray) -> QuantizedModel:
         norm_mean=meta.norm_mean,
         norm_std=meta.norm_std,
         window_steps=meta.window_steps,
+        input_stride=meta.input_stride,
+        stride_mode=meta.stride_mode,
         source_sha256=hashlib.sha256(data).hexdigest(),
         model_bytes=len(data),
     )

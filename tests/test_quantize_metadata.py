@@ -18,6 +18,8 @@ def _doc(**fields) -> dict[str, bytes]:
 @pytest.mark.parametrize("fields", [
     dict(head_steps="every", head_activation="softmax", window_steps=0),
     dict(head_steps="last", head_activation="linear", window_steps=100),
+    dict(head_steps="last", head_activation="linear", window_steps=38, input_stride=4,
+         stride_mode="mean"),
 ])
 def test_head_fields_round_trip(fields):
     meta = StepMetadata(task="classification", labels=("a", "b"),
@@ -37,6 +39,7 @@ def test_files_without_the_head_fields_mean_the_old_shapes(task, steps):
         entries = _doc(task=task, norm_mean=None, norm_std=None)
     meta = StepMetadata.from_entries(entries)
     assert (meta.head_steps, meta.head_activation, meta.window_steps) == (steps, "linear", 0)
+    assert (meta.input_stride, meta.stride_mode) == (1, "sample")  # files before the stride
     assert StepMetadata(task=task).head_steps == steps
 
 
@@ -45,6 +48,9 @@ def test_files_without_the_head_fields_mean_the_old_shapes(task, steps):
     (dict(head_activation="relu"), "head_activation must be one of"),
     (dict(window_steps=-1), "window_steps must be an integer >= 0"),
     (dict(window_steps=2.5), "window_steps must be an integer >= 0"),
+    (dict(input_stride=0), "input_stride must be an integer >= 1"),
+    (dict(input_stride=True), "input_stride must be an integer >= 1"),
+    (dict(stride_mode="max"), "stride_mode must be one of"),
 ])
 def test_bad_head_fields_are_refused(fields, message):
     with pytest.raises(ModelError, match=message):
