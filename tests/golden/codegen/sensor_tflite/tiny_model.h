@@ -61,6 +61,8 @@ extern "C" {
 #define TINY_OUTPUT_DIM 2 /* 0: the model has no head */
 #define TINY_HEAD_EVERY_STEP 0 /* 1: an answer at every step; 0: at the end of a window */
 #define TINY_WINDOW_STEPS 0 /* the window length a classifier was trained on; 0: the model streams */
+#define TINY_INPUT_STRIDE 1 /* raw samples per step (see "The input rate" below) */
+#define TINY_INPUT_STRIDE_MEAN 0 /* 1: a step's input is the mean of its TINY_INPUT_STRIDE samples; 0: the first of them */
 #define TINY_VOCAB_SIZE 0 /* 0: not a text model */
 #define TINY_NUM_LABELS 2
 #define TINY_MACS_PER_STEP 36
@@ -71,6 +73,10 @@ extern "C" {
 
 /*
  * The window. None is recorded (TINY_WINDOW_STEPS 0): reset, step the samples, read y after the last.
+ */
+
+/*
+ * The input rate. One step per raw sample (TINY_INPUT_STRIDE 1): step every sample.
  */
 
 /* Quantization: real = scale * (q - zero_point). */

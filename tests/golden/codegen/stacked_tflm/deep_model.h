@@ -66,6 +66,8 @@ extern "C" {
 #define DEEP_OUTPUT_DIM 2 /* 0: the model has no head */
 #define DEEP_HEAD_EVERY_STEP 1 /* 1: an answer at every step; 0: at the end of a window */
 #define DEEP_WINDOW_STEPS 0 /* the window length a classifier was trained on; 0: the model streams */
+#define DEEP_INPUT_STRIDE 1 /* raw samples per step (see "The input rate" below) */
+#define DEEP_INPUT_STRIDE_MEAN 0 /* 1: a step's input is the mean of its DEEP_INPUT_STRIDE samples; 0: the first of them */
 #define DEEP_VOCAB_SIZE 0 /* 0: not a text model */
 #define DEEP_NUM_LABELS 2
 #define DEEP_MACS_PER_STEP 103
@@ -77,6 +79,10 @@ extern "C" {
 /*
  * The window. None: the model streams (DEEP_WINDOW_STEPS 0). Reset once when a stream
  * starts, then step every sample; y after each sample is the answer for the stream so far. Never pad.
+ */
+
+/*
+ * The input rate. One step per raw sample (DEEP_INPUT_STRIDE 1): step every sample.
  */
 
 /* Quantization: real = scale * (q - zero_point). */
