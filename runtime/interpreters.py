@@ -64,16 +64,18 @@ def _zero_states(ir: QuantizedModel) -> list[np.ndarray]:
 
 
 def _loop(ir: QuantizedModel, x_q: np.ndarray, invoke: Step,
-          progress: Callable[[int], None] | None = None) -> StepOutputs:
+          progress: Callable[[int], None] | None = None,
+          lengths: np.ndarray | None = None) -> StepOutputs:
     """Drive ``invoke(x (1, D), [h_l (1, H_l)]) -> ([h_l'], y)`` over every step of every
-    sequence."""
+    sequence; with ``lengths`` (B,), over sequence b's first ``lengths[b]`` steps only (the
+    outputs of the padding after them are zeros: no step before them depends on it)."""
     x_q = _check_x(ir, x_q)
     batch, steps, _ = x_q.shape
-    hs = np.empty((batch, steps, ir.state_bytes), dtype=ir.state_dtype)
-    ys = None if ir.head is None else np.empty((batch, steps, ir.output_dim), dtype=ir.state_dtype)
+    hs = np.zeros((batch, steps, ir.state_bytes), dtype=ir.state_dtype)
+    ys = None if ir.head is None else np.zeros((batch, steps, ir.output_dim), dtype=ir.state_dtype)
     for b in range(batch):
         h = _zero_states(ir)
-        for t in range(steps):
+        for t in range(steps if lengths is None else min(int(lengths[b]), steps)):
             h, y = invoke(x_q[b, t][None, :], h)
             hs[b, t] = np.concatenate(h, axis=1)[0]
             if ys is not None:
@@ -182,15 +184,19 @@ def check_model_loads(model: ModelSource, ir: QuantizedModel,
 
 
 def run_litert(model: ModelSource, ir: QuantizedModel, x_q: np.ndarray,
-               progress: Callable[[int], None] | None = None) -> StepOutputs:
-    """LiteRT reference kernels over int8 inputs (B, T, D), one invoke per step."""
-    return _loop(ir, x_q, litert_step(model, ir), progress)
+               progress: Callable[[int], None] | None = None,
+               lengths: np.ndarray | None = None) -> StepOutputs:
+    """LiteRT reference kernels over int8 inputs (B, T, D), one invoke per step (with
+    ``lengths``: the real steps only, zeros after them)."""
+    return _loop(ir, x_q, litert_step(model, ir), progress, lengths)
 
 
 def run_tflm(model: ModelSource, ir: QuantizedModel, x_q: np.ndarray,
-             progress: Callable[[int], None] | None = None) -> StepOutputs:
-    """TFLite Micro over int8 inputs (B, T, D), one invoke per step."""
-    return _loop(ir, x_q, tflm_step(model, ir), progress)
+             progress: Callable[[int], None] | None = None,
+             lengths: np.ndarray | None = None) -> StepOutputs:
+    """TFLite Micro over int8 inputs (B, T, D), one invoke per step (with ``lengths``: the
+    real steps only, zeros after them)."""
+    return _loop(ir, x_q, tflm_step(model, ir), progress, lengths)
 
 
 def run_litert_tokens(model: ModelSource, ir: QuantizedModel, ids: np.ndarray,

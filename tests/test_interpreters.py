@@ -207,3 +207,20 @@ def test_rounding_ties_are_reproduced(which):
         double = [multiply_by_quantized_multiplier_smaller_than_one(
             (q - add.input2_zero_point) << 20, *add.input2_multiplier)]
         assert np.count_nonzero(single[0] != double[0]) > 0
+
+
+def test_unequal_lengths_step_only_the_real_samples():
+    """With lengths, each interpreter steps a sequence's real samples only (what verify
+    compares): the same values there, zeros after (the padding was not stepped)."""
+    model = random_step_tflite(3, 16, 4, seed=38)
+    ir = read_ir(model)
+    x = _inputs(ir, 6, 20, 1.0, seed=38)
+    lengths = np.array([20, 1, 7, 13, 20, 2])
+    real = np.arange(20)[None, :] < lengths[:, None]
+    for profile, run in RUNNERS.items():
+        full = run(model, ir, x)
+        cut = run(model, ir, x, lengths=lengths)
+        np.testing.assert_array_equal(cut.h[real], full.h[real], err_msg=profile)
+        np.testing.assert_array_equal(cut.y[real], full.y[real], err_msg=profile)
+        assert not cut.h[~real].any() and not cut.y[~real].any()
+        assert cut.h[real].any()

@@ -77,9 +77,9 @@ def _interpreter_run(ctx: VerifyContext, runner, name: str
                      ) -> Callable[[VerifyInputs], StepOutputs]:
     def run(inputs: VerifyInputs) -> StepOutputs:
         bar = _progress_bar(ctx, inputs.sequences * inputs.steps, name)
-        try:
+        try:  # one invoke per step: unequal lengths step their real samples only
             return runner(ctx.model, ctx.ir, inputs.x_q,
-                          progress=None if bar is None else bar.update)
+                          progress=None if bar is None else bar.update, lengths=inputs.lengths)
         finally:
             if bar is not None:
                 bar.close()
