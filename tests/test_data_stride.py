@@ -126,3 +126,31 @@ def test_elman_train_stride_option_and_the_automatic_choice(tmp_path):
     result = CliRunner().invoke(app, ["train", "--data", f"npz:{tmp_path / 'long.npz'}",
                                       str(tmp_path / "bad"), *options, "--stride", "0"])
     assert result.exit_code != 0 and "--stride must be >= 1, got 0" in result.output
+
+
+def test_mean_stride_on_many_unequal_sequences_and_classes_matches_a_plain_loop(tmp_path):
+    """1,200 sequences of 5 to 2,000 samples, 3 channels, 25 classes with labels far from
+    0..K-1, through npz and the automatic stride (median over 128): every step of every
+    sequence is the mean of its group of samples, the lengths ceil(L / k), padding zero."""
+    rng = np.random.default_rng(4)
+    n = 1200
+    lengths = rng.integers(5, 2001, n)
+    lengths[[1000, 1001]] = 5, 2000  # the shortest and the longest, in the test split
+    x = np.full((n, 2000, 3), np.nan)
+    for i, length in enumerate(lengths):
+        x[i, :length] = rng.normal(size=(length, 3)) * [1, 10, 100]
+    y = 1000 + 7 * (np.arange(n) % 25)
+    np.savez(tmp_path / "many.npz", x=x[:1000], y=y[:1000], x_test=x[1000:], y_test=y[1000:])
+    data = load_dataset(f"npz:{tmp_path / 'many.npz'}", stride=None, stride_mode="mean")
+    k = data.spec()["stride"]
+    assert k == int(np.ceil(np.median(lengths[:1000]) / 40)) and k > 1
+    assert len(data.classes) == 25 and data.spec()["stride_mode"] == "mean"
+    np.testing.assert_array_equal(data.lengths_train, -(-lengths[:1000] // k))
+    np.testing.assert_array_equal(data.lengths_test, -(-lengths[1000:] // k))
+    for i in [0, 1, *rng.integers(0, 200, 20)]:  # test split rows (the shortest, the longest)
+        real = x[1000 + i, : lengths[1000 + i]]
+        want = np.array([real[j: j + k].mean(axis=0) for j in range(0, len(real), k)])
+        got = data.x_test[i, : data.lengths_test[i]]
+        np.testing.assert_allclose(got, ((want - data.mean) / data.std).astype(np.float32),
+                                   rtol=1e-5, atol=1e-5)
+        assert not data.x_test[i, data.lengths_test[i]:].any()
