@@ -20,6 +20,10 @@ Run it alone (``nice -n 10``): training is CPU-bound.
     python bench/data_defaults.py --sweep --folds 4 --candidates default,updates1500
     python bench/data_defaults.py --sweep --folds 4 --fold-limit 1   # one fold: quicker
     python bench/data_defaults.py
+    python bench/data_defaults.py --test-spread 0,1,2 --datasets sensor:gunpoint
+
+``--test-spread SEEDS``: the float test accuracy of the defaults trained with each seed
+(a report of the chosen defaults; writes ``bench/results/data_defaults_test_spread.json``).
 """
 
 from __future__ import annotations
@@ -167,8 +171,9 @@ def _fit_score(data, cfg) -> tuple[float, float]:
 
 
 def sweep(datasets, names, folds: int, fold_limit: int | None = None,
-          repeats: int = 1) -> dict:
-    """Repeat r (0 .. repeats - 1) deals the folds with seed r and trains with seed r."""
+          repeats: int = 1, on_row=None) -> dict:
+    """Repeat r (0 .. repeats - 1) deals the folds with seed r and trains with seed r;
+    ``on_row(rows)`` after each candidate (to save what is done)."""
     import dataclasses
 
     import numpy as np
@@ -218,6 +223,8 @@ def sweep(datasets, names, folds: int, fold_limit: int | None = None,
                    "train_accuracy": float(np.mean(train_scores)),
                    "wall_s": time.perf_counter() - wall, "cpu_s": _cpu_seconds() - cpu}
             rows.append(row)
+            if on_row is not None:
+                on_row(rows)
             spread = (f" +- {row['fold_std']:.3f} (folds), repeats "
                       f"{' '.join(f'{m:.3f}' for m in repeat_means)}" if repeats > 1 else "")
             print(f"{spec:32s} {name:22s} val {row['val_accuracy']:.3f}{spread} "
@@ -246,6 +253,33 @@ def summarize(rows: list[dict], datasets) -> dict:
         print(f"{name:22s} {s['mean_val_accuracy']:6.3f} "
               + " ".join(f"{s[d]:12.3f}" for d in datasets) + f"   {s['cpu_s']:6.0f}")
     return summary
+
+
+def test_spread(datasets, seeds) -> dict:
+    """The float test accuracy of the defaults (as `elman train` without options) trained
+    with each seed on the whole training split: how far one seed's model is from another's.
+    A report of the chosen defaults, never a way to choose them."""
+    import dataclasses
+
+    import numpy as np
+    from elman.data.datasets import load_dataset
+    from elman.train.config import TrainConfig
+
+    rows = []
+    for spec in datasets:
+        data = load_dataset(spec, stride=None)  # the automatic stride, as elman train
+        scores = []
+        for seed in seeds:
+            cfg = TrainConfig(seed=seed, diagnostics=False).resolved("classification")
+            cfg = dataclasses.replace(cfg, epochs=cfg.classifier_epochs(len(data.y_train),
+                                                                        len(data.classes)))
+            scores.append(_fit_score(data, cfg)[0])
+        rows.append({"data": spec, "seeds": list(seeds), "test_accuracy": scores,
+                     "mean": float(np.mean(scores)), "std": float(np.std(scores))})
+        print(f"{spec:32s} test {rows[-1]['mean']:.3f} +- {rows[-1]['std']:.3f} over seeds "
+              f"{','.join(map(str, seeds))} ({', '.join(f'{v:.3f}' for v in scores)})",
+              flush=True)
+    return {"rows": rows}
 
 
 def pipeline_table(datasets) -> dict:
@@ -297,6 +331,8 @@ def main() -> None:
                     help="deal the folds and train this many times (seeds 0 .. N-1)")
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
     ap.add_argument("--datasets", default=None, help="comma-separated --data values")
+    ap.add_argument("--test-spread", default=None, metavar="SEEDS",
+                    help="comma-separated seeds: the defaults' float test accuracy per seed")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.sweep:
@@ -311,11 +347,23 @@ def main() -> None:
         same = (old.get("folds"), old.get("fold_limit"), old.get("repeats", 1)) == (
             args.folds, args.fold_limit, args.repeats)
         rows = old.get("rows", []) if same else []
-        new = sweep(datasets, names, args.folds, args.fold_limit, args.repeats)
-        fresh = {(r["data"], r["candidate"]) for r in new}
-        rows = [r for r in rows if (r["data"], r["candidate"]) not in fresh] + new
-        result = {"folds": args.folds, "fold_limit": args.fold_limit, "repeats": args.repeats,
-                  "rows": rows, "summary": summarize(rows, datasets)}
+        def merged(new: list[dict]) -> dict:
+            fresh = {(r["data"], r["candidate"]) for r in new}
+            kept = [r for r in rows if (r["data"], r["candidate"]) not in fresh] + new
+            return {"folds": args.folds, "fold_limit": args.fold_limit,
+                    "repeats": args.repeats, "rows": kept}
+
+        def save(new: list[dict]) -> None:  # after every candidate: an interrupted sweep
+            out.write_text(json.dumps(merged(new), indent=2, sort_keys=True) + "\n")
+
+        result = merged(sweep(datasets, names, args.folds, args.fold_limit, args.repeats,
+                              on_row=save))
+        result["summary"] = summarize(result["rows"], datasets)
+    elif args.test_spread:
+        seeds = [int(v) for v in args.test_spread.split(",")]
+        result = test_spread(args.datasets.split(",") if args.datasets else ["sensor:gunpoint"],
+                             seeds)
+        out = RESULTS / "data_defaults_test_spread.json"
     else:
         archive = _archive_path("JapaneseVowels")
         datasets = args.datasets.split(",") if args.datasets else [

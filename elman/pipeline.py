@@ -253,8 +253,8 @@ def run(
              "Default: 1, or for a median length over 128 samples the stride that brings it "
              "to at most 40 steps.")] = None,
     stride_mode: Annotated[str | None, typer.Option(
-        help="With a stride k: mean (a step is the mean of k samples) | sample (every k-th "
-             "sample; the default).")] = None,
+        help="With a stride k: mean (a step is the mean of k samples; the default) | sample "
+             "(every k-th sample).")] = None,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(

@@ -119,6 +119,7 @@ def test_elman_train_stride_option_and_the_automatic_choice(tmp_path):
         assert result.exit_code == 0, result.output
         spec = json.loads((run / "data_spec.json").read_text())
         assert spec.get("stride") == stride
+        assert spec.get("stride_mode") == (None if stride is None else "mean")  # the default
         assert spec["input"]["timesteps"] == -(-300 // (stride or 1))
         report = json.loads((run / "train_report.json").read_text())
         assert report["config"]["stride"] == (stride if name == "given" else

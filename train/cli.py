@@ -97,9 +97,9 @@ def train(
     ] = None,
     stride_mode: Annotated[
         str,
-        typer.Option(help="With a stride k: mean (a step is the mean of k samples) | sample "
-                     "(every k-th sample). The device must do the same (the C header says "
-                     "which)."),
+        typer.Option(help="With a stride k: mean (a step is the mean of its k samples) | "
+                     "sample (every k-th sample). The device must do the same (the C header "
+                     "says which)."),
     ] = DEFAULT_STRIDE_MODE,
     schedule: Annotated[
         str, typer.Option(help="Learning rate: cosine (linear warmup, cosine decay) | constant.")
