@@ -74,6 +74,12 @@ class CFullyConnected:
         return blocks.reshape(-1)
 
     @property
+    def offset_weights(self) -> np.ndarray:
+        """The blocked weights + 128 as unsigned bytes (what the ARMv6-M kernel's LDRB reads),
+        stored as int8 bit patterns: w - 128 for w >= 0, w + 128 for w < 0 (w XOR 0x80)."""
+        return (self.blocked_weights.view(np.uint8) ^ np.uint8(0x80)).view(np.int8)
+
+    @property
     def padded_bias(self) -> np.ndarray:
         """The folded bias, zero-padded to a multiple of 4 rows (the accumulators' start)."""
         out = np.zeros(self.rows_padded, np.int64)

@@ -40,7 +40,8 @@ def test_cortex_m4_dsp_path_budgets(model_128):
 # Issue 19's goals that the generated step meets: (cpu, units) -> instructions per MAC of the
 # whole step (head included), -O2, tflm, random 6-N-4 models as bench/mcu.py builds them; the
 # worst step of three counts. (Exact counts: unicorn for Arm Thumb and RISC-V.)
-MET_GOALS = {("cortex-m4", 128): 1.75, ("cortex-m4", 32): 2.8, ("rv32imc", 128): 4.0}
+MET_GOALS = {("cortex-m4", 128): 1.75, ("cortex-m4", 32): 2.8, ("rv32imc", 128): 4.0,
+             ("cortex-m0plus", 128): 5.0, ("cortex-m0plus", 64): 5.5}
 # (the Cortex-M55's, <= 0.5 at 128 units, is asserted in tests/test_targets_qemu.py)
 
 
@@ -53,13 +54,13 @@ def test_issue_19_speed_goals(cpu, units):
 
 
 def test_cortex_m0plus_assembly_kernel_budget(model_128):
-    """ARMv6-M: the LDM/LDR + MULS kernel (69 instructions per 16 MACs) and the 16 x 16-bit
-    limb high multiply of the one-rounding requantization."""
+    """ARMv6-M: the LDM + LDRB/MULS/ADD kernel (101 instructions per 32 MACs in its loop) and
+    the 16 x 16-bit limb high multiply of the one-rounding requantization."""
     ir, x = model_128
     run = _checked(ir, x, cpu="cortex-m0plus", opt="O2")
     assert run.matvec_instructions_per_mac is not None
-    assert run.matvec_instructions_per_mac <= 4.5
-    assert run.instructions_per_mac <= 5.7
+    assert run.matvec_instructions_per_mac <= 3.4
+    assert run.instructions_per_mac <= 4.4
 
 
 def test_portable_path_budget_on_cortex_m4(model_128):

@@ -264,87 +264,195 @@ static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vect
     acc[2] = sums[2];
     acc[3] = sums[3];
 }
-#elif defined(__ARM_ARCH_6M__) && defined(__GNUC__) && defined(__OPTIMIZE__) \
-    && !defined(__OPTIMIZE_SIZE__) && !defined(TINY_PORTABLE)
+#elif defined(TINY_ARMV6M)
 /*
- * Cortex-M0/M0+ (ARMv6-M, no DSP), optimizing for speed: the kernel's copy of a vector is int16
- * pairs (x0, x1), (x2, x3) per 4 values, so that one LDM loads a 4x4 block's x (then SXTH and
- * ASRS #16 split the pairs); each row's 4 weights come in one LDR and are sign-extended out of
- * the word (SXTB; LSLS + ASRS; ASRS): 4 rows x 4 columns in 69 instructions (MULS and ADD each
- * MAC), the 4 sums in r8-r11. Inline assembly: GCC reloads every weight byte with a separate
- * offset register (LDRSB has no immediate offset on ARMv6-M).
+ * Cortex-M0/M0+ (ARMv6-M, no DSP), optimizing for speed: the kernel's copy of a vector is
+ * -128 times the sum of its values, then the values as int32 (4 bytes a unit), so that one LDM
+ * loads a 4x4 block's x; the weights hold w + 128 as unsigned bytes on ARMv6-M (weights.h), one
+ * LDRB with an immediate offset each (LDRSB has none), so a MAC is LDRB, MULS and ADD, and
+ * sum_c (w_c + 128) x_c - 128 sum_c x_c = sum_c w_c x_c: the correction starts each of the 4 sums
+ * with its bias. Two 4x4 blocks an iteration (101 instructions per 32 MACs), the 4 sums in
+ * r8-r11; every ADD wraps, and the exact sum fits int32 (the generator checks it). Inline
+ * assembly: GCC sign-extends every loaded byte and cannot keep 4 sums and 4 x values in registers.
  */
-typedef uint32_t tiny_vector_t;
-#define TINY_VECTOR_LENGTH(n) (2 * (((n) + 3) / 4)) /* words: 2 * n bytes, n rounded up to 4 */
+typedef int32_t tiny_vector_t;
+/* words: the correction, then n values rounded up to 4 */
+#define TINY_VECTOR_LENGTH(n) (1 + 4 * (((n) + 3) / 4))
 
-/* dst = src[0..n) as int16 pairs (x0 | x1 << 16), zero-padded to whole words of 4. */
+/* dst = -128 * (sum of src[0..n)), then src[0..n) as int32, zero-padded to whole words of 4. */
 static void tiny_load_vector(tiny_vector_t *dst, const int8_t *src, size_t n)
 {
-    size_t i;
-    for (i = 0; i + 1 < n; i += 2) {
-        dst[i / 2] = (uint16_t)src[i] | ((uint32_t)(uint16_t)src[i + 1] << 16);
+    int32_t *values = dst + 1;
+    int32_t sum = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) { /* 4 at a time: a quarter of the loop's overhead */
+        const int32_t x0 = src[i], x1 = src[i + 1], x2 = src[i + 2], x3 = src[i + 3];
+        values[i] = x0;
+        values[i + 1] = x1;
+        values[i + 2] = x2;
+        values[i + 3] = x3;
+        sum += x0 + x1 + x2 + x3;
     }
-    if (i < n) {
-        dst[i / 2] = (uint32_t)(uint16_t)src[i];
-        i += 2;
+    for (; i < n; ++i) {
+        values[i] = src[i];
+        sum += src[i];
     }
-    for (; i % 4 != 0; i += 2) {
-        dst[i / 2] = 0;
+    for (; i % 4 != 0; ++i) {
+        values[i] = 0;
     }
+    dst[0] = -128 * sum;
 }
 
-#define TINY_M0_ROW(offset, a) \
-    "ldr %[t], [%[w], #" #offset "]\n\t" \
-    "sxtb %[u], %[t]\n\t" \
-    "muls %[u], r4, %[u]\n\t" \
-    "add " a ", " a ", %[u]\n\t" \
-    "lsls %[u], %[t], #16\n\t" \
-    "asrs %[u], %[u], #24\n\t" \
-    "muls %[u], r5, %[u]\n\t" \
-    "add " a ", " a ", %[u]\n\t" \
-    "lsls %[u], %[t], #8\n\t" \
-    "asrs %[u], %[u], #24\n\t" \
-    "muls %[u], r6, %[u]\n\t" \
-    "add " a ", " a ", %[u]\n\t" \
-    "asrs %[u], %[t], #24\n\t" \
-    "muls %[u], r7, %[u]\n\t" \
-    "add " a ", " a ", %[u]\n\t"
-
-static void tiny_matvec_s8(const int8_t *w, const int32_t *bias, const tiny_vector_t *x,
-    size_t col_words, int32_t acc[4])
+/*
+ * The kernel proper, assembly with its own register convention, so that a call saves no
+ * register (the caller saves r4-r11 once, not once per 4 rows): r0 = x (the kernel's copy),
+ * r1 = w, r3 = acc, r6 = col_words (>= 1), r7 = bias; it changes r0-r12 and the flags.
+ */
+__attribute__((naked, used)) static void tiny_armv6m_matvec_s8(void)
 {
-    register int32_t a0 __asm__("r8") = bias[0];
-    register int32_t a1 __asm__("r9") = bias[1];
-    register int32_t a2 __asm__("r10") = bias[2];
-    register int32_t a3 __asm__("r11") = bias[3];
+    __asm__(
+        ".syntax unified\n\t" /* GCC switches Thumb-1 inline assembly to divided syntax */
+        "lsls r2, r6, #4\n\t"
+        "adds r2, r2, r0\n\t"
+        "adds r2, #4\n\t"
+        "mov r12, r2\n\t" /* the end of x */
+        "lsrs r6, r6, #1\n\t" /* C = an odd number of blocks */
+        "ldm r0!, {r2}\n\t" /* -128 * sum(x) */
+        "ldm r7, {r4, r5, r6, r7}\n\t"
+        "mov r8, r4\n\t"
+        "add r8, r2\n\t" /* (ADD and MOV of a high register leave the flags) */
+        "mov r9, r5\n\t"
+        "add r9, r2\n\t"
+        "mov r10, r6\n\t"
+        "add r10, r2\n\t"
+        "mov r11, r7\n\t"
+        "add r11, r2\n\t"
+        "bcc 1f\n\t"
+        "subs r1, #16\n\t" /* an odd block first: the loop's second */
+        "b 2f\n"
+        "1:\n\t"
+        "ldm r0!, {r4, r5, r6, r7}\n\t"
+        "ldrb r2, [r1, #0]\n\t"
+        "muls r2, r4, r2\n\t"
+        "add r8, r2\n\t"
+        "ldrb r2, [r1, #1]\n\t"
+        "muls r2, r5, r2\n\t"
+        "add r8, r2\n\t"
+        "ldrb r2, [r1, #2]\n\t"
+        "muls r2, r6, r2\n\t"
+        "add r8, r2\n\t"
+        "ldrb r2, [r1, #3]\n\t"
+        "muls r2, r7, r2\n\t"
+        "add r8, r2\n\t"
+        "ldrb r2, [r1, #4]\n\t"
+        "muls r2, r4, r2\n\t"
+        "add r9, r2\n\t"
+        "ldrb r2, [r1, #5]\n\t"
+        "muls r2, r5, r2\n\t"
+        "add r9, r2\n\t"
+        "ldrb r2, [r1, #6]\n\t"
+        "muls r2, r6, r2\n\t"
+        "add r9, r2\n\t"
+        "ldrb r2, [r1, #7]\n\t"
+        "muls r2, r7, r2\n\t"
+        "add r9, r2\n\t"
+        "ldrb r2, [r1, #8]\n\t"
+        "muls r2, r4, r2\n\t"
+        "add r10, r2\n\t"
+        "ldrb r2, [r1, #9]\n\t"
+        "muls r2, r5, r2\n\t"
+        "add r10, r2\n\t"
+        "ldrb r2, [r1, #10]\n\t"
+        "muls r2, r6, r2\n\t"
+        "add r10, r2\n\t"
+        "ldrb r2, [r1, #11]\n\t"
+        "muls r2, r7, r2\n\t"
+        "add r10, r2\n\t"
+        "ldrb r2, [r1, #12]\n\t"
+        "muls r2, r4, r2\n\t"
+        "add r11, r2\n\t"
+        "ldrb r2, [r1, #13]\n\t"
+        "muls r2, r5, r2\n\t"
+        "add r11, r2\n\t"
+        "ldrb r2, [r1, #14]\n\t"
+        "muls r2, r6, r2\n\t"
+        "add r11, r2\n\t"
+        "ldrb r2, [r1, #15]\n\t"
+        "muls r2, r7, r2\n\t"
+        "add r11, r2\n\t"
+        "2:\n\t"
+        "ldm r0!, {r4, r5, r6, r7}\n\t"
+        "ldrb r2, [r1, #16]\n\t"
+        "muls r2, r4, r2\n\t"
+        "add r8, r2\n\t"
+        "ldrb r2, [r1, #17]\n\t"
+        "muls r2, r5, r2\n\t"
+        "add r8, r2\n\t"
+        "ldrb r2, [r1, #18]\n\t"
+        "muls r2, r6, r2\n\t"
+        "add r8, r2\n\t"
+        "ldrb r2, [r1, #19]\n\t"
+        "muls r2, r7, r2\n\t"
+        "add r8, r2\n\t"
+        "ldrb r2, [r1, #20]\n\t"
+        "muls r2, r4, r2\n\t"
+        "add r9, r2\n\t"
+        "ldrb r2, [r1, #21]\n\t"
+        "muls r2, r5, r2\n\t"
+        "add r9, r2\n\t"
+        "ldrb r2, [r1, #22]\n\t"
+        "muls r2, r6, r2\n\t"
+        "add r9, r2\n\t"
+        "ldrb r2, [r1, #23]\n\t"
+        "muls r2, r7, r2\n\t"
+        "add r9, r2\n\t"
+        "ldrb r2, [r1, #24]\n\t"
+        "muls r2, r4, r2\n\t"
+        "add r10, r2\n\t"
+        "ldrb r2, [r1, #25]\n\t"
+        "muls r2, r5, r2\n\t"
+        "add r10, r2\n\t"
+        "ldrb r2, [r1, #26]\n\t"
+        "muls r2, r6, r2\n\t"
+        "add r10, r2\n\t"
+        "ldrb r2, [r1, #27]\n\t"
+        "muls r2, r7, r2\n\t"
+        "add r10, r2\n\t"
+        "ldrb r2, [r1, #28]\n\t"
+        "muls r2, r4, r2\n\t"
+        "add r11, r2\n\t"
+        "ldrb r2, [r1, #29]\n\t"
+        "muls r2, r5, r2\n\t"
+        "add r11, r2\n\t"
+        "ldrb r2, [r1, #30]\n\t"
+        "muls r2, r6, r2\n\t"
+        "add r11, r2\n\t"
+        "ldrb r2, [r1, #31]\n\t"
+        "muls r2, r7, r2\n\t"
+        "add r11, r2\n\t"
+        "adds r1, #32\n\t"
+        "cmp r0, r12\n\t"
+        "bne 1b\n\t"
+        "mov r4, r8\n\t"
+        "mov r5, r9\n\t"
+        "mov r6, r10\n\t"
+        "mov r7, r11\n\t"
+        "stm r3!, {r4, r5, r6, r7}\n\t"
+        "bx lr");
+}
+
+__attribute__((always_inline)) static inline void tiny_matvec_s8(const int8_t *w,
+    const int32_t *bias, const tiny_vector_t *x, size_t col_words, int32_t acc[4])
+{
     register const tiny_vector_t *xp __asm__("r0") = x;
     register const int8_t *wp __asm__("r1") = w;
-    register const tiny_vector_t *end __asm__("r12") = x + 2 * col_words; /* col_words >= 1 */
-    register uint32_t t __asm__("r2");
-    register int32_t u __asm__("r3");
-    __asm__ volatile(
-        ".syntax unified\n" /* GCC switches Thumb-1 inline assembly to divided syntax */
-        "1:\n\t"
-        "ldm %[x]!, {r4, r6}\n\t"
-        "asrs r5, r4, #16\n\t"
-        "sxth r4, r4\n\t"
-        "asrs r7, r6, #16\n\t"
-        "sxth r6, r6\n\t"
-        TINY_M0_ROW(0, "%[a0]")
-        TINY_M0_ROW(4, "%[a1]")
-        TINY_M0_ROW(8, "%[a2]")
-        TINY_M0_ROW(12, "%[a3]")
-        "adds %[w], %[w], #16\n\t"
-        "cmp %[x], %[end]\n\t"
-        "bne 1b"
-        : [x] "+l"(xp), [w] "+l"(wp), [t] "=&l"(t), [u] "=&l"(u), [a0] "+r"(a0), [a1] "+r"(a1),
-          [a2] "+r"(a2), [a3] "+r"(a3)
-        : [end] "r"(end)
-        : "r4", "r5", "r6", "r7", "cc", "memory");
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+    register int32_t *out __asm__("r3") = acc;
+    register size_t n __asm__("r6") = col_words;
+    register const int32_t *b __asm__("r7") = bias;
+    __asm__ volatile("bl tiny_armv6m_matvec_s8"
+        : "+l"(xp), "+l"(wp), "+l"(out), "+l"(n), "+l"(b)
+        :
+        : "r2", "r4", "r5", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
 }
 #else
 /* Portable C (any core; Cortex-M0/M0+/M3): the kernel's copy of a vector is the int8 values. */

@@ -44,6 +44,17 @@
 /* shift[c] of a FULLY_CONNECTED, stored as -2 - shift (>= 0: the right shift of scale_down) */
 #define TINY_SHIFT(table, c) ((int)(uint8_t)TINY_READ_S8(&(table)[c]))
 
+
+/*
+ * Cortex-M0/M0+ (ARMv6-M) optimizing for speed (GCC or Clang): the assembly matrix-vector kernel,
+ * which reads each weight + 128 as an unsigned byte (one LDRB: ARMv6-M's LDRSB has no immediate
+ * offset) and subtracts 128 * (sum of the input) once per 4 rows. Define TINY_PORTABLE to
+ * build the portable C kernels instead.
+ */
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && defined(__OPTIMIZE__) \
+    && !defined(__OPTIMIZE_SIZE__) && !defined(TINY_PORTABLE)
+#define TINY_ARMV6M 1
+#endif
 /*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
  * 4 x 4 blocks (for each group of 4 rows, for each 4 columns, 4 bytes of each of the 4 rows:
@@ -55,9 +66,15 @@
  */
 
 /* layer 1 input W_x (with the layer's bias): 4 x 3 (blocked as 4 x 4), input zero point 126 (folded), output zero point -74 */
+#if defined(TINY_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t tiny_layer1_input_weights[16] TINY_ALIGNED = {
+    -34, 21, 43, -128, -128, -128, -128, -128, 68, 44, 117, -128, -105, -51, -98, -128,
+};
+#else
 static const int8_t tiny_layer1_input_weights[16] TINY_ALIGNED TINY_FLASH = {
     94, -107, -85, 0, 0, 0, 0, 0, -60, -84, -11, 0, 23, 77, 30, 0,
 };
+#endif
 static const int32_t tiny_layer1_input_bias[4] TINY_ALIGNED TINY_FLASH = {
     14159, -3268, 14035, -17451,
 };
@@ -69,9 +86,15 @@ static const uint8_t tiny_layer1_input_shift[4] TINY_ALIGNED TINY_FLASH = { /* -
 };
 
 /* layer 1 recurrent W_h: 4 x 4 (blocked as 4 x 4), input zero point 0 (folded), output zero point 106 */
+#if defined(TINY_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t tiny_layer1_recurrent_weights[16] TINY_ALIGNED = {
+    -111, -45, 71, -72, -32, -44, 55, 94, 70, -52, -50, 113, 69, 17, 69, 39,
+};
+#else
 static const int8_t tiny_layer1_recurrent_weights[16] TINY_ALIGNED TINY_FLASH = {
     17, 83, -57, 56, 96, 84, -73, -34, -58, 76, 78, -15, -59, -111, -59, -89,
 };
+#endif
 static const int32_t tiny_layer1_recurrent_bias[4] TINY_ALIGNED TINY_FLASH = {
     0, 0, 0, 0,
 };
@@ -141,9 +164,15 @@ static const int8_t tiny_layer1_tanh[256] TINY_ALIGNED TINY_FLASH = {
 };
 
 /* head W_y: 2 x 4 (blocked as 4 x 4), input zero point 0 (folded), output zero point -110 */
+#if defined(TINY_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t tiny_head_weights[16] TINY_ALIGNED = {
+    125, 120, 125, -9, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t tiny_head_weights[16] TINY_ALIGNED TINY_FLASH = {
     -3, -8, -3, 119, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t tiny_head_bias[4] TINY_ALIGNED TINY_FLASH = {
     -2773, 7214, 0, 0,
 };

@@ -44,6 +44,17 @@
 /* shift[c] of a FULLY_CONNECTED, stored as -2 - shift (>= 0: the right shift of scale_down) */
 #define DEEP_SHIFT(table, c) ((int)(uint8_t)DEEP_READ_S8(&(table)[c]))
 
+
+/*
+ * Cortex-M0/M0+ (ARMv6-M) optimizing for speed (GCC or Clang): the assembly matrix-vector kernel,
+ * which reads each weight + 128 as an unsigned byte (one LDRB: ARMv6-M's LDRSB has no immediate
+ * offset) and subtracts 128 * (sum of the input) once per 4 rows. Define DEEP_PORTABLE to
+ * build the portable C kernels instead.
+ */
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && defined(__OPTIMIZE__) \
+    && !defined(__OPTIMIZE_SIZE__) && !defined(DEEP_PORTABLE)
+#define DEEP_ARMV6M 1
+#endif
 /*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
  * 4 x 4 blocks (for each group of 4 rows, for each 4 columns, 4 bytes of each of the 4 rows:
@@ -55,9 +66,15 @@
  */
 
 /* layer 1 input W_x (with the layer's bias): 4 x 3 (blocked as 4 x 4), input zero point -91 (folded), output zero point -1 */
+#if defined(DEEP_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t deep_layer1_input_weights[16] DEEP_ALIGNED = {
+    -116, 18, -117, -128, 34, -63, -14, -128, -6, -97, -34, -128, 95, 38, -125, -128,
+};
+#else
 static const int8_t deep_layer1_input_weights[16] DEEP_ALIGNED DEEP_FLASH = {
     12, -110, 11, 0, -94, 65, 114, 0, 122, 31, 94, 0, -33, -90, 3, 0,
 };
+#endif
 static const int32_t deep_layer1_input_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     -7686, 13662, 23395, -1921,
 };
@@ -69,9 +86,15 @@ static const uint8_t deep_layer1_input_shift[4] DEEP_ALIGNED DEEP_FLASH = { /* -
 };
 
 /* layer 1 recurrent W_h: 4 x 4 (blocked as 4 x 4), input zero point 0 (folded), output zero point -4 */
+#if defined(DEEP_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t deep_layer1_recurrent_weights[16] DEEP_ALIGNED = {
+    35, 53, 79, -114, -45, 124, -5, 91, -19, -105, -72, 61, -128, -128, -128, -128,
+};
+#else
 static const int8_t deep_layer1_recurrent_weights[16] DEEP_ALIGNED DEEP_FLASH = {
     -93, -75, -49, 14, 83, -4, 123, -37, 109, 23, 56, -67, 0, 0, 0, 0,
 };
+#endif
 static const int32_t deep_layer1_recurrent_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     0, 0, 0, 0,
 };
@@ -141,10 +164,17 @@ static const int8_t deep_layer1_tanh[256] DEEP_ALIGNED DEEP_FLASH = {
 };
 
 /* layer 2 input W_x (with the layer's bias): 5 x 4 (blocked as 8 x 4), input zero point 0 (folded), output zero point -109 */
+#if defined(DEEP_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t deep_layer2_input_weights[32] DEEP_ALIGNED = {
+    -2, 56, -100, 9, 45, 52, 113, 89, -70, 120, 87, -24, -96, -78, -65, 87,
+    -28, 5, 79, 41, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t deep_layer2_input_weights[32] DEEP_ALIGNED DEEP_FLASH = {
     126, -72, 28, -119, -83, -76, -15, -39, 58, -8, -41, 104, 32, 50, 63, -41,
     100, -123, -49, -87, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t deep_layer2_input_bias[8] DEEP_ALIGNED DEEP_FLASH = {
     1898, -4133, -3946, -8875, -7072, 0, 0, 0,
 };
@@ -156,12 +186,21 @@ static const uint8_t deep_layer2_input_shift[5] DEEP_ALIGNED DEEP_FLASH = { /* -
 };
 
 /* layer 2 recurrent W_h: 5 x 5 (blocked as 8 x 8), input zero point 0 (folded), output zero point -77 */
+#if defined(DEEP_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t deep_layer2_recurrent_weights[64] DEEP_ALIGNED = {
+    -128, -128, -128, -128, 119, 109, 33, -91, -4, 50, -20, 16, -103, -34, -27, -67,
+    -128, -128, -128, -128, -67, -128, -128, -128, 37, -128, -128, -128, 7, -128, -128, -128,
+    107, -50, -121, 49, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128,
+    -82, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t deep_layer2_recurrent_weights[64] DEEP_ALIGNED DEEP_FLASH = {
     0, 0, 0, 0, -9, -19, -95, 37, 124, -78, 108, -112, 25, 94, 101, 61,
     0, 0, 0, 0, 61, 0, 0, 0, -91, 0, 0, 0, -121, 0, 0, 0,
     -21, 78, 7, -79, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     46, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t deep_layer2_recurrent_bias[8] DEEP_ALIGNED DEEP_FLASH = {
     0, 0, 0, 0, 0, 0, 0, 0,
 };
@@ -231,10 +270,17 @@ static const int8_t deep_layer2_tanh[256] DEEP_ALIGNED DEEP_FLASH = {
 };
 
 /* layer 3 input W_x (with the layer's bias): 3 x 5 (blocked as 4 x 8), input zero point 0 (folded), output zero point -62 */
+#if defined(DEEP_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t deep_layer3_input_weights[32] DEEP_ALIGNED = {
+    87, -17, 112, -58, -1, -65, -32, 11, 18, -120, 104, -6, -128, -128, -128, -128,
+    81, -128, -128, -128, 28, -128, -128, -128, 63, -128, -128, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t deep_layer3_input_weights[32] DEEP_ALIGNED DEEP_FLASH = {
     -41, 111, -16, 70, 127, 63, 96, -117, -110, 8, -24, 122, 0, 0, 0, 0,
     -47, 0, 0, 0, -100, 0, 0, 0, -65, 0, 0, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t deep_layer3_input_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     4645, 6789, 10327, 0,
 };
@@ -246,9 +292,15 @@ static const uint8_t deep_layer3_input_shift[3] DEEP_ALIGNED DEEP_FLASH = { /* -
 };
 
 /* layer 3 recurrent W_h: 3 x 3 (blocked as 4 x 4), input zero point 0 (folded), output zero point 0 */
+#if defined(DEEP_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t deep_layer3_recurrent_weights[16] DEEP_ALIGNED = {
+    123, 39, -114, -128, -96, 45, 37, -128, -86, 113, 123, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t deep_layer3_recurrent_weights[16] DEEP_ALIGNED DEEP_FLASH = {
     -5, -89, 14, 0, 32, -83, -91, 0, 42, -15, -5, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t deep_layer3_recurrent_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     0, 0, 0, 0,
 };
@@ -318,9 +370,15 @@ static const int8_t deep_layer3_tanh[256] DEEP_ALIGNED DEEP_FLASH = {
 };
 
 /* head W_y: 2 x 3 (blocked as 4 x 4), input zero point 0 (folded), output zero point 73 */
+#if defined(DEEP_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t deep_head_weights[16] DEEP_ALIGNED = {
+    -117, -1, 37, -128, 37, -9, 63, -128, -128, -128, -128, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t deep_head_weights[16] DEEP_ALIGNED DEEP_FLASH = {
     11, 127, -91, 0, -91, 119, -65, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t deep_head_bias[4] DEEP_ALIGNED DEEP_FLASH = {
     2551, -6367, 0, 0,
 };

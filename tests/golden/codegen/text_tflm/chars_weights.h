@@ -44,6 +44,17 @@
 /* shift[c] of a FULLY_CONNECTED, stored as -2 - shift (>= 0: the right shift of scale_down) */
 #define CHARS_SHIFT(table, c) ((int)(uint8_t)CHARS_READ_S8(&(table)[c]))
 
+
+/*
+ * Cortex-M0/M0+ (ARMv6-M) optimizing for speed (GCC or Clang): the assembly matrix-vector kernel,
+ * which reads each weight + 128 as an unsigned byte (one LDRB: ARMv6-M's LDRSB has no immediate
+ * offset) and subtracts 128 * (sum of the input) once per 4 rows. Define CHARS_PORTABLE to
+ * build the portable C kernels instead.
+ */
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && defined(__OPTIMIZE__) \
+    && !defined(__OPTIMIZE_SIZE__) && !defined(CHARS_PORTABLE)
+#define CHARS_ARMV6M 1
+#endif
 /*
  * Each int8 FULLY_CONNECTED: weights [out][in] zero-padded to multiples of 4 and stored in
  * 4 x 4 blocks (for each group of 4 rows, for each 4 columns, 4 bytes of each of the 4 rows:
@@ -55,9 +66,15 @@
  */
 
 /* layer 1 input W_x (with the layer's bias): 3 x 2 (blocked as 4 x 4), input zero point -52 (folded), output zero point 101 */
+#if defined(CHARS_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t chars_layer1_input_weights[16] CHARS_ALIGNED = {
+    -23, 2, -128, -128, -128, -46, -128, -128, 34, -52, -128, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t chars_layer1_input_weights[16] CHARS_ALIGNED CHARS_FLASH = {
     105, -126, 0, 0, 0, 82, 0, 0, -94, 76, 0, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t chars_layer1_input_bias[4] CHARS_ALIGNED CHARS_FLASH = {
     -1931, 4333, -119, 0,
 };
@@ -69,9 +86,15 @@ static const uint8_t chars_layer1_input_shift[3] CHARS_ALIGNED CHARS_FLASH = { /
 };
 
 /* layer 1 recurrent W_h: 3 x 3 (blocked as 4 x 4), input zero point 0 (folded), output zero point -114 */
+#if defined(CHARS_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t chars_layer1_recurrent_weights[16] CHARS_ALIGNED = {
+    -128, -128, -128, -128, -53, -77, -97, -128, 87, -3, 119, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t chars_layer1_recurrent_weights[16] CHARS_ALIGNED CHARS_FLASH = {
     0, 0, 0, 0, 75, 51, 31, 0, -41, 125, -9, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t chars_layer1_recurrent_bias[4] CHARS_ALIGNED CHARS_FLASH = {
     0, 0, 0, 0,
 };
@@ -146,10 +169,17 @@ static const int8_t chars_token_input[15] CHARS_ALIGNED CHARS_FLASH = {
 };
 
 /* head W_y: 5 x 3 (blocked as 8 x 4), input zero point 0 (folded), output zero point 120 */
+#if defined(CHARS_ARMV6M) /* the weights + 128 as unsigned bytes, here their int8 bit patterns */
+static const int8_t chars_head_weights[32] CHARS_ALIGNED = {
+    119, -49, -22, -128, -46, -95, 113, -128, -124, 68, 127, -128, 97, 64, -2, -128,
+    4, 25, 50, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128,
+};
+#else
 static const int8_t chars_head_weights[32] CHARS_ALIGNED CHARS_FLASH = {
     -9, 79, 106, 0, 82, 33, -15, 0, 4, -60, -1, 0, -31, -64, 126, 0,
     -124, -103, -78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
+#endif
 static const int32_t chars_head_bias[8] CHARS_ALIGNED CHARS_FLASH = {
     -4348, 7117, 183, 6496, 2614, 0, 0, 0,
 };
