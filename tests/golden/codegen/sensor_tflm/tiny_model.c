@@ -284,14 +284,35 @@ static void tiny_load_vector(tiny_vector_t *dst, const int8_t *src, size_t n)
 {
     int32_t *values = dst + 1;
     int32_t sum = 0;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) { /* 4 at a time: a quarter of the loop's overhead */
-        const int32_t x0 = src[i], x1 = src[i + 1], x2 = src[i + 2], x3 = src[i + 3];
-        values[i] = x0;
-        values[i + 1] = x1;
-        values[i + 2] = x2;
-        values[i + 3] = x3;
-        sum += x0 + x1 + x2 + x3;
+    size_t i = n & ~(size_t)3;
+    if (i != 0) { /* 4 at a time (LDRB + SXTB each: src may be unaligned), one STM */
+        register int32_t *d __asm__("r0") = values;
+        register const int8_t *s __asm__("r1") = src;
+        register const int8_t *end __asm__("r2") = src + i;
+        register int32_t total __asm__("r3") = 0;
+        __asm__ volatile(
+            ".syntax unified\n" /* GCC switches Thumb-1 inline assembly to divided syntax */
+            "1:\n\t"
+            "ldrb r4, [%[s], #0]\n\t"
+            "ldrb r5, [%[s], #1]\n\t"
+            "ldrb r6, [%[s], #2]\n\t"
+            "ldrb r7, [%[s], #3]\n\t"
+            "sxtb r4, r4\n\t"
+            "sxtb r5, r5\n\t"
+            "sxtb r6, r6\n\t"
+            "sxtb r7, r7\n\t"
+            "adds %[s], #4\n\t"
+            "adds %[sum], %[sum], r4\n\t"
+            "adds %[sum], %[sum], r5\n\t"
+            "adds %[sum], %[sum], r6\n\t"
+            "adds %[sum], %[sum], r7\n\t"
+            "stm %[d]!, {r4, r5, r6, r7}\n\t"
+            "cmp %[s], %[end]\n\t"
+            "bne 1b"
+            : [d] "+l"(d), [s] "+l"(s), [sum] "+l"(total)
+            : [end] "l"(end)
+            : "r4", "r5", "r6", "r7", "cc", "memory");
+        sum = total;
     }
     for (; i < n; ++i) {
         values[i] = src[i];
