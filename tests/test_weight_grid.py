@@ -133,3 +133,23 @@ def test_a_model_trained_without_it_is_reported_off_the_grid(bm_run):
     report = json.loads((bm_run / "quant_report.json").read_text())
     rounding = report["quantization"]["weight_rounding"]
     assert rounding["on_grid"] is False and 0.4 < rounding["max_steps"] <= 0.5 + 1e-4
+
+
+@pytest.mark.slow
+def test_elman_run_state_int16_trains_on_the_grid_and_verifies_bit_exact(tmp_path):
+    """`elman run --state int16`: --qat-weights by default, every stage real, every pair of
+    verify bit-exact on the on-grid model."""
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--data", "sensor:basicmotions", "--units", "8",
+                                      "--epochs", "2", "--limit", "8", "--cpu", "cortex-m4",
+                                      "--state", "int16", "--quiet", str(run)])
+    assert result.exit_code == 0, result.output
+    train = json.loads((run / "train_report.json").read_text())
+    assert train["config"]["qat_weights"] is True
+    assert train["weight_grid"]["from_update"] == 8 and train["weight_grid"]["updates_on_grid"] == 2
+    quant = json.loads((run / "quant_report.json").read_text())
+    assert quant["quantization"]["state_bits"] == 16
+    assert quant["quantization"]["weight_rounding"]["on_grid"] is True
+    verify = json.loads((run / "verify_report.json").read_text())
+    assert verify["ok"] and all(p["mismatches"] == 0 and p["compared"] > 0
+                                for p in verify["pairs"])
