@@ -49,6 +49,9 @@ def test_the_straight_through_estimator_accumulates_steps_smaller_than_the_grid(
     grid = WeightGridTraining(model)
     variables = grid_kernels(model)
     assert len(variables) == 3  # kernel, recurrent kernel, head
+    stacked = build_model("classification", units=4, input_dim=3, output_dim=2, layers=3,
+                          sequence_outputs=True)
+    assert len(grid_kernels(stacked)) == 7  # every layer's two kernels, and the head
     kernel = variables[0]
     start = kernel.numpy().copy()
     np.testing.assert_array_equal(start, on_grid(grid.master[0]))
