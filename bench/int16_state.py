@@ -1,18 +1,19 @@
 """int8 vs int16 state, side by side: the acceptance figures of issue 17.
 
 For each task (``sensor:basicmotions``, ``sensor:gunpoint``, ``text:fortunes``) the float
-model is trained once (the task's default recipe; an existing ``WORK/<task>/model.keras``
-is reused) and quantized twice, ``--state int8`` and ``--state int16``, into sibling run
-directories. Each is verified with every pair (simulator vs LiteRT BUILTIN_REF, vs TFLite
-Micro, vs host C, vs emulated Cortex-M0+ and M4; values compared per pair) and measured on
-the emulated cores (flash, RAM, instructions per step, profile tflm, -O2). Against the
-float model: the task metric (accuracy; text: bits per character on the validation
-stream), the hidden-state error in float units (mean, max, the largest per step) and, for
-text, the drift: the mean error per window of 10,000 steps over a >= 100,000-step stream.
-Where the state error comes from (the same held-out inputs, every step): the float model
-fed the quantized inputs (input quantization and clipping alone), the float model with the
-int8 weights (weights alone), and the quantized model against the float model with its int8
-weights and quantized inputs (what the state width owns: the integer arithmetic).
+model is trained once per variant (the task's default recipe; an existing
+``WORK/<task>[-qat]/model.keras`` is reused) and quantized twice, ``--state int8`` and
+``--state int16``, into sibling run directories. Each is verified with every pair
+(simulator vs LiteRT BUILTIN_REF, vs TFLite Micro, vs host C, vs emulated Cortex-M0+ and
+M4; values compared per pair) and measured on the emulated cores (flash, RAM, instructions
+per step, profile tflm, -O2). Against the float model: the task metric (accuracy; text:
+bits per character on the validation stream), the hidden-state error in float units (mean,
+max, the largest per step) and, for text, the drift: the mean error per window of 10,000
+steps over a >= 100,000-step stream. Where the state error comes from (the same held-out
+inputs, every step): the float model fed the quantized inputs (input quantization and
+clipping alone), the float model with the int8 weights (weights alone), and the quantized
+model against the float model with its int8 weights and quantized inputs (what the state
+width owns: the integer arithmetic).
 Last, the Cortex-M4 -O2 instructions per MAC of 128-unit models (int8 and int16 state).
 
 The text model is smaller than the default recipe (``--text-units``, ``--text-chars``);
