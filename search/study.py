@@ -63,12 +63,20 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                                               grace_period=GRACE_S,
                                               heartbeat_stale_trial_callback=requeue)
         except Exception as exc:  # SQLAlchemy's errors: connection refused, bad URL, no driver
-            # workers that start together on an empty database race to create its tables
-            if attempt + 1 == OPEN_ATTEMPTS or not url.startswith("postgresql"):
+            # processes that open an empty database together race to create its tables
+            # (PostgreSQL workers; on SQLite any other reader, e.g. a monitoring script:
+            # "table studies already exists", "UNIQUE constraint failed:
+            # alembic_version"); the loser's retry finds them made
+            if attempt + 1 == OPEN_ATTEMPTS or not (url.startswith("postgresql")
+                                                    or _creation_race(str(exc))):
                 raise ElmanError(f"cannot open the study storage {redact(url)}: "
                                  f"{str(exc).splitlines()[0]}") from None
             time.sleep(1.0 + attempt)
     raise AssertionError("unreachable")
+
+
+def _creation_race(message: str) -> bool:
+    return any(m in message for m in ("already exists", "UNIQUE constraint", "is locked"))
 
 
 def redact(url: str) -> str:
