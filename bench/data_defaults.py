@@ -126,6 +126,7 @@ CANDIDATES: dict[str, dict] = {
     "mean4_updates2000": {**P3, "stride": 4, "stride_mode": "mean", "min_updates": 2000},
     "mean4_wd1e-2": {**P3, "stride": 4, "stride_mode": "mean", "weight_decay": 1e-2},
     "mean4_lr1e-3": {**P3, "stride": 4, "stride_mode": "mean", "lr": 1e-3},
+    "mean4_batch4": {**P3, "stride": 4, "stride_mode": "mean", "batch": 4},
 }
 
 
