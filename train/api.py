@@ -109,8 +109,8 @@ def train_run(
         if cfg.baseline:  # the n-gram curve (numpy sorts, GIL released) beside training
             from elman.train.kneser_ney import size_curve
 
-            curve_future = _Beside(size_curve, dataset.train_ids, dataset.val_ids,
-                                   dataset.vocab_size)
+            curve_future = fit.Beside(size_curve, dataset.train_ids, dataset.val_ids,
+                                      dataset.vocab_size)
         result = fit.fit_text(trainer, dataset, cfg, progress, on_epoch)
     elif per_step:
         result = fit.fit_per_step(trainer, dataset, cfg, progress, on_epoch)
@@ -205,31 +205,6 @@ def _deterministic_ops() -> None:
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-
-
-class _Beside:
-    """``fn(*args)`` in a daemon thread (a Ctrl-C during training does not wait for it);
-    :meth:`result` joins it and returns its value or raises its exception."""
-
-    def __init__(self, fn, *args):
-        import threading
-
-        self._value, self._error = None, None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
-                                        name="elman-beside")
-        self._thread.start()
-
-    def _run(self, fn, args) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as exc:  # handed to result()
-            self._error = exc
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _text_results(dataset: TextData, result, curve_future) -> dict:

@@ -6,6 +6,7 @@ Imports TensorFlow (through :mod:`elman.train.loop`): import lazily.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,30 @@ class Schedule:
         return self.budget is not None and time.perf_counter() - self.start >= self.budget
 
 
+class Beside:
+    """``fn(*args)`` in a daemon thread, beside training (a Ctrl-C during training does
+    not wait for it); :meth:`result` joins it and returns its value or raises its
+    exception."""
+
+    def __init__(self, fn, *args):
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
+                                        name="elman-beside")
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def _train_update(trainer, schedule, result, x, y, h, *weights):
     trainer.set_lr(schedule.lr(result.updates))
     if trainer.qat_weights and trainer.grid is None and schedule.on_grid_from(result.updates):
@@ -120,7 +145,6 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
     With ``on_epoch`` (which may stop the run) each epoch is scored before the next.
     """
     import copy
-    from concurrent.futures import Future, ThreadPoolExecutor
 
     from elman.quantize.keras_model import read_keras
     from elman.train.stream_eval import float_stream_score
@@ -130,7 +154,7 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
     rng = np.random.default_rng(cfg.seed)
     result = FitResult()
     bar = tqdm(total=total, disable=not progress, leave=False, desc="training", unit="update")
-    pending: list[tuple[dict, Future]] = []  # rows waiting for their validation score
+    pending: list[tuple[dict, Beside]] = []  # rows waiting for their validation score
 
     def finish(row: dict, scored: dict) -> None:
         row.update(val_loss=scored["nll"], val_perplexity=scored["perplexity"],
@@ -150,48 +174,42 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
             finish(row, future.result())
 
     epoch = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="elman-val") as pool:
-        try:
-            while result.updates < total and result.stop_reason == "epochs":
-                epoch += 1
-                offset = int(rng.integers(cfg.bptt))
-                h = trainer.zero_state(cfg.batch)
-                losses, first, steps = [], len(result.grad_norms), 0
-                t0 = time.perf_counter()
-                for x, y in stream_windows(data.train_ids, cfg.batch, cfg.bptt, offset):
-                    loss, h = _train_update(trainer, schedule, result, x, y, h)
-                    losses.append(loss)
-                    steps += x.size
-                    bar.update()
-                    if len(losses) % 50 == 0:
-                        bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-50:]):.3f}")
-                    if schedule.out_of_time():
-                        result.stop_reason = f"time budget of {cfg.minutes:g} minutes"
-                    if result.updates >= total or result.stop_reason != "epochs":
-                        break
-                result.steps += steps
-                result.train_seconds += time.perf_counter() - t0
-                drain()  # the previous epoch's score (it ran while this epoch trained)
-                row = {
-                    "epoch": epoch,
-                    "chars": result.steps,
-                    "train_loss": float(np.mean(losses)),
-                    "lr_end": schedule.lr(result.updates),
-                    "updates": len(losses),
-                    "seconds": time.perf_counter() - t0,
-                    **_epoch_norm_stats(result, first, cfg.clip),
-                }
-                result.epochs.append(row)
-                weights = copy.deepcopy(read_keras(trainer.model, "language_model").model)
-                if on_epoch is None:
-                    pending.append((row, pool.submit(float_stream_score, weights,
-                                                     data.val_ids)))
-                else:
-                    finish(row, float_stream_score(weights, data.val_ids))
-            drain()
-        finally:
-            for _, future in pending:
-                future.cancel()
+    while result.updates < total and result.stop_reason == "epochs":
+        epoch += 1
+        offset = int(rng.integers(cfg.bptt))
+        h = trainer.zero_state(cfg.batch)
+        losses, first, steps = [], len(result.grad_norms), 0
+        t0 = time.perf_counter()
+        for x, y in stream_windows(data.train_ids, cfg.batch, cfg.bptt, offset):
+            loss, h = _train_update(trainer, schedule, result, x, y, h)
+            losses.append(loss)
+            steps += x.size
+            bar.update()
+            if len(losses) % 50 == 0:
+                bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-50:]):.3f}")
+            if schedule.out_of_time():
+                result.stop_reason = f"time budget of {cfg.minutes:g} minutes"
+            if result.updates >= total or result.stop_reason != "epochs":
+                break
+        result.steps += steps
+        result.train_seconds += time.perf_counter() - t0
+        drain()  # the previous epoch's score (it ran while this epoch trained)
+        row = {
+            "epoch": epoch,
+            "chars": result.steps,
+            "train_loss": float(np.mean(losses)),
+            "lr_end": schedule.lr(result.updates),
+            "updates": len(losses),
+            "seconds": time.perf_counter() - t0,
+            **_epoch_norm_stats(result, first, cfg.clip),
+        }
+        result.epochs.append(row)
+        weights = copy.deepcopy(read_keras(trainer.model, "language_model").model)
+        if on_epoch is None:
+            pending.append((row, Beside(float_stream_score, weights, data.val_ids)))
+        else:
+            finish(row, float_stream_score(weights, data.val_ids))
+    drain()
     bar.close()
     return result
 
