@@ -28,10 +28,19 @@ TMP_PREFIX = "elman-"
 _interrupted = False
 
 
-def _on_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+def on_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    """SIGINT: remembered, then KeyboardInterrupt (the search workers install it too).
+    Raised inside a TensorFlow or Keras scope, the scope's exit can replace it with its
+    own error ("Exiting variable_creator_scope without proper nesting"); the flag,
+    :func:`interrupted`, still says it was a stop."""
     global _interrupted
     _interrupted = True
     raise KeyboardInterrupt
+
+
+def interrupted() -> bool:
+    """Whether this process has received SIGINT since :func:`on_interrupt` was installed."""
+    return _interrupted
 
 
 def __getattr__(name: str):
@@ -101,7 +110,7 @@ def _run(args: list[str]) -> int:
 def _main() -> int:
     created: list = []
     try:
-        signal.signal(signal.SIGINT, _on_interrupt)  # first, and inside the try
+        signal.signal(signal.SIGINT, on_interrupt)  # first, and inside the try
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
         _private_tmp(created)
         return _run(sys.argv[1:])

@@ -14,7 +14,6 @@ import ctypes
 import os
 import signal
 import sys
-import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,22 +27,11 @@ from elman.search.trial import Rejected, TrialContext, run_trial
 from elman.search.validation import SearchData, carve
 from optuna.trial import TrialState
 
+from elman import cli as elman_cli
+
 MAX_RESAMPLES = 50  # samples in a row that cannot fit before a slot gives up
 MAX_ATTEMPTS = 2  # a slot whose trial fails (an error, not a stop) runs at most this often
 
-_interrupted = threading.Event()
-
-
-def _on_sigint(signum: int, frame: Any) -> None:
-    """Ctrl-C: remembered, then Python's KeyboardInterrupt. Raised inside a TensorFlow or
-    Keras scope, the scope's exit can replace it with its own error ("Exiting
-    variable_creator_scope without proper nesting"); the flag says it was a stop."""
-    _interrupted.set()
-    signal.default_int_handler(signum, frame)
-
-
-def interrupted() -> bool:
-    return _interrupted.is_set()
 
 
 def context(config: dict[str, Any], search_dir: Path, data: SearchData | None = None
@@ -81,7 +69,7 @@ def run_slot(study: optuna.Study, trial: optuna.Trial, ctx: TrialContext) -> Non
             _stopped(study, trial)
             raise
         except Exception as exc:
-            if interrupted():  # a stop that a library's cleanup turned into its own error
+            if elman_cli.interrupted():  # a stop a library's cleanup turned into its error
                 _stopped(study, trial)
                 raise KeyboardInterrupt from exc
             # a failed trial is reported; its slot runs again (same parameters) until it
@@ -138,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--storage or ${studies.STORAGE_ENV} is required")
     if args.parent:
         _die_with_parent(args.parent)
-    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGINT, elman_cli.on_interrupt)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = studies.open_storage(args.storage)

@@ -18,19 +18,20 @@ from elman.search import report, worker
 from elman.search import study as studies
 from optuna.trial import TrialState
 
+from elman import cli as elman_cli
+
 PARAMS = {"units": 8}
 
 
 @pytest.fixture
-def study(tmp_path):
+def study(tmp_path, monkeypatch):
     storage = studies.open_storage(studies.local_url(tmp_path))
     s = studies.open_study(storage, "t", direction="maximize", config={"data": "x"}, trials=2,
                            epochs=3, seed=0)
-    signal.signal(signal.SIGINT, worker._on_sigint)
-    worker._interrupted.clear()
+    signal.signal(signal.SIGINT, elman_cli.on_interrupt)  # as the worker's main() does
+    monkeypatch.setattr(elman_cli, "_interrupted", False)
     yield s
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    worker._interrupted.clear()
 
 
 def ctx():
@@ -68,8 +69,8 @@ def test_a_stop_turned_into_a_library_error_is_an_interruption_and_requeues_the_
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert sorted(t.user_attrs["slot"] for t in waiting) == [0, 1]
     assert [t.user_attrs.get("retry_of") for t in waiting if t.user_attrs["slot"] == 0] == [0]
-    # the rerun trains both slots
-    worker._interrupted.clear()
+    # the rerun (a new worker process: no SIGINT received) trains both slots
+    monkeypatch.setattr(elman_cli, "_interrupted", False)
     assert worker.work(study, ctx()) == 2
     done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
     assert sorted(t.user_attrs["slot"] for t in done) == [0, 1]
