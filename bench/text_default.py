@@ -72,7 +72,7 @@ def train(run: Path, budget: str, extra: list[str]) -> dict:
         learning_curve=[{"epoch": e["epoch"], "chars": e["chars"],
                          "train_loss": e.get("train_loss"),
                          "validation_perplexity": e["val_perplexity"]}
-                        for e in report["epochs"]],
+                        for e in report["epochs"] if "val_perplexity" in e],
     )
     kn5, kn7 = row["kneser_ney"]["kn5"], row["kneser_ney"]["kn7"]
     row["below_kn5_percent"] = 100 * (1 - row["validation_perplexity"] / kn5)

@@ -63,6 +63,37 @@ def test_chars_set_the_number_of_updates_across_epochs(tmp_path):
     assert report["metrics"]["val_perplexity"] == report["epochs"][-1]["val_perplexity"]
 
 
+def test_a_long_run_scores_at_most_curve_points_epochs_and_always_the_last(tmp_path):
+    from elman.perplexity import score_logits
+    from elman.train.api import train_run
+    from elman.train.fit import CURVE_POINTS
+
+    # ~2.6 x CURVE_POINTS passes: every 3rd epoch is scored, and the partial last one
+    windows = 66  # per pass of the training part of 3,000 characters, in 4 x 10 windows
+    chars = 4 * 10 * int(windows * CURVE_POINTS * 2.6)
+    report = train_run("text:fortunes", tmp_path / "run", TrainConfig(**TINY, chars=chars),
+                       progress=False)
+    epochs = report["epochs"]
+    scored = [e["epoch"] for e in epochs if "val_perplexity" in e]
+    n = len(epochs)
+    assert n > 2 * CURVE_POINTS and scored == [*range(3, n, 3), n]
+    assert len(scored) <= CURVE_POINTS + 1
+    assert all("val_loss" not in e for e in epochs if e["epoch"] not in scored)
+    assert report["metrics"]["val_perplexity"] == epochs[-1]["val_perplexity"]
+    # the last score is the saved model's, on the whole validation stream
+    import keras
+    from elman.data.datasets import load_dataset
+    from elman.perplexity import stream_pairs
+
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    data = load_dataset("text:fortunes", max_chars=3000)
+    inputs, targets = stream_pairs(data.val_ids)
+    logits = model(inputs[None].astype(np.int32)).numpy()[0]
+    assert score_logits(logits, targets)["perplexity"] == pytest.approx(
+        report["metrics"]["val_perplexity"], rel=1e-4)
+    assert (tmp_path / "run" / "train_curves.png").exists()
+
+
 def _weights(run):
     import keras
 

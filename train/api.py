@@ -105,12 +105,6 @@ def train_run(
         qat_weights=cfg.qat_weights,
     )
     if text:
-        curve_future = None
-        if cfg.baseline:  # the n-gram curve (numpy sorts, GIL released) beside training
-            from elman.train.kneser_ney import size_curve
-
-            curve_future = fit.Beside(size_curve, dataset.train_ids, dataset.val_ids,
-                                      dataset.vocab_size)
         result = fit.fit_text(trainer, dataset, cfg, progress, on_epoch)
     elif per_step:
         result = fit.fit_per_step(trainer, dataset, cfg, progress, on_epoch)
@@ -138,7 +132,7 @@ def train_run(
     curve: dict = {}
     if text:
         report.update(guarded("the held-out metrics and n-gram baselines",
-                              lambda: _text_results(dataset, result, curve_future),
+                              lambda: _text_results(dataset, result, cfg.baseline, progress),
                               warnings) or {})
         if cfg.diagnostics:
             curve = guarded("the vanishing-gradient curve", lambda: text_curve(
@@ -207,9 +201,10 @@ def _deterministic_ops() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _text_results(dataset: TextData, result, curve_future) -> dict:
-    """The final validation metrics, and the n-gram baselines and size curve when
-    ``curve_future`` (computed beside training) is given."""
+def _text_results(dataset: TextData, result, baseline: bool, progress: bool) -> dict:
+    """The final validation metrics, and with ``baseline`` the Kneser-Ney baselines and
+    size curve (~18 s of numpy on fortunes, after training: beside it, it slowed
+    TensorFlow's two threads by more than it took)."""
     from elman import perplexity
 
     last = result.epochs[-1]
@@ -223,10 +218,11 @@ def _text_results(dataset: TextData, result, curve_future) -> dict:
                                "windows, with dropout",
         }
     }
-    if curve_future is not None:
-        from elman.train.kneser_ney import baselines
+    if baseline:
+        from elman.train.kneser_ney import baselines, size_curve
 
-        curve = curve_future.result()
+        curve = size_curve(dataset.train_ids, dataset.val_ids, dataset.vocab_size,
+                           progress=progress)
         out["baseline"] = baselines(curve)
         out["size_curve"] = curve
     return out

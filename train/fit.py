@@ -6,7 +6,6 @@ Imports TensorFlow (through :mod:`elman.train.loop`): import lazily.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from elman.train.loop import (
 )
 from tqdm import tqdm
 
+# text: the most epochs the learning curve scores on the validation stream (evenly spaced)
+CURVE_POINTS = 12
 # called after every epoch with the epoch's row and the trainer (e.g. to score a
 # validation split and stop a weak run by raising)
 EpochCallback = Callable[[dict, Trainer], None]
@@ -76,30 +77,6 @@ class Schedule:
         return self.budget is not None and time.perf_counter() - self.start >= self.budget
 
 
-class Beside:
-    """``fn(*args)`` in a daemon thread, beside training (a Ctrl-C during training does
-    not wait for it); :meth:`result` joins it and returns its value or raises its
-    exception."""
-
-    def __init__(self, fn, *args):
-        self._value, self._error = None, None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
-                                        name="elman-beside")
-        self._thread.start()
-
-    def _run(self, fn, args) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as exc:  # handed to result()
-            self._error = exc
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 def _train_update(trainer, schedule, result, x, y, h, *weights):
     trainer.set_lr(schedule.lr(result.updates))
     if trainer.qat_weights and trainer.grid is None and schedule.on_grid_from(result.updates):
@@ -137,24 +114,26 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
 
     Each epoch starts at a random offset with a zero state; the last one may be
     partial. After every epoch the model is scored on the validation stream with the
-    one definition of :mod:`elman.perplexity` (the learning curve). Without
-    ``on_epoch`` that score runs in a thread on a copy of the epoch's weights while
-    the next epoch trains (numpy's matrix-vector products release the GIL; training
-    leaves part of a 2-core machine idle), so it costs little wall time; the numbers
-    are the same as scoring in line, since the copy is fixed when the epoch ends.
-    With ``on_epoch`` (which may stop the run) each epoch is scored before the next.
+    one definition of :mod:`elman.perplexity` (the learning curve), in line: the
+    numpy score takes both cores for ~3 s at 384 units, and run in a thread beside
+    the next epoch it fought TensorFlow's two threads for the cores (the default run
+    took 500 s of training instead of ~350 s on an idle 2-core machine).
+    Runs longer than :data:`CURVE_POINTS` passes score every k-th epoch (and the last),
+    k = ceil(passes / CURVE_POINTS); the other rows have no ``val_*`` keys.
+    ``on_epoch`` (which may stop the run by raising) scores and sees every epoch.
     """
-    import copy
-
     from elman.quantize.keras_model import read_keras
     from elman.train.stream_eval import float_stream_score
 
     total = text_updates(cfg, len(data.train_ids))
+    # a learning curve of at most CURVE_POINTS scored epochs (and always the last): the
+    # long recipe's 40 passes would otherwise spend minutes scoring
+    passes = -(-total // max(window_count(len(data.train_ids), cfg.batch, cfg.bptt), 1))
+    every = 1 if on_epoch is not None else max(1, -(-passes // CURVE_POINTS))
     schedule = Schedule(cfg, total)
     rng = np.random.default_rng(cfg.seed)
     result = FitResult()
     bar = tqdm(total=total, disable=not progress, leave=False, desc="training", unit="update")
-    pending: list[tuple[dict, Beside]] = []  # rows waiting for their validation score
 
     def finish(row: dict, scored: dict) -> None:
         row.update(val_loss=scored["nll"], val_perplexity=scored["perplexity"],
@@ -167,11 +146,6 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
                 f"{row['train_loss']:.4f}, validation perplexity {row['val_perplexity']:.3f} "
                 f"({row['val_bits_per_char']:.3f} bpc)"
             )
-
-    def drain() -> None:
-        while pending:
-            row, future = pending.pop(0)
-            finish(row, future.result())
 
     epoch = 0
     while result.updates < total and result.stop_reason == "epochs":
@@ -193,7 +167,6 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
                 break
         result.steps += steps
         result.train_seconds += time.perf_counter() - t0
-        drain()  # the previous epoch's score (it ran while this epoch trained)
         row = {
             "epoch": epoch,
             "chars": result.steps,
@@ -204,12 +177,10 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
             **_epoch_norm_stats(result, first, cfg.clip),
         }
         result.epochs.append(row)
-        weights = copy.deepcopy(read_keras(trainer.model, "language_model").model)
-        if on_epoch is None:
-            pending.append((row, Beside(float_stream_score, weights, data.val_ids)))
-        else:
-            finish(row, float_stream_score(weights, data.val_ids))
-    drain()
+        last = result.updates >= total or result.stop_reason != "epochs"
+        if epoch % every == 0 or last:
+            finish(row, float_stream_score(read_keras(trainer.model, "language_model").model,
+                                           data.val_ids))
     bar.close()
     return result
 

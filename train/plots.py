@@ -23,8 +23,10 @@ def plot_training_curves(report: dict, grad_norms: np.ndarray, path: Path) -> No
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     axes[0].plot(e, [r["train_loss"] for r in epochs], marker="o", label="train loss")
     for key, label in (("val_loss", "validation loss"), ("test_loss", "test loss")):
-        if key in epochs[0]:
-            axes[0].plot(e, [r[key] for r in epochs], marker="o", label=label)
+        rows = [r for r in epochs if key in r]  # text: long runs score every k-th epoch
+        if rows:
+            axes[0].plot([r["epoch"] for r in rows], [r[key] for r in rows], marker="o",
+                         label=label)
     axes[0].set(xlabel="epoch", ylabel="cross-entropy (nats)", title="loss")
     axes[0].legend()
     if report["task"] == "classification":
@@ -32,7 +34,9 @@ def plot_training_curves(report: dict, grad_norms: np.ndarray, path: Path) -> No
         axes[1].plot(e, [r["test_accuracy"] for r in epochs], marker="o", label="test")
         axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
     else:
-        axes[1].plot(e, [r["val_perplexity"] for r in epochs], marker="o", label="RNN")
+        rows = [r for r in epochs if "val_perplexity" in r]
+        axes[1].plot([r["epoch"] for r in rows], [r["val_perplexity"] for r in rows],
+                     marker="o", label="RNN")
         for name, b in sorted(report.get("baseline", {}).items()):
             axes[1].axhline(b["val_perplexity"], ls="--", color="gray")
             axes[1].annotate(name, (e[0], b["val_perplexity"]), fontsize=8)
