@@ -104,8 +104,21 @@ def train_run(
         seed=cfg.seed,
         qat_weights=cfg.qat_weights,
     )
+    background, curve_task = None, None
     if text:
-        result = fit.fit_text(trainer, dataset, cfg, progress, on_epoch)
+        if on_epoch is None:  # the learning curve's scores and the n-gram curve, beside
+            background = _background()
+        if background is not None and cfg.baseline:
+            from elman.train.kneser_ney import size_curve
+
+            curve_task = background.submit(size_curve, dataset.train_ids, dataset.val_ids,
+                                           dataset.vocab_size)
+        try:
+            result = fit.fit_text(trainer, dataset, cfg, progress, on_epoch, background)
+        except BaseException:
+            if background is not None:
+                background.close()
+            raise
     elif per_step:
         result = fit.fit_per_step(trainer, dataset, cfg, progress, on_epoch)
     else:
@@ -132,8 +145,11 @@ def train_run(
     curve: dict = {}
     if text:
         report.update(guarded("the held-out metrics and n-gram baselines",
-                              lambda: _text_results(dataset, result, cfg.baseline, progress),
+                              lambda: _text_results(dataset, result, cfg.baseline, progress,
+                                                    background, curve_task),
                               warnings) or {})
+        if background is not None:
+            background.close()
         if cfg.diagnostics:
             curve = guarded("the vanishing-gradient curve", lambda: text_curve(
                 read_keras(model, dataset.task).model, dataset.val_ids), warnings) or {}
@@ -201,10 +217,25 @@ def _deterministic_ops() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _text_results(dataset: TextData, result, baseline: bool, progress: bool) -> dict:
+def _background():
+    """A :class:`~elman.train.background.Background` worker, or None (work in line) where
+    a process cannot be started."""
+    from elman.train.background import Background
+
+    try:
+        return Background()
+    except (OSError, RuntimeError) as exc:
+        import sys
+
+        print(f"note: no background worker ({exc}); scoring in line", file=sys.stderr)
+        return None
+
+
+def _text_results(dataset: TextData, result, baseline: bool, progress: bool,
+                  background=None, curve_task: int | None = None) -> dict:
     """The final validation metrics, and with ``baseline`` the Kneser-Ney baselines and
-    size curve (~18 s of numpy on fortunes, after training: beside it, it slowed
-    TensorFlow's two threads by more than it took)."""
+    size curve (~18 s of numpy on fortunes): computed by ``background`` during training
+    when ``curve_task`` is given, else here."""
     from elman import perplexity
 
     last = result.epochs[-1]
@@ -221,8 +252,11 @@ def _text_results(dataset: TextData, result, baseline: bool, progress: bool) -> 
     if baseline:
         from elman.train.kneser_ney import baselines, size_curve
 
-        curve = size_curve(dataset.train_ids, dataset.val_ids, dataset.vocab_size,
-                           progress=progress)
+        if curve_task is not None:
+            curve = background.result(curve_task)
+        else:
+            curve = size_curve(dataset.train_ids, dataset.val_ids, dataset.vocab_size,
+                               progress=progress)
         out["baseline"] = baselines(curve)
         out["size_curve"] = curve
     return out

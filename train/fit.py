@@ -109,21 +109,29 @@ def text_updates(cfg: TrainConfig, train_chars: int) -> int:
 
 
 def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
-             on_epoch: EpochCallback | None = None) -> FitResult:
+             on_epoch: EpochCallback | None = None, background=None) -> FitResult:
     """Truncated BPTT for a fixed number of updates (the amount of work), in epochs.
 
     Each epoch starts at a random offset with a zero state; the last one may be
     partial. After every epoch the model is scored on the validation stream with the
-    one definition of :mod:`elman.perplexity` (the learning curve), in line: the
-    numpy score takes both cores for ~3 s at 384 units, and run in a thread beside
-    the next epoch it fought TensorFlow's two threads for the cores (the default run
-    took 500 s of training instead of ~350 s on an idle 2-core machine).
+    one definition of :mod:`elman.perplexity` (the learning curve). With ``background``
+    (a :class:`~elman.train.background.Background`) the score of a copy of the epoch's
+    weights runs in that low-priority process while the next epoch trains, and each
+    row is completed (and its progress line printed) when its score arrives; the last
+    one is waited for. Without it, each epoch is scored in line (the numbers are the
+    same either way: the copy is fixed when the epoch ends).
     Runs longer than :data:`CURVE_POINTS` passes score every k-th epoch (and the last),
     k = ceil(passes / CURVE_POINTS); the other rows have no ``val_*`` keys.
-    ``on_epoch`` (which may stop the run by raising) scores and sees every epoch.
+    ``on_epoch`` (which may stop the run by raising) scores in line and sees every epoch.
     """
+    import copy
+
     from elman.quantize.keras_model import read_keras
     from elman.train.stream_eval import float_stream_score
+
+    if on_epoch is not None:
+        background = None
+    pending: list[tuple[dict, int]] = []  # rows waiting for their background score
 
     total = text_updates(cfg, len(data.train_ids))
     # a learning curve of at most CURVE_POINTS scored epochs (and always the last): the
@@ -179,8 +187,16 @@ def fit_text(trainer: Trainer, data: TextData, cfg: TrainConfig, progress: bool,
         result.epochs.append(row)
         last = result.updates >= total or result.stop_reason != "epochs"
         if epoch % every == 0 or last:
-            finish(row, float_stream_score(read_keras(trainer.model, "language_model").model,
-                                           data.val_ids))
+            weights = read_keras(trainer.model, "language_model").model
+            if background is None:
+                finish(row, float_stream_score(weights, data.val_ids))
+            else:
+                task = background.submit(float_stream_score, copy.deepcopy(weights),
+                                         data.val_ids)
+                pending.append((row, task))
+        while pending and (last or background.ready(pending[0][1])):
+            row, task = pending.pop(0)
+            finish(row, background.result(task))
     bar.close()
     return result
 
