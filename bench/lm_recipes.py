@@ -62,6 +62,7 @@ RECIPES: dict[str, dict] = {
     # a default in ~6 minutes on a slower host (72k characters/s at batch 128): 22M characters
     "b128-emb64-22M": dict(batch=128, lr=5e-3, embedding=64, chars=22_000_000),
     "b128-emb128-22M": dict(batch=128, lr=5e-3, embedding=128, chars=22_000_000),
+    "b128-emb128-20.9M": dict(batch=128, lr=5e-3, embedding=128, chars=20_885_760),  # default
     # long-recipe candidates (30 minutes on an idle 2-core machine: 512 units at batch 128
     # train ~68k characters/s): wider, with dropout on the head's input for ~40 passes
     "long-u512-b128-lr3e-3-dh0.1-90M": dict(units=512, batch=128, lr=3e-3, embedding=64,

@@ -50,18 +50,18 @@ BUDGETS = ("default", "long")
 # embedding of 64 beats 32 (4.945), dropout 0.1 hurts (5.392: the model underfits at
 # this amount of work), 70-step windows and 512 units at equal compute do not help.
 # Batch 128 at 5e-3 beats batch 64 at 4e-3 on the same 28M characters (4.832 against
-# 4.850; 7e-3: 4.869) and trains 1.2x the characters per second (94k against 79k on an
-# idle 2-core machine): the default. The per-epoch validation score and the n-gram curve
-# run in line (beside training they slowed TensorFlow's two threads: 452-510 s for the
-# batch-64 default, 500 s of it training).
+# 4.850; 7e-3: 4.869) and trains 1.1-1.2x the characters per second. That default took
+# 460 s on an idle 2-core machine (4.755 on the validation split), the host running at
+# 72k characters/s. At 22M characters an embedding of 128 reaches 4.812 (64: 4.880) for
+# 11% more CPU per character: the default is embedding 128 for 9 passes (20.9M).
 TEXT_RECIPES = {
     "default": {
         "units": 384,
-        "embedding": 64,
+        "embedding": 128,
         "lr": 5e-3,
         "batch": 128,
         "bptt": 35,
-        "chars": 27_847_680,  # 12 passes of 518 updates (the last one of 19 steps)
+        "chars": 20_885_760,  # 9 passes of 518 updates (the last one of 19 steps)
         "dropout_embedding": 0.0,
         "dropout_head": 0.0,
         "weight_decay": 0.0,
