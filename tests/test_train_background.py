@@ -1,6 +1,7 @@
 """The low-priority worker that scores a text model's learning curve beside training."""
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -15,12 +16,14 @@ def test_tasks_run_in_order_at_low_priority_with_one_blas_thread():
         first = bg.submit(sum, [1, 2, 3])
         nice = bg.submit(os.getpriority, os.PRIO_PROCESS, 0)
         threads = bg.submit(os.getenv, "OPENBLAS_NUM_THREADS")
+        sigint = bg.submit(signal.getsignal, signal.SIGINT)  # Ctrl-C: the parent stops it
         failing = bg.submit(int, "not a number")
         after = bg.submit(max, [4, 9, 2])
         assert bg.result(after) == 9  # later results wait in the queue for their turn
         assert bg.result(first) == 6
         assert bg.result(nice) == min(os.getpriority(os.PRIO_PROCESS, 0) + NICE, 19)
         assert bg.result(threads) == "1"
+        assert bg.result(sigint) == signal.SIG_IGN
         with pytest.raises(BackgroundError, match="ValueError: invalid literal for int"):
             bg.result(failing)
 

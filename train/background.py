@@ -21,6 +21,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import traceback
 
 NICE = 19
@@ -29,6 +30,9 @@ _SINGLE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _serve(tasks, results) -> None:
+    # a Ctrl-C reaches the whole process group: the training process stops this worker
+    # (close / terminate; it is a daemon), so the worker itself ignores it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # not allowed: run at the training's priority
         os.nice(NICE)
     while True:
