@@ -64,9 +64,12 @@ def test_chars_set_the_number_of_updates_across_epochs(tmp_path):
 
 
 def test_a_long_run_scores_at_most_curve_points_epochs_and_always_the_last(tmp_path):
-    from elman.perplexity import score_logits
+    import keras
+    from elman.data.datasets import load_dataset
     from elman.train.api import train_run
     from elman.train.fit import CURVE_POINTS
+
+    from elman.perplexity import score_logits, stream_pairs
 
     # ~2.6 x CURVE_POINTS passes: every 3rd epoch is scored, and the partial last one
     windows = 66  # per pass of the training part of 3,000 characters, in 4 x 10 windows
@@ -81,10 +84,6 @@ def test_a_long_run_scores_at_most_curve_points_epochs_and_always_the_last(tmp_p
     assert all("val_loss" not in e for e in epochs if e["epoch"] not in scored)
     assert report["metrics"]["val_perplexity"] == epochs[-1]["val_perplexity"]
     # the last score is the saved model's, on the whole validation stream
-    import keras
-    from elman.data.datasets import load_dataset
-    from elman.perplexity import stream_pairs
-
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
     data = load_dataset("text:fortunes", max_chars=3000)
     inputs, targets = stream_pairs(data.val_ids)
