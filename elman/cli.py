@@ -122,6 +122,13 @@ def _main() -> int:
         return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    except Exception:
+        # A C extension being imported turns the KeyboardInterrupt into its own error
+        # (TensorFlow's pybind11 modules: "ImportError: initialization failed"): after a
+        # SIGINT, any error is the stop.
+        if _interrupted:
+            return INTERRUPT_EXIT
+        raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup is not interrupted
         if created:

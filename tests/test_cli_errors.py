@@ -192,6 +192,49 @@ def test_ctrl_c_exits_130_quietly_and_leaves_no_stale_files(tmp_path, when):
     _assert_quiet_and_clean(*_interrupt(tmp_path, when))
 
 
+def _import_interrupted():
+    """What TensorFlow's pybind11 modules do when SIGINT lands while one initializes:
+    the KeyboardInterrupt becomes ``ImportError: initialization failed``."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises before this ends
+    except KeyboardInterrupt:
+        raise ImportError("initialization failed") from None
+
+
+@pytest.mark.parametrize("signalled", [True, False])
+def test_ctrl_c_that_a_library_turns_into_its_own_error_is_still_exit_130(
+        tmp_path, monkeypatch, signalled):
+    """The CI's failure of 2026-12-01: Ctrl-C 3 s into `elman run` landed in TensorFlow's
+    import and left as an ImportError with a traceback, exit 1. After a SIGINT any error
+    is the stop (130); without one the same error is not hidden."""
+    import tempfile
+
+    from elman import cli
+
+    monkeypatch.setattr(cli, "_interrupted", False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+    def run(args):
+        if signalled:
+            _import_interrupted()
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(cli, "_run", run)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        if signalled:
+            assert cli._main() == cli.INTERRUPT_EXIT
+            assert cli.interrupted()
+        else:
+            with pytest.raises(ImportError, match="initialization failed"):
+                cli._main()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not list(tmp_path.glob("elman-*")), "the private temporaries were left"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["[2/6] quantize:", "[3/6] codegen:", "[4/6] verify:",
                                   "[5/6] mcu:", "[6/6] report:"])
