@@ -16,7 +16,9 @@ Policy (the README's, one place):
 - ``stride`` k reads each sequence at 1/k of its sampling rate, after ``max_length``:
   a sequence of L samples becomes ceil(L / k) steps. ``stride_mode`` ``mean`` (the
   default) makes step j the mean of samples jk .. jk + k - 1 (the last window: of the
-  samples it has), ``sample`` keeps samples 0, k, 2k, ... only. The device must
+  samples it has), ``sample`` keeps samples 0, k, 2k, ... only, ``stack`` makes step j
+  the k samples jk .. jk + k - 1 side by side (k x C channels, sample-major; the last
+  window repeats the last real sample to fill its k). The device must
   do the same (the data spec and the C header record both). ``elman train`` chooses
   the stride from the training lengths unless ``--stride`` is given (:func:`auto_stride`).
 """
@@ -34,8 +36,9 @@ FAR_LONGER = 10  # times the median length
 # stride that brings the median to at most STRIDE_TARGET steps (bench/data_defaults.py)
 LONG_SEQUENCES = 128
 STRIDE_TARGET = 40
-# how a step is made of its stride's k samples: their mean, or the first of them
-STRIDE_MODES = ("mean", "sample")
+# how a step is made of its stride's k samples: their mean, the first of them, or all k
+# side by side (k x C channels)
+STRIDE_MODES = ("mean", "sample", "stack")
 DEFAULT_STRIDE_MODE = "mean"  # bench/data_defaults.py: not worse on validation, less spread
 
 
@@ -90,7 +93,9 @@ def strided(x: np.ndarray, lengths: np.ndarray, stride: int, mode: str = "sample
             ) -> tuple[np.ndarray, np.ndarray]:
     """Each padded sequence read at ``stride`` and the new lengths (ceil(length / stride)):
     ``sample``: samples 0, k, 2k, ...; ``mean``: step j is the mean of the real samples
-    among jk .. jk + k - 1 (the padding after a sequence's end stays zero)."""
+    among jk .. jk + k - 1; ``stack``: step j is samples jk .. jk + k - 1 side by side,
+    (N, steps, k x C), a sequence's last window filled with its last real sample (the
+    padding after a sequence's end stays zero)."""
     check_stride(stride)
     check_stride_mode(mode)
     lengths = np.asarray(lengths, np.int64)
@@ -98,6 +103,13 @@ def strided(x: np.ndarray, lengths: np.ndarray, stride: int, mode: str = "sample
         return x[:, ::stride], -(-lengths // stride)
     n, t, c = x.shape
     steps = -(-t // stride)
+    if mode == "stack":
+        frames = np.zeros((n, steps * stride, c), x.dtype)
+        frames[:, :t] = x
+        for i, length in enumerate(lengths):
+            if length > 0:
+                frames[i, length: -(-length // stride) * stride] = x[i, length - 1]
+        return frames.reshape(n, steps, stride * c), -(-lengths // stride)
     real = mask(lengths, steps * stride).reshape(n, steps, stride)
     windows = np.zeros((n, steps * stride, c), np.float64)
     windows[:, :t] = x

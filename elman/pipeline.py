@@ -254,7 +254,7 @@ def run(
              "to at most 40 steps.")] = None,
     stride_mode: Annotated[str | None, typer.Option(
         help="With a stride k: mean (a step is the mean of k samples; the default) | sample "
-             "(every k-th sample).")] = None,
+             "(every k-th sample) | stack (the k samples side by side).")] = None,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(

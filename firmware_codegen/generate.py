@@ -103,6 +103,11 @@ class CModel:
     window_steps = property(lambda self: self.model.window_steps)
     input_stride = property(lambda self: self.model.input_stride)  # raw samples per step
     stride_mean = property(lambda self: self.model.stride_mode == "mean")
+    stride_stack = property(lambda self: self.model.stride_mode == "stack"
+                            and self.model.input_stride > 1)
+    # floats per raw sample of the recording (a stacked step holds input_stride of them)
+    raw_channels = property(lambda self: self.input_dim // self.input_stride
+                            if self.stride_stack else self.input_dim)
     head_every_step = property(lambda self: self.model.head_every_step)
     labels = property(lambda self: list(self.model.labels))
     is_text = property(lambda self: self.model.embedding is not None)

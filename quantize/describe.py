@@ -56,7 +56,9 @@ def describe_ir(ir: QuantizedModel, source: str = "") -> str:
                                if ir.window_steps else "none (the model streams)"))
     if ir.input_stride > 1:
         lines.append(f"input stride: one step per {ir.input_stride} samples of the recording ("
-                     + ("their mean)" if ir.stride_mode == "mean" else "the first of them)"))
+                     + {"mean": "their mean)", "sample": "the first of them)",
+                        "stack": f"all of them side by side: {ir.input_dim // ir.input_stride} "
+                                 f"channels x {ir.input_stride})"}[ir.stride_mode])
     if ir.task == "language_model":
         preview = "".join(repr(t)[1:-1] for t in ir.labels[:40])
         lines.append(f"vocabulary ({ir.vocab_size} tokens): {preview}"

@@ -379,6 +379,7 @@ class QuantizedModel:
     window_steps: int = 0  # steps of the windows a classifier was trained on; 0: it streams
     input_stride: int = 1  # one step per input_stride samples of the recording
     stride_mode: str = "sample"  # with a stride: "mean" of its samples | "sample": the first
+    # | "stack": all of them side by side (input_dim = input_stride x raw channels)
     source_sha256: str = ""
     model_bytes: int = 0
 
@@ -401,9 +402,12 @@ class QuantizedModel:
             raise ValueError("the signature does not match the layers and head")
         if self.window_steps < 0:
             raise ValueError(f"window_steps must be >= 0, got {self.window_steps}")
-        if self.input_stride < 1 or self.stride_mode not in ("mean", "sample"):
-            raise ValueError(f"input_stride must be >= 1 and stride_mode mean or sample, got "
-                             f"{self.input_stride}, {self.stride_mode!r}")
+        if self.input_stride < 1 or self.stride_mode not in ("mean", "sample", "stack"):
+            raise ValueError(f"input_stride must be >= 1 and stride_mode mean, sample or "
+                             f"stack, got {self.input_stride}, {self.stride_mode!r}")
+        if self.stride_mode == "stack" and self.input_dim % self.input_stride:
+            raise ValueError(f"stride_mode stack reads {self.input_stride} samples per step: "
+                             f"the input ({self.input_dim}) must be a multiple of it")
         if any(layer.state_bits != self.layers[0].state_bits for layer in self.layers):
             raise ValueError("every layer's state must have the same width")
         if self.embedding is not None:

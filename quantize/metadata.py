@@ -18,7 +18,8 @@ interpreters ignore. elman writes two:
          "window_steps": 0,               # a classifier's trained window length; 0: streams
          "input_stride": 1,               # one step per k samples of the recording (absent: 1)
          "stride_mode": "sample"}         # with k > 1: "mean" of the k samples | "sample": the
-                                          # first of them (absent: "sample")
+                                          # first of them (absent: "sample") | "stack": the k
+                                          # samples side by side (the input is k x channels)
 
     Files written before the three head fields existed mean ``last``/``linear``
     for classifiers and ``every``/``linear`` for language models, window 0
@@ -49,7 +50,7 @@ EMBEDDING_METADATA_NAME = "elman.embedding"
 METADATA_FORMAT_VERSION = 1
 HEAD_STEPS = ("last", "every")
 HEAD_ACTIVATIONS = ("linear", "softmax")
-STRIDE_MODES = ("mean", "sample")  # as elman.data.sequences.STRIDE_MODES
+STRIDE_MODES = ("mean", "sample", "stack")  # as elman.data.sequences.STRIDE_MODES
 
 
 def head_problems(head_steps: object, head_activation: object) -> list[str]:

@@ -68,8 +68,25 @@ def test_mean_stride_of_unequal_lengths_by_hand():
     np.testing.assert_array_equal(out[:, :, 1], -out[:, :, 0])
     every, _ = strided(x, np.array([7, 5]), 3, "sample")
     np.testing.assert_array_equal(every[:, :, 0], [[0, 3, 6], [3, 10, 0]])
-    with pytest.raises(DataError, match="--stride-mode must be one of mean, sample, got 'max'"):
+    with pytest.raises(DataError,
+                       match="--stride-mode must be one of mean, sample, stack, got 'max'"):
         strided(x, np.array([7, 5]), 3, "max")
+
+
+def test_stack_stride_of_unequal_lengths_by_hand():
+    """A step is its k samples side by side (sample-major); a sequence's last, shorter group
+    repeats its last real sample; the steps after its end stay zero."""
+    x = np.zeros((2, 7, 2))
+    x[0, :, 0] = np.arange(7)
+    x[1, :4, 0] = [3, 5, 7, 10]  # 4 real samples, then padding
+    x[:, :, 1] = -x[:, :, 0]
+    out, lengths = strided(x, np.array([7, 4]), 3, "stack")
+    np.testing.assert_array_equal(lengths, [3, 2])
+    assert out.shape == (2, 3, 6)
+    np.testing.assert_array_equal(out[0], [[0, 0, 1, -1, 2, -2], [3, -3, 4, -4, 5, -5],
+                                           [6, -6, 6, -6, 6, -6]])
+    np.testing.assert_array_equal(out[1], [[3, -3, 5, -5, 7, -7], [10, -10, 10, -10, 10, -10],
+                                           [0, 0, 0, 0, 0, 0]])
 
 
 def test_a_data_spec_without_stride_mode_reads_every_kth_sample(tmp_path):
@@ -129,10 +146,12 @@ def test_elman_train_stride_option_and_the_automatic_choice(tmp_path):
     assert result.exit_code != 0 and "--stride must be >= 1, got 0" in result.output
 
 
-def test_mean_stride_on_many_unequal_sequences_and_classes_matches_a_plain_loop(tmp_path):
+@pytest.mark.parametrize("mode", ["mean", "stack"])
+def test_stride_on_many_unequal_sequences_and_classes_matches_a_plain_loop(tmp_path, mode):
     """1,200 sequences of 5 to 2,000 samples, 3 channels, 25 classes with labels far from
     0..K-1, through npz and the automatic stride (median over 128): every step of every
-    sequence is the mean of its group of samples, the lengths ceil(L / k), padding zero."""
+    sequence is the mean of its group of samples (stack: the group side by side, the last
+    one filled with its last sample), the lengths ceil(L / k), padding zero."""
     rng = np.random.default_rng(4)
     n = 1200
     lengths = rng.integers(5, 2001, n)
@@ -142,15 +161,20 @@ def test_mean_stride_on_many_unequal_sequences_and_classes_matches_a_plain_loop(
         x[i, :length] = rng.normal(size=(length, 3)) * [1, 10, 100]
     y = 1000 + 7 * (np.arange(n) % 25)
     np.savez(tmp_path / "many.npz", x=x[:1000], y=y[:1000], x_test=x[1000:], y_test=y[1000:])
-    data = load_dataset(f"npz:{tmp_path / 'many.npz'}", stride=None, stride_mode="mean")
+    data = load_dataset(f"npz:{tmp_path / 'many.npz'}", stride=None, stride_mode=mode)
     k = data.spec()["stride"]
     assert k == int(np.ceil(np.median(lengths[:1000]) / 40)) and k > 1
-    assert len(data.classes) == 25 and data.spec()["stride_mode"] == "mean"
+    assert len(data.classes) == 25 and data.spec()["stride_mode"] == mode
+    assert data.channels == (3 * k if mode == "stack" else 3)
     np.testing.assert_array_equal(data.lengths_train, -(-lengths[:1000] // k))
     np.testing.assert_array_equal(data.lengths_test, -(-lengths[1000:] // k))
     for i in [0, 1, *rng.integers(0, 200, 20)]:  # test split rows (the shortest, the longest)
         real = x[1000 + i, : lengths[1000 + i]]
-        want = np.array([real[j: j + k].mean(axis=0) for j in range(0, len(real), k)])
+        if mode == "mean":
+            want = np.array([real[j: j + k].mean(axis=0) for j in range(0, len(real), k)])
+        else:
+            filled = np.concatenate([real, np.repeat(real[-1:], -len(real) % k, axis=0)])
+            want = filled.reshape(-1, 3 * k)
         got = data.x_test[i, : data.lengths_test[i]]
         np.testing.assert_allclose(got, ((want - data.mean) / data.std).astype(np.float32),
                                    rtol=1e-5, atol=1e-5)

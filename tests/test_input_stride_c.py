@@ -22,14 +22,15 @@ MAIN = r"""
 #include <stdio.h>
 #include "s_model.h"
 
-static float raw[4096 * S_INPUT_DIM];
+static float raw[4096 * S_RAW_CHANNELS];
 
 int main(void)
 {
     unsigned long samples, i;
-    printf("%d %d\n", S_INPUT_STRIDE, S_INPUT_STRIDE_MEAN);
+    printf("%d %d %d %d\n", S_INPUT_STRIDE, S_INPUT_STRIDE_MEAN, S_INPUT_STRIDE_STACK,
+           S_RAW_CHANNELS);
     while (scanf("%lu", &samples) == 1) {
-        for (i = 0; i < samples * S_INPUT_DIM; ++i) {
+        for (i = 0; i < samples * S_RAW_CHANNELS; ++i) {
             if (scanf("%f", &raw[i]) != 1) {
                 return 2;
             }
@@ -42,23 +43,32 @@ int main(void)
 
 
 def _model(stride: int, mode: str) -> QuantizedModel:
-    ir = random_model(3, 12, 4, seed=8, window_steps=10)
+    """3 raw channels (a stacked step: 3 x stride inputs)."""
+    ir = random_model(3 * stride if mode == "stack" else 3, 12, 4, seed=8, window_steps=10)
     return dataclasses.replace(ir, input_stride=stride, stride_mode=mode)
 
 
-@pytest.mark.parametrize("mode", ["mean", "sample"])
+@pytest.mark.parametrize("mode", ["mean", "sample", "stack"])
 def test_header_states_the_stride_and_how_a_step_is_made(mode):
     header = generate_c(_model(4, mode), prefix="s")["s_model.h"]
     assert "#define S_INPUT_STRIDE 4 " in header
     assert f"#define S_INPUT_STRIDE_MEAN {1 if mode == 'mean' else 0} " in header
+    assert f"#define S_INPUT_STRIDE_STACK {1 if mode == 'stack' else 0} " in header
+    assert "#define S_RAW_CHANNELS 3 " in header
+    assert f"#define S_INPUT_DIM {12 if mode == 'stack' else 3}\n" in header
     assert "The model reads the recording at 1/S_INPUT_STRIDE of its sampling rate" in header
     assert "s_classify does this itself: give it the raw samples." in header
     if mode == "mean":
         assert "Step j's input is the mean, per\n * channel, of raw samples" in header
+    elif mode == "stack":
+        assert "Step j's input is raw samples\n * j*S_INPUT_STRIDE .. j*S_INPUT_STRIDE + " \
+            "S_INPUT_STRIDE - 1 side by side" in header
+        assert "its last sample repeated to fill it" in header
     else:
         assert "Step j's input is raw sample\n * j*S_INPUT_STRIDE" in header
     plain = generate_c(random_model(3, 12, 4, seed=8), prefix="s")["s_model.h"]
     assert "#define S_INPUT_STRIDE 1 " in plain and "#define S_INPUT_STRIDE_MEAN 0 " in plain
+    assert "#define S_INPUT_STRIDE_STACK 0 " in plain and "#define S_RAW_CHANNELS 3 " in plain
     assert "One step per raw sample (S_INPUT_STRIDE 1): step every sample." in plain
     text = generate_c(random_model(2, 3, 5, vocab_size=5, seed=7), prefix="t")["t_model.h"]
     assert "INPUT_STRIDE" not in text  # a text model reads tokens
@@ -71,23 +81,31 @@ def test_the_stride_survives_the_ir_json_and_is_described():
     assert "input stride: one step per 6 samples of the recording (their mean)" in describe_ir(ir)
     with pytest.raises(ValueError, match="input_stride must be >= 1"):
         dataclasses.replace(ir, input_stride=0)
+    stacked = _model(5, "stack")
+    again = QuantizedModel.from_json(stacked.to_json())
+    assert (again.input_stride, again.stride_mode, again.input_dim) == (5, "stack", 15)
+    assert "input stride: one step per 5 samples of the recording (all of them side by side: " \
+        "3 channels x 5)" in describe_ir(stacked)
+    with pytest.raises(ValueError, match=r"the input \(15\) must be a multiple of it"):
+        dataclasses.replace(stacked, input_stride=4)
 
 
-@pytest.mark.parametrize("mode", ["mean", "sample"])
+@pytest.mark.parametrize("mode", ["mean", "sample", "stack"])
 def test_classify_of_raw_samples_equals_the_simulator_on_the_strided_steps(mode):
     stride = 4
     ir = _model(stride, mode)
     rng = np.random.default_rng(2)
     # raw recordings of 1 to 45 samples: lengths that are and are not multiples of the stride
     lengths = np.concatenate([[1, 3, 4, 5, 8, 40, 41, 43, 45], rng.integers(1, 46, 51)])
-    raw = [(rng.normal(0, 1.5, (n, 3)) * ir.norm_std + ir.norm_mean).astype(np.float32)
+    raw = [(rng.normal(0, 1.5, (n, 3)) * ir.norm_std[:3] + ir.norm_mean[:3]).astype(np.float32)
            for n in lengths]
     files = {**generate_c(ir, prefix="s", profile="tflm"), "main.c": MAIN}
     exe = compile_program(files, ["main.c", "s_model.c", "s_io.c"], libraries=("-lm",))
     stdin = "\n".join(f"{len(r)} " + " ".join(f"{v:.9g}" for v in r.reshape(-1)) for r in raw)
     lines = run_program(exe, stdin.encode(), []).stdout.decode().split()
-    assert lines[:2] == ["4", "1" if mode == "mean" else "0"]
-    answers = np.array([int(v) for v in lines[2:]])
+    assert lines[:4] == ["4", "1" if mode == "mean" else "0", "1" if mode == "stack" else "0",
+                         "3"]
+    answers = np.array([int(v) for v in lines[4:]])
 
     padded = np.zeros((len(raw), lengths.max(), 3))
     for n, r in enumerate(raw):
@@ -100,10 +118,11 @@ def test_classify_of_raw_samples_equals_the_simulator_on_the_strided_steps(mode)
     assert len(set(answers.tolist())) > 1  # not a constant answer
 
 
-def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(tmp_path):
-    """Median 300 samples (auto stride 8, mean): `elman run` verifies bit-exact, the header
-    of the generated C says stride 8 by mean, and classify over the raw test recordings
-    answers what the simulator answers on the data as the model read it."""
+@pytest.mark.parametrize("mode", ["mean", "stack"])
+def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(tmp_path, mode):
+    """Median 300 samples (auto stride 8): `elman run` verifies bit-exact, the header of the
+    generated C says stride 8 and how a step is made, and classify over the raw test
+    recordings answers what the simulator answers on the data as the model read it."""
     import json
 
     from elman.data.held_out import load_held_out
@@ -123,17 +142,21 @@ def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(tmp
     result = CliRunner().invoke(app, [
         "run", "--data", f"npz:{tmp_path / 'long.npz'}", str(run), "--epochs", "2", "--units",
         "8", "--quiet", "--cpu", "cortex-m4", "--opt", "O2", "--prefix", "s", "--stride-mode",
-        "mean"])
+        mode])
     assert result.exit_code == 0, result.output
     spec = json.loads((run / "data_spec.json").read_text())
-    assert (spec["stride"], spec["stride_mode"]) == (8, "mean")
+    assert (spec["stride"], spec["stride_mode"]) == (8, mode)
     verify = json.loads((run / "verify_report.json").read_text())
     assert verify["ok"] and all(p["exact"] for p in verify["pairs"])
+    assert len(verify["pairs"]) >= 10
     header = (run / "c" / "s_model.h").read_text()
-    assert "#define S_INPUT_STRIDE 8 " in header and "#define S_INPUT_STRIDE_MEAN 1 " in header
+    assert "#define S_INPUT_STRIDE 8 " in header
+    assert f"#define S_INPUT_STRIDE_MEAN {int(mode == 'mean')} " in header
+    assert f"#define S_INPUT_STRIDE_STACK {int(mode == 'stack')} " in header
+    assert f"#define S_INPUT_DIM {8 if mode == 'stack' else 1}\n" in header
     assert f"#define S_WINDOW_STEPS {-(-350 // 8)} " in header
     ir = read_ir(run / "model_int8.tflite")
-    assert (ir.input_stride, ir.stride_mode) == (8, "mean")
+    assert (ir.input_stride, ir.stride_mode) == (8, mode)
 
     held = load_held_out(run)
     np.testing.assert_array_equal(held.lengths, -(-lengths[30:] // 8))
@@ -143,5 +166,5 @@ def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(tmp
     exe = compile_program(files, ["main.c", "s_model.c", "s_io.c"], libraries=("-lm",))
     raw = [x[n, : lengths[n], None].astype(np.float32) for n in range(30, 40)]
     stdin = "\n".join(f"{len(r)} " + " ".join(f"{v:.9g}" for v in r.reshape(-1)) for r in raw)
-    answers = [int(v) for v in run_program(exe, stdin.encode(), []).stdout.decode().split()[2:]]
+    answers = [int(v) for v in run_program(exe, stdin.encode(), []).stdout.decode().split()[4:]]
     np.testing.assert_array_equal(answers, want)

@@ -98,8 +98,9 @@ def train(
     stride_mode: Annotated[
         str,
         typer.Option(help="With a stride k: mean (a step is the mean of its k samples) | "
-                     "sample (every k-th sample). The device must do the same (the C header "
-                     "says which)."),
+                     "sample (every k-th sample) | stack (a step is its k samples side by "
+                     "side: k x channels inputs). The device must do the same (the C header "
+                     "says which; <prefix>_classify does it)."),
     ] = DEFAULT_STRIDE_MODE,
     schedule: Annotated[
         str, typer.Option(help="Learning rate: cosine (linear warmup, cosine decay) | constant.")
