@@ -34,8 +34,10 @@ from elman.data import text_corpus
 from elman.data.sequences import (
     DEFAULT_STRIDE_MODE,
     LONG_SEQUENCES,
+    STRIDE_MODE_CHOICES,
     STRIDE_TARGET,
     auto_stride,
+    auto_stride_mode,
     check_stride,
     check_stride_mode,
     describe,
@@ -289,14 +291,21 @@ def with_stride(data: RawClassification, stride: int | None,
                 mode: str = DEFAULT_STRIDE_MODE) -> RawClassification:
     """``data`` at ``stride`` in ``mode`` (None: the automatic stride, for one label per
     sequence)."""
-    check_stride_mode(mode)
-    if stride is not None:
-        if stride != 1 and data.y_train.ndim == 2:
-            raise DataError(f"--stride applies to one label per sequence; {data.source} has a "
-                            "label per step")
-        return data.strided(stride, mode)
+    check_stride_mode(mode, STRIDE_MODE_CHOICES)
+    if stride is not None and stride != 1 and data.y_train.ndim == 2:
+        raise DataError(f"--stride applies to one label per sequence; {data.source} has a "
+                        "label per step")
     if data.y_train.ndim == 2:
         return data  # a label per step: streams keep their sampling rate
+    if mode == "auto":
+        if stride == 1:
+            return data
+        smallest = int(np.bincount(data.y_train, minlength=len(data.classes)).min())
+        k, chosen, why = auto_stride_mode(data.lengths_train, data.x_train.shape[2], smallest,
+                                          stride)
+        return data.strided(k, chosen, why)
+    if stride is not None:
+        return data.strided(stride, mode)
     return data.strided(auto_stride(data.lengths_train), mode, (
         f"auto: the median training length, {float(np.median(data.lengths_train)):g} "
         f"samples, is over {LONG_SEQUENCES}: read at most {STRIDE_TARGET} steps of it"))

@@ -20,7 +20,9 @@ Policy (the README's, one place):
   the k samples jk .. jk + k - 1 side by side (k x C channels, sample-major; the last
   window repeats the last real sample to fill its k). The device must
   do the same (the data spec and the C header record both). ``elman train`` chooses
-  the stride from the training lengths unless ``--stride`` is given (:func:`auto_stride`).
+  the stride from the training lengths unless ``--stride`` is given (:func:`auto_stride`),
+  and with ``--stride-mode auto`` (the default) the mode from the data
+  (:func:`auto_stride_mode`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,22 @@ STRIDE_TARGET = 40
 # how a step is made of its stride's k samples: their mean, the first of them, or all k
 # side by side (k x C channels)
 STRIDE_MODES = ("mean", "sample", "stack")
-DEFAULT_STRIDE_MODE = "mean"  # bench/data_defaults.py: not worse on validation, less spread
+# "auto" (the default) resolves to one of them from the data (auto_stride_mode); the data
+# spec records the mode chosen. Measured on validation folds carved from the training
+# split (bench/data_variants.py, 4 folds x 5 repeats; GunPoint 3 repeats for stride 4):
+#   GunPoint (1 channel, 150 samples, 2 classes of 25): mean of 4 0.877; stack of 4 0.918,
+#     of 5 0.922, of 8 0.939, of 10 0.933 (3 repeats);
+#   PickupGestureWiimoteZ (1 channel, median 136, 10 classes of 5; 3 repeats): mean of 4
+#     0.600; stack of 4 0.588, of 7 0.492, of 8 0.546 (training accuracy 0.99-1.00: with 5
+#     sequences a class, k x more input weights overfit).
+# So: stack, at the stride that brings the median to STACK_TARGET steps, where a step holds
+# at most STACK_MAX_INPUTS values and every class has at least STACK_MIN_PER_CLASS training
+# sequences; else the mean at the stride of STRIDE_TARGET steps.
+STRIDE_MODE_CHOICES = ("auto", *STRIDE_MODES)
+DEFAULT_STRIDE_MODE = "auto"
+STACK_TARGET = 20
+STACK_MAX_INPUTS = 16
+STACK_MIN_PER_CLASS = 10
 
 
 def check_max_length(max_length: int | None) -> None:
@@ -69,14 +86,45 @@ def stack(series: Sequence[np.ndarray], names: Sequence[str], where: str,
     return x, lengths, describe(lengths, max_length, cut)
 
 
-def auto_stride(lengths: np.ndarray) -> int:
+def auto_stride(lengths: np.ndarray, target: int = STRIDE_TARGET) -> int:
     """The stride ``elman train`` reads sequences at when ``--stride`` is not given: 1 up to
     a median length of :data:`LONG_SEQUENCES` steps, else the smallest that brings the
-    median to at most :data:`STRIDE_TARGET` steps."""
+    median to at most ``target`` steps (:data:`STRIDE_TARGET` for the mean,
+    :data:`STACK_TARGET` for a stack)."""
     median = float(np.median(lengths))
     if median <= LONG_SEQUENCES:
         return 1
-    return int(np.ceil(median / STRIDE_TARGET))
+    return int(np.ceil(median / target))
+
+
+def stack_fits(stride: int, channels: int, smallest_class: int) -> bool:
+    """Whether ``--stride-mode auto`` stacks at ``stride`` (see :data:`STRIDE_MODES`)."""
+    return stride * channels <= STACK_MAX_INPUTS and smallest_class >= STACK_MIN_PER_CLASS
+
+
+def auto_stride_mode(lengths: np.ndarray, channels: int, smallest_class: int,
+                     stride: int | None = None) -> tuple[int, str, str]:
+    """(stride, mode, why) for ``--stride-mode auto``: ``stride`` as given, or chosen from
+    the training ``lengths``; ``smallest_class``: training sequences of the rarest class."""
+    median = float(np.median(lengths))
+    given = stride is not None
+    k = stride if given else auto_stride(lengths, STACK_TARGET)
+    if k > 1 and stack_fits(k, channels, smallest_class):
+        why = (f"auto: {k} samples x {channels} channel(s) side by side (at most "
+               f"{STACK_MAX_INPUTS} inputs), every class at least {STACK_MIN_PER_CLASS} "
+               "training sequences")
+        if not given:
+            why += (f"; the median training length, {median:g} samples, is over "
+                    f"{LONG_SEQUENCES}: read at most {STACK_TARGET} steps of it")
+        return k, "stack", why
+    k = stride if given else auto_stride(lengths)
+    why = (f"auto: the mean of each {k} samples (a stack of them: {k * channels} inputs, "
+           f"the rarest class {smallest_class} training sequences; a stack needs at most "
+           f"{STACK_MAX_INPUTS} and at least {STACK_MIN_PER_CLASS})")
+    if not given:
+        why += (f"; the median training length, {median:g} samples, is over "
+                f"{LONG_SEQUENCES}: read at most {STRIDE_TARGET} steps of it")
+    return k, "mean", why
 
 
 def check_stride(stride: int) -> None:
@@ -84,9 +132,9 @@ def check_stride(stride: int) -> None:
         raise DataError(f"--stride must be a positive number of samples, got {stride}")
 
 
-def check_stride_mode(mode: str) -> None:
-    if mode not in STRIDE_MODES:
-        raise DataError(f"--stride-mode must be one of {', '.join(STRIDE_MODES)}, got {mode!r}")
+def check_stride_mode(mode: str, choices: tuple[str, ...] = STRIDE_MODES) -> None:
+    if mode not in choices:
+        raise DataError(f"--stride-mode must be one of {', '.join(choices)}, got {mode!r}")
 
 
 def strided(x: np.ndarray, lengths: np.ndarray, stride: int, mode: str = "sample"

@@ -251,10 +251,11 @@ def run(
     stride: Annotated[int | None, typer.Option(
         help="Sequences: read them at 1/k of their sampling rate (see --stride-mode). "
              "Default: 1, or for a median length over 128 samples the stride that brings it "
-             "to at most 40 steps.")] = None,
+             "to at most 40 steps (a stack: 20).")] = None,
     stride_mode: Annotated[str | None, typer.Option(
-        help="With a stride k: mean (a step is the mean of k samples; the default) | sample "
-             "(every k-th sample) | stack (the k samples side by side).")] = None,
+        help="With a stride k: auto (the default: stack or mean, from the data; see `elman "
+             "train --help`) | mean (a step is the mean of k samples) | sample (every k-th "
+             "sample) | stack (the k samples side by side).")] = None,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(

@@ -107,8 +107,17 @@ def test_short_sequences_keep_every_sample():
     plain = load_dataset("sensor:basicmotions")
     np.testing.assert_array_equal(auto.x_train, plain.x_train)
     assert "stride" not in auto.spec() and auto.timesteps == 100
-    two = load_dataset("sensor:basicmotions", stride=2)
+    two = load_dataset("sensor:basicmotions", stride=2, stride_mode="mean")
     assert two.timesteps == 50 and two.spec()["stride"] == 2 and "stride_rule" not in two.spec()
+    # --stride-mode auto with a given stride: 2 x 6 channels, 10 sequences a class: a stack
+    auto_two = load_dataset("sensor:basicmotions", stride=2)
+    spec = auto_two.spec()
+    assert (spec["stride"], spec["stride_mode"], auto_two.channels) == (2, "stack", 12)
+    assert spec["stride_rule"].startswith("auto: 2 samples x 6 channel(s) side by side")
+    assert "median" not in spec["stride_rule"]  # the stride was given
+    three = load_dataset("sensor:basicmotions", stride=3)  # 18 inputs: the mean
+    assert (three.spec()["stride_mode"], three.channels) == ("mean", 6)
+    assert "a stack of them: 18 inputs" in three.spec()["stride_rule"]
 
 
 def test_stride_is_refused_where_it_does_not_apply():
@@ -179,3 +188,66 @@ def test_stride_on_many_unequal_sequences_and_classes_matches_a_plain_loop(tmp_p
         np.testing.assert_allclose(got, ((want - data.mean) / data.std).astype(np.float32),
                                    rtol=1e-5, atol=1e-5)
         assert not data.x_test[i, data.lengths_test[i]:].any()
+
+
+@pytest.mark.parametrize("lengths, channels, smallest, stride, want", [
+    ([150] * 4, 1, 25, None, (8, "stack")),    # GunPoint: ceil(150 / 20)
+    ([136] * 4, 1, 5, None, (4, "mean")),      # PickupGestureWiimoteZ: 5 a class, ceil(136 / 40)
+    ([150] * 4, 1, 10, None, (8, "stack")),    # 10 a class: enough
+    ([150] * 4, 1, 9, None, (4, "mean")),
+    ([320] * 4, 1, 50, None, (16, "stack")),   # 16 inputs: still a stack
+    ([340] * 4, 1, 50, None, (9, "mean")),     # ceil(340 / 20) = 17 inputs: the mean
+    ([300] * 4, 2, 50, None, (8, "mean")),     # 2 channels x 15 = 30 inputs: the mean of 8
+    ([300] * 4, 64, 50, None, (8, "mean")),
+    ([2000] * 4, 1, 50, None, (50, "mean")),
+    ([100] * 4, 6, 10, 2, (2, "stack")),       # a given stride: only the mode is chosen
+    ([100] * 4, 6, 10, 3, (3, "mean")),
+])
+def test_auto_stride_mode_stacks_few_narrow_inputs_of_well_filled_classes(
+        lengths, channels, smallest, stride, want):
+    from elman.data.sequences import auto_stride_mode
+
+    k, mode, why = auto_stride_mode(np.array(lengths), channels, smallest, stride)
+    assert (k, mode) == want
+    assert why.startswith("auto: ")
+    assert ("median" in why) == (stride is None)
+
+
+@pytest.mark.parametrize("name, stride, mode, steps", [
+    ("gunpoint", 8, "stack", 19), ("pickupgesturewiimotez", 4, "mean", 91)])
+def test_the_default_stride_mode_on_gunpoint_and_pickup_gesture(name, stride, mode, steps):
+    raw = load_raw("sensor", name)
+    data = load_dataset(f"sensor:{name}", stride=None)
+    spec = data.spec()
+    assert (spec["stride"], spec["stride_mode"], data.timesteps) == (stride, mode, steps)
+    assert data.channels == (stride if mode == "stack" else 1)
+    if mode == "stack":  # step j: samples 8j .. 8j + 7, the last group filled with sample 149
+        got = data.x_train[3] * data.std + data.mean
+        padded = np.concatenate([raw.x_train[3, :150, 0], np.repeat(raw.x_train[3, 149, 0], 2)])
+        np.testing.assert_allclose(got, padded.reshape(19, 8), rtol=1e-5, atol=1e-5)
+    else:
+        assert "the rarest class 5 training sequences" in spec["stride_rule"]
+
+
+def test_auto_stride_mode_on_many_unequal_sequences_and_on_wide_ones(tmp_path):
+    """1,100 sequences of 5 to 2,000 samples, 1 channel, 22 classes of 40-60: a stack of
+    ceil(median / 20) samples when that is at most 16, else the mean; 64 channels: the mean."""
+    rng = np.random.default_rng(9)
+    n = 1100
+    lengths = rng.integers(5, 301, n)
+    x = np.full((n, 300, 1), np.nan)
+    for i, length in enumerate(lengths):
+        x[i, :length, 0] = rng.normal(size=length)
+    y = np.arange(n) % 22
+    np.savez(tmp_path / "narrow.npz", x=x[:1000], y=y[:1000], x_test=x[1000:],
+             y_test=y[1000:])
+    data = load_dataset(f"npz:{tmp_path / 'narrow.npz'}", stride=None)
+    k = int(np.ceil(np.median(lengths[:1000]) / 20))
+    assert 1 < k <= 16 and data.spec()["stride_mode"] == "stack" and data.channels == k
+    np.testing.assert_array_equal(data.lengths_test, -(-lengths[1000:] // k))
+    wide = np.repeat(x[:, :, :1], 64, axis=2)
+    np.savez(tmp_path / "wide.npz", x=wide[:1000], y=y[:1000], x_test=wide[1000:],
+             y_test=y[1000:])
+    data = load_dataset(f"npz:{tmp_path / 'wide.npz'}", stride=None)
+    assert data.spec()["stride_mode"] == "mean" and data.channels == 64
+    assert data.spec()["stride"] == int(np.ceil(np.median(lengths[:1000]) / 40))

@@ -93,11 +93,13 @@ def train(
         int | None,
         typer.Option(help="Sequences: read them at 1/k of their sampling rate (one step per k "
                      "samples, see --stride-mode). Default: 1, or for a median length over 128 "
-                     "samples the stride that brings it to at most 40 steps."),
+                     "samples the stride that brings it to at most 40 steps (a stack: 20)."),
     ] = None,
     stride_mode: Annotated[
         str,
-        typer.Option(help="With a stride k: mean (a step is the mean of its k samples) | "
+        typer.Option(help="With a stride k: auto (stack where a step holds at most 16 "
+                     "values and every class has 10 training sequences, at the stride of 20 "
+                     "steps; else mean) | mean (a step is the mean of its k samples) | "
                      "sample (every k-th sample) | stack (a step is its k samples side by "
                      "side: k x channels inputs). The device must do the same (the C header "
                      "says which; <prefix>_classify does it)."),

@@ -30,7 +30,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from elman.data.sequences import DEFAULT_STRIDE_MODE, STRIDE_MODES
+from elman.data.sequences import DEFAULT_STRIDE_MODE, STRIDE_MODE_CHOICES
 from elman.train.model import MAX_LAYERS, RECURRENT_INITS
 
 from elman.errors import ElmanError
@@ -144,7 +144,7 @@ class TrainConfig:
     max_chars: int | None = None  # text: use only the first characters (quick runs)
     max_length: int | None = None  # sequences: keep the last N samples of longer ones
     stride: int | None = None  # sequences: read at 1/k of their rate; None: from the lengths
-    stride_mode: str = DEFAULT_STRIDE_MODE  # a step is the mean of k samples | every k-th sample
+    stride_mode: str = DEFAULT_STRIDE_MODE  # auto | mean | sample | stack (data.sequences)
     schedule: str = "cosine"  # learning rate: linear warmup then cosine decay, or constant
     warmup: float = 0.02  # fraction of the updates spent warming up
     recurrent_init: str = "orthogonal"
@@ -175,8 +175,8 @@ class TrainConfig:
             raise ElmanError(f"--max-length must be >= 1, got {self.max_length}")
         if self.stride is not None and self.stride < 1:
             raise ElmanError(f"--stride must be >= 1, got {self.stride}")
-        if self.stride_mode not in STRIDE_MODES:
-            raise ElmanError(f"--stride-mode must be one of {', '.join(STRIDE_MODES)}, "
+        if self.stride_mode not in STRIDE_MODE_CHOICES:
+            raise ElmanError(f"--stride-mode must be one of {', '.join(STRIDE_MODE_CHOICES)}, "
                              f"got {self.stride_mode!r}")
 
     def resolved(self, task: str) -> TrainConfig:

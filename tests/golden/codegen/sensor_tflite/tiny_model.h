@@ -62,7 +62,9 @@ extern "C" {
 #define TINY_HEAD_EVERY_STEP 0 /* 1: an answer at every step; 0: at the end of a window */
 #define TINY_WINDOW_STEPS 0 /* the window length a classifier was trained on; 0: the model streams */
 #define TINY_INPUT_STRIDE 1 /* raw samples per step (see "The input rate" below) */
-#define TINY_INPUT_STRIDE_MEAN 0 /* 1: a step's input is the mean of its TINY_INPUT_STRIDE samples; 0: the first of them */
+#define TINY_INPUT_STRIDE_MEAN 0 /* 1: a step's input is the mean of its TINY_INPUT_STRIDE samples; 0: the first of them, or all of them (STACK) */
+#define TINY_INPUT_STRIDE_STACK 0 /* 1: a step's input is its TINY_INPUT_STRIDE samples side by side */
+#define TINY_RAW_CHANNELS 3 /* floats per raw sample of the recording */
 #define TINY_VOCAB_SIZE 0 /* 0: not a text model */
 #define TINY_NUM_LABELS 2
 #define TINY_MACS_PER_STEP 36
@@ -125,7 +127,7 @@ void tiny_softmax(const int8_t *y, float *probabilities);
 
 /*
  * Classify one window of raw samples, the float entry point: x holds `steps` samples of
- * TINY_INPUT_DIM floats one after the other (x[t * TINY_INPUT_DIM + i]; normally
+ * TINY_RAW_CHANNELS floats one after the other (x[t * TINY_RAW_CHANNELS + i]; normally
  * TINY_WINDOW_STEPS of them, see the padding rule above). From a zero state, runs
  * tiny_quantize_input and tiny_step on every sample and returns the index of the largest
  * output after the last one (tiny_labels names it); writes the TINY_OUTPUT_DIM

@@ -67,7 +67,9 @@ extern "C" {
 #define DEEP_HEAD_EVERY_STEP 1 /* 1: an answer at every step; 0: at the end of a window */
 #define DEEP_WINDOW_STEPS 0 /* the window length a classifier was trained on; 0: the model streams */
 #define DEEP_INPUT_STRIDE 1 /* raw samples per step (see "The input rate" below) */
-#define DEEP_INPUT_STRIDE_MEAN 0 /* 1: a step's input is the mean of its DEEP_INPUT_STRIDE samples; 0: the first of them */
+#define DEEP_INPUT_STRIDE_MEAN 0 /* 1: a step's input is the mean of its DEEP_INPUT_STRIDE samples; 0: the first of them, or all of them (STACK) */
+#define DEEP_INPUT_STRIDE_STACK 0 /* 1: a step's input is its DEEP_INPUT_STRIDE samples side by side */
+#define DEEP_RAW_CHANNELS 3 /* floats per raw sample of the recording */
 #define DEEP_VOCAB_SIZE 0 /* 0: not a text model */
 #define DEEP_NUM_LABELS 2
 #define DEEP_MACS_PER_STEP 103
@@ -132,7 +134,7 @@ void deep_softmax(const int8_t *y, float *probabilities);
 
 /*
  * Classify one window of raw samples, the float entry point: x holds `steps` samples of
- * DEEP_INPUT_DIM floats one after the other (x[t * DEEP_INPUT_DIM + i]; normally
+ * DEEP_RAW_CHANNELS floats one after the other (x[t * DEEP_RAW_CHANNELS + i]; normally
  * DEEP_WINDOW_STEPS of them, see the padding rule above). From a zero state, runs
  * deep_quantize_input and deep_step on every sample and returns the index of the largest
  * output after the last one (deep_labels names it); writes the DEEP_OUTPUT_DIM
