@@ -82,6 +82,12 @@ TEXT_RECIPES = {
     # 4.812 against 64's 4.880): 4.6757 on the validation split (2026-12-01), 2.7% below
     # order 5, int8 +0.0038 bits/char, 3,056 s of CPU (~31 minutes on an idle 2-core
     # machine at 1.65 cores; 2,890 s wall here under load).
+    # Batch 128 (peak 2.5e-3, the same 96M characters; batch 128 trained 1.1-1.2x the
+    # characters per second and beat batch 64 at the default's length on the tuning split)
+    # did worse at this length (2026-12-01, fourth stop): 4.6834 on the validation split,
+    # 2.6% below order 5, int8 +0.0031 bits/char; 2,435 s wall, 3,850 s CPU beside other
+    # work. Learning curve: 9.3M 5.402, 18.5M 5.135, 27.8M 5.045, 37.1M 4.981, 46.4M 4.899,
+    # 55.6M 4.821, 64.9M 4.768, 74.2M 4.726, 83.5M 4.699, 92.7M 4.683, 95.9M 4.683.
     "long": {
         "units": 384,
         "embedding": 128,
