@@ -84,6 +84,14 @@ VARIANTS: dict[str, dict] = {
     "stack8_noise0.2": {"stack": 8, "config": {"noise": 0.2}},  # 0.919
     "stack8_batch16": {"stack": 8, "config": {"batch": 16}},  # 0.923
     "stack8_units32": {"stack": 8, "config": {"units": 32}},  # 0.922
+    "stack8_lr1e-3": {"stack": 8, "config": {"lr": 1e-3}},  # 0.915
+    "stack8_lr1e-2": {"stack": 8, "config": {"lr": 1e-2}},  # 0.912
+    "stack8_updates2000": {"stack": 8, "config": {"min_updates": 2000}},  # 0.922
+    "stack8_wd1e-3": {"stack": 8, "config": {"weight_decay": 1e-3}},  # 0.931
+    "stack8_dropout_head0.1": {"stack": 8, "config": {"dropout_head": 0.1}},  # 0.923
+    "stack8_identity": {"stack": 8, "config": {"recurrent_init": "identity"}},  # 0.919
+    "stack12": {"stack": 12},  # 0.923 (0..4)
+    "stack16": {"stack": 16},  # 0.943 (0..4): stack 8 within the folds' noise
 }
 
 
