@@ -104,52 +104,51 @@ def train_run(
         seed=cfg.seed,
         qat_weights=cfg.qat_weights,
     )
-    background, curve_task = None, None
-    if text:
-        if on_epoch is None:  # the learning curve's scores and the n-gram curve, beside
-            background = _background()
-        if background is not None and cfg.baseline:
-            from elman.train.kneser_ney import size_curve
+    # text: the learning curve's scores and the n-gram curve run beside training in a
+    # worker process, closed however the run ends
+    background = _background() if text and on_epoch is None else None
+    try:
+        if text:
+            curve_task = None
+            if background is not None and cfg.baseline:
+                from elman.train.kneser_ney import size_curve
 
-            curve_task = background.submit(size_curve, dataset.train_ids, dataset.val_ids,
-                                           dataset.vocab_size)
-        try:
+                curve_task = background.submit(size_curve, dataset.train_ids,
+                                               dataset.val_ids, dataset.vocab_size)
             result = fit.fit_text(trainer, dataset, cfg, progress, on_epoch, background)
-        except BaseException:
-            if background is not None:
-                background.close()
-            raise
-    elif per_step:
-        result = fit.fit_per_step(trainer, dataset, cfg, progress, on_epoch)
-    else:
-        result = fit.fit_classification(trainer, dataset, cfg, progress, on_epoch)
+        elif per_step:
+            result = fit.fit_per_step(trainer, dataset, cfg, progress, on_epoch)
+        else:
+            result = fit.fit_classification(trainer, dataset, cfg, progress, on_epoch)
 
-    report: dict = {
-        "format": REPORT_FORMAT,
-        "task": dataset.task,
-        "data": dataset.source,
-        "config": cfg.as_dict(),
-        "versions": _versions(),
-        "model": _model_summary(model, parameter_count(model), cfg, input_dim, output_dim),
-        "epochs": result.epochs,
-        "stop_reason": result.stop_reason,
-    }
-    # Everything after training is guarded: a failure becomes a warning in the report,
-    # never the loss of the trained model.
-    warnings: list[str] = []
-    if cfg.qat_weights and trainer.grid is None:  # stopped (clock) before the last fifth
-        trainer.start_weight_grid()
-        warnings.append("--qat-weights: training stopped before its last updates; the weights "
-                        "were put on the int8 grid without fine-tuning (the last epoch's "
-                        "metrics in the curves were measured before)")
-    curve: dict = {}
-    if text:
-        report.update(guarded("the held-out metrics and n-gram baselines",
-                              lambda: _text_results(dataset, result, cfg.baseline, progress,
-                                                    background, curve_task),
-                              warnings) or {})
+        report: dict = {
+            "format": REPORT_FORMAT,
+            "task": dataset.task,
+            "data": dataset.source,
+            "config": cfg.as_dict(),
+            "versions": _versions(),
+            "model": _model_summary(model, parameter_count(model), cfg, input_dim, output_dim),
+            "epochs": result.epochs,
+            "stop_reason": result.stop_reason,
+        }
+        # Everything after training is guarded: a failure becomes a warning in the report,
+        # never the loss of the trained model.
+        warnings: list[str] = []
+        if cfg.qat_weights and trainer.grid is None:  # stopped (clock) before the last fifth
+            trainer.start_weight_grid()
+            warnings.append("--qat-weights: training stopped before its last updates; the "
+                            "weights were put on the int8 grid without fine-tuning (the last "
+                            "epoch's metrics in the curves were measured before)")
+        if text:
+            report.update(guarded("the held-out metrics and n-gram baselines",
+                                  lambda: _text_results(dataset, result, cfg.baseline,
+                                                        progress, background, curve_task),
+                                  warnings) or {})
+    finally:
         if background is not None:
             background.close()
+    curve: dict = {}
+    if text:
         if cfg.diagnostics:
             curve = guarded("the vanishing-gradient curve", lambda: text_curve(
                 read_keras(model, dataset.task).model, dataset.val_ids), warnings) or {}
