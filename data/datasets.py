@@ -33,7 +33,6 @@ import numpy as np
 from elman.data import text_corpus
 from elman.data.sequences import (
     DEFAULT_STRIDE_MODE,
-    LONG_SEQUENCES,
     STRIDE_MODE_CHOICES,
     STRIDE_TARGET,
     auto_stride,
@@ -42,6 +41,7 @@ from elman.data.sequences import (
     check_stride_mode,
     describe,
     mask,
+    median_rule,
     strided,
 )
 
@@ -298,17 +298,14 @@ def with_stride(data: RawClassification, stride: int | None,
     if data.y_train.ndim == 2:
         return data  # a label per step: streams keep their sampling rate
     if mode == "auto":
-        if stride == 1:
-            return data
         smallest = int(np.bincount(data.y_train, minlength=len(data.classes)).min())
         k, chosen, why = auto_stride_mode(data.lengths_train, data.x_train.shape[2], smallest,
                                           stride)
         return data.strided(k, chosen, why)
     if stride is not None:
         return data.strided(stride, mode)
-    return data.strided(auto_stride(data.lengths_train), mode, (
-        f"auto: the median training length, {float(np.median(data.lengths_train)):g} "
-        f"samples, is over {LONG_SEQUENCES}: read at most {STRIDE_TARGET} steps of it"))
+    return data.strided(auto_stride(data.lengths_train), mode,
+                        "auto: " + median_rule(data.lengths_train, STRIDE_TARGET))
 
 
 def load_raw(kind: str, name: str, *, max_chars: int | None = None,

@@ -102,29 +102,31 @@ def stack_fits(stride: int, channels: int, smallest_class: int) -> bool:
     return stride * channels <= STACK_MAX_INPUTS and smallest_class >= STACK_MIN_PER_CLASS
 
 
+def median_rule(lengths: np.ndarray, target: int) -> str:
+    """Why a stride was chosen from the training ``lengths`` (for ``stride_rule``)."""
+    return (f"the median training length, {float(np.median(lengths)):g} samples, is over "
+            f"{LONG_SEQUENCES}: read at most {target} steps of it")
+
+
 def auto_stride_mode(lengths: np.ndarray, channels: int, smallest_class: int,
                      stride: int | None = None) -> tuple[int, str, str]:
     """(stride, mode, why) for ``--stride-mode auto``: ``stride`` as given, or chosen from
     the training ``lengths``; ``smallest_class``: training sequences of the rarest class."""
-    median = float(np.median(lengths))
-    given = stride is not None
-    k = stride if given else auto_stride(lengths, STACK_TARGET)
+    k = stride if stride is not None else auto_stride(lengths, STACK_TARGET)
     if k > 1 and stack_fits(k, channels, smallest_class):
+        mode, target = "stack", STACK_TARGET
         why = (f"auto: {k} samples x {channels} channel(s) side by side (at most "
                f"{STACK_MAX_INPUTS} inputs), every class at least {STACK_MIN_PER_CLASS} "
                "training sequences")
-        if not given:
-            why += (f"; the median training length, {median:g} samples, is over "
-                    f"{LONG_SEQUENCES}: read at most {STACK_TARGET} steps of it")
-        return k, "stack", why
-    k = stride if given else auto_stride(lengths)
-    why = (f"auto: the mean of each {k} samples (a stack of them: {k * channels} inputs, "
-           f"the rarest class {smallest_class} training sequences; a stack needs at most "
-           f"{STACK_MAX_INPUTS} and at least {STACK_MIN_PER_CLASS})")
-    if not given:
-        why += (f"; the median training length, {median:g} samples, is over "
-                f"{LONG_SEQUENCES}: read at most {STRIDE_TARGET} steps of it")
-    return k, "mean", why
+    else:
+        k = stride if stride is not None else auto_stride(lengths)
+        mode, target = "mean", STRIDE_TARGET
+        why = (f"auto: the mean of each {k} samples (a stack of them: {k * channels} inputs, "
+               f"the rarest class {smallest_class} training sequences; a stack needs at most "
+               f"{STACK_MAX_INPUTS} and at least {STACK_MIN_PER_CLASS})")
+    if stride is None:
+        why += "; " + median_rule(lengths, target)
+    return k, mode, why
 
 
 def check_stride(stride: int) -> None:
