@@ -9,7 +9,10 @@ default window length), same optimizer (Adam). Rows:
 - ``elman, no diagnostics``: elman's loop with state carry, ``--clip 0`` and
   no gradient-norm recording.
 - ``elman (default)``: state carry, global-norm clipping at 1.0 and the pre-clip
-  norm of every update recorded.
+  norm of every update recorded; the windows go through the unrolled recurrence
+  with its hand-written backward pass (``elman.train.loop.unrolled_tanh``).
+- ``elman, layer loop``: the same, through the SimpleRNN layer's own loop and
+  automatic differentiation (what the loop did before 2026-12-01, fifth stop).
 
 The diagnostics overhead is ``1 - default / no-diagnostics``. The end-of-run
 diagnostics (the gradient-vs-distance curve) are timed separately. Each row is
@@ -56,8 +59,9 @@ def main() -> dict:
             "language_model", units=UNITS, input_dim=vocab, output_dim=vocab, embedding=EMBEDDING
         )
 
-    def run_elman(clip: float, record: bool) -> float:
-        trainer = Trainer(fresh(), "language_model", lr=2e-3, clip=clip, record_norms=record)
+    def run_elman(clip: float, record: bool, window: int | None = BPTT) -> float:
+        trainer = Trainer(fresh(), "language_model", lr=2e-3, clip=clip, record_norms=record,
+                          window=window)
         x, y = windows[0]
         trainer.train_step(x, y, trainer.zero_state(BATCH))  # trace
         h = trainer.zero_state(BATCH)
@@ -81,9 +85,11 @@ def main() -> dict:
         model.fit(x_all, y_all, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
         return chars / (time.perf_counter() - start)
 
-    rows = {"model.fit": [], "elman, no diagnostics": [], "elman (default)": []}
+    rows = {"model.fit": [], "elman, layer loop": [], "elman, no diagnostics": [],
+            "elman (default)": []}
     for _ in range(REPEATS):
         rows["model.fit"].append(run_fit())
+        rows["elman, layer loop"].append(run_elman(1.0, True, None))
         rows["elman, no diagnostics"].append(run_elman(0.0, False))
         rows["elman (default)"].append(run_elman(1.0, True))
     median = {name: statistics.median(v) for name, v in rows.items()}

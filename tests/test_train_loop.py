@@ -59,6 +59,60 @@ def test_carried_windows_equal_one_unrolled_pass(layers):
     assert abs(float(restart) - losses[1]) > 1e-4
 
 
+@pytest.mark.parametrize("layers, dropout_embedding", [(1, 0.0), (2, 0.0), (1, 0.3)])
+def test_unrolled_recurrence_is_the_layer_loop_with_the_same_gradients(layers, dropout_embedding):
+    """The text windows' fast path (embedding folded into the input kernel, the
+    recurrence unrolled with a hand-written backward pass) computes the SimpleRNN
+    layers' function and the gradients automatic differentiation gives them."""
+    import keras
+    from elman.train.loop import Trainer
+    from elman.train.model import build_model
+
+    keras.utils.set_random_seed(5)
+    model = build_model("language_model", units=24, input_dim=30, output_dim=30, embedding=6,
+                        layers=layers)
+    trainer = Trainer(model, "language_model", lr=1e-2, clip=0.0, window=9,
+                      dropout_embedding=dropout_embedding, dropout_head=0.2)
+    rng = np.random.default_rng(0)
+    x = rng.integers(30, size=(5, 9)).astype(np.int32)
+    y = rng.integers(30, size=(5, 9)).astype(np.int32)
+    h0 = [tf.constant(rng.normal(size=(5, 24)) * 0.5, tf.float32) for _ in range(layers)]
+    results = []
+    for unrolled in (False, True):
+        with tf.GradientTape() as tape:
+            loss, h_last = trainer.window_loss(x, y, h0, None, unrolled)
+        grads = tape.gradient(loss, model.trainable_variables)
+        results.append((float(loss), [tf.convert_to_tensor(g).numpy() for g in grads],
+                        [h.numpy() for h in h_last]))
+    (loss_a, grads_a, h_a), (loss_b, grads_b, h_b) = results
+    np.testing.assert_allclose(loss_b, loss_a, rtol=1e-6)
+    assert len(grads_a) == len(grads_b) == 3 * layers + 3
+    for want, got in zip(grads_a, grads_b, strict=True):
+        assert np.abs(want).max() > 0
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+    for want, got in zip(h_a, h_b, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_text_windows_of_the_window_length_take_the_unrolled_step_others_the_layer_loop():
+    data = load_dataset("text:fortunes", max_chars=2000)
+    import keras
+    from elman.train.loop import Trainer
+    from elman.train.model import build_model
+
+    keras.utils.set_random_seed(3)
+    model = build_model("language_model", units=12, input_dim=data.vocab_size,
+                        output_dim=data.vocab_size, embedding=6)
+    trainer = Trainer(model, "language_model", lr=1e-2, clip=1.0, window=10)
+    ids = data.train_ids
+    trainer.train_step(ids[:20].reshape(2, 10), ids[1:21].reshape(2, 10), trainer.zero_state(2))
+    assert trainer._window_step.experimental_get_tracing_count() == 1
+    assert trainer._layer_step.experimental_get_tracing_count() == 0
+    trainer.train_step(ids[:8].reshape(2, 4), ids[1:9].reshape(2, 4), trainer.zero_state(2))
+    assert trainer._layer_step.experimental_get_tracing_count() == 1
+    assert trainer._window_step.experimental_get_tracing_count() == 1
+
+
 def test_gradient_stops_at_window_boundaries():
     data = load_dataset("text:fortunes", max_chars=2000)
     trainer = _text_trainer(vocab=data.vocab_size)

@@ -103,6 +103,7 @@ def train_run(
         dropout_head=cfg.dropout_head,
         seed=cfg.seed,
         qat_weights=cfg.qat_weights,
+        window=cfg.bptt if text else None,
     )
     # text: the learning curve's scores and the n-gram curve run beside training in a
     # worker process, closed however the run ends
