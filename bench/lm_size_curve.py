@@ -37,7 +37,7 @@ def main() -> None:
         print(f"{p['order']:>5}{p['cutoff']:>8}{p['val_perplexity']:>11.3f}"
               f"{p['entries']:>11,}{p['bytes']:>13,}")
     rows = []
-    print(f"\n{'model':<28}{'perplexity':>11}{'bytes':>10}   smallest n-gram at least as good")
+    print(f"\n{'model':<36}{'perplexity':>11}{'bytes':>10}   smallest n-gram at least as good")
     for m in rnn_points(train, quant, None):
         ngram = smallest_ngram_at(points, m.perplexity)
         rows.append({"model": m.label, "perplexity": m.perplexity, "bytes": m.bytes,
@@ -45,7 +45,7 @@ def main() -> None:
         other = "none" if ngram is None else (
             f"order {ngram['order']} cut-off {ngram['cutoff']}: {ngram['val_perplexity']:.3f}, "
             f"{ngram['bytes']:,} bytes ({ngram['bytes'] / m.bytes:.1f}x)")
-        print(f"{m.label:<28}{m.perplexity:>11.3f}{m.bytes:>10,}   {other}")
+        print(f"{m.label:<36}{m.perplexity:>11.3f}{m.bytes:>10,}   {other}")
     uri = report_plots.size_curve([(p["bytes"], p["val_perplexity"]) for p in points],
                                   [(p["bytes"], p["val_perplexity"]) for p in frontier],
                                   [(r["model"], r["bytes"], r["perplexity"]) for r in rows])

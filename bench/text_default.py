@@ -119,10 +119,10 @@ def quantized(run: Path, pipeline: bool) -> dict:
           f"CPU; whole validation stream: float {row['float_bits_per_char']:.4f} bits/char, "
           f"int8 {row['int8_bits_per_char']:.4f} ({row['bits_per_char_increase']:+.4f}; within "
           f"0.03: {row['within_0_03']})", flush=True)
-    print(f"{'model':<28}{'perplexity':>11}{'bytes':>11}   smallest pruned n-gram at it")
+    print(f"{'model':<36}{'perplexity':>11}{'bytes':>11}   smallest pruned n-gram at it")
     for s in sizes:
         n = s["smallest_ngram"]
-        print(f"{s['model']:<28}{s['perplexity']:>11.4f}{s['bytes']:>11,}   " + (
+        print(f"{s['model']:<36}{s['perplexity']:>11.4f}{s['bytes']:>11,}   " + (
             "none reaches it" if n is None else
             f"order {n['order']}, cut-off {n['cutoff']}: {n['val_perplexity']:.4f}, "
             f"{n['bytes']:,} bytes ({s['ngram_over_rnn_bytes']:.1f}x)"), flush=True)

@@ -298,10 +298,13 @@ def quantization_section(run_dir: Path, quant: Report) -> Section:
         s.table(["tensor", "scale", "zero point"], rows)
     if model:
         pb = model.get("parameter_bytes", {})
-        s.table(["units", "MACs / step", ".tflite bytes", "int8 weights", "int32 biases",
-                 "int8 embedding"],
+        wide = "int64_biases" in pb  # 16x8: int64 biases, an int16 embedding
+        bias, emb = ("int64_biases", "int16_embedding") if wide else ("int32_biases",
+                                                                       "int8_embedding")
+        s.table(["units", "MACs / step", ".tflite bytes", "int8 weights",
+                 bias.replace("_", " "), emb.replace("_", " ")],
                 [[model.get("units"), model.get("macs_per_step"), model.get("tflite_bytes"),
-                  pb.get("int8_weights"), pb.get("int32_biases"), pb.get("int8_embedding")]])
+                  pb.get("int8_weights"), pb.get(bias), pb.get(emb)]])
     acc = ev.get("acceptance")
     if acc:
         s.text(f"Acceptance: {acc['criterion']}: {'met' if acc['met'] else 'NOT met'}.")

@@ -3,8 +3,9 @@
 The n-gram points come from ``train_report.json`` (``size_curve``: every order
 and count cut-off, scored on the validation stream). The RNN's points come from
 :data:`RNN_POINTS`: one function per point, each reading the stage reports and
-returning a :class:`SizePoint` or ``None``; a new representation (int16 state,
-say) adds one function to that list. Every perplexity here is the one
+returning a :class:`SizePoint` or ``None``: float32, int8 and, after ``elman quantize
+--state int16``, the 16x8 model beside the int8 state's point of the same float model; a
+new representation adds one function to that list. Every perplexity here is the one
 validation perplexity of :mod:`elman.perplexity`.
 """
 
@@ -36,19 +37,38 @@ def float_point(train: Report, quant: Report, verify: Report) -> SizePoint | Non
                      float(metrics["val_perplexity"]), "float32 parameters")
 
 
-def int8_point(train: Report, quant: Report, verify: Report) -> SizePoint | None:
+STATE_LABELS = {8: ("int8", "int8 weights and embedding, int32 biases"),
+                16: ("16x8 (int16 state)", "int8 weights, int16 embedding, int64 biases")}
+
+
+def quantized_point(train: Report, quant: Report, verify: Report) -> SizePoint | None:
+    """The quantized model of the run (int8, or 16x8 after ``elman quantize --state int16``)."""
     ev = (quant or {}).get("evaluation", {})
     int8 = ev.get("metrics", {}).get("int8", {})
     size = (quant or {}).get("model", {}).get("parameter_bytes", {}).get("total")
     if "perplexity" not in int8 or size is None or not ev.get("whole_stream"):
         return None
-    return SizePoint(f"RNN int8, {quant['model'].get('units')} units", int(size),
-                     float(int8["perplexity"]),
-                     "int8 weights and embedding, int32 biases (LiteRT's perplexity)")
+    name, size_of = STATE_LABELS[int(quant.get("quantization", {}).get("state_bits", 8))]
+    return SizePoint(f"RNN {name}, {quant['model'].get('units')} units", int(size),
+                     float(int8["perplexity"]), f"{size_of} (LiteRT's perplexity)")
+
+
+def compared_state_point(train: Report, quant: Report, verify: Report) -> SizePoint | None:
+    """With ``--state int16``, the same float model with the int8 state (the quant report's
+    ``state_comparison``, measured on the same stream)."""
+    rows = (quant or {}).get("state_comparison", {}).get("rows", [])
+    row = next((r for r in rows if r.get("state") == "int8"), None)
+    if (row is None or "perplexity" not in row or "parameter_bytes" not in row
+            or not row.get("whole_stream")):
+        return None
+    name, size_of = STATE_LABELS[8]
+    return SizePoint(f"RNN {name}, {quant['model'].get('units')} units",
+                     int(row["parameter_bytes"]), float(row["perplexity"]),
+                     f"{size_of} (LiteRT's perplexity)")
 
 
 RNN_POINTS: list[Callable[[Report, Report, Report], SizePoint | None]] = [
-    float_point, int8_point]
+    float_point, compared_state_point, quantized_point]
 
 
 def rnn_points(train: Report, quant: Report, verify: Report) -> list[SizePoint]:

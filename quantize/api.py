@@ -104,7 +104,9 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
                                         window_steps=window, state_bits=8, **extra)
         int8 = _evaluate(found, data, task, read_ir(int8_bytes), int8_bytes, eval_chars,
                          progress, "int8 in LiteRT")
-        comparison = state_comparison.side_by_side(int8, result)
+        sizes = tuple(model_summary(m)["parameter_bytes"]["total"]
+                      for m in (read_ir(int8_bytes), ir))
+        comparison = state_comparison.side_by_side(int8, result, sizes)
     report = {
         "format": REPORT_FORMAT,
         "elman_version": __version__,
@@ -176,9 +178,13 @@ def _window_steps(spec: dict, found: KerasElman) -> int:
 def model_summary(ir: QuantizedModel) -> dict:
     fcs = [fc for layer in ir.layers for fc in (layer.input_fc, layer.recurrent_fc)] + (
         [ir.head.fc] if ir.head is not None else [])
-    weight_bytes = sum(fc.weights.size for fc in fcs)
-    bias_bytes = 4 * sum(fc.out_features for fc in fcs if fc.has_bias)
-    emb = 0 if ir.embedding is None else int(ir.embedding.size)
+    # bytes as stored (and as the generated C declares them): int8 weights; int32 biases and
+    # an int8 embedding, or with an int16 state (16x8) int64 biases and an int16 embedding
+    weight_bytes = sum(fc.weights.nbytes for fc in fcs)
+    bias_bytes = sum(fc.bias.nbytes for fc in fcs if fc.has_bias)
+    emb = 0 if ir.embedding is None else int(ir.embedding.nbytes)
+    bias_key, emb_key = ("int32_biases", "int8_embedding") if ir.state_bits == 8 else (
+        "int64_biases", "int16_embedding")
     return {
         "tflite_bytes": ir.model_bytes,
         "sha256": ir.source_sha256,
@@ -187,8 +193,8 @@ def model_summary(ir: QuantizedModel) -> dict:
         "output_dim": ir.output_dim,
         "vocab_size": ir.vocab_size,
         "macs_per_step": ir.macs_per_step,
-        "parameter_bytes": {"int8_weights": int(weight_bytes), "int32_biases": int(bias_bytes),
-                            "int8_embedding": emb,
+        "parameter_bytes": {"int8_weights": int(weight_bytes), bias_key: int(bias_bytes),
+                            emb_key: emb,
                             "total": int(weight_bytes + bias_bytes + emb)},
     }
 

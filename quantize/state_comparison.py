@@ -17,7 +17,7 @@ from elman.quantize import task_metrics
 FORMAT = "elman-state-comparison/1"
 
 
-def _row(state: str, result: dict[str, Any]) -> dict[str, Any]:
+def _row(state: str, result: dict[str, Any], parameter_bytes: int | None) -> dict[str, Any]:
     metrics = result["metrics"]
     if "bits_per_char" in metrics["float"]:
         name, f, q = "bits_per_char", metrics["float"]["bits_per_char"], \
@@ -29,6 +29,11 @@ def _row(state: str, result: dict[str, Any]) -> dict[str, Any]:
     row = {"state": state, "metric": name, "float": f, "quantized": q,
            "hidden_error_mean": err["mean"], "hidden_error_max": err["max"],
            "by_step": {"mean": err["by_step"]["mean"], "max": err["by_step"]["max"]}}
+    if parameter_bytes is not None:
+        row["parameter_bytes"] = int(parameter_bytes)
+    if "perplexity" in metrics["int8"]:  # text: the size curve's point of this state width
+        row["perplexity"] = metrics["int8"]["perplexity"]
+        row["whole_stream"] = bool(result.get("whole_stream"))
     drift = result.get("drift")
     if drift:
         row["drift_first_window"] = drift["first_window_mean_abs_error"]
@@ -37,10 +42,12 @@ def _row(state: str, result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def side_by_side(int8: dict[str, Any], int16: dict[str, Any]) -> dict[str, Any]:
+def side_by_side(int8: dict[str, Any], int16: dict[str, Any],
+                 parameter_bytes: tuple[int, int] | None = None) -> dict[str, Any]:
     """The comparison block of the quant report, from both ``evaluate_*`` results (the same
-    held-out data)."""
-    rows = [_row("int8", int8), _row("int16", int16)]
+    held-out data) and, optionally, both models' parameter bytes (int8, int16)."""
+    sizes = parameter_bytes or (None, None)
+    rows = [_row("int8", int8, sizes[0]), _row("int16", int16, sizes[1])]
     a, b = rows
     return {
         "format": FORMAT,

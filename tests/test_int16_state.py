@@ -377,3 +377,31 @@ def test_text_model_with_int16_state_token_step_is_bit_exact(text_run, tmp_path)
     x_q = ir.embedding[ids]
     np.testing.assert_array_equal(run_litert(data, ir, x_q).h, Simulator(ir, "tflite").run(x_q).h)
     np.testing.assert_array_equal(run_tflm(data, ir, x_q).h, Simulator(ir, "tflm").run(x_q).h)
+
+
+def test_text_int16_state_puts_both_state_widths_on_the_size_curve(text_run, tmp_path):
+    """`elman quantize --state int16` on a text run, over the whole validation stream: the
+    comparison rows carry each model's perplexity and parameter bytes as stored (int16
+    embedding and int64 biases for 16x8), and the size curve shows float, int8 and 16x8."""
+    from elman.quantize.api import quantize_run
+
+    from elman.report_size_curve import rnn_points
+
+    run = _copied(text_run, tmp_path)
+    quant = quantize_run(run, progress=False, state="int16")
+    int8 = json.loads((text_run / "quant_report.json").read_text())  # the fixture: int8
+    rows = {r["state"]: r for r in quant["state_comparison"]["rows"]}
+    pb, pb8 = quant["model"]["parameter_bytes"], int8["model"]["parameter_bytes"]
+    assert pb["int8_weights"] == pb8["int8_weights"]
+    assert pb["int64_biases"] == 2 * pb8["int32_biases"]
+    assert pb["int16_embedding"] == 2 * pb8["int8_embedding"]
+    assert rows["int16"]["parameter_bytes"] == pb["total"]
+    assert rows["int8"]["parameter_bytes"] == pb8["total"]
+    assert rows["int16"]["perplexity"] == quant["evaluation"]["metrics"]["int8"]["perplexity"]
+    assert rows["int8"]["whole_stream"] and rows["int16"]["whole_stream"]
+    train = json.loads((run / "train_report.json").read_text())
+    points = rnn_points(train, quant, None)
+    assert [p.label.split(",")[0] for p in points] == [
+        "RNN float32", "RNN int8", "RNN 16x8 (int16 state)"]
+    assert [p.bytes for p in points[1:]] == [pb8["total"], pb["total"]]
+    assert points[1].perplexity == rows["int8"]["perplexity"]

@@ -63,3 +63,51 @@ def test_section_table_compares_each_rnn_point_with_the_smallest_ngram():
     assert rows[1][4:] == ["order 6, cut-off 3 (perplexity 4.650)", "3,900,000", "19"]
     # no curve (classification, or trained without baselines): no section
     assert size_curve_section({"task": "classification"}, None, None) is None
+
+
+def _int16_quant(whole_stream=True):
+    """The quant report of `elman quantize --state int16` on a text run: the 16x8 model's
+    evaluation, and the same float model's int8 state in ``state_comparison``."""
+    rows = [{"state": "int8", "perplexity": 4.73, "parameter_bytes": 205_000,
+             "whole_stream": whole_stream},
+            {"state": "int16", "perplexity": 4.705, "parameter_bytes": 232_000,
+             "whole_stream": whole_stream}]
+    return {"model": {"units": 384, "parameter_bytes": {"total": 232_000}},
+            "quantization": {"state_bits": 16},
+            "evaluation": {"whole_stream": whole_stream,
+                           "metrics": {"float": {"perplexity": 4.7},
+                                       "int8": {"perplexity": 4.705}}},
+            "state_comparison": {"rows": rows}}
+
+
+def test_int16_state_run_has_the_16x8_point_beside_the_int8_state():
+    points = rnn_points(TRAIN, _int16_quant(), None)
+    assert points == [
+        SizePoint("RNN float32, 384 units", 815_652, 4.7, "float32 parameters"),
+        SizePoint("RNN int8, 384 units", 205_000, 4.73,
+                  "int8 weights and embedding, int32 biases (LiteRT's perplexity)"),
+        SizePoint("RNN 16x8 (int16 state), 384 units", 232_000, 4.705,
+                  "int8 weights, int16 embedding, int64 biases (LiteRT's perplexity)")]
+    rows = [[c.text for c in r.cells] for r in size_curve_section(TRAIN, _int16_quant(),
+                                                                  None).blocks[1].rows]
+    assert [r[0] for r in rows] == [p.label for p in points]
+    # a prefix of the stream is another number: only the float point
+    assert [p.label for p in rnn_points(TRAIN, _int16_quant(False), None)] == [
+        "RNN float32, 384 units"]
+
+
+def test_parameter_bytes_count_each_width_as_stored():
+    """int8: int8 weights and embedding, int32 biases; 16x8: int8 weights, an int16
+    embedding and int64 biases (what the generated C declares)."""
+    from elman.layers.random_model import random_model
+    from elman.quantize.api import model_summary
+
+    for bits, bias_key, emb_key, width in ((8, "int32_biases", "int8_embedding", 1),
+                                           (16, "int64_biases", "int16_embedding", 2)):
+        ir = random_model(6, (20, 9), 30, seed=5, vocab_size=30, state_bits=bits)
+        pb = model_summary(ir)["parameter_bytes"]
+        biases = 20 + 9 + 30  # each layer's input FC and the head (the recurrent FC has none)
+        weights = 20 * 6 + 20 * 20 + 9 * 20 + 9 * 9 + 30 * 9
+        assert pb == {"int8_weights": weights, bias_key: biases * 8 * (bits // 8) // 2,
+                      emb_key: 30 * 6 * width,
+                      "total": weights + biases * 4 * (bits // 8) + 30 * 6 * width}, bits
