@@ -54,6 +54,8 @@ NOW = {"noise": 0.1, "updates_per_class": 150, "min_updates": 0}
 P3 = {**NOW, "min_updates": 1000}
 # today's defaults as overrides (the stride from the lengths, a step the mean of k samples)
 P5 = {**P3, "stride": "auto", "stride_mode": "mean"}
+# today's defaults (--stride-mode auto: a stack of k samples where a step is small)
+P6 = {**P3, "stride": "auto", "stride_mode": "auto"}
 # TrainConfig overrides; "default" is what `elman train` does with no options.
 CANDIDATES: dict[str, dict] = {
     "default": {},
@@ -147,6 +149,14 @@ CANDIDATES: dict[str, dict] = {
     # spread (--candidate p5_layers2): 0.493 0.860 0.493, two seeds at chance: not a default
     "p5_layers2": {**P5, "layers": 2},
     "p5_noise0.05": {**P5, "noise": 0.05},  # 0.859, train 0.971
+    # phase 6 (GunPoint, 4 folds x 3 repeats) over today's defaults (P6: a stack of 8 on
+    # GunPoint, 19 steps; the loss averages the last half of them): how many of the last
+    # steps the loss averages (2026-12-02; today's defaults on the same folds: 0.953). None
+    # is better: all 19 steps 0.939 (repeats 0.939 0.918 0.960), the last one 0.919 (a fold
+    # at 0.67), the last 5 0.953 (0.941 0.958 0.960); train 1.000 each, ~150 s CPU each
+    "p6_loss_all": {**P6, "loss_steps": 100_000},
+    "p6_loss_last": {**P6, "loss_steps": 1},
+    "p6_loss5": {**P6, "loss_steps": 5},
 }
 
 
