@@ -260,9 +260,10 @@ def summary_table(report: dict) -> str:
     ev = report["evaluation"]
     m = ev["metrics"]
     q = report["quantization"]
+    quantized = "int8" if q.get("state_bits", 8) == 8 else "16x8"  # the converted model
     lines = [f"quantized {report['data']} ({report['task']}): "
              f"{report['model']['tflite_bytes']:,} bytes, units {report['model']['units']}",
-             f"{'metric':<28}{'float':>12}{'int8':>12}"]
+             f"{'metric':<28}{'float':>12}{quantized:>12}"]
     if report["task"] == "classification":
         name, acc_f = task_metrics.headline(m["float"])
         _, acc_q = task_metrics.headline(m["int8"])

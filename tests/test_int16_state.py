@@ -322,6 +322,8 @@ def test_int16_state_calibrates_sensor_inputs_on_their_whole_range(bm_run, tmp_p
         int8_ev["hidden_error"]["mean"] / int16_ev["hidden_error"]["mean"])
     assert comparison["mean_error_ratio"] > 1.5  # 1/32768 vs 1/128: the state is finer
     printed = summary_table(report)
+    assert printed.splitlines()[1].split() == ["metric", "float", "16x8"]  # not "int8"
+    assert summary_table(int8).splitlines()[1].split() == ["metric", "float", "int8"]
     assert "int8 vs int16 state" in printed and "the int16 state's error against float" in printed
     assert "the float weights are off the int8 grid" in printed  # trained without --qat-weights
     page = render_report(run)
