@@ -297,14 +297,12 @@ def quantization_section(run_dir: Path, quant: Report) -> Section:
         s.heading("Quantization parameters (as stored in the .tflite)")
         s.table(["tensor", "scale", "zero point"], rows)
     if model:
-        pb = model.get("parameter_bytes", {})
-        wide = "int64_biases" in pb  # 16x8: int64 biases, an int16 embedding
-        bias, emb = ("int64_biases", "int16_embedding") if wide else ("int32_biases",
-                                                                       "int8_embedding")
-        s.table(["units", "MACs / step", ".tflite bytes", "int8 weights",
-                 bias.replace("_", " "), emb.replace("_", " ")],
+        # the parts as the quant report names them (their widths follow the state: 16x8
+        # stores int64 biases and an int16 embedding)
+        parts = {k: v for k, v in model.get("parameter_bytes", {}).items() if k != "total"}
+        s.table(["units", "MACs / step", ".tflite bytes", *(k.replace("_", " ") for k in parts)],
                 [[model.get("units"), model.get("macs_per_step"), model.get("tflite_bytes"),
-                  pb.get("int8_weights"), pb.get(bias), pb.get(emb)]])
+                  *parts.values()]])
     acc = ev.get("acceptance")
     if acc:
         s.text(f"Acceptance: {acc['criterion']}: {'met' if acc['met'] else 'NOT met'}.")

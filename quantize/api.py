@@ -102,10 +102,10 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
                 calibration.default_input_percentile(8))
         int8_bytes = convert_step_model(found.model, cal8_x, cal8_h, task=task, labels=labels,
                                         window_steps=window, state_bits=8, **extra)
-        int8 = _evaluate(found, data, task, read_ir(int8_bytes), int8_bytes, eval_chars,
-                         progress, "int8 in LiteRT")
-        sizes = tuple(model_summary(m)["parameter_bytes"]["total"]
-                      for m in (read_ir(int8_bytes), ir))
+        int8_ir = read_ir(int8_bytes)
+        int8 = _evaluate(found, data, task, int8_ir, int8_bytes, eval_chars, progress,
+                         "int8 in LiteRT")
+        sizes = tuple(model_summary(m)["parameter_bytes"]["total"] for m in (int8_ir, ir))
         comparison = state_comparison.side_by_side(int8, result, sizes)
     report = {
         "format": REPORT_FORMAT,

@@ -328,6 +328,7 @@ def test_int16_state_calibrates_sensor_inputs_on_their_whole_range(bm_run, tmp_p
     assert "the float weights are off the int8 grid" in printed  # trained without --qat-weights
     page = render_report(run)
     assert "int8 vs int16 state" in page and "Quantization: float vs 16x8 (int16 state)" in page
+    assert "int64 biases" in page and "int32 biases" not in page  # the widths as stored
 
 
 @pytest.mark.slow

@@ -102,12 +102,13 @@ def test_parameter_bytes_count_each_width_as_stored():
     from elman.layers.random_model import random_model
     from elman.quantize.api import model_summary
 
-    for bits, bias_key, emb_key, width in ((8, "int32_biases", "int8_embedding", 1),
-                                           (16, "int64_biases", "int16_embedding", 2)):
+    for bits, bias_key, bias_width, emb_key, emb_width in (
+            (8, "int32_biases", 4, "int8_embedding", 1),
+            (16, "int64_biases", 8, "int16_embedding", 2)):
         ir = random_model(6, (20, 9), 30, seed=5, vocab_size=30, state_bits=bits)
         pb = model_summary(ir)["parameter_bytes"]
         biases = 20 + 9 + 30  # each layer's input FC and the head (the recurrent FC has none)
         weights = 20 * 6 + 20 * 20 + 9 * 20 + 9 * 9 + 30 * 9
-        assert pb == {"int8_weights": weights, bias_key: biases * 8 * (bits // 8) // 2,
-                      emb_key: 30 * 6 * width,
-                      "total": weights + biases * 4 * (bits // 8) + 30 * 6 * width}, bits
+        assert pb == {"int8_weights": weights, bias_key: biases * bias_width,
+                      emb_key: 30 * 6 * emb_width,
+                      "total": weights + biases * bias_width + 30 * 6 * emb_width}, bits
