@@ -77,6 +77,15 @@ RECIPES: dict[str, dict] = {
                                                 dropout_head=0.05, chars=100_000_000),
     "long-b128-emb256-lr3e-3-dh0.05-90M": dict(batch=128, lr=3e-3, embedding=256,
                                                dropout_head=0.05, chars=90_000_000),
+    # 2026-12-02: weight decay (AdamW), over the default and over the long recipe of the
+    # third stop (batch 64, 2e-3, embedding 128, head dropout 0.05, 96M; never on this split)
+    "b128-emb128-20.9M-wd0.03": dict(batch=128, lr=5e-3, embedding=128, chars=20_885_760,
+                                     weight_decay=0.03),
+    "long-b64-emb128-lr2e-3-dh0.05-96M": dict(batch=64, lr=2e-3, embedding=128,
+                                              dropout_head=0.05, chars=96_000_000),
+    "long-b64-emb128-lr2e-3-dh0.05-96M-wd0.03": dict(batch=64, lr=2e-3, embedding=128,
+                                                     dropout_head=0.05, chars=96_000_000,
+                                                     weight_decay=0.03),
 }
 
 

@@ -144,6 +144,21 @@ def test_dropout_acts_in_training_only_with_masks_fixed_by_seed_and_update():
     assert drop.dropout_seed.numpy().tolist() == [7, 1]
 
 
+def test_weight_decay_shrinks_every_weight_by_rate_times_decay_beside_the_adam_step():
+    # the long recipe's regularizer (decoupled, AdamW): after one update from the same
+    # weights on the same window, w(decay) = w(no decay) - lr * decay * w(before)
+    x = np.random.default_rng(1).integers(0, 30, (4, 9)).astype(np.int32)
+    plain, decayed = _trainer(), _trainer(weight_decay=0.5)
+    before = [v.numpy() for v in plain.model.trainable_variables]
+    h0 = plain.zero_state(4)
+    plain.train_step(x, x, h0)
+    decayed.train_step(x, x, h0)
+    for w0, a, b in zip(before, plain.model.trainable_variables,
+                        decayed.model.trainable_variables, strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy() - 1e-2 * 0.5 * w0, atol=1e-6)
+        assert np.abs(w0).max() == 0 or not np.allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
 def test_minutes_stay_an_option_and_stop_the_clock(tmp_path):
     from elman.train.api import train_run
 
