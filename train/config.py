@@ -98,7 +98,7 @@ TEXT_RECIPES = {
     # The recipe stays at 96M: the 0.006 is not worth a quarter more time.
     # Weight decay (AdamW) is what it lacked (2026-12-02, an AVX-512 host training 83k
     # characters/s at batch 64 on one thread; validation split): 0.03 reaches 4.641 at 96M
-    # (3.45% below order 5; 0.015: 4.649, 0.1: 4.672, none: 4.6757) and 4.617 at 120M
+    # (3.46% below order 5; 0.015: 4.649, 0.1: 4.672, none: 4.6757) and 4.617 at 120M
     # (3.95%), where head dropout 0.1 instead reached 4.771. Each ran 19 (96M) or 24
     # (120M) minutes on one core. The tuning split (bench/lm_recipes.py) agrees: see the
     # README. At 96M its last pass's training loss is about the same (1.484 nats against
