@@ -32,17 +32,21 @@ from typing import Any
 import numpy as np
 from elman.data import text_corpus
 from elman.data.sequences import (
+    DEFAULT_DELTAS,
     DEFAULT_STRIDE_MODE,
     STRIDE_MODE_CHOICES,
     STRIDE_TARGET,
+    auto_deltas,
     auto_stride,
     auto_stride_mode,
+    check_deltas,
     check_stride,
     check_stride_mode,
     describe,
     mask,
     median_rule,
     strided,
+    with_deltas,
 )
 
 from elman.errors import DataError
@@ -158,6 +162,16 @@ class RawClassification:
     lengths_test: np.ndarray
     task: str = "classification"
 
+    def with_deltas(self, rule: str | None = None) -> RawClassification:
+        """Each sample followed by its first difference, per channel (2C channels; see
+        :func:`elman.data.sequences.with_deltas`); the data spec records ``deltas``."""
+        info = {**self.info, "deltas": True}
+        if rule is not None:
+            info["deltas_rule"] = rule
+        return dataclasses.replace(
+            self, x_train=with_deltas(self.x_train, self.lengths_train),
+            x_test=with_deltas(self.x_test, self.lengths_test), info=info)
+
     def strided(self, stride: int, mode: str, rule: str | None = None) -> RawClassification:
         """Each sequence read at ``stride`` in ``mode`` (see :mod:`elman.data.sequences`);
         the data spec records a stride over 1, its mode (and ``rule``, how it was chosen)."""
@@ -265,7 +279,8 @@ HOLDOUT_SPLIT = "last 20% of numpy default_rng(0).permutation(N) is test"
 
 def load_dataset(spec: str, *, max_chars: int | None = None,
                  max_length: int | None = None, stride: int | None = 1,
-                 stride_mode: str = DEFAULT_STRIDE_MODE) -> RunData:
+                 stride_mode: str = DEFAULT_STRIDE_MODE,
+                 deltas: str = DEFAULT_DELTAS) -> RunData:
     """Load the dataset named by ``spec`` (see the module docstring).
 
     ``max_chars`` (text only) keeps the first ``max_chars`` training characters
@@ -273,8 +288,11 @@ def load_dataset(spec: str, *, max_chars: int | None = None,
     ``max_length`` (sequences) keeps the last ``max_length`` samples of longer
     sequences; ``stride`` reads them at 1/``stride`` of their rate (``stride_mode``: the
     mean of each window of ``stride`` samples, or its first sample), ``None``: at the stride
-    of :func:`~elman.data.sequences.auto_stride` (see :mod:`elman.data.sequences`).
+    of :func:`~elman.data.sequences.auto_stride` (see :mod:`elman.data.sequences`);
+    ``deltas`` (``on``, ``off``, ``auto``: from the data) follows each sample with its
+    first difference before the stride (:func:`with_deltas_choice`).
     """
+    check_deltas(deltas)
     kind, sep, name = spec.partition(":")
     if not sep or not name:
         raise DataError(f"data spec {spec!r} must look like KIND:NAME "
@@ -283,8 +301,29 @@ def load_dataset(spec: str, *, max_chars: int | None = None,
     if not isinstance(data, RawClassification):
         if stride not in (None, 1):
             raise DataError("--stride applies to sequences, not to text")
+        if deltas == "on":
+            raise DataError("--deltas applies to sequences, not to text")
         return data
-    return with_stride(data, stride, stride_mode).normalized()
+    return with_stride(with_deltas_choice(data, deltas), stride, stride_mode).normalized()
+
+
+def with_deltas_choice(data: RawClassification, deltas: str) -> RawClassification:
+    """``data`` with each sample followed by its first difference where ``deltas`` is
+    ``on``, or ``auto`` and :func:`~elman.data.sequences.auto_deltas` says so."""
+    check_deltas(deltas)
+    if deltas == "off":
+        return data
+    per_step = data.y_train.ndim == 2
+    if deltas == "on":
+        if per_step:
+            raise DataError(f"--deltas applies to one label per sequence; {data.source} has a "
+                            "label per step")
+        return data.with_deltas()
+    if per_step:
+        return data
+    smallest = int(np.bincount(data.y_train, minlength=len(data.classes)).min())
+    use, why = auto_deltas(data.lengths_train, data.x_train.shape[2], smallest)
+    return data.with_deltas(why) if use else data
 
 
 def with_stride(data: RawClassification, stride: int | None,

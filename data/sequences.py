@@ -57,6 +57,10 @@ DEFAULT_STRIDE_MODE = "auto"
 STACK_TARGET = 20
 STACK_MAX_INPUTS = 16
 STACK_MIN_PER_CLASS = 10
+# --deltas: each raw sample followed by its first difference (x[t] - x[t - 1], per channel;
+# 0 at the first sample), before the stride. "auto" resolves from the data (auto_deltas).
+DELTAS_CHOICES = ("auto", "on", "off")
+DEFAULT_DELTAS = "auto"
 
 
 def check_max_length(max_length: int | None) -> None:
@@ -127,6 +131,33 @@ def auto_stride_mode(lengths: np.ndarray, channels: int, smallest_class: int,
     if stride is None:
         why += "; " + median_rule(lengths, target)
     return k, mode, why
+
+
+def auto_deltas(lengths: np.ndarray, channels: int, smallest_class: int) -> tuple[bool, str]:
+    """(whether, why) for ``--deltas auto``: the first differences where the automatic
+    stride stacks the samples of a step (see :data:`DELTAS_CHOICES`)."""
+    k = auto_stride(lengths, STACK_TARGET)
+    if k > 1 and stack_fits(k, 2 * channels, smallest_class):
+        return True, (f"auto: a stack of {k} samples of {channels} channel(s) and their first "
+                      f"differences fits ({2 * k * channels} inputs, at most {STACK_MAX_INPUTS})")
+    return False, "auto: no stack"
+
+
+def check_deltas(deltas: str) -> None:
+    if deltas not in DELTAS_CHOICES:
+        raise DataError(f"--deltas must be one of {', '.join(DELTAS_CHOICES)}, got {deltas!r}")
+
+
+def with_deltas(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each sample followed by its first difference (``--deltas``): (N, T, 2C), sample t's
+    channels ``x[t]`` then ``x[t] - x[t - 1]`` (0 at a sequence's first sample and on the
+    padding after its end). Computed in the data's own units, before the stride and the
+    normalization, as the device computes it from the raw samples."""
+    lengths = np.asarray(lengths, np.int64)
+    d = np.zeros_like(x)
+    d[:, 1:] = x[:, 1:] - x[:, :-1]
+    d[~mask(lengths, x.shape[1])] = 0.0
+    return np.concatenate([x, d], axis=2)
 
 
 def check_stride(stride: int) -> None:

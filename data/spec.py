@@ -16,7 +16,8 @@ The file is written by ``elman train`` (:meth:`ClassificationData.spec
   were cut to their last ``max_length`` samples (``--max-length``); ``stride``,
   ``stride_mode`` (``mean``: each step is the mean of ``stride`` samples; ``sample``, or
   absent: every ``stride``-th sample) and ``stride_rule`` when the model reads the
-  sequences at 1/``stride`` of their rate (``--stride``);
+  sequences at 1/``stride`` of their rate (``--stride``); ``deltas`` (true) and
+  ``deltas_rule`` when each sample is followed by its first difference (``--deltas``);
 - text: ``vocab`` (one character per token id) and ``max_chars`` when training used
   a prefix of the corpus.
 
@@ -141,6 +142,11 @@ def check_spec(fields: Any, where: str) -> DataSpec:
     if mode not in STRIDE_MODES:
         raise DataError(f"{where}: field 'stride_mode' must be one of {', '.join(STRIDE_MODES)}, "
                         f"got {mode!r}")
+    deltas = fields.get("deltas", False)
+    if not isinstance(deltas, bool):
+        raise DataError(f"{where}: field 'deltas' must be true or false, got {deltas!r}")
+    if deltas and task != "classification":
+        raise DataError(f"{where}: field 'deltas' applies to sequences, not to text")
     files = fields.get("files", {})
     if not isinstance(files, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
@@ -228,6 +234,8 @@ def load_run_data(run_dir: Path | str) -> RunData:
                             f"in {path}")
         return data
     # as the model read it (a spec from before stride_mode existed: every k-th sample)
+    if spec.fields.get("deltas"):
+        data = data.with_deltas(spec.fields.get("deltas_rule"))
     data = with_stride(data, spec.fields.get("stride", 1), spec.fields.get("stride_mode", "sample"))
     if spec.classes != data.classes:
         raise DataError(f"{spec.source}: classes {data.classes} differ from {path}")

@@ -256,6 +256,9 @@ def run(
         help="With a stride k: auto (the default: stack or mean, from the data; see `elman "
              "train --help`) | mean (a step is the mean of k samples) | sample (every k-th "
              "sample) | stack (the k samples side by side).")] = None,
+    deltas: Annotated[str | None, typer.Option(
+        help="Sequences: follow each sample with its first difference: auto (the default: "
+             "from the data; see `elman train --help`) | on | off.")] = None,
     prefix: Annotated[str, typer.Option(help="C identifier prefix of the generated code.")]
     = "elman",
     profile: Annotated[str, typer.Option(
@@ -302,7 +305,7 @@ def run(
                            batch=batch,
                            bptt=bptt, lr=lr, clip=clip, seed=seed, minutes=minutes,
                            max_chars=max_chars, max_length=max_length, stride=stride,
-                           stride_mode=stride_mode,
+                           stride_mode=stride_mode, deltas=deltas,
                            qat_weights=qat_weights_default(state, qat_weights) or None,
                            ) if start == "train" else None
     result = run_pipeline(

@@ -105,9 +105,15 @@ class CModel:
     stride_mean = property(lambda self: self.model.stride_mode == "mean")
     stride_stack = property(lambda self: self.model.stride_mode == "stack"
                             and self.model.input_stride > 1)
-    # floats per raw sample of the recording (a stacked step holds input_stride of them)
-    raw_channels = property(lambda self: self.input_dim // self.input_stride
-                            if self.stride_stack else self.input_dim)
+    # each raw sample's channels followed by their first differences (made by the device)
+    input_deltas = property(lambda self: self.model.input_deltas)
+    # floats per raw sample as the model reads it: the raw channels, and with deltas their
+    # differences (a stacked step holds input_stride of them)
+    features = property(lambda self: self.input_dim // self.input_stride
+                        if self.stride_stack else self.input_dim)
+    # floats per raw sample of the recording
+    raw_channels = property(lambda self: self.features // 2 if self.input_deltas
+                            else self.features)
     head_every_step = property(lambda self: self.model.head_every_step)
     labels = property(lambda self: list(self.model.labels))
     is_text = property(lambda self: self.model.embedding is not None)

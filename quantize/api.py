@@ -82,6 +82,8 @@ def quantize_run(run_dir: Path | str, progress: bool = True, *,
         if spec.get("stride", 1) > 1:  # the device makes one step of every k samples
             extra.update(input_stride=spec["stride"],
                          stride_mode=spec.get("stride_mode", "sample"))
+        if spec.get("deltas"):  # the device follows each sample with its first difference
+            extra.update(input_deltas=True)
     window = _window_steps(spec, found)
     if progress:
         tqdm.write(f"converting the step model ({len(cal_x)} calibration tuples, "

@@ -270,6 +270,7 @@ def run_job(job: Path) -> bytes:
         window_steps=int(info.get("window_steps", 0)),
         input_stride=int(info.get("input_stride", 1)),
         stride_mode=info.get("stride_mode", "sample"),
+        input_deltas=bool(info.get("input_deltas", False)),
     )
     return seal(add_metadata(model, meta.to_entries()))  # the checksum comes last
 

@@ -59,6 +59,9 @@ def describe_ir(ir: QuantizedModel, source: str = "") -> str:
                      + {"mean": "their mean)", "sample": "the first of them)",
                         "stack": f"all of them side by side: {ir.input_dim // ir.input_stride} "
                                  f"channels x {ir.input_stride})"}[ir.stride_mode])
+    if ir.input_deltas:
+        lines.append("input differences: each raw sample's channels, then their first "
+                     "differences (made on the device, before the stride)")
     if ir.task == "language_model":
         preview = "".join(repr(t)[1:-1] for t in ir.labels[:40])
         lines.append(f"vocabulary ({ir.vocab_size} tokens): {preview}"

@@ -380,6 +380,9 @@ class QuantizedModel:
     input_stride: int = 1  # one step per input_stride samples of the recording
     stride_mode: str = "sample"  # with a stride: "mean" of its samples | "sample": the first
     # | "stack": all of them side by side (input_dim = input_stride x raw channels)
+    # each raw sample's channels followed by their first differences (x[t] - x[t - 1], 0 at
+    # the first sample), made on the device before the stride: 2 x the raw channels
+    input_deltas: bool = False
     source_sha256: str = ""
     model_bytes: int = 0
 
@@ -408,6 +411,11 @@ class QuantizedModel:
         if self.stride_mode == "stack" and self.input_dim % self.input_stride:
             raise ValueError(f"stride_mode stack reads {self.input_stride} samples per step: "
                              f"the input ({self.input_dim}) must be a multiple of it")
+        if self.input_deltas and (self.task != "classification" or self.input_dim % (
+                2 * (self.input_stride if self.stride_mode == "stack" else 1))):
+            raise ValueError(f"input_deltas: a classifier whose input ({self.input_dim}) holds "
+                             "each raw channel and its first difference")
+        object.__setattr__(self, "input_deltas", bool(self.input_deltas))
         if any(layer.state_bits != self.layers[0].state_bits for layer in self.layers):
             raise ValueError("every layer's state must have the same width")
         if self.embedding is not None:
@@ -500,6 +508,7 @@ class QuantizedModel:
             "window_steps": self.window_steps,
             "input_stride": self.input_stride,
             "stride_mode": self.stride_mode,
+            "input_deltas": self.input_deltas,
             "source_sha256": self.source_sha256,
             "model_bytes": self.model_bytes,
         }
@@ -525,6 +534,7 @@ class QuantizedModel:
             window_steps=int(d["window_steps"]),
             input_stride=int(d.get("input_stride", 1)),
             stride_mode=d.get("stride_mode", "sample"),
+            input_deltas=bool(d.get("input_deltas", False)),
             source_sha256=d["source_sha256"],
             model_bytes=int(d["model_bytes"]),
         )

@@ -20,6 +20,8 @@ interpreters ignore. elman writes two:
          "stride_mode": "sample"}         # with k > 1: "mean" of the k samples | "sample": the
                                           # first of them (absent: "sample") | "stack": the k
                                           # samples side by side (the input is k x channels)
+         "input_deltas": true}            # only when set: each raw sample's channels, then
+                                          # their first differences (absent: false)
 
     Files written before the three head fields existed mean ``last``/``linear``
     for classifiers and ``every``/``linear`` for language models, window 0
@@ -82,6 +84,7 @@ class StepMetadata:
     window_steps: int = 0  # the window a classifier was trained on; 0: the model streams
     input_stride: int = 1  # one step per input_stride samples of the recording
     stride_mode: str = "sample"  # with a stride: "mean" of its samples | "sample": the first
+    input_deltas: bool = False  # each raw sample's channels and their first differences
 
     def __post_init__(self) -> None:
         if self.task in TASKS and self.head_steps is None:
@@ -101,6 +104,8 @@ class StepMetadata:
             out.append(f"input_stride must be an integer >= 1, got {self.input_stride!r}")
         if self.stride_mode not in STRIDE_MODES:
             out.append(f"stride_mode must be one of {STRIDE_MODES}, got {self.stride_mode!r}")
+        if not isinstance(self.input_deltas, bool):
+            out.append(f"input_deltas must be true or false, got {self.input_deltas!r}")
         return out
 
     def to_entries(self) -> dict[str, bytes]:
@@ -121,6 +126,8 @@ class StepMetadata:
             "input_stride": int(self.input_stride),
             "stride_mode": self.stride_mode,
         }
+        if self.input_deltas:  # absent otherwise: files without deltas keep their bytes
+            doc["input_deltas"] = True
         entries = {}
         if self.embedding is not None:
             emb = np.asarray(self.embedding)
@@ -184,6 +191,7 @@ class StepMetadata:
             window_steps=doc.get("window_steps", 0),
             input_stride=doc.get("input_stride", 1),
             stride_mode=doc.get("stride_mode", "sample"),
+            input_deltas=doc.get("input_deltas", False),
         )
         problems = meta.problems()
         if problems:

@@ -74,6 +74,7 @@ def read_ir(source: Path | str | bytes | bytearray) -> QuantizedModel:
         window_steps=meta.window_steps,
         input_stride=meta.input_stride,
         stride_mode=meta.stride_mode,
+        input_deltas=meta.input_deltas,
         source_sha256=hashlib.sha256(data).hexdigest(),
         model_bytes=len(data),
     )

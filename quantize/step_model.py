@@ -98,6 +98,7 @@ def convert_step_model(
     window_steps: int = 0,
     input_stride: int = 1,
     stride_mode: str = "sample",
+    input_deltas: bool = False,
     clamp_preactivation: bool = True,
     state_bits: int = 8,
 ) -> bytes:
@@ -111,9 +112,10 @@ def convert_step_model(
     quantized with the converted model's ``x`` parameters and stored in the file;
     the head's placement and activation (``model.head_steps``,
     ``model.head_activation``) and ``window_steps`` (a classifier's trained window,
-    0 when it streams) and ``input_stride`` / ``stride_mode`` (how the steps are made of
-    the recording's samples) go into the metadata. Returns the ``.tflite`` bytes, already
-    checked by :func:`~elman.quantize.reader.read_ir` (pinned states included).
+    0 when it streams) and ``input_stride`` / ``stride_mode`` / ``input_deltas`` (how the
+    steps are made of the recording's samples) go into the metadata. Returns the
+    ``.tflite`` bytes, already checked by :func:`~elman.quantize.reader.read_ir` (pinned
+    states included).
     ``clamp_preactivation=False`` keeps the plain min/max range of each ADD's
     output instead of clamping it where TANH saturates (for measurements; the
     default is better).
@@ -155,6 +157,7 @@ def convert_step_model(
             "clamp_preactivation": clamp_preactivation, "head_steps": model.head_steps,
             "head_activation": model.head_activation, "window_steps": int(window_steps),
             "input_stride": int(input_stride), "stride_mode": stride_mode,
+            "input_deltas": bool(input_deltas),
             "state_bits": state_bits}))
         converted = _run_child(job)
     check_pinned_states(converted, state_bits)

@@ -220,13 +220,22 @@ def test_the_default_stride_mode_on_gunpoint_and_pickup_gesture(name, stride, mo
     data = load_dataset(f"sensor:{name}", stride=None)
     spec = data.spec()
     assert (spec["stride"], spec["stride_mode"], data.timesteps) == (stride, mode, steps)
-    assert data.channels == (stride if mode == "stack" else 1)
-    if mode == "stack":  # step j: samples 8j .. 8j + 7, the last group filled with sample 149
-        got = data.x_train[3] * data.std + data.mean
-        padded = np.concatenate([raw.x_train[3, :150, 0], np.repeat(raw.x_train[3, 149, 0], 2)])
-        np.testing.assert_allclose(got, padded.reshape(19, 8), rtol=1e-5, atol=1e-5)
+    # --deltas auto: each sample and its first difference where the stack holds both
+    assert spec.get("deltas", False) == (mode == "stack")
+    assert data.channels == (2 * stride if mode == "stack" else 1)
+    if mode == "stack":  # step j: samples 8j .. 8j + 7 and their differences side by side,
+        # the last group filled with sample 149 (and its difference)
+        got = (data.x_train[3] * data.std + data.mean).reshape(19, 8, 2)
+        x = raw.x_train[3, :150, 0]
+        d = np.concatenate([[0.0], np.diff(x)])
+        for want, channel in ((x, 0), (d, 1)):
+            padded = np.concatenate([want, np.repeat(want[-1], 2)])
+            np.testing.assert_allclose(got[:, :, channel], padded.reshape(19, 8), rtol=1e-5,
+                                       atol=1e-5)
+        assert spec["deltas_rule"].startswith("auto: a stack of 8 samples of 1 channel(s)")
     else:
         assert "the rarest class 5 training sequences" in spec["stride_rule"]
+        assert "deltas_rule" not in spec
 
 
 def test_auto_stride_mode_on_many_unequal_sequences_and_on_wide_ones(tmp_path):
@@ -243,11 +252,60 @@ def test_auto_stride_mode_on_many_unequal_sequences_and_on_wide_ones(tmp_path):
              y_test=y[1000:])
     data = load_dataset(f"npz:{tmp_path / 'narrow.npz'}", stride=None)
     k = int(np.ceil(np.median(lengths[:1000]) / 20))
-    assert 1 < k <= 16 and data.spec()["stride_mode"] == "stack" and data.channels == k
+    assert 1 < k <= 16 and data.spec()["stride_mode"] == "stack"
+    # the differences join the stack where both fit in 16 inputs
+    deltas = 2 * k <= 16
+    assert data.spec().get("deltas", False) == deltas and data.channels == k * (1 + deltas)
     np.testing.assert_array_equal(data.lengths_test, -(-lengths[1000:] // k))
+    plain = load_dataset(f"npz:{tmp_path / 'narrow.npz'}", stride=None, deltas="off")
+    assert plain.channels == k and "deltas" not in plain.spec()
     wide = np.repeat(x[:, :, :1], 64, axis=2)
     np.savez(tmp_path / "wide.npz", x=wide[:1000], y=y[:1000], x_test=wide[1000:],
              y_test=y[1000:])
     data = load_dataset(f"npz:{tmp_path / 'wide.npz'}", stride=None)
     assert data.spec()["stride_mode"] == "mean" and data.channels == 64
     assert data.spec()["stride"] == int(np.ceil(np.median(lengths[:1000]) / 40))
+
+
+def test_with_deltas_follows_each_sample_with_its_difference_and_keeps_the_padding_zero():
+    from elman.data.sequences import with_deltas
+
+    x = np.zeros((2, 5, 2))
+    x[0, :5] = [[1, 10], [3, 7], [2, 7], [6, 0], [6, 1]]
+    x[1, :3] = [[-1, 2], [4, 2], [0, 5]]  # 3 real samples, then padding
+    got = with_deltas(x, np.array([5, 3]))
+    assert got.shape == (2, 5, 4)
+    np.testing.assert_array_equal(got[..., :2], x)
+    np.testing.assert_array_equal(got[0, :, 2:], [[0, 0], [2, -3], [-1, 0], [4, -7], [0, 1]])
+    np.testing.assert_array_equal(got[1, :, 2:], [[0, 0], [5, 0], [-4, 3], [0, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("lengths, channels, smallest, want", [
+    ([150] * 4, 1, 25, True),     # GunPoint: a stack of 8, 16 inputs with the differences
+    ([150] * 4, 1, 9, False),     # too few a class for a stack
+    ([136] * 4, 1, 5, False),     # PickupGestureWiimoteZ: the mean
+    ([100] * 4, 6, 10, False),    # BasicMotions: no stride
+    ([300] * 4, 1, 50, False),    # a stack of 15: 30 inputs with the differences
+    ([160] * 4, 1, 50, True),     # a stack of 8
+    ([180] * 4, 1, 50, False),    # a stack of 9: 18 inputs
+])
+def test_auto_deltas_where_the_stack_holds_each_sample_and_its_difference(
+        lengths, channels, smallest, want):
+    from elman.data.sequences import auto_deltas
+
+    use, why = auto_deltas(np.array(lengths), channels, smallest)
+    assert use == want and why.startswith("auto: ")
+
+
+def test_deltas_refused_where_they_do_not_apply(tmp_path):
+    with pytest.raises(DataError, match="--deltas must be one of auto, on, off, got 'yes'"):
+        load_dataset("sensor:basicmotions", deltas="yes")
+    with pytest.raises(DataError, match="--deltas applies to sequences, not to text"):
+        load_dataset("text:fortunes", deltas="on", max_chars=2000)
+    with pytest.raises(DataError, match="--deltas applies to one label per sequence"):
+        load_dataset("sensor:basicmotions-stream", deltas="on")
+    # auto on per-step labels and on text: nothing added, no error
+    assert load_dataset("sensor:basicmotions-stream").channels == 6
+    basic = load_dataset("sensor:basicmotions", deltas="on")
+    assert basic.channels == 12 and basic.spec()["deltas"] is True
+    assert "deltas_rule" not in basic.spec()  # given, not chosen

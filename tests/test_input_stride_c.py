@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from elman.data.sequences import strided
+from elman.data.sequences import strided, with_deltas
 from elman.firmware_codegen.generate import generate_c
 from elman.firmware_codegen.host import compile_program, run_program
 from elman.layers.random_model import random_model
@@ -42,10 +42,12 @@ int main(void)
 """
 
 
-def _model(stride: int, mode: str) -> QuantizedModel:
-    """3 raw channels (a stacked step: 3 x stride inputs)."""
-    ir = random_model(3 * stride if mode == "stack" else 3, 12, 4, seed=8, window_steps=10)
-    return dataclasses.replace(ir, input_stride=stride, stride_mode=mode)
+def _model(stride: int, mode: str, deltas: bool = False) -> QuantizedModel:
+    """3 raw channels (a stacked step: 3 x stride inputs; with deltas twice as many)."""
+    per_sample = 6 if deltas else 3
+    ir = random_model(per_sample * stride if mode == "stack" else per_sample, 12, 4, seed=8,
+                      window_steps=10)
+    return dataclasses.replace(ir, input_stride=stride, stride_mode=mode, input_deltas=deltas)
 
 
 @pytest.mark.parametrize("mode", ["mean", "sample", "stack"])
@@ -88,28 +90,42 @@ def test_the_stride_survives_the_ir_json_and_is_described():
         "3 channels x 5)" in describe_ir(stacked)
     with pytest.raises(ValueError, match=r"the input \(15\) must be a multiple of it"):
         dataclasses.replace(stacked, input_stride=4)
+    deltas = _model(4, "stack", deltas=True)
+    again = QuantizedModel.from_json(deltas.to_json())
+    assert (again.input_stride, again.input_dim, again.input_deltas) == (4, 24, True)
+    assert "input differences: each raw sample's channels, then their first differences" \
+        in describe_ir(deltas)
+    assert "input differences" not in describe_ir(stacked)
+    with pytest.raises(ValueError, match=r"input_deltas: a classifier whose input \(15\)"):
+        dataclasses.replace(stacked, input_deltas=True)  # 15 = 5 samples x 3: no differences
 
 
-@pytest.mark.parametrize("mode", ["mean", "sample", "stack"])
-def test_classify_of_raw_samples_equals_the_simulator_on_the_strided_steps(mode):
-    stride = 4
-    ir = _model(stride, mode)
+@pytest.mark.parametrize(("mode", "stride", "deltas"), [
+    ("mean", 4, False), ("sample", 4, False), ("stack", 4, False),
+    ("mean", 4, True), ("sample", 4, True), ("stack", 4, True), ("sample", 1, True)])
+def test_classify_of_raw_samples_equals_the_simulator_on_the_strided_steps(mode, stride, deltas):
+    """With deltas (``--deltas``) classify also makes each sample's first differences."""
+    ir = _model(stride, mode, deltas)
     rng = np.random.default_rng(2)
     # raw recordings of 1 to 45 samples: lengths that are and are not multiples of the stride
     lengths = np.concatenate([[1, 3, 4, 5, 8, 40, 41, 43, 45], rng.integers(1, 46, 51)])
     raw = [(rng.normal(0, 1.5, (n, 3)) * ir.norm_std[:3] + ir.norm_mean[:3]).astype(np.float32)
            for n in lengths]
     files = {**generate_c(ir, prefix="s", profile="tflm"), "main.c": MAIN}
+    assert f"#define S_INPUT_DELTAS {int(deltas)} " in files["s_model.h"]
     exe = compile_program(files, ["main.c", "s_model.c", "s_io.c"], libraries=("-lm",))
     stdin = "\n".join(f"{len(r)} " + " ".join(f"{v:.9g}" for v in r.reshape(-1)) for r in raw)
     lines = run_program(exe, stdin.encode(), []).stdout.decode().split()
-    assert lines[:4] == ["4", "1" if mode == "mean" else "0", "1" if mode == "stack" else "0",
-                         "3"]
+    assert lines[:4] == [str(stride), "1" if mode == "mean" and stride > 1 else "0",
+                         "1" if mode == "stack" else "0", "3"]
     answers = np.array([int(v) for v in lines[4:]])
 
     padded = np.zeros((len(raw), lengths.max(), 3))
     for n, r in enumerate(raw):
         padded[n, : len(r)] = r
+    if deltas:  # as the data were read in training: each sample, then its difference
+        padded = with_deltas(padded, lengths)
+        assert padded.shape[2] == 6
     steps, step_lengths = strided(padded, lengths, stride, mode)
     normalized = ((steps - ir.norm_mean) / ir.norm_std).astype(np.float32)
     y = Simulator(ir, "tflm").run(ir.input_quant.quantize(normalized)).y
@@ -118,11 +134,15 @@ def test_classify_of_raw_samples_equals_the_simulator_on_the_strided_steps(mode)
     assert len(set(answers.tolist())) > 1  # not a constant answer
 
 
-@pytest.mark.parametrize("mode", ["mean", "stack"])
-def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(tmp_path, mode):
+@pytest.mark.parametrize(("mode", "deltas"), [("mean", "auto"), ("stack", "auto"),
+                                             ("stack", "on")])
+def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(
+        tmp_path, mode, deltas):
     """Median 300 samples (auto stride 8): `elman run` verifies bit-exact, the header of the
     generated C says stride 8 and how a step is made, and classify over the raw test
-    recordings answers what the simulator answers on the data as the model read it."""
+    recordings answers what the simulator answers on the data as the model read it. With
+    ``--deltas on`` each raw sample is followed by its difference (16 inputs a step); auto
+    adds none here (a stack of 15 samples and their differences would be 30 inputs)."""
     import json
 
     from elman.data.held_out import load_held_out
@@ -142,10 +162,11 @@ def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(tmp
     result = CliRunner().invoke(app, [
         "run", "--data", f"npz:{tmp_path / 'long.npz'}", str(run), "--epochs", "2", "--units",
         "8", "--quiet", "--cpu", "cortex-m4", "--opt", "O2", "--prefix", "s", "--stride-mode",
-        mode])
+        mode, "--deltas", deltas])
     assert result.exit_code == 0, result.output
     spec = json.loads((run / "data_spec.json").read_text())
-    assert (spec["stride"], spec["stride_mode"]) == (8, mode)
+    on = deltas == "on"
+    assert (spec["stride"], spec["stride_mode"], spec.get("deltas", False)) == (8, mode, on)
     verify = json.loads((run / "verify_report.json").read_text())
     assert verify["ok"] and all(p["exact"] for p in verify["pairs"])
     assert len(verify["pairs"]) >= 10
@@ -153,10 +174,11 @@ def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(tmp
     assert "#define S_INPUT_STRIDE 8 " in header
     assert f"#define S_INPUT_STRIDE_MEAN {int(mode == 'mean')} " in header
     assert f"#define S_INPUT_STRIDE_STACK {int(mode == 'stack')} " in header
-    assert f"#define S_INPUT_DIM {8 if mode == 'stack' else 1}\n" in header
+    assert f"#define S_INPUT_DIM {(8 if mode == 'stack' else 1) * (1 + on)}\n" in header
+    assert f"#define S_INPUT_DELTAS {int(on)} " in header and "#define S_RAW_CHANNELS 1 " in header
     assert f"#define S_WINDOW_STEPS {-(-350 // 8)} " in header
     ir = read_ir(run / "model_int8.tflite")
-    assert (ir.input_stride, ir.stride_mode) == (8, mode)
+    assert (ir.input_stride, ir.stride_mode, ir.input_deltas) == (8, mode, on)
 
     held = load_held_out(run)
     np.testing.assert_array_equal(held.lengths, -(-lengths[30:] // 8))

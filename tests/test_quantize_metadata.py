@@ -20,6 +20,8 @@ def _doc(**fields) -> dict[str, bytes]:
     dict(head_steps="last", head_activation="linear", window_steps=100),
     dict(head_steps="last", head_activation="linear", window_steps=38, input_stride=4,
          stride_mode="mean"),
+    dict(head_steps="last", head_activation="linear", window_steps=19, input_stride=8,
+         stride_mode="stack", input_deltas=True),
 ])
 def test_head_fields_round_trip(fields):
     meta = StepMetadata(task="classification", labels=("a", "b"),
@@ -40,6 +42,9 @@ def test_files_without_the_head_fields_mean_the_old_shapes(task, steps):
     meta = StepMetadata.from_entries(entries)
     assert (meta.head_steps, meta.head_activation, meta.window_steps) == (steps, "linear", 0)
     assert (meta.input_stride, meta.stride_mode) == (1, "sample")  # files before the stride
+    assert meta.input_deltas is False  # files before --deltas
+    # without deltas the field is not written: such files keep the bytes they had
+    assert "input_deltas" not in json.loads(meta.to_entries()[METADATA_NAME])
     assert StepMetadata(task=task).head_steps == steps
 
 
@@ -51,6 +56,7 @@ def test_files_without_the_head_fields_mean_the_old_shapes(task, steps):
     (dict(input_stride=0), "input_stride must be an integer >= 1"),
     (dict(input_stride=True), "input_stride must be an integer >= 1"),
     (dict(stride_mode="max"), "stride_mode must be one of"),
+    (dict(input_deltas=1), "input_deltas must be true or false"),
 ])
 def test_bad_head_fields_are_refused(fields, message):
     with pytest.raises(ModelError, match=message):

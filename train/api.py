@@ -43,7 +43,8 @@ def train_run(
     source = data if isinstance(data, str) else str(getattr(data, "source", data))
     stage_run = provenance.begin(run_dir, "train", rerun=["train", "--data", source])
     dataset = (load_dataset(data, max_chars=config.max_chars, max_length=config.max_length,
-                            stride=config.stride, stride_mode=config.stride_mode)
+                            stride=config.stride, stride_mode=config.stride_mode,
+                            deltas=config.deltas)
                if isinstance(data, str) else data)
     per_step = isinstance(dataset, ClassificationData) and dataset.y_train.ndim == 2
     if per_step and config.bptt is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from elman.data.sequences import DEFAULT_STRIDE_MODE
+from elman.data.sequences import DEFAULT_DELTAS, DEFAULT_STRIDE_MODE
 from elman.train.config import BUDGETS, PER_STEP_BPTT, TASK_DEFAULTS, TEXT_RECIPES, TrainConfig
 
 _C, _T = TASK_DEFAULTS["classification"], TASK_DEFAULTS["language_model"]
@@ -104,6 +104,15 @@ def train(
                      "side: k x channels inputs). The device must do the same (the C header "
                      "says which; <prefix>_classify does it)."),
     ] = DEFAULT_STRIDE_MODE,
+    deltas: Annotated[
+        str,
+        typer.Option(help="Sequences: follow each sample with its first difference, per "
+                     "channel (x[t] - x[t-1], 0 at the first sample; 2 x channels inputs, "
+                     "before the stride): auto (where the automatic stride stacks, the "
+                     "differences included: at most 16 values a step) | on | off. The "
+                     "device must do the same (the C header says so; <prefix>_classify "
+                     "does it)."),
+    ] = DEFAULT_DELTAS,
     schedule: Annotated[
         str, typer.Option(help="Learning rate: cosine (linear warmup, cosine decay) | constant.")
     ] = "cosine",
@@ -202,6 +211,7 @@ def train(
         max_length=max_length,
         stride=stride,
         stride_mode=stride_mode,
+        deltas=deltas,
         schedule=schedule,
         recurrent_init=recurrent_init,
         recurrent_scale=recurrent_scale,

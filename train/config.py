@@ -30,7 +30,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from elman.data.sequences import DEFAULT_STRIDE_MODE, STRIDE_MODE_CHOICES
+from elman.data.sequences import (
+    DEFAULT_DELTAS,
+    DEFAULT_STRIDE_MODE,
+    DELTAS_CHOICES,
+    STRIDE_MODE_CHOICES,
+)
 from elman.train.model import MAX_LAYERS, RECURRENT_INITS
 
 from elman.errors import ElmanError
@@ -166,6 +171,7 @@ class TrainConfig:
     max_length: int | None = None  # sequences: keep the last N samples of longer ones
     stride: int | None = None  # sequences: read at 1/k of their rate; None: from the lengths
     stride_mode: str = DEFAULT_STRIDE_MODE  # auto | mean | sample | stack (data.sequences)
+    deltas: str = DEFAULT_DELTAS  # auto | on | off: each sample and its first difference
     schedule: str = "cosine"  # learning rate: linear warmup then cosine decay, or constant
     warmup: float = 0.02  # fraction of the updates spent warming up
     recurrent_init: str = "orthogonal"
@@ -196,6 +202,9 @@ class TrainConfig:
             raise ElmanError(f"--max-length must be >= 1, got {self.max_length}")
         if self.stride is not None and self.stride < 1:
             raise ElmanError(f"--stride must be >= 1, got {self.stride}")
+        if self.deltas not in DELTAS_CHOICES:
+            raise ElmanError(f"--deltas must be one of {', '.join(DELTAS_CHOICES)}, "
+                             f"got {self.deltas!r}")
         if self.stride_mode not in STRIDE_MODE_CHOICES:
             raise ElmanError(f"--stride-mode must be one of {', '.join(STRIDE_MODE_CHOICES)}, "
                              f"got {self.stride_mode!r}")

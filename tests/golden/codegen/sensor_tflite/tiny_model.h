@@ -65,6 +65,7 @@ extern "C" {
 #define TINY_INPUT_STRIDE_MEAN 0 /* 1: a step's input is the mean of its TINY_INPUT_STRIDE samples; 0: the first of them, or all of them (STACK) */
 #define TINY_INPUT_STRIDE_STACK 0 /* 1: a step's input is its TINY_INPUT_STRIDE samples side by side */
 #define TINY_RAW_CHANNELS 3 /* floats per raw sample of the recording */
+#define TINY_INPUT_DELTAS 0 /* 1: each raw sample's channels, then their first differences (see "The input rate") */
 #define TINY_VOCAB_SIZE 0 /* 0: not a text model */
 #define TINY_NUM_LABELS 2
 #define TINY_MACS_PER_STEP 36

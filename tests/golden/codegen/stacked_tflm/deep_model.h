@@ -70,6 +70,7 @@ extern "C" {
 #define DEEP_INPUT_STRIDE_MEAN 0 /* 1: a step's input is the mean of its DEEP_INPUT_STRIDE samples; 0: the first of them, or all of them (STACK) */
 #define DEEP_INPUT_STRIDE_STACK 0 /* 1: a step's input is its DEEP_INPUT_STRIDE samples side by side */
 #define DEEP_RAW_CHANNELS 3 /* floats per raw sample of the recording */
+#define DEEP_INPUT_DELTAS 0 /* 1: each raw sample's channels, then their first differences (see "The input rate") */
 #define DEEP_VOCAB_SIZE 0 /* 0: not a text model */
 #define DEEP_NUM_LABELS 2
 #define DEEP_MACS_PER_STEP 103
