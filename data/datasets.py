@@ -304,12 +304,15 @@ def load_dataset(spec: str, *, max_chars: int | None = None,
         if deltas == "on":
             raise DataError("--deltas applies to sequences, not to text")
         return data
-    return with_stride(with_deltas_choice(data, deltas), stride, stride_mode).normalized()
+    return with_stride(with_deltas_choice(data, deltas, stride, stride_mode), stride,
+                       stride_mode).normalized()
 
 
-def with_deltas_choice(data: RawClassification, deltas: str) -> RawClassification:
+def with_deltas_choice(data: RawClassification, deltas: str, stride: int | None = 1,
+                       stride_mode: str = DEFAULT_STRIDE_MODE) -> RawClassification:
     """``data`` with each sample followed by its first difference where ``deltas`` is
-    ``on``, or ``auto`` and :func:`~elman.data.sequences.auto_deltas` says so."""
+    ``on``, or ``auto`` and :func:`~elman.data.sequences.auto_deltas` says so for the
+    ``stride`` and ``stride_mode`` it will be read at."""
     check_deltas(deltas)
     if deltas == "off":
         return data
@@ -322,7 +325,8 @@ def with_deltas_choice(data: RawClassification, deltas: str) -> RawClassificatio
     if per_step:
         return data
     smallest = int(np.bincount(data.y_train, minlength=len(data.classes)).min())
-    use, why = auto_deltas(data.lengths_train, data.x_train.shape[2], smallest)
+    use, why = auto_deltas(data.lengths_train, data.x_train.shape[2], smallest, stride,
+                           stride_mode)
     return data.with_deltas(why) if use else data
 
 

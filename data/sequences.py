@@ -58,7 +58,12 @@ STACK_TARGET = 20
 STACK_MAX_INPUTS = 16
 STACK_MIN_PER_CLASS = 10
 # --deltas: each raw sample followed by its first difference (x[t] - x[t - 1], per channel;
-# 0 at the first sample), before the stride. "auto" resolves from the data (auto_deltas).
+# 0 at the first sample), before the stride. "auto" resolves from the data (auto_deltas):
+# where the stack holds them. Measured on the same validation folds (bench/data_defaults.py
+# p7_deltas, 4 folds x 3 repeats): GunPoint 0.966 against the stack of 8's 0.947 (over 44
+# folds of bench/data_variants.py: 0.947 against 0.929); BasicMotions (no stride) 0.993
+# against 1.000; PickupGestureWiimoteZ (the mean of 4, 5 sequences a class) 0.508 against
+# 0.646: with few sequences a class the differences overfit as the stack does.
 DELTAS_CHOICES = ("auto", "on", "off")
 DEFAULT_DELTAS = "auto"
 
@@ -133,10 +138,18 @@ def auto_stride_mode(lengths: np.ndarray, channels: int, smallest_class: int,
     return k, mode, why
 
 
-def auto_deltas(lengths: np.ndarray, channels: int, smallest_class: int) -> tuple[bool, str]:
-    """(whether, why) for ``--deltas auto``: the first differences where the automatic
-    stride stacks the samples of a step (see :data:`DELTAS_CHOICES`)."""
-    k = auto_stride(lengths, STACK_TARGET)
+def auto_deltas(lengths: np.ndarray, channels: int, smallest_class: int,
+                stride: int | None = None, mode: str = DEFAULT_STRIDE_MODE
+                ) -> tuple[bool, str]:
+    """(whether, why) for ``--deltas auto``: the first differences where the stride (as
+    given, or chosen from the training ``lengths``) stacks the samples of a step and the
+    stack holds them too (see :data:`DELTAS_CHOICES`)."""
+    if mode not in ("auto", "stack"):
+        return False, f"auto: no stack (--stride-mode {mode})"
+    if stride is not None:
+        k = stride
+    else:  # the stride with_stride chooses: a stack's target for auto, the mean's for stack
+        k = auto_stride(lengths, STACK_TARGET if mode == "auto" else STRIDE_TARGET)
     if k > 1 and stack_fits(k, 2 * channels, smallest_class):
         return True, (f"auto: a stack of {k} samples of {channels} channel(s) and their first "
                       f"differences fits ({2 * k * channels} inputs, at most {STACK_MAX_INPUTS})")

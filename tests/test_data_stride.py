@@ -280,20 +280,25 @@ def test_with_deltas_follows_each_sample_with_its_difference_and_keeps_the_paddi
     np.testing.assert_array_equal(got[1, :, 2:], [[0, 0], [5, 0], [-4, 3], [0, 0], [0, 0]])
 
 
-@pytest.mark.parametrize("lengths, channels, smallest, want", [
-    ([150] * 4, 1, 25, True),     # GunPoint: a stack of 8, 16 inputs with the differences
-    ([150] * 4, 1, 9, False),     # too few a class for a stack
-    ([136] * 4, 1, 5, False),     # PickupGestureWiimoteZ: the mean
-    ([100] * 4, 6, 10, False),    # BasicMotions: no stride
-    ([300] * 4, 1, 50, False),    # a stack of 15: 30 inputs with the differences
-    ([160] * 4, 1, 50, True),     # a stack of 8
-    ([180] * 4, 1, 50, False),    # a stack of 9: 18 inputs
+@pytest.mark.parametrize("lengths, channels, smallest, stride, mode, want", [
+    ([150] * 4, 1, 25, None, "auto", True),    # GunPoint: a stack of 8, 16 inputs with them
+    ([150] * 4, 1, 9, None, "auto", False),    # too few a class for a stack
+    ([136] * 4, 1, 5, None, "auto", False),    # PickupGestureWiimoteZ: the mean
+    ([100] * 4, 6, 10, None, "auto", False),   # BasicMotions: no stride
+    ([300] * 4, 1, 50, None, "auto", False),   # a stack of 15: 30 inputs with them
+    ([160] * 4, 1, 50, None, "auto", True),    # a stack of 8
+    ([180] * 4, 1, 50, None, "auto", False),   # a stack of 9: 18 inputs
+    ([150] * 4, 1, 25, 1, "auto", False),      # a given stride of 1: no stack
+    ([150] * 4, 1, 25, 4, "auto", True),       # a given stride of 4: a stack of 8 inputs
+    ([150] * 4, 1, 25, None, "mean", False),   # a given mode other than the stack
+    ([150] * 4, 1, 25, 8, "sample", False),
+    ([300] * 4, 1, 50, None, "stack", True),   # --stride-mode stack: stride 8 (40 steps)
 ])
 def test_auto_deltas_where_the_stack_holds_each_sample_and_its_difference(
-        lengths, channels, smallest, want):
+        lengths, channels, smallest, stride, mode, want):
     from elman.data.sequences import auto_deltas
 
-    use, why = auto_deltas(np.array(lengths), channels, smallest)
+    use, why = auto_deltas(np.array(lengths), channels, smallest, stride, mode)
     assert use == want and why.startswith("auto: ")
 
 
@@ -306,6 +311,9 @@ def test_deltas_refused_where_they_do_not_apply(tmp_path):
         load_dataset("sensor:basicmotions-stream", deltas="on")
     # auto on per-step labels and on text: nothing added, no error
     assert load_dataset("sensor:basicmotions-stream").channels == 6
+    # auto at a given stride of 1 (load_dataset's default): no stack, no differences
+    assert load_dataset("sensor:gunpoint").channels == 1
+    assert load_dataset("sensor:gunpoint", stride=None).channels == 16
     basic = load_dataset("sensor:basicmotions", deltas="on")
     assert basic.channels == 12 and basic.spec()["deltas"] is True
     assert "deltas_rule" not in basic.spec()  # given, not chosen

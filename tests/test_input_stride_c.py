@@ -134,15 +134,15 @@ def test_classify_of_raw_samples_equals_the_simulator_on_the_strided_steps(mode,
     assert len(set(answers.tolist())) > 1  # not a constant answer
 
 
-@pytest.mark.parametrize(("mode", "deltas"), [("mean", "auto"), ("stack", "auto"),
-                                             ("stack", "on")])
+@pytest.mark.parametrize(("mode", "deltas"), [("mean", "auto"), ("stack", "off"),
+                                             ("stack", "auto"), ("mean", "on")])
 def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(
         tmp_path, mode, deltas):
     """Median 300 samples (auto stride 8): `elman run` verifies bit-exact, the header of the
     generated C says stride 8 and how a step is made, and classify over the raw test
     recordings answers what the simulator answers on the data as the model read it. With
-    ``--deltas on`` each raw sample is followed by its difference (16 inputs a step); auto
-    adds none here (a stack of 15 samples and their differences would be 30 inputs)."""
+    differences each raw sample is followed by its own (a stack: 16 inputs a step): auto
+    adds them to the stack of 8 (they fit in 16 inputs), not to the mean."""
     import json
 
     from elman.data.held_out import load_held_out
@@ -165,7 +165,7 @@ def test_elman_run_with_long_unequal_sequences_carries_the_stride_into_the_c(
         mode, "--deltas", deltas])
     assert result.exit_code == 0, result.output
     spec = json.loads((run / "data_spec.json").read_text())
-    on = deltas == "on"
+    on = deltas == "on" or (deltas == "auto" and mode == "stack")
     assert (spec["stride"], spec["stride_mode"], spec.get("deltas", False)) == (8, mode, on)
     verify = json.loads((run / "verify_report.json").read_text())
     assert verify["ok"] and all(p["exact"] for p in verify["pairs"])

@@ -108,8 +108,8 @@ def train(
         str,
         typer.Option(help="Sequences: follow each sample with its first difference, per "
                      "channel (x[t] - x[t-1], 0 at the first sample; 2 x channels inputs, "
-                     "before the stride): auto (where the automatic stride stacks, the "
-                     "differences included: at most 16 values a step) | on | off. The "
+                     "before the stride): auto (where a step is a stack of samples that "
+                     "holds at most 16 values with them) | on | off. The "
                      "device must do the same (the C header says so; <prefix>_classify "
                      "does it)."),
     ] = DEFAULT_DELTAS,
