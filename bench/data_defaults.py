@@ -165,6 +165,19 @@ CANDIDATES: dict[str, dict] = {
     "p6_wd3e-3": {**P6, "weight_decay": 3e-3},
     "p6_wd3e-2": {**P6, "weight_decay": 3e-2},
     "p6_units96": {**P6, "units": 96},
+    # 2026-12-02, third session, 4 folds x 3 repeats (the defaults before, "default" then,
+    # on the same folds: GunPoint 0.947 (repeats 0.941 0.939 0.960), BasicMotions 1.000,
+    # PickupGestureWiimoteZ 0.646 (0.600 0.700 0.637)). Each sample followed by its first
+    # difference (--deltas on): GunPoint 0.966 (0.981 0.938 0.979; a stack of 8 samples and
+    # their differences, 16 inputs), BasicMotions 0.993 (one sequence of one fold), Pickup
+    # 0.508 (0.450 0.512 0.562; training 1.000: 5 sequences a class overfit 2x the inputs as
+    # they overfit the stack). So --deltas auto adds them where the stack holds them
+    # (GunPoint only, of these). Fewer / more updates than 1,000 on GunPoint: 500 0.919,
+    # 700 0.933, 1,400 0.940 (none better); ~40 s CPU per GunPoint row on a fast host
+    "p7_deltas": {**P6, "deltas": "on"},
+    "p7_updates500": {**P6, "min_updates": 500},
+    "p7_updates700": {**P6, "min_updates": 700},
+    "p7_updates1400": {**P6, "min_updates": 1400},
 }
 
 
@@ -219,7 +232,7 @@ def sweep(datasets, names, folds: int, fold_limit: int | None = None,
 
     import numpy as np
     from elman.data.datasets import load_dataset
-    from elman.data.sequences import DEFAULT_STRIDE_MODE
+    from elman.data.sequences import DEFAULT_DELTAS, DEFAULT_STRIDE_MODE
     from elman.train.config import TrainConfig
 
     rows = []
@@ -233,9 +246,10 @@ def sweep(datasets, names, folds: int, fold_limit: int | None = None,
             # before phase 4 a stride kept every k-th sample
             mode = overrides.pop("stride_mode",
                                  DEFAULT_STRIDE_MODE if name == "default" else "sample")
-            key = (None if stride == "auto" else stride, mode)
+            deltas = overrides.pop("deltas", DEFAULT_DELTAS if name == "default" else "off")
+            key = (None if stride == "auto" else stride, mode, deltas)
             if key not in loaded:
-                loaded[key] = load_dataset(spec, stride=key[0], stride_mode=mode)
+                loaded[key] = load_dataset(spec, stride=key[0], stride_mode=mode, deltas=deltas)
             full = loaded[key]
             wall, cpu = time.perf_counter(), _cpu_seconds()
             scores, train_scores, repeat_means = [], [], []
