@@ -107,7 +107,7 @@ def train(
     deltas: Annotated[
         str,
         typer.Option(help="Sequences: follow each sample with its first difference, per "
-                     "channel (x[t] - x[t-1], 0 at the first sample; 2 x channels inputs, "
+                     "channel (x(t) - x(t-1), 0 at the first sample; 2 x channels inputs, "
                      "before the stride): auto (where a step is a stack of samples that "
                      "holds at most 16 values with them) | on | off. The "
                      "device must do the same (the C header says so; <prefix>_classify "
