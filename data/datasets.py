@@ -162,6 +162,11 @@ class RawClassification:
     lengths_test: np.ndarray
     task: str = "classification"
 
+    @property
+    def smallest_class(self) -> int:
+        """Training sequences of the rarest class (one label per sequence)."""
+        return int(np.bincount(self.y_train, minlength=len(self.classes)).min())
+
     def with_deltas(self, rule: str | None = None) -> RawClassification:
         """Each sample followed by its first difference, per channel (2C channels; see
         :func:`elman.data.sequences.with_deltas`); the data spec records ``deltas``."""
@@ -324,9 +329,8 @@ def with_deltas_choice(data: RawClassification, deltas: str, stride: int | None 
         return data.with_deltas()
     if per_step:
         return data
-    smallest = int(np.bincount(data.y_train, minlength=len(data.classes)).min())
-    use, why = auto_deltas(data.lengths_train, data.x_train.shape[2], smallest, stride,
-                           stride_mode)
+    use, why = auto_deltas(data.lengths_train, data.x_train.shape[2], data.smallest_class,
+                           stride, stride_mode)
     return data.with_deltas(why) if use else data
 
 
@@ -341,9 +345,8 @@ def with_stride(data: RawClassification, stride: int | None,
     if data.y_train.ndim == 2:
         return data  # a label per step: streams keep their sampling rate
     if mode == "auto":
-        smallest = int(np.bincount(data.y_train, minlength=len(data.classes)).min())
-        k, chosen, why = auto_stride_mode(data.lengths_train, data.x_train.shape[2], smallest,
-                                          stride)
+        k, chosen, why = auto_stride_mode(data.lengths_train, data.x_train.shape[2],
+                                          data.smallest_class, stride)
         return data.strided(k, chosen, why)
     if stride is not None:
         return data.strided(stride, mode)

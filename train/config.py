@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from elman.data.sequences import (
     DEFAULT_DELTAS,
     DEFAULT_STRIDE_MODE,
-    DELTAS_CHOICES,
     STRIDE_MODE_CHOICES,
+    check_deltas,
+    check_stride_mode,
 )
 from elman.train.model import MAX_LAYERS, RECURRENT_INITS
 
@@ -204,12 +205,8 @@ class TrainConfig:
             raise ElmanError(f"--max-length must be >= 1, got {self.max_length}")
         if self.stride is not None and self.stride < 1:
             raise ElmanError(f"--stride must be >= 1, got {self.stride}")
-        if self.deltas not in DELTAS_CHOICES:
-            raise ElmanError(f"--deltas must be one of {', '.join(DELTAS_CHOICES)}, "
-                             f"got {self.deltas!r}")
-        if self.stride_mode not in STRIDE_MODE_CHOICES:
-            raise ElmanError(f"--stride-mode must be one of {', '.join(STRIDE_MODE_CHOICES)}, "
-                             f"got {self.stride_mode!r}")
+        check_deltas(self.deltas)
+        check_stride_mode(self.stride_mode, STRIDE_MODE_CHOICES)
 
     def resolved(self, task: str) -> TrainConfig:
         """A copy with every ``None`` replaced by the task default, validated."""
